@@ -1,0 +1,41 @@
+# ofctl-agent build, test and demo entry points.
+GO        ?= go
+PKGS      ?= ./...
+TESTFLAGS ?= -count=1 -timeout 20m
+BIN       := bin/ofctl-agent
+
+.PHONY: all build test unit setup vet lint bench demo demo-down clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/ofctl-agent
+
+setup:
+	@scripts/setup-host.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+## test: vet, unit tests, fuzz seed corpora and integration tests against real OVS.
+test: setup vet
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+## unit: tests that need no root and no OVS (integration tests skip outside CI).
+unit:
+	OFCTL_NO_OVS=1 $(GO) test -count=1 $(PKGS)
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+
+bench: setup
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/...
+
+demo: setup build
+	scripts/demo.sh
+
+demo-down:
+	scripts/demo.sh down
+
+clean:
+	rm -rf bin

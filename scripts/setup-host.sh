@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need, from Debian's packages, when it is
+# missing and we run as root. Idempotent: does nothing on a machine that is ready.
+set -euo pipefail
+need=()
+command -v ovs-vswitchd >/dev/null 2>&1 || need+=(openvswitch-switch)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
+command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-host: missing ${need[*]}; run as root to install them (apt-get install ${need[*]})" >&2
+  exit 0
+fi
+echo "setup-host: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The package may start the system OVS service; the tests run private
+# instances and do not need it.
