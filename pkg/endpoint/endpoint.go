@@ -1,0 +1,92 @@
+package endpoint
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// Endpoint is a local container interface on the integration bridge.
+type Endpoint struct {
+	Port           string // OVS port/interface name (the host end of the veth)
+	OFPort         uint32
+	Network        string
+	IP             netip.Addr
+	MAC            net.HardwareAddr // the container side's MAC
+	ContainerID    string
+	ContainerIface string
+}
+
+// ErrNotEndpoint means the interface carries no ofctl-agent keys: it is not
+// ours to program, and that is not an error worth reporting.
+var ErrNotEndpoint = errors.New("not an endpoint")
+
+// ErrNoOFPort means the interface is an endpoint whose ofport OVS has not
+// assigned (yet, or ever: ofport -1 means OVS could not open it).
+var ErrNoOFPort = errors.New("no ofport assigned")
+
+// InvalidError reports an external_ids value that cannot be used.
+type InvalidError struct {
+	Port, Key, Value, Reason string
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("interface %s: external_ids:%s=%q: %s", e.Port, e.Key, e.Value, e.Reason)
+}
+
+// FromInterface turns an Interface row's name, ofport and external_ids into a
+// validated endpoint. It returns ErrNotEndpoint when the network key is
+// absent, ErrNoOFPort (wrapped) while the port has no usable ofport, and an
+// *InvalidError for a malformed value.
+func FromInterface(name string, ofport int, ext map[string]string) (Endpoint, error) {
+	network, ok := ext[KeyNetwork]
+	if !ok {
+		return Endpoint{}, ErrNotEndpoint
+	}
+	ep := Endpoint{Port: name, Network: network, ContainerID: ext[KeyContainerID], ContainerIface: ext[KeyContainerIface]}
+	if network == "" {
+		return ep, &InvalidError{name, KeyNetwork, network, "empty network name"}
+	}
+	ipText, ok := ext[KeyIP]
+	if !ok {
+		return ep, &InvalidError{name, KeyIP, "", "missing"}
+	}
+	ip, err := netip.ParseAddr(ipText)
+	if err != nil || !ip.Is4() || ip.IsUnspecified() || ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return ep, &InvalidError{name, KeyIP, ipText, "not a unicast IPv4 address"}
+	}
+	ep.IP = ip
+	if macText, ok := ext[KeyMAC]; ok {
+		mac, err := net.ParseMAC(macText)
+		if err != nil || len(mac) != 6 || mac[0]&1 == 1 || isZero(mac) {
+			return ep, &InvalidError{name, KeyMAC, macText, "not a unicast Ethernet MAC"}
+		}
+		ep.MAC = mac
+	} else {
+		ep.MAC = DerivedMAC(ip)
+	}
+	if ofport <= 0 || ofport >= 0xff00 {
+		return ep, fmt.Errorf("interface %s: %w (ofport %d)", name, ErrNoOFPort, ofport)
+	}
+	ep.OFPort = uint32(ofport)
+	return ep, nil
+}
+
+// DerivedMAC is the MAC an endpoint gets when none is given: 0a:58 followed
+// by the four bytes of its IPv4 address (locally administered, unicast).
+// Remote hosts in the static cluster view rely on it: a frame for an IP in a
+// host's range is addressed to this MAC without per-endpoint distribution.
+func DerivedMAC(ip netip.Addr) net.HardwareAddr {
+	b := ip.As4()
+	return net.HardwareAddr{0x0a, 0x58, b[0], b[1], b[2], b[3]}
+}
+
+func isZero(mac net.HardwareAddr) bool {
+	for _, b := range mac {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
