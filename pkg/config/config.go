@@ -1,0 +1,183 @@
+// Package config holds the agent's settings: defaults, a YAML file, and
+// command-line flags that override the file. Parse once in main and pass the
+// Config down; nothing here is global.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is everything `ofctl-agent run` needs. YAML keys are the flag names.
+type Config struct {
+	NodeName      string        `yaml:"node-name"`       // this host's name in the cluster view
+	Bridge        string        `yaml:"bridge"`          // integration bridge the agent owns
+	OVSDB         string        `yaml:"ovsdb"`           // OVSDB endpoint
+	OVSRunDir     string        `yaml:"ovs-rundir"`      // where ovs-vswitchd puts <bridge>.mgmt
+	OpenFlow      string        `yaml:"openflow"`        // OpenFlow endpoint; default unix:<ovs-rundir>/<bridge>.mgmt
+	DatapathType  string        `yaml:"datapath-type"`   // "system" (kernel) or "netdev" (userspace)
+	BridgeMAC     string        `yaml:"bridge-mac"`      // other_config:hwaddr; default derived from node and bridge
+	TunnelIP      string        `yaml:"tunnel-ip"`       // this host's underlay address (GRE local end)
+	TunnelPort    string        `yaml:"tunnel-port"`     // name of the flow-based GRE port
+	TunnelOFPort  int           `yaml:"tunnel-ofport"`   // its fixed ofport_request
+	ClusterFile   string        `yaml:"cluster-file"`    // static cluster view (YAML)
+	Listen        string        `yaml:"listen"`          // HTTP: metrics, debug, health
+	LogFormat     string        `yaml:"log-format"`      // text or json
+	LogLevel      string        `yaml:"log-level"`       // debug, info, warn, error
+	VerifyEvery   time.Duration `yaml:"verify-interval"` // how often OVS is compared with the desired flows
+	EchoInterval  time.Duration `yaml:"echo-interval"`   // OpenFlow keepalive
+	DeadInterval  time.Duration `yaml:"dead-interval"`   // silence after which the switch is declared gone
+	WebConfigFile string        `yaml:"web-config-file"` // exporter-toolkit TLS/basic-auth file
+}
+
+// Default returns the documented defaults.
+func Default() Config {
+	host, _ := os.Hostname()
+	return Config{
+		NodeName:     host,
+		Bridge:       "br-int",
+		OVSDB:        "unix:/var/run/openvswitch/db.sock",
+		OVSRunDir:    "/var/run/openvswitch",
+		DatapathType: "system",
+		TunnelPort:   "ofctl-gre0",
+		TunnelOFPort: 65000,
+		ClusterFile:  "/etc/ofctl-agent/cluster.yaml",
+		Listen:       "127.0.0.1:9750",
+		LogFormat:    "text",
+		LogLevel:     "info",
+		VerifyEvery:  time.Second,
+		EchoInterval: 2 * time.Second,
+		DeadInterval: 6 * time.Second,
+	}
+}
+
+// Load parses args for `run`: -config names a YAML file whose values replace
+// the defaults; flags given explicitly replace both. Parsing is done twice:
+// once to find the file, once more on top of what the file set.
+func Load(args []string) (Config, error) {
+	probe := Default()
+	file, err := parse(&probe, args)
+	if err != nil {
+		return probe, err
+	}
+	c := Default()
+	if file != "" {
+		if err := c.readFile(file); err != nil {
+			return c, err
+		}
+	}
+	if _, err := parse(&c, args); err != nil {
+		return c, err
+	}
+	if c.OpenFlow == "" {
+		c.OpenFlow = "unix:" + filepath.Join(c.OVSRunDir, c.Bridge+".mgmt")
+	}
+	return c, c.Validate()
+}
+
+// Usage prints the flags of `run` with their defaults.
+func Usage(w io.Writer) {
+	c := Default()
+	fs := newFlagSet(&c, new(string))
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+func parse(c *Config, args []string) (string, error) {
+	var file string
+	fs := newFlagSet(c, &file)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return file, nil
+}
+
+func newFlagSet(c *Config, file *string) *flag.FlagSet {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.StringVar(file, "config", "", "YAML config file (flags override it)")
+	c.bind(fs)
+	return fs
+}
+
+func (c *Config) bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "this host's name in the cluster view")
+	fs.StringVar(&c.Bridge, "bridge", c.Bridge, "integration bridge the agent owns")
+	fs.StringVar(&c.OVSDB, "ovsdb", c.OVSDB, "OVSDB endpoint (unix:PATH or tcp:HOST:PORT)")
+	fs.StringVar(&c.OVSRunDir, "ovs-rundir", c.OVSRunDir, "OVS run directory holding <bridge>.mgmt")
+	fs.StringVar(&c.OpenFlow, "openflow", c.OpenFlow, "OpenFlow endpoint (default unix:<ovs-rundir>/<bridge>.mgmt)")
+	fs.StringVar(&c.DatapathType, "datapath-type", c.DatapathType, "bridge datapath_type: system or netdev")
+	fs.StringVar(&c.BridgeMAC, "bridge-mac", c.BridgeMAC, "bridge other_config:hwaddr (default derived from node and bridge)")
+	fs.StringVar(&c.TunnelIP, "tunnel-ip", c.TunnelIP, "this host's underlay IPv4 address")
+	fs.StringVar(&c.TunnelPort, "tunnel-port", c.TunnelPort, "name of the flow-based GRE port")
+	fs.IntVar(&c.TunnelOFPort, "tunnel-ofport", c.TunnelOFPort, "ofport_request of the GRE port")
+	fs.StringVar(&c.ClusterFile, "cluster-file", c.ClusterFile, "static cluster view (YAML)")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP listen address for /metrics, /debug, /healthz")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.DurationVar(&c.VerifyEvery, "verify-interval", c.VerifyEvery, "how often OVS is compared with the desired flows")
+	fs.DurationVar(&c.EchoInterval, "echo-interval", c.EchoInterval, "OpenFlow echo keepalive interval")
+	fs.DurationVar(&c.DeadInterval, "dead-interval", c.DeadInterval, "silence after which the switch is declared gone")
+	fs.StringVar(&c.WebConfigFile, "web-config-file", c.WebConfigFile, "TLS/basic-auth web config (Prometheus exporter-toolkit format)")
+}
+
+func (c *Config) readFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.NodeName == "" {
+		bad("node-name is empty")
+	}
+	if c.Bridge == "" || len(c.Bridge) > 15 {
+		bad("bridge %q: want 1 to 15 characters", c.Bridge)
+	}
+	for name, addr := range map[string]string{"ovsdb": c.OVSDB, "openflow": c.OpenFlow} {
+		if !strings.HasPrefix(addr, "unix:") && !strings.HasPrefix(addr, "tcp:") {
+			bad("%s %q: want unix:PATH or tcp:HOST:PORT", name, addr)
+		}
+	}
+	if c.DatapathType != "system" && c.DatapathType != "netdev" {
+		bad("datapath-type %q: want system or netdev", c.DatapathType)
+	}
+	if c.TunnelIP != "" {
+		if ip, err := netip.ParseAddr(c.TunnelIP); err != nil || !ip.Is4() {
+			bad("tunnel-ip %q: want an IPv4 address", c.TunnelIP)
+		}
+	}
+	if c.TunnelOFPort < 1 || c.TunnelOFPort > 65279 {
+		bad("tunnel-ofport %d: want 1..65279", c.TunnelOFPort)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format %q: want text or json", c.LogFormat)
+	}
+	if c.VerifyEvery <= 0 || c.EchoInterval <= 0 || c.DeadInterval <= c.EchoInterval {
+		bad("intervals: verify-interval and echo-interval must be > 0 and dead-interval > echo-interval")
+	}
+	return errors.Join(errs...)
+}

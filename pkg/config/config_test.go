@@ -1,0 +1,81 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(file, []byte("node-name: from-file\nbridge: br-file\ntunnel-ip: 192.0.2.9\nverify-interval: 3s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load([]string{"-config", file, "-bridge", "br-flag"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NodeName != "from-file" || c.Bridge != "br-flag" || c.TunnelIP != "192.0.2.9" || c.VerifyEvery != 3*time.Second {
+		t.Fatalf("got %+v", c)
+	}
+	if c.OpenFlow != "unix:/var/run/openvswitch/br-flag.mgmt" {
+		t.Fatalf("default openflow endpoint %q", c.OpenFlow)
+	}
+	if c.Listen != "127.0.0.1:9750" {
+		t.Fatalf("listen default %q", c.Listen)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unknown yaml key", []string{"-config", write("typo.yaml", "brigde: x\n")}, []string{"brigde"}},
+		{"missing file", []string{"-config", filepath.Join(dir, "nope.yaml")}, []string{"no such file"}},
+		{"unknown flag", []string{"-nope"}, []string{"nope"}},
+		{"stray argument", []string{"extra"}, []string{"unexpected arguments"}},
+		{"several problems at once", []string{"-datapath-type", "kernel", "-tunnel-ip", "fd00::1", "-ovsdb", "/tmp/x"},
+			[]string{"datapath-type", "tunnel-ip", "ovsdb"}},
+		{"bad ofport", []string{"-tunnel-ofport", "70000"}, []string{"tunnel-ofport"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Load(c.args)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEmptyFileMeansDefaults(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "empty.yaml")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load([]string{"-config", p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Bridge != "br-int" {
+		t.Fatalf("bridge %q", c.Bridge)
+	}
+}
