@@ -1,0 +1,117 @@
+package cluster
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+)
+
+// MinVNI and MaxVNI bound a network's virtual network identifier. The GRE key
+// is 32 bits wide, but the range is kept to 24 bits so that the same
+// identifiers stay valid for VXLAN or Geneve tunnels.
+const (
+	MinVNI = 1
+	MaxVNI = 1<<24 - 1
+)
+
+// View is one consistent picture of the cluster. Networks and Hosts are
+// sorted by name, Endpoints by network then IP (see Normalize), so equal
+// inputs give equal views. A published View is shared: treat it as read-only.
+type View struct {
+	Networks  []Network
+	Hosts     []Host
+	Endpoints []RemoteEndpoint // filled by backends that learn endpoints (etcd); the static file has none
+
+	// Revision increases with every distinct view a Source publishes. The
+	// static backend counts from 1; an etcd backend uses the store revision.
+	Revision int64
+}
+
+// Network is an isolated layer-2 segment carried in tunnels under its VNI.
+type Network struct {
+	Name   string
+	VNI    uint32
+	Subnet netip.Prefix // IPv4, canonical (no host bits set)
+}
+
+// Host is a node running the agent: the tunnel endpoint other hosts send to,
+// and the address range it hands out in each network.
+type Host struct {
+	Name     string
+	TunnelIP netip.Addr
+	Ranges   map[string]netip.Prefix // network name -> range inside that network's subnet
+}
+
+// RemoteEndpoint is a container interface on another host (etcd mode).
+type RemoteEndpoint struct {
+	Network string
+	IP      netip.Addr
+	MAC     net.HardwareAddr
+	Host    string // the Host whose tunnel reaches it
+}
+
+// Source delivers the cluster view to the agent.
+type Source interface {
+	// Run watches the backend until ctx ends, then returns nil; it returns
+	// an error only when it cannot watch at all.
+	Run(ctx context.Context) error
+	// Updates carries views, latest wins: a slow reader skips views it
+	// had no time to take but always gets the newest. Never closed.
+	Updates() <-chan View
+	// Current returns the last good view, if there is one.
+	Current() (View, bool)
+}
+
+// Normalize sorts the view's lists into their canonical order.
+func (v *View) Normalize() {
+	slices.SortFunc(v.Networks, func(a, b Network) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(v.Hosts, func(a, b Host) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(v.Endpoints, compareEndpoints)
+}
+
+func compareEndpoints(a, b RemoteEndpoint) int {
+	if c := cmp.Compare(a.Network, b.Network); c != 0 {
+		return c
+	}
+	return a.IP.Compare(b.IP)
+}
+
+// Network returns the network called name. The view must be normalized.
+func (v View) Network(name string) (Network, bool) {
+	i, ok := slices.BinarySearchFunc(v.Networks, name, func(n Network, s string) int { return cmp.Compare(n.Name, s) })
+	if !ok {
+		return Network{}, false
+	}
+	return v.Networks[i], true
+}
+
+// Host returns the host called name. The view must be normalized.
+func (v View) Host(name string) (Host, bool) {
+	i, ok := slices.BinarySearchFunc(v.Hosts, name, func(h Host, s string) int { return cmp.Compare(h.Name, s) })
+	if !ok {
+		return Host{}, false
+	}
+	return v.Hosts[i], true
+}
+
+// Equal reports whether two views hold the same networks, hosts and
+// endpoints in the same order. The revision is not compared.
+func (v View) Equal(o View) bool {
+	return slices.Equal(v.Networks, o.Networks) &&
+		slices.EqualFunc(v.Hosts, o.Hosts, Host.Equal) &&
+		slices.EqualFunc(v.Endpoints, o.Endpoints, RemoteEndpoint.Equal)
+}
+
+// Equal reports whether two hosts are the same in every field.
+func (h Host) Equal(o Host) bool {
+	return h.Name == o.Name && h.TunnelIP == o.TunnelIP && maps.Equal(h.Ranges, o.Ranges)
+}
+
+// Equal reports whether two endpoints are the same in every field.
+func (e RemoteEndpoint) Equal(o RemoteEndpoint) bool {
+	return e.Network == o.Network && e.IP == o.IP && e.Host == o.Host && bytes.Equal(e.MAC, o.MAC)
+}
