@@ -1,0 +1,325 @@
+package attach
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// rollbackTimeout bounds undoing a failed Attach, which runs even when the
+// caller's context is done.
+const rollbackTimeout = 30 * time.Second
+
+// Attacher attaches containers to the integration bridge.
+type Attacher struct {
+	Ports  Ports
+	Links  Links     // nil: Netlink{}
+	Alloc  Allocator // used when Options.IP is zero
+	HostNS string    // namespace (path) of the host end and OVS; "": the caller's
+	Log    *slog.Logger
+
+	// afterStep, when set (tests), runs after each successful step; an
+	// error from it fails the attach at that step.
+	afterStep func(step string) error
+}
+
+// Attachment describes an attached interface.
+type Attachment struct {
+	Port        string // OVS port = host end of the veth
+	ContainerID string
+	Options     Options // with defaults, allocated IP and MAC filled in
+	Created     bool    // false: it was already attached with these settings
+}
+
+// step is one side effect of Attach and how to take it back. undo nil means
+// a later step's undo (deleting the veth) covers it.
+type step struct {
+	name       string
+	do         func(ctx context.Context) error
+	undo       func(ctx context.Context) error
+	undoOnFail bool // the step may have taken effect even though it failed
+}
+
+// Attach plumbs interface o.IfName of container c into the bridge. It is a
+// no-op when that interface is already attached with the same settings, a
+// *MismatchError when with others, and a *DuplicateError when another port
+// holds the IP or MAC in the network. A failed step (*StepError) undoes the
+// ones before it.
+func (a *Attacher) Attach(ctx context.Context, c Container, o Options) (Attachment, error) {
+	o, err := o.normalize()
+	if err != nil {
+		return Attachment{}, err
+	}
+	if c.ID == "" || c.NetNS == "" {
+		return Attachment{}, fmt.Errorf("container needs an id and a namespace path (got %q, %q)", c.ID, c.NetNS)
+	}
+	host := HostIfName(c.ID, o.IfName)
+	ports, err := a.Ports.Ports(ctx)
+	if err != nil {
+		return Attachment{}, fmt.Errorf("list bridge ports: %w", err)
+	}
+	if p, ok, err := findPort(ports, c.ID, o.IfName, host); err != nil || ok {
+		if err != nil {
+			return Attachment{}, err
+		}
+		return a.existing(p, c, o)
+	}
+	if o, err = a.address(ports, o); err != nil {
+		return Attachment{}, err
+	}
+	if err := checkDuplicates(ports, o, host); err != nil {
+		return Attachment{}, err
+	}
+	if err := a.checkFree(c, o, host); err != nil {
+		return Attachment{}, err
+	}
+	if err := a.run(ctx, a.plan(c, o, host)); err != nil {
+		return Attachment{}, fmt.Errorf("attach %s of %s: %w", o.IfName, c.ID, err)
+	}
+	o.MAC = o.mac()
+	a.log().Info("attached", "port", host, "container", c.ID, "ifname", o.IfName, "ip", o.IP, "mac", o.MAC, "network", o.Network)
+	return Attachment{Port: host, ContainerID: c.ID, Options: o, Created: true}, nil
+}
+
+// plan lists Attach's steps in order.
+func (a *Attacher) plan(c Container, o Options, host string) []step {
+	l, peer := a.links(), peerIfName(c.ID, o.IfName)
+	deleteVeth := func(context.Context) error { return ignoreNotFound(l.DeleteVeth(a.HostNS, host)) }
+	cfg := LinkConfig{Name: o.IfName, MAC: o.mac(), MTU: o.MTU, Addr: o.IP}
+	steps := []step{
+		{name: "create veth", do: func(context.Context) error { return l.AddVeth(a.HostNS, host, peer, o.MTU) }, undo: deleteVeth},
+		{name: "move into container", do: func(context.Context) error { return l.Move(a.HostNS, peer, c.NetNS) }},
+		{name: "configure container interface", do: func(context.Context) error { return l.Configure(c.NetNS, peer, cfg) }},
+	}
+	if o.Gateway.IsValid() {
+		steps = append(steps, step{name: "add default route", do: func(context.Context) error {
+			return l.AddDefaultRoute(c.NetNS, o.IfName, o.Gateway)
+		}})
+	}
+	return append(steps,
+		step{name: "set host end up", do: func(context.Context) error { return l.SetUp(a.HostNS, host) }},
+		step{name: "check container interface", do: func(context.Context) error {
+			_, err := l.Inspect(c.NetNS, o.IfName)
+			return err
+		}},
+		step{name: "add OVS port", undoOnFail: true,
+			do:   func(ctx context.Context) error { return a.Ports.AddPort(ctx, host, externalIDs(c, o)) },
+			undo: func(ctx context.Context) error { return a.Ports.DeletePort(ctx, host) }},
+	)
+}
+
+// run does the steps in order; on the first failure it undoes the done ones
+// in reverse order.
+func (a *Attacher) run(ctx context.Context, steps []step) error {
+	var done []step
+	for _, s := range steps {
+		err := ctx.Err()
+		if err == nil {
+			err = s.do(ctx)
+			if err == nil || s.undoOnFail {
+				done = append(done, s)
+			}
+		}
+		if err == nil && a.afterStep != nil {
+			err = a.afterStep(s.name)
+		}
+		if err != nil {
+			a.log().Debug("attach step failed, rolling back", "step", s.name, "err", err)
+			return &StepError{Step: s.name, Err: err, Rollback: a.rollback(ctx, done)}
+		}
+		a.log().Debug("attach step done", "step", s.name)
+	}
+	return nil
+}
+
+func (a *Attacher) rollback(ctx context.Context, done []step) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	var errs []error
+	for i := len(done) - 1; i >= 0; i-- {
+		if u := done[i].undo; u != nil {
+			if err := u(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("undo %s: %w", done[i].name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// findPort finds the port of (container, ifname): by its container keys or
+// by its derived name. A match that Attach did not make is an error.
+func findPort(ports []Port, id, ifname, host string) (Port, bool, error) {
+	for _, p := range ports {
+		byKeys := p.containerID() == id && p.containerIface() == ifname
+		if !byKeys && p.Name != host {
+			continue
+		}
+		switch {
+		case p.owner() != OwnerAttach:
+			return p, false, fmt.Errorf("port %s for %s in %s exists but was not made by attach (owner %q): %w", p.Name, ifname, id, p.owner(), ErrInUse)
+		case !byKeys:
+			return p, false, fmt.Errorf("port %s belongs to %s in %s, not %s in %s: %w", p.Name, p.containerIface(), p.containerID(), ifname, id, ErrInUse)
+		}
+		return p, true, nil
+	}
+	return Port{}, false, nil
+}
+
+// address allocates an IP when none was given and validates it with the
+// gateway.
+func (a *Attacher) address(ports []Port, o Options) (Options, error) {
+	if !o.IP.IsValid() {
+		if a.Alloc == nil {
+			return o, &OptionError{"ip", "", "no address given and no allocator for network " + o.Network}
+		}
+		used := usedIPs(ports, o.Network)
+		ip, err := a.Alloc.Next(o.Network, func(ip netip.Addr) bool { return used[ip] })
+		if err != nil {
+			return o, fmt.Errorf("allocate address in network %s: %w", o.Network, err)
+		}
+		o.IP = ip
+	}
+	return o, o.checkAddress()
+}
+
+func usedIPs(ports []Port, network string) map[netip.Addr]bool {
+	used := map[netip.Addr]bool{}
+	for _, p := range ports {
+		if ip, ok := p.ip(); ok && p.network() == network {
+			used[ip] = true
+		}
+	}
+	return used
+}
+
+// checkDuplicates refuses an IP or MAC another port holds in the network.
+func checkDuplicates(ports []Port, o Options, host string) error {
+	ip, mac := o.IP.Addr(), o.mac()
+	for _, p := range ports {
+		if p.Name == host || p.network() != o.Network {
+			continue
+		}
+		if pip, ok := p.ip(); ok && pip == ip {
+			return &DuplicateError{"ip", ip.String(), o.Network, p.Name}
+		}
+		if pmac, ok := p.mac(); ok && pmac.String() == mac.String() {
+			return &DuplicateError{"mac", mac.String(), o.Network, p.Name}
+		}
+	}
+	return nil
+}
+
+// checkFree makes sure the names Attach creates are free, so that a failure
+// can never make rollback delete something it did not create.
+func (a *Attacher) checkFree(c Container, o Options, host string) error {
+	l := a.links()
+	for _, n := range []struct{ ns, name, where string }{
+		{a.HostNS, host, "host"},
+		{a.HostNS, peerIfName(c.ID, o.IfName), "host"},
+		{c.NetNS, o.IfName, "container " + c.ID},
+	} {
+		_, err := l.Inspect(n.ns, n.name)
+		switch {
+		case err == nil:
+			return fmt.Errorf("interface %s in %s exists but is not attached (left over from an interrupted attach? run detach): %w", n.name, n.where, ErrInUse)
+		case !errors.Is(err, ErrLinkNotFound):
+			return fmt.Errorf("inspect %s in %s: %w", n.name, n.where, err)
+		}
+	}
+	return nil
+}
+
+// existing checks that an attached interface has the requested settings.
+func (a *Attacher) existing(p Port, c Container, o Options) (Attachment, error) {
+	mismatch := func(field, have, want string) error { return &MismatchError{p.Name, field, have, want} }
+	if p.network() != o.Network {
+		return Attachment{}, mismatch("network", p.network(), o.Network)
+	}
+	pip, _ := p.ip()
+	if o.IP.IsValid() && o.IP.Addr() != pip {
+		return Attachment{}, mismatch("ip", pip.String(), o.IP.Addr().String())
+	}
+	if _, err := a.links().Inspect(a.HostNS, p.Name); err != nil {
+		return Attachment{}, fmt.Errorf("port %s: host end: %w: %w (detach and attach again)", p.Name, err, ErrIncomplete)
+	}
+	st, err := a.links().Inspect(c.NetNS, o.IfName)
+	if err != nil {
+		return Attachment{}, fmt.Errorf("port %s: container interface: %w: %w (detach and attach again)", p.Name, err, ErrIncomplete)
+	}
+	if !o.IP.IsValid() {
+		o.IP = findAddr(st.Addrs, pip)
+	}
+	if err := compareState(st, o, mismatch); err != nil {
+		return Attachment{}, err
+	}
+	if pmac, _ := p.mac(); pmac.String() != o.mac().String() {
+		return Attachment{}, mismatch("mac", pmac.String(), o.mac().String())
+	}
+	o.MAC = o.mac()
+	return Attachment{Port: p.Name, ContainerID: c.ID, Options: o}, nil
+}
+
+func compareState(st LinkState, o Options, mismatch func(field, have, want string) error) error {
+	if !containsPrefix(st.Addrs, o.IP) {
+		return mismatch("address", fmt.Sprint(st.Addrs), o.IP.String())
+	}
+	if st.MAC.String() != o.mac().String() {
+		return mismatch("container mac", st.MAC.String(), o.mac().String())
+	}
+	if st.MTU != o.MTU {
+		return mismatch("mtu", fmt.Sprint(st.MTU), fmt.Sprint(o.MTU))
+	}
+	if st.Gateway != o.Gateway {
+		return mismatch("gateway", addrOrNone(st.Gateway), addrOrNone(o.Gateway))
+	}
+	return nil
+}
+
+func findAddr(addrs []netip.Prefix, ip netip.Addr) netip.Prefix {
+	for _, p := range addrs {
+		if p.Addr() == ip {
+			return p
+		}
+	}
+	return netip.PrefixFrom(ip, 32)
+}
+
+func containsPrefix(addrs []netip.Prefix, p netip.Prefix) bool {
+	for _, a := range addrs {
+		if a == p {
+			return true
+		}
+	}
+	return false
+}
+
+func addrOrNone(a netip.Addr) string {
+	if !a.IsValid() {
+		return "none"
+	}
+	return a.String()
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, ErrLinkNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (a *Attacher) links() Links {
+	if a.Links == nil {
+		return Netlink{}
+	}
+	return a.Links
+}
+
+func (a *Attacher) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Log
+}

@@ -1,0 +1,350 @@
+package attach
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+)
+
+const (
+	hostNS = "/host"
+	ctrNS  = "/ctr"
+)
+
+var errBoom = errors.New("boom")
+
+type rig struct {
+	j     *journal
+	links *fakeLinks
+	ports *fakePorts
+	a     *Attacher
+	c     Container
+}
+
+func newRig() *rig {
+	j := &journal{fail: map[string]error{}}
+	r := &rig{j: j, links: newFakeLinks(j), ports: newFakePorts(j), c: Container{ID: "c1", NetNS: ctrNS}}
+	r.a = &Attacher{Ports: r.ports, Links: r.links, HostNS: hostNS}
+	return r
+}
+
+func opts() Options {
+	return Options{Network: "blue", IP: netip.MustParsePrefix("10.1.0.5/16"), Gateway: netip.MustParseAddr("10.1.0.1")}
+}
+
+func TestAttachSteps(t *testing.T) {
+	r := newRig()
+	att, err := r.a.Attach(context.Background(), r.c, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, peer := HostIfName("c1", "eth1"), peerIfName("c1", "eth1")
+	want := []string{
+		"AddVeth /host " + host + " " + peer,
+		"Move /host " + peer + " /ctr",
+		"Configure /ctr " + peer + " name=eth1 mac=0a:58:0a:01:00:05 mtu=1450 addr=10.1.0.5/16",
+		"AddDefaultRoute /ctr eth1 10.1.0.1",
+		"SetUp /host " + host,
+		"AddPort " + host,
+	}
+	if got := strings.Join(r.j.calls, "\n"); got != strings.Join(want, "\n") {
+		t.Fatalf("calls:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if !att.Created || att.Port != host || att.Options.MAC.String() != "0a:58:0a:01:00:05" {
+		t.Fatalf("attachment %+v", att)
+	}
+	ext := r.ports.ports[host]
+	wantExt := map[string]string{endpoint.KeyNetwork: "blue", endpoint.KeyIP: "10.1.0.5", endpoint.KeyMAC: "0a:58:0a:01:00:05",
+		endpoint.KeyOwner: "attach", endpoint.KeyContainerID: "c1", endpoint.KeyContainerIface: "eth1"}
+	for k, v := range wantExt {
+		if ext[k] != v {
+			t.Errorf("external_ids:%s = %q, want %q", k, ext[k], v)
+		}
+	}
+	// The agent's own parser must accept what Attach writes.
+	if ep, err := endpoint.FromInterface(host, 3, ext); err != nil || ep.IP.String() != "10.1.0.5" {
+		t.Errorf("endpoint.FromInterface: %+v, %v", ep, err)
+	}
+}
+
+// TestAttachRollback fails every step in turn, both inside the step and just
+// after it succeeded, and checks the undo order and that nothing is left.
+func TestAttachRollback(t *testing.T) {
+	const undoAll = "DeletePort,DeleteVeth"
+	cases := []struct {
+		name      string
+		failCall  string // journal method to fail
+		failAfter string // or: step after which to fail
+		want      string // methods called, in order
+	}{
+		{"create veth fails", "AddVeth", "", "AddVeth"},
+		{"move fails", "Move", "", "AddVeth,Move,DeleteVeth"},
+		{"configure fails", "Configure", "", "AddVeth,Move,Configure,DeleteVeth"},
+		{"route fails", "AddDefaultRoute", "", "AddVeth,Move,Configure,AddDefaultRoute,DeleteVeth"},
+		{"host up fails", "SetUp", "", "AddVeth,Move,Configure,AddDefaultRoute,SetUp,DeleteVeth"},
+		{"add port fails", "AddPort", "", "AddVeth,Move,Configure,AddDefaultRoute,SetUp,AddPort,DeletePort,DeleteVeth"},
+		{"after create veth", "", "create veth", "AddVeth,DeleteVeth"},
+		{"after move", "", "move into container", "AddVeth,Move,DeleteVeth"},
+		{"after configure", "", "configure container interface", "AddVeth,Move,Configure,DeleteVeth"},
+		{"after route", "", "add default route", "AddVeth,Move,Configure,AddDefaultRoute,DeleteVeth"},
+		{"after host up", "", "set host end up", "AddVeth,Move,Configure,AddDefaultRoute,SetUp,DeleteVeth"},
+		{"after check", "", "check container interface", "AddVeth,Move,Configure,AddDefaultRoute,SetUp,DeleteVeth"},
+		{"after add port", "", "add OVS port", "AddVeth,Move,Configure,AddDefaultRoute,SetUp,AddPort," + undoAll},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig()
+			if c.failCall != "" {
+				r.j.fail[c.failCall] = errBoom
+			}
+			r.a.afterStep = func(s string) error {
+				if s == c.failAfter {
+					return errBoom
+				}
+				return nil
+			}
+			_, err := r.a.Attach(context.Background(), r.c, opts())
+			var se *StepError
+			if !errors.As(err, &se) || !errors.Is(err, errBoom) || se.Rollback != nil {
+				t.Fatalf("got %v, want a StepError wrapping boom with a clean rollback", err)
+			}
+			if got := methods(r.j.calls); got != c.want {
+				t.Errorf("calls %s\nwant  %s", got, c.want)
+			}
+			if n := r.links.names(); len(n) != 0 || len(r.ports.ports) != 0 {
+				t.Errorf("left behind: links %v ports %v", n, r.ports.ports)
+			}
+		})
+	}
+}
+
+func TestAttachRollbackLostCommit(t *testing.T) {
+	r := newRig()
+	r.ports.addTakesEffect = true
+	r.j.fail["AddPort"] = errBoom
+	if _, err := r.a.Attach(context.Background(), r.c, opts()); !errors.Is(err, errBoom) {
+		t.Fatalf("got %v", err)
+	}
+	if len(r.ports.ports) != 0 || len(r.links.names()) != 0 {
+		t.Fatalf("a port whose commit answer was lost was left: %v %v", r.ports.ports, r.links.names())
+	}
+}
+
+func TestAttachRollbackFailureReported(t *testing.T) {
+	r := newRig()
+	r.j.fail["AddPort"] = errBoom
+	r.j.fail["DeleteVeth"] = errors.New("device busy")
+	_, err := r.a.Attach(context.Background(), r.c, opts())
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != "add OVS port" || se.Rollback == nil ||
+		!strings.Contains(err.Error(), "rollback incomplete") || !strings.Contains(err.Error(), "device busy") {
+		t.Fatalf("got %v, want the failed step and the failed undo", err)
+	}
+}
+
+func TestAttachCanceled(t *testing.T) {
+	r := newRig()
+	ctx, cancel := context.WithCancel(context.Background())
+	r.a.afterStep = func(s string) error {
+		if s == "move into container" {
+			cancel()
+		}
+		return nil
+	}
+	if _, err := r.a.Attach(ctx, r.c, opts()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want canceled", err)
+	}
+	if got := methods(r.j.calls); got != "AddVeth,Move,DeleteVeth" {
+		t.Fatalf("calls %s: rollback must run despite the canceled context", got)
+	}
+}
+
+func TestAttachIdempotent(t *testing.T) {
+	r := newRig()
+	ctx := context.Background()
+	if _, err := r.a.Attach(ctx, r.c, opts()); err != nil {
+		t.Fatal(err)
+	}
+	r.j.calls = nil
+	att, err := r.a.Attach(ctx, r.c, opts())
+	if err != nil || att.Created {
+		t.Fatalf("second attach: %+v, %v", att, err)
+	}
+	// Without an IP it adopts the existing one instead of allocating.
+	o := opts()
+	o.IP = netip.Prefix{}
+	if att, err = r.a.Attach(ctx, r.c, o); err != nil || att.Options.IP.String() != "10.1.0.5/16" {
+		t.Fatalf("attach without ip: %+v, %v", att, err)
+	}
+	if len(r.j.calls) != 0 {
+		t.Fatalf("idempotent attach changed something: %v", r.j.calls)
+	}
+}
+
+func TestAttachMismatch(t *testing.T) {
+	cases := []struct {
+		field string
+		edit  func(*Options)
+	}{
+		{"ip", func(o *Options) { o.IP = netip.MustParsePrefix("10.1.0.6/16") }},
+		{"address", func(o *Options) { o.IP = netip.MustParsePrefix("10.1.0.5/24"); o.Gateway = netip.Addr{} }},
+		{"mtu", func(o *Options) { o.MTU = 1400 }},
+		{"gateway", func(o *Options) { o.Gateway = netip.MustParseAddr("10.1.0.2") }},
+		{"gateway", func(o *Options) { o.Gateway = netip.Addr{} }},
+		{"network", func(o *Options) { o.Network = "green" }},
+		{"container mac", func(o *Options) { o.MAC = []byte{2, 0, 0, 0, 0, 1} }},
+	}
+	for _, c := range cases {
+		r := newRig()
+		if _, err := r.a.Attach(context.Background(), r.c, opts()); err != nil {
+			t.Fatal(err)
+		}
+		o := opts()
+		c.edit(&o)
+		_, err := r.a.Attach(context.Background(), r.c, o)
+		var me *MismatchError
+		if !errors.As(err, &me) || me.Field != c.field {
+			t.Errorf("%s: got %v, want a MismatchError", c.field, err)
+		}
+	}
+}
+
+func TestAttachIncomplete(t *testing.T) {
+	r := newRig()
+	if _, err := r.a.Attach(context.Background(), r.c, opts()); err != nil {
+		t.Fatal(err)
+	}
+	// The container died: its namespace and the veth pair are gone.
+	if err := r.links.DeleteVeth(hostNS, HostIfName("c1", "eth1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.a.Attach(context.Background(), r.c, opts()); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("got %v, want ErrIncomplete", err)
+	}
+}
+
+func TestAttachRefusals(t *testing.T) {
+	host := HostIfName("c1", "eth1")
+	cases := []struct {
+		name  string
+		setup func(r *rig)
+		check func(error) bool
+	}{
+		{"duplicate ip", func(r *rig) {
+			r.ports.ports["other"] = map[string]string{endpoint.KeyNetwork: "blue", endpoint.KeyIP: "10.1.0.5"}
+		}, func(err error) bool {
+			var de *DuplicateError
+			return errors.As(err, &de) && de.What == "ip" && de.HeldBy == "other" && strings.Contains(err.Error(), "port other")
+		}},
+		{"duplicate mac", func(r *rig) {
+			r.ports.ports["other"] = map[string]string{endpoint.KeyNetwork: "blue", endpoint.KeyIP: "10.1.0.9", endpoint.KeyMAC: "0a:58:0a:01:00:05"}
+		}, func(err error) bool { var de *DuplicateError; return errors.As(err, &de) && de.What == "mac" }},
+		{"same ip other network is fine", func(r *rig) {
+			r.ports.ports["other"] = map[string]string{endpoint.KeyNetwork: "green", endpoint.KeyIP: "10.1.0.5"}
+		}, func(err error) bool { return err == nil }},
+		{"foreign port with our keys", func(r *rig) {
+			r.ports.ports["dockerport"] = map[string]string{endpoint.KeyContainerID: "c1", endpoint.KeyContainerIface: "eth1"}
+		}, func(err error) bool { return errors.Is(err, ErrInUse) }},
+		{"container ifname taken", func(r *rig) {
+			r.links.links[key(ctrNS, "eth1")] = &fakeLink{ns: ctrNS, name: "eth1"}
+		}, func(err error) bool { return errors.Is(err, ErrInUse) && strings.Contains(err.Error(), "eth1") }},
+		{"leftover host veth", func(r *rig) {
+			r.links.links[key(hostNS, host)] = &fakeLink{ns: hostNS, name: host}
+		}, func(err error) bool { return errors.Is(err, ErrInUse) && strings.Contains(err.Error(), "run detach") }},
+		{"ports unavailable", func(r *rig) { r.ports.listErr = errBoom }, func(err error) bool { return errors.Is(err, errBoom) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig()
+			c.setup(r)
+			_, err := r.a.Attach(context.Background(), r.c, opts())
+			if !c.check(err) {
+				t.Fatalf("got %v", err)
+			}
+			if err != nil && len(r.j.calls) != 0 {
+				t.Fatalf("a refused attach changed something: %v", r.j.calls)
+			}
+		})
+	}
+}
+
+func TestAttachAllocates(t *testing.T) {
+	r := newRig()
+	r.a.Alloc = RangeAllocator{"blue": {Subnet: netip.MustParsePrefix("10.1.0.0/16"), Range: netip.MustParsePrefix("10.1.7.0/24")}}
+	r.ports.ports["other"] = map[string]string{endpoint.KeyNetwork: "blue", endpoint.KeyIP: "10.1.7.0"}
+	o := opts()
+	o.IP, o.Gateway = netip.Prefix{}, netip.Addr{}
+	att, err := r.a.Attach(context.Background(), r.c, o)
+	if err != nil || att.Options.IP.String() != "10.1.7.1/16" {
+		t.Fatalf("got %+v, %v; want 10.1.7.1/16 (10.1.7.0 is used by a port)", att.Options.IP, err)
+	}
+	r.a.Alloc = nil
+	if _, err := r.a.Attach(context.Background(), Container{ID: "c2", NetNS: "/c2"}, o); err == nil {
+		t.Fatal("attach without ip and without allocator succeeded")
+	}
+}
+
+func TestDetach(t *testing.T) {
+	r := newRig()
+	ctx := context.Background()
+	c2 := Container{ID: "c2", NetNS: "/c2"}
+	o2 := opts()
+	o2.IfName, o2.IP = "eth2", netip.MustParsePrefix("10.1.0.6/16")
+	o3 := opts()
+	o3.IP = netip.MustParsePrefix("10.1.0.7/16")
+	for _, a := range []struct {
+		c Container
+		o Options
+	}{{r.c, opts()}, {r.c, o2}, {c2, o3}} {
+		if _, err := r.a.Attach(ctx, a.c, a.o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.ports.ports["foreign"] = map[string]string{endpoint.KeyContainerID: "c1", endpoint.KeyContainerIface: "eth9"}
+	if err := r.a.Detach(ctx, "c1", "eth9"); !errors.Is(err, ErrInUse) {
+		t.Fatalf("detach of a port attach did not make: %v", err)
+	}
+	if err := r.a.Detach(ctx, "c1", "eth1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.a.Detach(ctx, "c1", "eth1"); !errors.Is(err, ErrNotAttached) {
+		t.Fatalf("second detach: %v, want ErrNotAttached", err)
+	}
+	removed, err := r.a.DetachAll(ctx, "c1")
+	if err != nil || len(removed) != 1 || removed[0] != HostIfName("c1", "eth2") {
+		t.Fatalf("DetachAll = %v, %v", removed, err)
+	}
+	if _, ok := r.ports.ports["foreign"]; !ok {
+		t.Fatal("DetachAll removed a port attach did not make")
+	}
+	if _, ok := r.ports.ports[HostIfName("c2", "eth1")]; !ok || len(r.links.names()) != 2 {
+		t.Fatalf("other container's port or veth removed: %v %v", r.ports.ports, r.links.names())
+	}
+}
+
+func TestDetachLeftoverVeth(t *testing.T) {
+	r := newRig()
+	r.a.afterStep = func(s string) error {
+		if s == "create veth" {
+			panic("simulated crash") // the process dies: no rollback
+		}
+		return nil
+	}
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = r.a.Attach(context.Background(), r.c, opts())
+	}()
+	if len(r.links.names()) != 2 {
+		t.Fatalf("setup: links %v", r.links.names())
+	}
+	if err := r.a.Detach(context.Background(), "c1", "eth1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.links.names(); len(n) != 0 {
+		t.Fatalf("leftover veth not removed: %v", n)
+	}
+}

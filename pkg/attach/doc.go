@@ -1,0 +1,16 @@
+// Package attach plumbs a container into the integration bridge, replacing
+// ovs-docker's add-port, del-port and del-ports: a veth pair is created with
+// netlink in the host namespace, one end is moved into the container's
+// namespace, renamed and addressed there, and the host end becomes an OVS
+// port whose external_ids (pkg/endpoint keys) make it an endpoint.
+//
+// Attach is idempotent for the same container and interface with the same
+// settings, refuses different settings or an IP or MAC another port holds in
+// the network, and rolls back every step it did when a later one fails.
+// Detach and DetachAll remove what Attach made.
+//
+// Side effects sit behind two small interfaces: Links (netlink, implemented
+// by Netlink) and Ports (the bridge's ports, implemented by the agent over
+// OVSDB). Namespaces are entered only on throw-away locked OS threads, so no
+// caller thread is ever left in another namespace.
+package attach

@@ -1,0 +1,47 @@
+package attach
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+)
+
+// ErrLinkNotFound means no interface of that name exists in the namespace.
+var ErrLinkNotFound = errors.New("link not found")
+
+// LinkConfig is what Configure applies to the container end.
+type LinkConfig struct {
+	Name string // new name (rename)
+	MAC  net.HardwareAddr
+	MTU  int
+	Addr netip.Prefix
+}
+
+// LinkState is what Inspect observes.
+type LinkState struct {
+	Kind    string // "veth", ...
+	MAC     net.HardwareAddr
+	MTU     int
+	Up      bool
+	Addrs   []netip.Prefix // IPv4
+	Gateway netip.Addr     // IPv4 default route via this link, if any
+}
+
+// Links is the netlink side of attaching, every call naming a namespace by
+// path ("" is the caller's own). Netlink implements it.
+type Links interface {
+	// Inspect returns ErrLinkNotFound (wrapped) when name does not exist.
+	Inspect(ns, name string) (LinkState, error)
+	// AddVeth creates a veth pair with both ends in ns, both with mtu.
+	AddVeth(ns, name, peer string, mtu int) error
+	// DeleteVeth deletes a veth (and so its peer); ErrLinkNotFound when absent.
+	DeleteVeth(ns, name string) error
+	// Move moves a link from ns into the namespace at path to.
+	Move(ns, name, to string) error
+	// Configure renames the link, sets MAC, MTU and address, and brings it up.
+	Configure(ns, name string, cfg LinkConfig) error
+	// SetUp brings a link up.
+	SetUp(ns, name string) error
+	// AddDefaultRoute adds a default route via gw on the link.
+	AddDefaultRoute(ns, name string, gw netip.Addr) error
+}
