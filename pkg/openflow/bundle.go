@@ -1,0 +1,177 @@
+package openflow
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/contiv/libOpenflow/openflow13"
+	"github.com/contiv/libOpenflow/util"
+)
+
+// BundleFlags are the ONF bundle flags.
+type BundleFlags uint16
+
+// Bundle flags: Atomic applies all messages or none; Ordered applies them
+// in the order added.
+const (
+	BundleAtomic  BundleFlags = BundleFlags(openflow13.OFPBCT_ATOMIC)
+	BundleOrdered BundleFlags = BundleFlags(openflow13.OFPBCT_ORDERED)
+)
+
+// Bundle is an open ONF bundle (OpenFlow 1.3 extension, Open vSwitch >=
+// 2.6). Add queues messages without waiting; Commit applies them; Discard
+// drops them. Open vSwitch discards a bundle left idle for 10 s. A Bundle
+// is not safe for concurrent use.
+type Bundle struct {
+	c     *Conn
+	id    uint32
+	flags BundleFlags
+	added int
+	ended bool
+}
+
+// Bundle opens an atomic, ordered bundle.
+func (c *Conn) Bundle(ctx context.Context) (*Bundle, error) {
+	return c.OpenBundle(ctx, BundleAtomic|BundleOrdered)
+}
+
+// OpenBundle opens a bundle with the given flags and waits for the switch
+// to confirm it.
+func (c *Conn) OpenBundle(ctx context.Context, flags BundleFlags) (*Bundle, error) {
+	b := &Bundle{c: c, id: c.bundleID.Add(1), flags: flags}
+	if err := b.control(ctx, openflow13.OFPBCT_OPEN_REQUEST, nil); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// ID is the bundle's ID on this connection.
+func (b *Bundle) ID() uint32 { return b.id }
+
+// Len is the number of messages added.
+func (b *Bundle) Len() int { return b.added }
+
+// Add queues msg into the bundle without waiting. The inner message and the
+// bundle-add message share one xid, so the switch's error for a failing
+// message names it. Errors surface at Commit.
+func (b *Bundle) Add(msg util.Message) error {
+	if b.ended {
+		return fmt.Errorf("openflow: bundle %d: add after commit or discard", b.id)
+	}
+	xid := b.c.nextXid()
+	inner, err := encode(msg, xid)
+	if err != nil {
+		return fmt.Errorf("openflow: bundle %d: %w", b.id, err)
+	}
+	if err := b.c.enqueue([][]byte{b.addBytes(inner, xid)}, nil); err != nil {
+		return fmt.Errorf("openflow: bundle %d add: %w", b.id, err)
+	}
+	b.added++
+	return nil
+}
+
+// addBytes wraps an encoded message into an ONF bundle-add message:
+// experimenter header, bundle_id, pad[2], flags, message.
+func (b *Bundle) addBytes(inner []byte, xid uint32) []byte {
+	body := make([]byte, 16+len(inner))
+	binary.BigEndian.PutUint32(body[0:4], onfExperimenter)
+	binary.BigEndian.PutUint32(body[4:8], expBundleAdd)
+	binary.BigEndian.PutUint32(body[8:12], b.id)
+	binary.BigEndian.PutUint16(body[14:16], uint16(b.flags))
+	copy(body[16:], inner)
+	m := newMessage(typeExperimenter, body)
+	stamp(m, xid)
+	return m
+}
+
+// inBundle selects the errors of messages added to this bundle.
+func (b *Bundle) inBundle(e *OFError, _ bool) bool {
+	return e.Known && e.Request.InBundle && e.Request.BundleID == b.id
+}
+
+// Commit applies the bundle. It first waits (barrier) for the switch to
+// have seen every added message: Open vSwitch rejects a bad message at add
+// time and would commit the others, so on any add error the bundle is
+// discarded instead. Either way a failed Commit returns a *BundleError
+// holding an *OFError per failing message (its xid, type, table, priority,
+// cookie) and nothing was applied.
+func (b *Bundle) Commit(ctx context.Context) error {
+	if b.ended {
+		return fmt.Errorf("openflow: bundle %d: already committed or discarded", b.id)
+	}
+	b.ended = true
+	if err := b.c.barrier(ctx, nil, b.inBundle); err != nil {
+		var oe *OFError
+		if !errors.As(err, &oe) {
+			return fmt.Errorf("openflow: bundle %d: %w", b.id, err)
+		}
+		derr := b.control(ctx, openflow13.OFPBCT_DISCARD_REQUEST, nil)
+		return &BundleError{ID: b.id, Op: "add", Errs: append(unjoin(err), cleanupErrs(derr)...)}
+	}
+	var inner []error
+	err := b.control(ctx, openflow13.OFPBCT_COMMIT_REQUEST, &inner)
+	var oe *OFError
+	if errors.As(err, &oe) {
+		return &BundleError{ID: b.id, Op: "commit", Errs: append(inner, err)}
+	}
+	return err
+}
+
+// Discard drops the bundle.
+func (b *Bundle) Discard(ctx context.Context) error {
+	if b.ended {
+		return nil
+	}
+	b.ended = true
+	return b.control(ctx, openflow13.OFPBCT_DISCARD_REQUEST, nil)
+}
+
+// control sends a bundle control request and checks the reply type. When
+// inner is set and the request fails, the errors of this bundle's
+// messages received before the failure are stored there.
+func (b *Bundle) control(ctx context.Context, typ uint16, inner *[]error) error {
+	msg := openflow13.NewBundleControl(&openflow13.BundleControl{BundleID: b.id, Type: typ, Flags: uint16(b.flags)})
+	xid := b.c.nextXid()
+	raw, err := encode(msg, xid)
+	if err != nil {
+		return err
+	}
+	cl := newCall()
+	if inner != nil {
+		cl.claim = func(e *OFError, failed bool) bool { return failed && b.inBundle(e, failed) }
+	}
+	err = b.c.roundTrip(ctx, describe(raw).String(), [][]byte{raw}, cl)
+	if inner != nil {
+		*inner = cl.claimed
+	}
+	if err != nil {
+		return err
+	}
+	reply, err := parseBundleCtrl(cl.reply)
+	if err != nil {
+		return err
+	}
+	if reply.ID != b.id || reply.Type != typ+1 {
+		return malformed("bundle %d %s answered with bundle %d %s", b.id, bundleCtrlTypeName(typ),
+			reply.ID, bundleCtrlTypeName(reply.Type))
+	}
+	return nil
+}
+
+// unjoin splits an errors.Join result.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// cleanupErrs wraps a failed cleanup step, if any.
+func cleanupErrs(err error) []error {
+	if err == nil {
+		return nil
+	}
+	return []error{fmt.Errorf("discarding the bundle: %w", err)}
+}

@@ -1,0 +1,176 @@
+package openflow
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/contiv/libOpenflow/util"
+)
+
+// Send queues msg without waiting for any reply and returns the xid it was
+// given (the connection assigns xids, version and length). An error the
+// switch sends for it is returned by the next Barrier. Send blocks only
+// while the send queue is full (Config.MaxQueuedBytes).
+func (c *Conn) Send(msg util.Message) (uint32, error) {
+	xid := c.nextXid()
+	b, err := encode(msg, xid)
+	if err != nil {
+		return 0, err
+	}
+	return xid, c.enqueue([][]byte{b}, nil)
+}
+
+// enqueue records msgs as sent (for error reports), registers cl under the
+// xid of the last message if cl is set, and queues them for the writer.
+func (c *Conn) enqueue(msgs [][]byte, cl *call) error {
+	c.mu.Lock()
+	if err := c.errLocked(); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	for _, b := range msgs {
+		c.sent.put(describe(b))
+	}
+	if cl != nil {
+		last := msgs[len(msgs)-1]
+		c.calls[binary.BigEndian.Uint32(last[4:8])] = cl
+	}
+	c.mu.Unlock()
+	if err := c.w.enqueueAll(msgs, false, c.quit); err != nil {
+		return err // the connection's error (or ErrClosed while it is being recorded)
+	}
+	c.nSent.Add(uint64(len(msgs)))
+	return nil
+}
+
+// errLocked is Err with c.mu held.
+func (c *Conn) errLocked() error {
+	select {
+	case <-c.quit:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// withTimeout applies Config.RequestTimeout to a context without deadline.
+func (c *Conn) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.cfg.RequestTimeout)
+}
+
+// roundTrip sends the encoded messages, the last one being a request, and
+// waits until cl completes, ctx ends or the connection fails.
+func (c *Conn) roundTrip(ctx context.Context, what string, msgs [][]byte, cl *call) error {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	last := msgs[len(msgs)-1]
+	xid := binary.BigEndian.Uint32(last[4:8])
+	if err := c.enqueue(msgs, cl); err != nil {
+		return errCallFailed(what, xid, err)
+	}
+	select {
+	case <-cl.done:
+		return cl.err
+	case <-ctx.Done():
+	case <-c.quit:
+	}
+	c.mu.Lock()
+	if c.calls[xid] == cl {
+		delete(c.calls, xid)
+	}
+	c.mu.Unlock()
+	select {
+	case <-cl.done: // completed meanwhile
+		return cl.err
+	default:
+	}
+	if err := c.Err(); err != nil {
+		return errCallFailed(what, xid, err)
+	}
+	return errCallFailed(what, xid, context.Cause(ctx))
+}
+
+// Request sends msg and waits for its single reply, decoded with
+// libOpenflow. An OFPT_ERROR reply is returned as *OFError. Without a
+// deadline on ctx, Config.RequestTimeout applies.
+func (c *Conn) Request(ctx context.Context, msg util.Message) (util.Message, error) {
+	xid := c.nextXid()
+	b, err := encode(msg, xid)
+	if err != nil {
+		return nil, err
+	}
+	cl := newCall()
+	if err := c.roundTrip(ctx, describe(b).String(), [][]byte{b}, cl); err != nil {
+		return nil, err
+	}
+	return decodeMessage(cl.reply)
+}
+
+// Barrier sends a barrier request and waits for its reply. The switch
+// answers it only after finishing every earlier message, so the result
+// includes the errors of earlier fire-and-forget messages (Send, Pipeline,
+// bundle adds) not yet collected by another Barrier, joined (each an
+// *OFError naming its message; use errors.As).
+func (c *Conn) Barrier(ctx context.Context) error {
+	return c.barrier(ctx, nil, func(*OFError, bool) bool { return true })
+}
+
+// barrier sends msgs (may be empty) followed by a barrier request; claim
+// selects the late errors returned.
+func (c *Conn) barrier(ctx context.Context, msgs [][]byte, claim func(*OFError, bool) bool) error {
+	req := c.stamped(typeBarrierRequest)
+	cl := newCall()
+	cl.claim = claim
+	if err := c.roundTrip(ctx, "barrier", append(msgs, req), cl); err != nil {
+		return err
+	}
+	return errors.Join(cl.claimed...)
+}
+
+// Pipeline sends msgs back to back without waiting, then one barrier, and
+// returns the errors the switch reported for them (joined *OFError values,
+// see Barrier). Every message is encoded before the first is sent: an
+// encoding error sends nothing.
+func (c *Conn) Pipeline(ctx context.Context, msgs []util.Message) error {
+	enc := make([][]byte, 0, len(msgs))
+	for i, m := range msgs {
+		b, err := encode(m, c.nextXid())
+		if err != nil {
+			return fmt.Errorf("openflow: pipeline message %d: %w", i, err)
+		}
+		enc = append(enc, b)
+	}
+	return c.barrier(ctx, enc, func(*OFError, bool) bool { return true })
+}
+
+// multipart sends a multipart request of type mpType with body and returns
+// the bodies of all its replies (OFPMPF_REPLY_MORE followed).
+func (c *Conn) multipart(ctx context.Context, mpType uint16, body []byte) ([][]byte, error) {
+	req := make([]byte, 8+len(body))
+	binary.BigEndian.PutUint16(req[0:2], mpType)
+	copy(req[8:], body)
+	b := newMessage(typeMultipartRequest, req)
+	stamp(b, c.nextXid())
+	cl := newCall()
+	cl.multipart = true
+	if err := c.roundTrip(ctx, describe(b).String(), [][]byte{b}, cl); err != nil {
+		return nil, err
+	}
+	bodies := make([][]byte, 0, len(cl.parts))
+	for _, p := range cl.parts {
+		part, err := parseMultipartReply(p)
+		if err != nil {
+			return nil, err
+		}
+		if part.Type != mpType {
+			return nil, malformed("%s request answered with %s", multipartTypeName(mpType), multipartTypeName(part.Type))
+		}
+		bodies = append(bodies, part.Body)
+	}
+	return bodies, nil
+}

@@ -1,0 +1,306 @@
+package ovsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/ovn-org/libovsdb/client"
+	"github.com/ovn-org/libovsdb/model"
+	"github.com/ovn-org/libovsdb/ovsdb"
+)
+
+// EnsureBridge creates the integration bridge as configured (fail_mode
+// secure from the first transaction, OpenFlow13 only, the datapath type, a
+// fixed other_config:hwaddr, disable-in-band, and its local internal port) or
+// fixes the columns that differ, and from then on keeps it so. It waits for
+// a connection until ctx ends.
+func (c *Client) EnsureBridge(ctx context.Context) error {
+	c.mu.Lock()
+	c.wantBridge = true
+	c.mu.Unlock()
+	return c.withConn(ctx, func(cl client.Client) error {
+		c.opMu.Lock()
+		defer c.opMu.Unlock()
+		r, err := readRows(ctx, cl)
+		if err != nil {
+			return err
+		}
+		wrote, err := c.applyBridge(ctx, cl, &r)
+		if err == nil {
+			c.appliedBridge(wrote)
+		}
+		return err
+	})
+}
+
+// SetFlowRestoreWait sets (on) or removes (off) other_config:flow-restore-wait
+// on the Open_vSwitch row: while set, vswitchd keeps its datapath flows and
+// does not talk to controllers.
+func (c *Client) SetFlowRestoreWait(ctx context.Context, on bool) error {
+	return c.withConn(ctx, func(cl client.Client) error {
+		r, err := readRows(ctx, cl)
+		if err != nil {
+			return err
+		}
+		if len(r.root) == 0 {
+			return ErrNoRootRow
+		}
+		root := &r.root[0]
+		muts := []model.Mutation{{Field: &root.OtherConfig, Mutator: ovsdb.MutateOperationDelete, Value: []string{keyRestore}}}
+		if on {
+			muts = append(muts, model.Mutation{Field: &root.OtherConfig, Mutator: ovsdb.MutateOperationInsert,
+				Value: map[string]string{keyRestore: "true"}})
+		}
+		ops, err := cl.Where(root).Mutate(root, muts...)
+		if err != nil {
+			return fmt.Errorf("flow-restore-wait: %w", err)
+		}
+		return transact(ctx, cl, ops)
+	})
+}
+
+// FlowRestoreWait reports whether other_config:flow-restore-wait is "true".
+func (c *Client) FlowRestoreWait(ctx context.Context) (bool, error) {
+	var on bool
+	err := c.withConn(ctx, func(cl client.Client) error {
+		r, err := readRows(ctx, cl)
+		if err != nil {
+			return err
+		}
+		if len(r.root) == 0 {
+			return ErrNoRootRow
+		}
+		on = r.root[0].OtherConfig[keyRestore] == "true"
+		return nil
+	})
+	return on, err
+}
+
+// reconcile puts back the bridge and tunnel port once they were ensured.
+func (c *Client) reconcile(ctx context.Context, cl client.Client) error {
+	c.mu.Lock()
+	wantBridge, tunnel := c.wantBridge, c.tunnel
+	c.mu.Unlock()
+	if !wantBridge && tunnel == nil {
+		return nil
+	}
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
+	defer cancel()
+	r, err := readRows(ctx, cl)
+	if err != nil {
+		return err
+	}
+	if wantBridge {
+		wrote, err := c.applyBridge(ctx, cl, &r)
+		if err != nil {
+			return fmt.Errorf("repair bridge: %w", err)
+		}
+		c.appliedBridge(wrote)
+		if wrote {
+			if r, err = readRows(ctx, cl); err != nil {
+				return err
+			}
+		}
+	}
+	if tunnel != nil {
+		wrote, err := c.ensurePort(ctx, cl, &r, tunnel.portSpec(), tunnel.options())
+		if err != nil {
+			return fmt.Errorf("repair tunnel port: %w", err)
+		}
+		c.appliedTunnel(tunnel, wrote)
+	}
+	return nil
+}
+
+// appliedBridge records that the bridge is as configured; a write after it
+// had been so once is a repair.
+func (c *Client) appliedBridge(wrote bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if wrote && c.bridgeOK {
+		c.stats.Repairs++
+	}
+	c.bridgeOK = true
+}
+
+// appliedTunnel is appliedBridge for the tunnel port spec t, unless the spec
+// was replaced meanwhile.
+func (c *Client) appliedTunnel(t *TunnelSpec, wrote bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tunnel != t {
+		return
+	}
+	if wrote && c.tunnelOK {
+		c.stats.Repairs++
+	}
+	c.tunnelOK = true
+}
+
+// applyBridge creates or fixes the bridge; it reports whether it wrote.
+func (c *Client) applyBridge(ctx context.Context, cl client.Client, r *rows) (bool, error) {
+	cfg := c.cfg.Bridge
+	br := r.bridge(cfg.Name)
+	if br == nil {
+		if len(r.root) == 0 {
+			return false, ErrNoRootRow
+		}
+		ops, err := createBridgeOps(cl, &r.root[0], cfg)
+		if err != nil {
+			return false, err
+		}
+		c.log.Info("creating bridge", "datapath_type", cfg.DatapathType, "hwaddr", cfg.HWAddr.String())
+		return true, transact(ctx, cl, ops)
+	}
+	d := bridgeDrift(br, cfg)
+	if d.empty() {
+		return false, nil
+	}
+	c.log.Warn("bridge changed out of band, putting it back", "drift", d.String())
+	ops, err := bridgeRepairOps(cl, br.UUID, cfg, d)
+	if err != nil {
+		return false, err
+	}
+	return true, transact(ctx, cl, ops)
+}
+
+// desiredBridge is the bridge row as configured, without ports.
+func desiredBridge(cfg BridgeConfig) *bridgeRow {
+	secure := failSecure
+	return &bridgeRow{
+		Name:         cfg.Name,
+		FailMode:     &secure,
+		Protocols:    []string{protoOF13},
+		DatapathType: cfg.DatapathType,
+		OtherConfig:  desiredOtherConfig(cfg),
+	}
+}
+
+func desiredOtherConfig(cfg BridgeConfig) map[string]string {
+	return map[string]string{keyHWAddr: cfg.HWAddr.String(), keyInBand: "true"}
+}
+
+// drift is how a bridge row differs from its configuration.
+type drift struct {
+	columns     []string          // fail_mode, protocols, datapath_type
+	otherConfig map[string]string // other_config keys to set, desired values
+	was         []string          // what was found, for the log
+}
+
+func (d drift) empty() bool { return len(d.columns) == 0 && len(d.otherConfig) == 0 }
+
+func (d drift) String() string { return strings.Join(d.was, " ") }
+
+// bridgeDrift compares a bridge row with its configuration.
+func bridgeDrift(br *bridgeRow, cfg BridgeConfig) drift {
+	var d drift
+	if br.FailMode == nil || *br.FailMode != failSecure {
+		d.columns = append(d.columns, "fail_mode")
+		d.was = append(d.was, "fail_mode="+derefString(br.FailMode))
+	}
+	if !slices.Equal(br.Protocols, []string{protoOF13}) {
+		d.columns = append(d.columns, "protocols")
+		d.was = append(d.was, "protocols="+strings.Join(br.Protocols, ","))
+	}
+	if br.DatapathType != cfg.DatapathType {
+		d.columns = append(d.columns, "datapath_type")
+		d.was = append(d.was, "datapath_type="+br.DatapathType)
+	}
+	for k, v := range desiredOtherConfig(cfg) {
+		got, ok := br.OtherConfig[k]
+		if ok && (got == v || k == keyHWAddr && sameMAC(got, cfg.HWAddr)) {
+			continue
+		}
+		if d.otherConfig == nil {
+			d.otherConfig = map[string]string{}
+		}
+		d.otherConfig[k] = v
+		d.was = append(d.was, "other_config:"+k+"="+got)
+	}
+	slices.Sort(d.was)
+	return d
+}
+
+func sameMAC(s string, want net.HardwareAddr) bool {
+	mac, err := net.ParseMAC(s)
+	return err == nil && slices.Equal(mac, want)
+}
+
+func createBridgeOps(cl client.Client, root *ovsRow, cfg BridgeConfig) ([]ovsdb.Operation, error) {
+	iface := &ifaceRow{UUID: "newlocaliface", Name: cfg.Name, Type: ifaceInternal}
+	port := &portRow{UUID: "newlocalport", Name: cfg.Name, Interfaces: []string{iface.UUID}}
+	br := desiredBridge(cfg)
+	br.UUID, br.Ports = "newbridge", []string{port.UUID}
+	ops, err := cl.Create(iface, port, br)
+	if err != nil {
+		return nil, fmt.Errorf("create bridge %s: %w", cfg.Name, err)
+	}
+	mut, err := cl.Where(root).Mutate(root, model.Mutation{
+		Field: &root.Bridges, Mutator: ovsdb.MutateOperationInsert, Value: []string{br.UUID}})
+	if err != nil {
+		return nil, fmt.Errorf("attach bridge %s: %w", cfg.Name, err)
+	}
+	return append(ops, mut...), nil
+}
+
+func bridgeRepairOps(cl client.Client, uuid string, cfg BridgeConfig, d drift) ([]ovsdb.Operation, error) {
+	want := desiredBridge(cfg)
+	want.UUID = uuid
+	var ops []ovsdb.Operation
+	if len(d.columns) > 0 {
+		upd, err := cl.Where(want).Update(want, &want.FailMode, &want.Protocols, &want.DatapathType)
+		if err != nil {
+			return nil, fmt.Errorf("repair bridge %s: %w", cfg.Name, err)
+		}
+		ops = append(ops, upd...)
+	}
+	if len(d.otherConfig) > 0 {
+		keys := slices.Sorted(maps.Keys(d.otherConfig))
+		mut, err := cl.Where(want).Mutate(want,
+			model.Mutation{Field: &want.OtherConfig, Mutator: ovsdb.MutateOperationDelete, Value: keys},
+			model.Mutation{Field: &want.OtherConfig, Mutator: ovsdb.MutateOperationInsert, Value: d.otherConfig})
+		if err != nil {
+			return nil, fmt.Errorf("repair bridge %s other_config: %w", cfg.Name, err)
+		}
+		ops = append(ops, mut...)
+	}
+	return ops, nil
+}
+
+// readRows copies the monitored tables out of the cache.
+func readRows(ctx context.Context, cl client.Client) (rows, error) {
+	var r rows
+	for _, dst := range []any{&r.root, &r.bridges, &r.ports, &r.ifaces} {
+		if err := cl.List(ctx, dst); err != nil {
+			return rows{}, fmt.Errorf("read ovsdb cache: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// transact runs ops and turns a rejected operation into an error naming it.
+func transact(ctx context.Context, cl client.Client, ops []ovsdb.Operation) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	res, err := cl.Transact(ctx, ops...)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrTransaction, err)
+	}
+	opErrs, err := ovsdb.CheckOperationResults(res, ops)
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	for _, e := range opErrs {
+		errs = append(errs, e)
+	}
+	return fmt.Errorf("%w: %w", ErrTransaction, errors.Join(errs...))
+}

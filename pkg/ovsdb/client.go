@@ -1,0 +1,410 @@
+package ovsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/ovn-org/libovsdb/cache"
+	"github.com/ovn-org/libovsdb/client"
+	"github.com/ovn-org/libovsdb/model"
+)
+
+// errConnectionLost ends a session whose server went away.
+var errConnectionLost = errors.New("connection to ovsdb lost")
+
+// Stats describes the connection and the repairs, for metrics.
+type Stats struct {
+	Connected       bool
+	Connects        uint64 // successful connections, the first included
+	Reconnects      uint64 // successful connections after the first
+	Disconnects     uint64 // connections lost (not counting Close)
+	ConnectFailures uint64 // connection attempts that failed
+	Repairs         uint64 // transactions that put the bridge or tunnel back
+	RepairFailures  uint64
+	LastError       error // last connection or repair error, nil if none
+}
+
+// Client keeps the integration bridge and reports its interfaces. All
+// methods are safe for concurrent use.
+type Client struct {
+	cfg     Config
+	log     *slog.Logger
+	logr    logr.Logger
+	dbModel model.ClientDBModel
+	dirty   chan struct{} // the cache changed: resync (capacity 1)
+	closing chan struct{}
+	running sync.WaitGroup
+	opMu    sync.Mutex // serialises this client's write transactions
+
+	mu         sync.Mutex
+	conn       client.Client // nil while not connected
+	up         chan struct{} // closed when conn is set
+	runActive  bool
+	closed     bool
+	closeOnce  sync.Once
+	wantBridge bool                 // EnsureBridge was called: keep the bridge
+	tunnel     *TunnelSpec          // EnsureTunnelPort was called: keep the port
+	bridgeOK   bool                 // the bridge was as configured once: later writes are repairs
+	tunnelOK   bool                 // same for the tunnel port
+	known      map[string]Interface // interfaces on the bridge by UUID
+	subs       map[*Subscription]struct{}
+	stats      Stats
+}
+
+// New checks cfg and returns a Client; Run connects it.
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	m, err := newDBModel()
+	if err != nil {
+		return nil, fmt.Errorf("ovsdb model: %w", err)
+	}
+	log := cfg.Logger.With("component", "ovsdb", "bridge", cfg.Bridge.Name)
+	return &Client{
+		cfg:     cfg,
+		log:     log,
+		logr:    newLogr(log),
+		dbModel: m,
+		dirty:   make(chan struct{}, 1),
+		closing: make(chan struct{}),
+		up:      make(chan struct{}),
+		known:   map[string]Interface{},
+		subs:    map[*Subscription]struct{}{},
+	}, nil
+}
+
+// Config returns the configuration in use, defaults filled in.
+func (c *Client) Config() Config { return c.cfg }
+
+// Run connects to the server and keeps connecting, with backoff, until ctx
+// is done or Close is called. It returns nil then, or an error at once when
+// the client is closed or already running.
+func (c *Client) Run(ctx context.Context) error {
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return ErrClosed
+	case c.runActive:
+		c.mu.Unlock()
+		return errors.New("ovsdb client already running")
+	}
+	c.runActive = true
+	c.running.Add(1)
+	c.mu.Unlock()
+	defer c.running.Done()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	c.connectLoop(ctx)
+	return nil
+}
+
+func (c *Client) connectLoop(ctx context.Context) {
+	failures := 0
+	for {
+		connected, err := c.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if connected {
+			failures = 0
+			c.note(func(s *Stats) { s.Disconnects++; s.LastError = err })
+			c.log.Warn("ovsdb connection ended, reconnecting", "err", err)
+		} else {
+			failures++
+			c.note(func(s *Stats) { s.ConnectFailures++; s.LastError = err })
+			if failures == 1 || failures%10 == 0 {
+				c.log.Warn("ovsdb connection failed, retrying", "err", err, "failures", failures)
+			}
+		}
+		select { // at least MinBackoff, also after a connection that ended
+		case <-ctx.Done():
+			return
+		case <-time.After(backoffDelay(max(failures, 1), c.cfg.MinBackoff, c.cfg.MaxBackoff)):
+		}
+	}
+}
+
+// session makes one libovsdb client, connects it, monitors the tables and
+// serves until the connection ends. It reports whether it got connected.
+func (c *Client) session(ctx context.Context) (bool, error) {
+	cl, err := client.NewOVSDBClient(c.dbModel, client.WithEndpoint(c.cfg.Endpoint), client.WithLogger(&c.logr))
+	if err != nil {
+		return false, fmt.Errorf("ovsdb client for %s: %w", c.cfg.Endpoint, err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	lost := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // libovsdb notifies a disconnect without blocking: always listen
+		defer wg.Done()
+		select {
+		case <-cl.DisconnectNotify():
+			close(lost)
+		case <-sctx.Done():
+		}
+	}()
+	defer func() {
+		cancel()
+		cl.Close()
+		wg.Wait()
+	}()
+	if err := c.connect(sctx, cl); err != nil {
+		return false, err
+	}
+	c.setConn(cl)
+	defer c.clearConn()
+	c.kick()
+	return true, c.serve(sctx, cl, lost)
+}
+
+func (c *Client) connect(ctx context.Context, cl client.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
+	defer cancel()
+	if err := cl.Connect(ctx); err != nil {
+		return fmt.Errorf("ovsdb connect: %w", err)
+	}
+	kick := func(string, model.Model) { c.kick() }
+	cl.Cache().AddEventHandler(&cache.EventHandlerFuncs{
+		AddFunc:    kick,
+		DeleteFunc: kick,
+		UpdateFunc: func(t string, _, n model.Model) { kick(t, n) },
+	})
+	if _, err := cl.Monitor(ctx, newMonitor(cl)); err != nil {
+		return fmt.Errorf("ovsdb monitor: %w", err)
+	}
+	return nil
+}
+
+// newMonitor watches only the columns the models hold: monitoring all of
+// them would fail on columns missing from the models and bring the
+// statistics updates vswitchd writes every few seconds.
+func newMonitor(cl client.Client) *client.Monitor {
+	o, b, p, i := &ovsRow{}, &bridgeRow{}, &portRow{}, &ifaceRow{}
+	return cl.NewMonitor(
+		client.WithTable(o, &o.Bridges, &o.OtherConfig),
+		client.WithTable(b, &b.Name, &b.Ports, &b.FailMode, &b.Protocols, &b.DatapathType, &b.OtherConfig),
+		client.WithTable(p, &p.Name, &p.Interfaces),
+		client.WithTable(i, &i.Name, &i.Type, &i.Options, &i.ExternalIDs, &i.OFPort,
+			&i.OFPortRequest, &i.MACInUse, &i.Error),
+	)
+}
+
+// serve resyncs on every cache change and probes the server until the
+// connection is lost or ctx ends.
+func (c *Client) serve(ctx context.Context, cl client.Client, lost <-chan struct{}) error {
+	var probe <-chan time.Time
+	if c.cfg.ProbeInterval > 0 {
+		t := time.NewTicker(c.cfg.ProbeInterval)
+		defer t.Stop()
+		probe = t.C
+	}
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-lost:
+			return errConnectionLost
+		case <-probe:
+			pctx, cancel := context.WithTimeout(ctx, c.cfg.ProbeTimeout)
+			start := time.Now()
+			err := cl.Echo(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("ovsdb echo (after %v): %w", time.Since(start), err)
+			}
+			continue
+		case <-c.dirty:
+		case <-retry:
+		}
+		retry = nil
+		if err := c.sync(ctx, cl); err != nil && ctx.Err() == nil {
+			c.log.Warn("ovsdb repair failed, retrying", "err", err, "in", c.cfg.RepairRetry)
+			c.note(func(s *Stats) { s.RepairFailures++; s.LastError = err })
+			retry = time.After(c.cfg.RepairRetry)
+		}
+	}
+}
+
+// sync publishes the interfaces on the bridge and repairs what drifted.
+func (c *Client) sync(ctx context.Context, cl client.Client) error {
+	r, err := readRows(ctx, cl)
+	if err != nil {
+		return err
+	}
+	c.publish(bridgeInterfaces(&r, c.cfg.Bridge.Name))
+	return c.reconcile(ctx, cl)
+}
+
+func (c *Client) kick() {
+	select {
+	case c.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Client) setConn(cl client.Client) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conn = cl
+	close(c.up)
+	c.stats.Connected = true
+	c.stats.Connects++
+	if c.stats.Connects > 1 {
+		c.stats.Reconnects++
+	}
+	c.log.Info("ovsdb connected", "endpoint", c.cfg.Endpoint, "connects", c.stats.Connects)
+}
+
+func (c *Client) clearConn() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conn = nil
+	c.up = make(chan struct{})
+	c.stats.Connected = false
+}
+
+func (c *Client) note(f func(*Stats)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f(&c.stats)
+}
+
+// Stats returns the connection state and counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// waitConn returns the current connection, waiting for one until ctx ends.
+func (c *Client) waitConn(ctx context.Context) (client.Client, error) {
+	for {
+		c.mu.Lock()
+		cl, up, closed := c.conn, c.up, c.closed
+		c.mu.Unlock()
+		switch {
+		case closed:
+			return nil, ErrClosed
+		case cl != nil:
+			return cl, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
+		case <-c.closing:
+		case <-up:
+		}
+	}
+}
+
+// withConn runs f on a connection; when the connection drops under it, f
+// runs again on the next one (f must be idempotent) until ctx ends.
+func (c *Client) withConn(ctx context.Context, f func(client.Client) error) error {
+	for {
+		cl, err := c.waitConn(ctx)
+		if err != nil {
+			return err
+		}
+		err = f(cl)
+		if err == nil || !errors.Is(err, client.ErrNotConnected) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// publish diffs the interfaces on the bridge against the last set and hands
+// the events to every subscriber.
+func (c *Client) publish(now map[string]Interface) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	evs := diffInterfaces(c.known, now)
+	c.known = now
+	for s := range c.subs {
+		s.push(evs)
+	}
+}
+
+// Interfaces returns the interfaces on the bridge as last seen, by name.
+func (c *Client) Interfaces() []Interface {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.snapshotLocked()
+}
+
+func (c *Client) snapshotLocked() []Interface {
+	out := make([]Interface, 0, len(c.known))
+	for _, i := range c.known {
+		out = append(out, i.clone())
+	}
+	sort.Slice(out, func(a, b int) bool {
+		return out[a].Name < out[b].Name || (out[a].Name == out[b].Name && out[a].UUID < out[b].UUID)
+	})
+	return out
+}
+
+// Subscribe returns a subscription that first delivers every interface now
+// on the bridge as Added, then every change. Close it when done.
+func (c *Client) Subscribe() *Subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		s := newSubscription(nil, nil)
+		s.Close()
+		return s
+	}
+	var initial []InterfaceEvent
+	for _, i := range c.snapshotLocked() {
+		initial = append(initial, InterfaceEvent{Kind: Added, Interface: i})
+	}
+	s := newSubscription(c.unsubscribe, initial)
+	c.subs[s] = struct{}{}
+	return s
+}
+
+func (c *Client) unsubscribe(s *Subscription) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.subs, s)
+}
+
+// Close stops Run, drops the connection and closes every subscription. It
+// returns when the client's goroutines have ended.
+func (c *Client) Close() {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		close(c.closing)
+	})
+	c.running.Wait()
+	c.mu.Lock()
+	subs := c.subs
+	c.subs = map[*Subscription]struct{}{}
+	c.mu.Unlock()
+	for s := range subs {
+		s.Close()
+	}
+}

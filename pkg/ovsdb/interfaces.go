@@ -1,0 +1,210 @@
+package ovsdb
+
+import (
+	"maps"
+	"sort"
+)
+
+// Interface is an Interface row on the integration bridge, as OVSDB holds it.
+type Interface struct {
+	UUID string
+	Name string
+	// Port is the name of the Port row holding the interface.
+	Port string
+	// Type is "" for a netdev (veth), "internal", "gre", ...
+	Type string
+	// OFPort is the OpenFlow port number: 0 while the column is empty (not
+	// assigned yet), -1 when vswitchd could not attach the interface.
+	OFPort int
+	// OFPortRequest is the requested port number, 0 if none.
+	OFPortRequest int
+	// MACInUse is the mac_in_use column as written by vswitchd, "" if empty.
+	MACInUse    string
+	ExternalIDs map[string]string // nil when empty
+	Options     map[string]string // nil when empty
+	// Error is the error column (why vswitchd could not use it), "" if none.
+	Error string
+}
+
+// EventKind says what happened to an interface.
+type EventKind int
+
+// Event kinds.
+const (
+	Added EventKind = iota + 1
+	Updated
+	Deleted
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Added:
+		return "added"
+	case Updated:
+		return "updated"
+	case Deleted:
+		return "deleted"
+	}
+	return "unknown"
+}
+
+// InterfaceEvent is one change of an interface on the bridge. For Deleted,
+// Interface is the last state seen.
+type InterfaceEvent struct {
+	Kind      EventKind
+	Interface Interface
+}
+
+// rows is what the monitor cache holds for the tables that decide which
+// interfaces are on the bridge.
+type rows struct {
+	root    []ovsRow
+	bridges []bridgeRow
+	ports   []portRow
+	ifaces  []ifaceRow
+}
+
+func (r *rows) bridge(name string) *bridgeRow {
+	for i := range r.bridges {
+		if r.bridges[i].Name == name {
+			return &r.bridges[i]
+		}
+	}
+	return nil
+}
+
+func (r *rows) port(name string) *portRow {
+	for i := range r.ports {
+		if r.ports[i].Name == name {
+			return &r.ports[i]
+		}
+	}
+	return nil
+}
+
+func (r *rows) iface(name string) *ifaceRow {
+	for i := range r.ifaces {
+		if r.ifaces[i].Name == name {
+			return &r.ifaces[i]
+		}
+	}
+	return nil
+}
+
+// bridgeOf returns the bridge holding the port with that UUID, or nil.
+func (r *rows) bridgeOf(portUUID string) *bridgeRow {
+	for i := range r.bridges {
+		for _, p := range r.bridges[i].Ports {
+			if p == portUUID {
+				return &r.bridges[i]
+			}
+		}
+	}
+	return nil
+}
+
+// bridgeInterfaces returns the interfaces on the named bridge by UUID.
+// References to rows the cache does not hold are skipped.
+func bridgeInterfaces(r *rows, bridge string) map[string]Interface {
+	out := map[string]Interface{}
+	br := r.bridge(bridge)
+	if br == nil {
+		return out
+	}
+	ports := make(map[string]*portRow, len(r.ports))
+	for i := range r.ports {
+		ports[r.ports[i].UUID] = &r.ports[i]
+	}
+	ifaces := make(map[string]*ifaceRow, len(r.ifaces))
+	for i := range r.ifaces {
+		ifaces[r.ifaces[i].UUID] = &r.ifaces[i]
+	}
+	for _, pu := range br.Ports {
+		p := ports[pu]
+		if p == nil {
+			continue
+		}
+		for _, iu := range p.Interfaces {
+			if row := ifaces[iu]; row != nil {
+				out[iu] = toInterface(row, p.Name)
+			}
+		}
+	}
+	return out
+}
+
+func toInterface(row *ifaceRow, port string) Interface {
+	return Interface{
+		UUID:          row.UUID,
+		Name:          row.Name,
+		Port:          port,
+		Type:          row.Type,
+		OFPort:        derefInt(row.OFPort),
+		OFPortRequest: derefInt(row.OFPortRequest),
+		MACInUse:      derefString(row.MACInUse),
+		ExternalIDs:   copyMap(row.ExternalIDs),
+		Options:       copyMap(row.Options),
+		Error:         derefString(row.Error),
+	}
+}
+
+// diffInterfaces returns the events that turn old into new: deletions
+// first, then additions, then updates, each sorted by name then UUID.
+func diffInterfaces(old, new map[string]Interface) []InterfaceEvent {
+	var del, add, upd []InterfaceEvent
+	for u, o := range old {
+		if _, ok := new[u]; !ok {
+			del = append(del, InterfaceEvent{Kind: Deleted, Interface: o})
+		}
+	}
+	for u, n := range new {
+		o, ok := old[u]
+		switch {
+		case !ok:
+			add = append(add, InterfaceEvent{Kind: Added, Interface: n})
+		case !o.equal(n):
+			upd = append(upd, InterfaceEvent{Kind: Updated, Interface: n})
+		}
+	}
+	for _, evs := range [][]InterfaceEvent{del, add, upd} {
+		sort.Slice(evs, func(i, j int) bool {
+			a, b := evs[i].Interface, evs[j].Interface
+			return a.Name < b.Name || (a.Name == b.Name && a.UUID < b.UUID)
+		})
+	}
+	return append(append(del, add...), upd...)
+}
+
+func (i Interface) equal(o Interface) bool {
+	return i.UUID == o.UUID && i.Name == o.Name && i.Port == o.Port && i.Type == o.Type &&
+		i.OFPort == o.OFPort && i.OFPortRequest == o.OFPortRequest && i.MACInUse == o.MACInUse &&
+		i.Error == o.Error && maps.Equal(i.ExternalIDs, o.ExternalIDs) && maps.Equal(i.Options, o.Options)
+}
+
+// clone returns a copy that shares no maps with i.
+func (i Interface) clone() Interface {
+	i.ExternalIDs = copyMap(i.ExternalIDs)
+	i.Options = copyMap(i.Options)
+	return i
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return maps.Clone(m)
+}
+
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func derefString(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
