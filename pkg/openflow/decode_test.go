@@ -194,7 +194,7 @@ func TestParseMultipartFromOVS(t *testing.T) {
 		if err != nil || p.More() != more {
 			t.Fatalf("part %d: more=%v err=%v", i, p.More(), err)
 		}
-		fs, err := parseFlowStats(p.Body)
+		fs, err := parseFlowStats(p.Body, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,7 +215,7 @@ func TestParseFlowStatsNiciraActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs, err := parseFlowStats(p.Body)
+	fs, err := parseFlowStats(p.Body, true)
 	if err != nil || len(fs) != 9 {
 		t.Fatalf("%d flows, %v", len(fs), err)
 	}
@@ -251,7 +251,7 @@ func TestParseFlowStatsMalformed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs, err := parseFlowStats(tt.body)
+			fs, err := parseFlowStats(tt.body, true)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}

@@ -18,6 +18,9 @@ type FlowStatsFilter struct {
 	TableID    uint8  // a table, or AllTables
 	Cookie     uint64 // flows whose cookie & CookieMask == Cookie & CookieMask
 	CookieMask uint64 // 0 = any cookie
+	// RawOnly skips libOpenflow's decoding: only the raw match and
+	// instruction bytes are set (cheaper, for callers with their own decoder).
+	RawOnly bool
 }
 
 // FlowStats is one flow entry of a flow-stats reply. Match and
@@ -59,7 +62,7 @@ func (c *Conn) FlowStats(ctx context.Context, f FlowStatsFilter) ([]FlowStats, e
 	}
 	var out []FlowStats
 	for _, b := range bodies {
-		fs, err := parseFlowStats(b)
+		fs, err := parseFlowStats(b, !f.RawOnly)
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +113,7 @@ const flowStatsFixedLen = 48
 // every entry is checked here (libOpenflow's FlowStats decoder trusts the
 // lengths and indexes past the end); the match and instructions of a
 // well-framed entry are handed to libOpenflow under guard.
-func parseFlowStats(body []byte) ([]FlowStats, error) {
+func parseFlowStats(body []byte, decode bool) ([]FlowStats, error) {
 	var out []FlowStats
 	for len(body) > 0 {
 		if len(body) < flowStatsFixedLen+8 {
@@ -120,7 +123,7 @@ func parseFlowStats(body []byte) ([]FlowStats, error) {
 		if n < flowStatsFixedLen+8 || n > len(body) || n%8 != 0 {
 			return nil, malformed("OFPMP_FLOW: entry length %d of %d bytes left", n, len(body))
 		}
-		fs, err := parseFlowEntry(body[:n])
+		fs, err := parseFlowEntry(body[:n], decode)
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +133,7 @@ func parseFlowStats(body []byte) ([]FlowStats, error) {
 	return out, nil
 }
 
-func parseFlowEntry(e []byte) (FlowStats, error) {
+func parseFlowEntry(e []byte, decode bool) (FlowStats, error) {
 	fs := FlowStats{
 		TableID:     e[2],
 		Duration:    duration(e[4:12]),
@@ -150,6 +153,9 @@ func parseFlowEntry(e []byte) (FlowStats, error) {
 	}
 	fs.MatchBytes = bytes.Clone(rest[:padded])
 	fs.InstructionBytes = bytes.Clone(rest[padded:])
+	if !decode {
+		return fs, nil
+	}
 	fs.DecodeErr = decodeMatch(&fs)
 	if fs.DecodeErr == nil {
 		fs.Instructions, fs.DecodeErr = decodeInstructions(fs.InstructionBytes)
