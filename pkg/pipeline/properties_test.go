@@ -1,0 +1,268 @@
+package pipeline
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/contiv/libOpenflow/openflow13"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
+	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
+)
+
+func networksByName(s State) map[string]Network {
+	m := map[string]Network{}
+	for _, n := range s.Networks {
+		m[n.Name] = n
+	}
+	return m
+}
+
+func TestFlowsPerObject(t *testing.T) {
+	s := reference()
+	nets := networksByName(s)
+	total := len(FixedFlows(s.TunnelPort))
+	if n := len(FixedFlows(100)); n != 8 {
+		t.Errorf("fixed flows with tunnel: %d, want 8", n)
+	}
+	if n := len(FixedFlows(0)); n != 7 {
+		t.Errorf("fixed flows without tunnel: %d, want 7", n)
+	}
+	for _, n := range s.Networks {
+		if got := len(NetworkFlows(n)); got != 1 {
+			t.Errorf("network %s: %d flows, want 1", n.Name, got)
+		}
+		total += 1
+	}
+	for _, e := range s.Endpoints {
+		want := 5
+		if !arp.IsDerived(e.MAC, e.IP) {
+			want = 6
+		}
+		if got := len(EndpointFlows(nets[e.Network], e)); got != want {
+			t.Errorf("endpoint %s: %d flows, want %d", e.Port, got, want)
+		}
+		total += want
+	}
+	for _, h := range s.Hosts {
+		want := 1 + 2*len(h.Ranges)
+		if got := len(RemoteHostFlows(h, s.Networks)); got != want {
+			t.Errorf("host %s: %d flows, want %d", h.Name, got, want)
+		}
+		total += want
+	}
+	for _, e := range s.RemoteEndpoints {
+		if got := len(RemoteEndpointFlows(nets[e.Network], RemoteHost{TunnelIP: addr("192.0.2.9")}, e)); got != 2 {
+			t.Errorf("remote endpoint %s: %d flows, want 2", e.IP, got)
+		}
+		total += 2
+	}
+	if got := len(Build(s)); got != total {
+		t.Errorf("Build: %d flows, want %d", got, total)
+	}
+}
+
+// permuted returns s with every list reversed.
+func permuted(s State) State {
+	s.Networks = slices.Clone(s.Networks)
+	s.Endpoints = slices.Clone(s.Endpoints)
+	s.Hosts = slices.Clone(s.Hosts)
+	s.RemoteEndpoints = slices.Clone(s.RemoteEndpoints)
+	slices.Reverse(s.Networks)
+	slices.Reverse(s.Endpoints)
+	slices.Reverse(s.Hosts)
+	slices.Reverse(s.RemoteEndpoints)
+	return s
+}
+
+func TestStableOrder(t *testing.T) {
+	for _, tp := range topologies {
+		a := flow.Dump(Build(tp.state()))
+		if b := flow.Dump(Build(tp.state())); a != b {
+			t.Errorf("%s: two builds differ", tp.name)
+		}
+		if c := flow.Dump(Build(permuted(tp.state()))); a != c {
+			t.Errorf("%s: input order changes the flows:\n%s\nvs\n%s", tp.name, a, c)
+		}
+		var enc [][]byte
+		for _, f := range Build(tp.state()) {
+			fm, err := f.FlowMod(openflow13.FC_ADD)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fm.Xid = 0
+			b, _ := fm.MarshalBinary()
+			enc = append(enc, b)
+		}
+		for i, f := range Build(permuted(tp.state())) {
+			fm, _ := f.FlowMod(openflow13.FC_ADD)
+			fm.Xid = 0
+			if b, _ := fm.MarshalBinary(); string(b) != string(enc[i]) {
+				t.Errorf("%s: flow %d encodes differently", tp.name, i)
+			}
+		}
+	}
+}
+
+// TestCookiesSelectObjects checks that every flow carries the agent magic and
+// that cookie/ObjectMask selects exactly the flows of one object.
+func TestCookiesSelectObjects(t *testing.T) {
+	s := reference()
+	all := Build(s)
+	nets := networksByName(s)
+	hosts := map[string]RemoteHost{}
+	for _, h := range s.Hosts {
+		hosts[h.Name] = h
+	}
+	objects := map[uint64][]flow.Flow{FixedCookie(): FixedFlows(s.TunnelPort)}
+	for _, n := range s.Networks {
+		objects[n.Cookie()] = NetworkFlows(n)
+	}
+	for _, e := range s.Endpoints {
+		objects[e.Cookie()] = EndpointFlows(nets[e.Network], e)
+	}
+	for _, h := range s.Hosts {
+		objects[h.Cookie()] = RemoteHostFlows(h, s.Networks)
+	}
+	for _, e := range s.RemoteEndpoints {
+		objects[e.Cookie()] = RemoteEndpointFlows(nets[e.Network], hosts[e.Host], e)
+	}
+	if len(objects) != 1+len(s.Networks)+len(s.Endpoints)+len(s.Hosts)+len(s.RemoteEndpoints) {
+		t.Fatal("two objects share a cookie")
+	}
+	for cookie, want := range objects {
+		var got []flow.Flow
+		for _, f := range all {
+			if f.Cookie&ObjectMask == cookie&ObjectMask {
+				got = append(got, f)
+			}
+		}
+		flow.Sort(want)
+		if flow.Dump(got) != flow.Dump(want) {
+			t.Errorf("cookie %#x selects\n%s\nwant\n%s", cookie, flow.Dump(got), flow.Dump(want))
+		}
+	}
+	for _, f := range all {
+		c, _, ok := ParseCookie(f.Cookie)
+		if !ok || c < CategoryFixed || c > CategoryRemoteEndpoint || f.Cookie&MagicMask != CookieMagic {
+			t.Errorf("flow without a valid agent cookie: %s", f)
+		}
+	}
+	if _, _, ok := ParseCookie(0x1234 << 48); ok {
+		t.Error("foreign cookie parsed as ours")
+	}
+}
+
+// TestIsolation checks that every arp_responder and l2_forward flow (but the
+// misses) matches reg0 exactly with the VNI of its own object's network, and
+// that reg0 is only ever set to the VNI the packet's port or tun_id proves.
+func TestIsolation(t *testing.T) {
+	s := reference()
+	vnis := map[uint64][]uint32{} // object cookie -> VNIs its flows may match
+	nets := networksByName(s)
+	for _, e := range s.Endpoints {
+		vnis[e.Cookie()] = []uint32{nets[e.Network].VNI}
+	}
+	for _, e := range s.RemoteEndpoints {
+		vnis[e.Cookie()] = []uint32{nets[e.Network].VNI}
+	}
+	for _, h := range s.Hosts {
+		for name := range h.Ranges {
+			vnis[h.Cookie()] = append(vnis[h.Cookie()], nets[name].VNI)
+		}
+	}
+	for _, f := range Build(s) {
+		switch Table(f.Table) {
+		case ARPResponder, L2Forward:
+			if f.Priority == priorityMiss {
+				continue
+			}
+			r := f.Match.Regs[regNetwork.Reg]
+			if r.Mask != ^uint32(0) || !slices.Contains(vnis[f.Cookie], r.Value) {
+				t.Errorf("flow does not match its own network's VNI exactly: %s", f)
+			}
+		case SpoofGuard:
+			checkLoadsVNI(t, f, vnis[f.Cookie])
+		case TunnelNetwork:
+			if f.Priority != priorityMiss {
+				checkLoadsVNI(t, f, []uint32{uint32(f.Match.TunID.Value)})
+			}
+		}
+	}
+}
+
+func checkLoadsVNI(t *testing.T, f flow.Flow, allowed []uint32) {
+	t.Helper()
+	for _, a := range f.Actions {
+		if sf, ok := a.(flow.SetField); ok && sf.Field == flow.FieldReg0 && !slices.Contains(allowed, uint32(sf.Value)) {
+			t.Errorf("flow sets reg0 to a foreign VNI: %s", f)
+		}
+	}
+}
+
+// TestTunnelRules: ARP never reaches the tunnel; only l2_forward flows that
+// require reg1 bit 0 clear go to tunnel_egress; only tunnel_egress outputs to
+// the tunnel port.
+func TestTunnelRules(t *testing.T) {
+	s := reference()
+	for _, f := range Build(s) {
+		for _, a := range f.Actions {
+			switch a := a.(type) {
+			case flow.Output:
+				if a.Port == s.TunnelPort && Table(f.Table) != TunnelEgress {
+					t.Errorf("outputs to the tunnel outside tunnel_egress: %s", f)
+				}
+				if Table(f.Table) == ARPResponder && a.Port != flow.PortInPort {
+					t.Errorf("ARP answer not sent back in place: %s", f)
+				}
+			case flow.GotoTable:
+				r := f.Match.Regs[regFromTunnel.Reg]
+				if Table(a.Table) == TunnelEgress && (r.Mask&regFromTunnel.Mask() == 0 || r.Value&regFromTunnel.Mask() != 0) {
+					t.Errorf("may send tunneled packets back into the tunnel: %s", f)
+				}
+				if Table(a.Table) == TunnelEgress && f.Match.EthType == flow.EthTypeARP {
+					t.Errorf("ARP towards the tunnel: %s", f)
+				}
+			}
+		}
+	}
+}
+
+func TestAllFlowsValid(t *testing.T) {
+	for _, tp := range topologies {
+		for _, f := range Build(tp.state()) {
+			if _, err := f.FlowMod(openflow13.FC_ADD); err != nil {
+				t.Errorf("%s: %v", tp.name, err)
+			}
+		}
+	}
+}
+
+func TestTables(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/pipeline.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for i, ti := range Tables() {
+		if int(ti.ID) != i || ti.Name == "" || ti.Doc == "" || names[ti.Name] {
+			t.Errorf("table %d: %+v", i, ti)
+		}
+		names[ti.Name] = true
+		if Table(i).String() != ti.Name {
+			t.Errorf("table %d String %q", i, Table(i))
+		}
+		if !strings.Contains(string(doc), ti.Name) {
+			t.Errorf("docs/pipeline.md does not describe table %s", ti.Name)
+		}
+	}
+	for _, r := range []flow.RegField{regNetwork, regFromTunnel, regTunnelDst} {
+		for _, o := range []flow.RegField{regNetwork, regFromTunnel, regTunnelDst} {
+			if r != o && r.Reg == o.Reg && r.Mask()&o.Mask() != 0 {
+				t.Errorf("register fields %v and %v overlap", r, o)
+			}
+		}
+	}
+}
