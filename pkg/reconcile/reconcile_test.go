@@ -1,0 +1,169 @@
+package reconcile
+
+import (
+	"context"
+	"testing"
+
+	"github.com/contiv/libOpenflow/openflow13"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
+)
+
+// ownerFlows is a test model: owner -> its flows.
+type ownerFlows map[Owner][]flow.Flow
+
+func portFlows(owner Owner, inPorts ...uint32) []flow.Flow {
+	var out []flow.Flow
+	for _, p := range inPorts {
+		out = append(out, flow.Flow{Table: 1, Priority: 100, Cookie: uint64(owner),
+			Match: flow.Match{InPort: p}, Actions: []flow.Action{flow.Output{Port: p + 1000}}})
+	}
+	return out
+}
+
+func setup(t *testing.T) (*Reconciler, *fakeSwitch, ownerFlows) {
+	t.Helper()
+	sw := newFakeSwitch()
+	model := ownerFlows{}
+	r := New(Config{Switch: sw, Regenerate: func(o Owner) []flow.Flow { return model[o] }})
+	return r, sw, model
+}
+
+func (m ownerFlows) set(t *testing.T, r *Reconciler, o Owner, flows []flow.Flow) {
+	t.Helper()
+	m[o] = flows
+	if errs := r.Set(o, flows); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+}
+
+func flush(t *testing.T, r *Reconciler) int {
+	t.Helper()
+	n, err := r.Flush(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestIncrementalWorkIsProportionalToChange(t *testing.T) {
+	r, sw, model := setup(t)
+	for o := Owner(1); o <= 100; o++ {
+		model.set(t, r, o, portFlows(o, uint32(o)*10, uint32(o)*10+1))
+	}
+	if n := flush(t, r); n != 200 || len(sw.flows) != 200 {
+		t.Fatalf("initial flush sent %d, switch has %d", n, len(sw.flows))
+	}
+	// Same flows again: nothing to send.
+	model.set(t, r, 7, portFlows(7, 70, 71))
+	if n := flush(t, r); n != 0 {
+		t.Fatalf("unchanged owner sent %d flow_mods", n)
+	}
+	// One owner changes one flow and drops another: 1 add + 1 delete... and
+	// the flow it keeps is not touched.
+	model.set(t, r, 7, portFlows(7, 70, 72))
+	if n := flush(t, r); n != 2 {
+		t.Fatalf("changed owner sent %d flow_mods, want 2", n)
+	}
+	last := sw.commits[len(sw.commits)-1]
+	if last[0].Command != openflow13.FC_DELETE_STRICT || last[1].Command != openflow13.FC_ADD {
+		t.Fatalf("bundle order: deletes must come first: %v, %v", last[0].Command, last[1].Command)
+	}
+	// Remove an owner.
+	model.set(t, r, 8, nil)
+	if n := flush(t, r); n != 2 || len(sw.flows) != 198 {
+		t.Fatalf("removal sent %d, switch has %d", n, len(sw.flows))
+	}
+}
+
+func TestSyncRepairsDriftAndKeepsGoodFlows(t *testing.T) {
+	r, sw, model := setup(t)
+	for o := Owner(1); o <= 10; o++ {
+		model.set(t, r, o, portFlows(o, uint32(o)))
+	}
+	flush(t, r)
+	// Out-of-band: one flow deleted, one rogue flow, one flow's actions changed.
+	sw.mu.Lock()
+	for k, st := range sw.flows {
+		if st.Cookie == 3 {
+			delete(sw.flows, k)
+		}
+	}
+	sw.mu.Unlock()
+	sw.add(flow.Flow{Table: 1, Priority: 5, Match: flow.Match{InPort: 99}})
+	bad := portFlows(5, 5)[0]
+	bad.Actions = []flow.Action{flow.Output{Port: 4242}}
+	sw.add(bad)
+
+	res, err := r.Sync(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Added != 1 || res.Deleted != 1 || res.Modified != 1 || res.Kept != 8 {
+		t.Fatalf("sync result %+v", res)
+	}
+	if len(sw.flows) != 10 {
+		t.Fatalf("switch has %d flows after sync", len(sw.flows))
+	}
+	for _, f := range model[5] {
+		if got := sw.flows[f.Key()]; got.Content() != f.Content() {
+			t.Fatal("modified flow not restored")
+		}
+	}
+	if res, err := r.Sync(context.Background()); err != nil || res.Changed() != 0 {
+		t.Fatalf("second sync changed %d (%v)", res.Changed(), err)
+	}
+}
+
+func TestSyncAfterSwitchLostEverything(t *testing.T) {
+	r, sw, model := setup(t)
+	for o := Owner(1); o <= 5; o++ {
+		model.set(t, r, o, portFlows(o, uint32(o)))
+	}
+	flush(t, r)
+	sw.flows = map[flow.Key]flow.Stats{} // ovs-vswitchd restarted
+	res, err := r.Sync(context.Background())
+	if err != nil || res.Added != 5 || len(sw.flows) != 5 {
+		t.Fatalf("sync %+v err %v, switch has %d", res, err, len(sw.flows))
+	}
+}
+
+func TestFailedCommitKeepsChangesPending(t *testing.T) {
+	r, sw, model := setup(t)
+	model.set(t, r, 1, portFlows(1, 1, 2))
+	sw.failAt = 1
+	if _, err := r.Flush(context.Background()); err == nil {
+		t.Fatal("flush did not report the failed bundle")
+	}
+	if len(sw.flows) != 0 || r.Pending() != 2 {
+		t.Fatalf("after failure: switch %d flows, pending %d", len(sw.flows), r.Pending())
+	}
+	if n := flush(t, r); n != 2 || len(sw.flows) != 2 {
+		t.Fatalf("retry sent %d, switch has %d", n, len(sw.flows))
+	}
+	if s := r.Stats(); s.Failures != 1 || s.Bundles != 1 || s.FlowMods != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestConflictingAndInvalidFlowsAreRefused(t *testing.T) {
+	r, sw, _ := setup(t)
+	if errs := r.Set(1, portFlows(1, 1)); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	// Owner 2 claims the same key: refused, owner 1 keeps it.
+	if errs := r.Set(2, portFlows(1, 1)); len(errs) != 1 {
+		t.Fatalf("conflict not reported: %v", errs)
+	}
+	invalid := flow.Flow{Table: 2, Priority: 1, Actions: []flow.Action{flow.GotoTable{Table: 1}}}
+	if errs := r.Set(3, append(portFlows(3, 3), invalid)); len(errs) != 1 {
+		t.Fatalf("invalid flow not reported: %v", errs)
+	}
+	flush(t, r)
+	if len(sw.flows) != 2 {
+		t.Fatalf("switch has %d flows, want 2 (owner 1 and owner 3's valid flow)", len(sw.flows))
+	}
+	if s := r.Stats(); s.Conflicts != 1 || s.Invalid != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
