@@ -103,7 +103,10 @@ func (r *Reconciler) missing(present map[flow.Key]uint64, res *SyncResult) (map[
 		for _, k := range keys {
 			f, ok := byKey[k]
 			if !ok {
-				return nil, fmt.Errorf("owner %#x: regenerated flows lack a desired flow (table %d priority %d)", uint64(owner), k.Table, k.Priority)
+				// The owner changed since its last Set; the Set that
+				// follows removes the key. Install nothing for it now.
+				delete(r.desired, k)
+				continue
 			}
 			fm, err := f.FlowMod(openflow13.FC_ADD)
 			if err != nil {

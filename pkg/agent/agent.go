@@ -1,0 +1,197 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
+	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
+)
+
+// Config wires an Agent.
+type Config struct {
+	NodeName     string
+	Bridge       ovsdb.BridgeConfig
+	OVSDB        string // OVSDB endpoint
+	OpenFlow     string // OpenFlow endpoint, e.g. unix:/var/run/openvswitch/br-int.mgmt
+	TunnelPort   string // name of the flow-based GRE port
+	TunnelOFPort int    // its ofport_request
+	TunnelIP     netip.Addr
+	Cluster      cluster.Source
+	VerifyEvery  time.Duration // drift check period (at least; longer when a Sync is slow)
+	EchoInterval time.Duration
+	DeadInterval time.Duration
+	Logger       *slog.Logger
+	// OnReady is called once, after the first complete Sync (sd_notify).
+	OnReady func()
+}
+
+// Agent runs the control loop for one bridge.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+	db  *ovsdb.Client
+	of  *openflow.Client
+	rec *reconcile.Reconciler
+	reg *endpoint.Registry // owned by the loop
+	// badIfaces remembers the last problem reported per interface (loop-owned).
+	badIfaces map[string]string
+	model     *model
+
+	conn      atomic.Pointer[openflow.Conn]
+	ready     atomic.Bool
+	readyOnce sync.Once
+
+	mu      sync.Mutex
+	rejects map[string]uint64
+	repairs uint64
+}
+
+// New checks cfg and builds the agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Cluster == nil || cfg.NodeName == "" || cfg.OVSDB == "" || cfg.OpenFlow == "" || cfg.TunnelPort == "" {
+		return nil, errors.New("agent: cluster source, node name, ovsdb, openflow and tunnel port are required")
+	}
+	if cfg.VerifyEvery <= 0 {
+		cfg.VerifyEvery = time.Second
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, reg: endpoint.NewRegistry(), badIfaces: map[string]string{}, rejects: map[string]uint64{}}
+	maxTable := uint8(len(pipeline.Tables()) - 1)
+	a.rec = reconcile.New(reconcile.Config{
+		Switch:     ofSwitch{conn: a.conn.Load, maxTable: maxTable},
+		Regenerate: func(o reconcile.Owner) []flow.Flow { return a.model.regenerate(o) },
+	})
+	a.model = newModel(cfg.NodeName, a.rec, a.reject)
+	db, err := ovsdb.New(ovsdb.Config{Endpoint: cfg.OVSDB, Bridge: cfg.Bridge, NodeName: cfg.NodeName, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.db = db
+	of, err := openflow.NewClient(openflow.ClientConfig{
+		Conn:      openflow.Config{Addr: cfg.OpenFlow, EchoInterval: cfg.EchoInterval, DeadInterval: cfg.DeadInterval, Logger: cfg.Logger},
+		OnConnect: a.onConnect,
+		Logger:    cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.of = of
+	return a, nil
+}
+
+// RejectKinds are the kinds of rejected input the agent reports: an OVSDB
+// interface with bad external_ids or no usable ofport, an IP/MAC conflict
+// between endpoints, an endpoint whose network or subnet does not fit the
+// cluster view, a flow the reconciler refused, an invalid cluster file.
+var RejectKinds = []string{"interface", "conflict", "endpoint", "flow", "cluster"}
+
+// Reject reports bad input from outside the agent (the cluster source).
+func (a *Agent) Reject(kind string, err error) { a.reject(kind, err) }
+
+// reject reports bad input: a log line and a counter; the item is ignored.
+func (a *Agent) reject(kind string, err error) {
+	a.mu.Lock()
+	a.rejects[kind]++
+	a.mu.Unlock()
+	a.log.Warn("rejected input", "kind", kind, "err", err)
+}
+
+// Run keeps the bridge programmed until ctx ends. It returns only when ctx
+// is done (nil) or on a configuration error: transient faults are retried.
+// Flows are left in place when it returns.
+func (a *Agent) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = a.db.Run(ctx) }()
+	go func() { defer wg.Done(); a.runCluster(ctx) }()
+	defer a.db.Close()
+
+	if err := a.ensureOVSDB(ctx); err != nil {
+		return nil // ctx ended
+	}
+	sub := a.db.Subscribe()
+	defer sub.Close()
+	view, err := a.firstView(ctx)
+	if err != nil {
+		return nil
+	}
+	for _, iface := range a.db.Interfaces() {
+		a.handleInterface(ovsdb.InterfaceEvent{Kind: ovsdb.Added, Interface: iface})
+	}
+	a.model.setView(view, a.reg.Active())
+	a.log.Info("model loaded", "endpoints", len(a.reg.Active()), "networks", len(view.Networks), "hosts", len(view.Hosts))
+
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = a.of.Run(ctx) }()
+	a.loop(ctx, sub)
+	return nil
+}
+
+func (a *Agent) runCluster(ctx context.Context) {
+	if err := a.cfg.Cluster.Run(ctx); err != nil && ctx.Err() == nil {
+		a.log.Error("cluster view source stopped", "err", err)
+	}
+}
+
+// ensureOVSDB puts the bridge and tunnel port in place, retrying with
+// backoff while OVSDB is unreachable.
+func (a *Agent) ensureOVSDB(ctx context.Context) error {
+	spec := ovsdb.TunnelSpec{Name: a.cfg.TunnelPort, OFPort: a.cfg.TunnelOFPort, LocalIP: a.cfg.TunnelIP}
+	return retry(ctx, a.log, "ensure bridge and tunnel port", func(ctx context.Context) error {
+		if err := a.db.EnsureBridge(ctx); err != nil {
+			return err
+		}
+		return a.db.EnsureTunnelPort(ctx, spec)
+	})
+}
+
+// firstView waits for a valid cluster view; nothing is programmed before.
+func (a *Agent) firstView(ctx context.Context) (cluster.View, error) {
+	if v, ok := a.cfg.Cluster.Current(); ok {
+		return v, nil
+	}
+	a.log.Warn("waiting for a valid cluster view")
+	select {
+	case v := <-a.cfg.Cluster.Updates():
+		return v, nil
+	case <-ctx.Done():
+		return cluster.View{}, ctx.Err()
+	}
+}
+
+// retry runs f until it succeeds or ctx ends, backing off up to 5s.
+func retry(ctx context.Context, log *slog.Logger, what string, f func(context.Context) error) error {
+	delay := 100 * time.Millisecond
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := f(attempt)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		log.Warn(what+" failed, retrying", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}

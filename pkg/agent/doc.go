@@ -1,0 +1,15 @@
+// Package agent is the daemon's core: it turns events (OVSDB interface
+// changes, cluster-view updates, OpenFlow (re)connections) into desired
+// state, the desired state into flows per owner (pkg/pipeline), and hands
+// them to pkg/reconcile, which diffs against OVS and commits bundles.
+//
+//	ovsdb interfaces ─┐
+//	cluster view ─────┼─> model (owners) ─> reconcile.Set ─> Flush: one bundle ─> OVS
+//	openflow connect ─┘                                 └──> Sync: dump, diff, one bundle
+//
+// One goroutine (Run's loop) owns the model; the OpenFlow client's hook and
+// the periodic drift check call Sync, which regenerates owners' flows under
+// the model lock. Start-up is hitless: the model is loaded completely (all
+// interfaces, a valid cluster view) before the first OpenFlow connection, so
+// the first Sync keeps every flow that is already right.
+package agent

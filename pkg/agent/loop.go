@@ -1,0 +1,184 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
+	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
+)
+
+// maxBatch bounds how many queued interface events are folded into one
+// bundle.
+const maxBatch = 1024
+
+// loop is the only writer of the model after start-up.
+func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
+	verify := time.NewTimer(a.cfg.VerifyEvery)
+	defer verify.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-sub.C():
+			a.handleInterface(ev)
+			for i := 0; i < maxBatch; i++ {
+				select {
+				case ev := <-sub.C():
+					a.handleInterface(ev)
+					continue
+				default:
+				}
+				break
+			}
+			a.flush(ctx)
+		case v := <-a.cfg.Cluster.Updates():
+			a.log.Info("cluster view changed", "revision", v.Revision, "networks", len(v.Networks), "hosts", len(v.Hosts))
+			a.model.setView(v, a.reg.Active())
+			a.flush(ctx)
+		case <-verify.C:
+			next := a.verify(ctx)
+			verify.Reset(next)
+		}
+	}
+}
+
+// handleInterface turns one OVSDB interface event into endpoint changes.
+func (a *Agent) handleInterface(ev ovsdb.InterfaceEvent) {
+	iface := ev.Interface
+	if iface.Name == a.cfg.TunnelPort {
+		var ofport uint32
+		if ev.Kind != ovsdb.Deleted && iface.OFPort > 0 {
+			ofport = uint32(iface.OFPort)
+		}
+		if a.model.setTunnelPort(ofport, a.reg.Active()) {
+			a.log.Info("tunnel port", "name", iface.Name, "ofport", ofport)
+		}
+		return
+	}
+	if ev.Kind == ovsdb.Deleted {
+		delete(a.badIfaces, iface.Name)
+		a.apply(a.reg.Delete(iface.Name))
+		return
+	}
+	ep, err := endpoint.FromInterface(iface.Name, iface.OFPort, iface.ExternalIDs)
+	switch {
+	case errors.Is(err, endpoint.ErrNoOFPort) && iface.OFPort < 0:
+		err = fmt.Errorf("%w: %s", err, iface.Error)
+	case errors.Is(err, endpoint.ErrNotEndpoint), errors.Is(err, endpoint.ErrNoOFPort):
+		err = nil // not ours, or OVS has not assigned the ofport yet
+	case err == nil:
+		delete(a.badIfaces, iface.Name)
+		a.apply(a.reg.Upsert(ep))
+		return
+	}
+	if err != nil && a.badIfaces[iface.Name] != err.Error() {
+		// Report a problem once, not on every update of the row.
+		a.badIfaces[iface.Name] = err.Error()
+		a.reject("interface", err)
+	}
+	a.apply(a.reg.Delete(iface.Name))
+}
+
+func (a *Agent) apply(ch endpoint.Change) {
+	for _, ep := range ch.Removed {
+		a.model.removeEndpoint(ep)
+	}
+	for _, ep := range ch.Added {
+		a.model.setEndpoint(ep)
+	}
+	for _, c := range ch.Conflicts {
+		a.reject("conflict", c)
+	}
+}
+
+// flush commits pending flow_mods; a failure is left to the next Sync.
+func (a *Agent) flush(ctx context.Context) {
+	if a.conn.Load() == nil {
+		return // the first Sync will install everything
+	}
+	start := time.Now()
+	n, err := a.rec.Flush(ctx)
+	if err != nil {
+		a.log.Warn("flush failed; the next sync repairs", "err", err)
+		return
+	}
+	if n > 0 {
+		a.log.Debug("flushed", "flow_mods", n, "took", time.Since(start))
+	}
+}
+
+// verify compares OVS with the desired flows and repairs drift. It returns
+// when to run next: VerifyEvery, or longer when a sync is slow, so the
+// check costs OVS at most ~20% of its time.
+func (a *Agent) verify(ctx context.Context) time.Duration {
+	if c := a.conn.Load(); c == nil || c.Err() != nil {
+		return a.cfg.VerifyEvery
+	}
+	res, err := a.rec.Sync(ctx)
+	if err != nil {
+		a.log.Warn("drift check failed", "err", err)
+		return a.cfg.VerifyEvery
+	}
+	if res.Changed() > 0 {
+		a.mu.Lock()
+		a.repairs += uint64(res.Changed())
+		a.mu.Unlock()
+		a.log.Warn("repaired drift in OVS", "added", res.Added, "modified", res.Modified, "deleted", res.Deleted, "took", res.Duration)
+	}
+	return max(a.cfg.VerifyEvery, 5*res.Duration)
+}
+
+// onConnect runs after every OpenFlow (re)connection: one Sync installs or
+// repairs the whole pipeline in one bundle.
+func (a *Agent) onConnect(ctx context.Context, c *openflow.Conn) error {
+	a.conn.Store(c)
+	res, err := a.rec.Sync(ctx)
+	if err != nil {
+		return err
+	}
+	a.log.Info("pipeline synchronised", "datapath", c.DatapathID(), "kept", res.Kept, "added", res.Added,
+		"modified", res.Modified, "deleted", res.Deleted, "took", res.Duration)
+	a.ready.Store(true)
+	go func() {
+		<-c.Done()
+		a.ready.Store(false)
+	}()
+	a.readyOnce.Do(func() {
+		if a.cfg.OnReady != nil {
+			a.cfg.OnReady()
+		}
+	})
+	return nil
+}
+
+// Status is a snapshot for metrics, health and debugging.
+type Status struct {
+	Ready     bool
+	OVSDB     ovsdb.Stats
+	OpenFlow  openflow.State
+	Reconcile reconcile.Stats
+	Rejects   map[string]uint64
+	Repairs   uint64 // flows fixed by drift checks
+	Endpoints int    // programmed local endpoints
+}
+
+// Status returns the agent's current status.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	rejects := make(map[string]uint64, len(a.rejects))
+	for k, v := range a.rejects {
+		rejects[k] = v
+	}
+	repairs := a.repairs
+	a.mu.Unlock()
+	a.model.mu.Lock()
+	eps := len(a.model.endpoints)
+	a.model.mu.Unlock()
+	return Status{Ready: a.ready.Load(), OVSDB: a.db.Stats(), OpenFlow: a.of.State(), Reconcile: a.rec.Stats(),
+		Rejects: rejects, Repairs: repairs, Endpoints: eps}
+}

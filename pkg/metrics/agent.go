@@ -1,0 +1,101 @@
+package metrics
+
+import (
+	"slices"
+	"sort"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
+)
+
+const ns = "ofctl_agent"
+
+// AgentCollector exports agent.Status at scrape time.
+type AgentCollector struct {
+	status func() agent.Status
+	descs  map[string]*prometheus.Desc
+}
+
+type metricSpec struct {
+	name, help string
+	labels     []string
+}
+
+var agentSpecs = []metricSpec{
+	{"ready", "1 when the full pipeline is in OVS and the OpenFlow connection is up.", nil},
+	{"invalid_inputs_total", "Inputs rejected (bad OVSDB rows, conflicts, bad cluster files, refused flows), by kind.", []string{"kind"}},
+	{"openflow_connected", "1 while the OpenFlow connection is up.", nil},
+	{"openflow_reconnects_total", "OpenFlow connections established after the first.", nil},
+	{"openflow_connect_failures_total", "Failed OpenFlow connection attempts (dial, handshake or resync).", nil},
+	{"ovsdb_connected", "1 while the OVSDB connection is up.", nil},
+	{"ovsdb_reconnects_total", "OVSDB connections established after the first.", nil},
+	{"ovsdb_repairs_total", "Transactions that put the bridge or tunnel port back after an out-of-band change.", nil},
+	{"flow_mods_total", "Flow modifications committed to OVS.", nil},
+	{"bundles_total", "Bundles committed to OVS.", nil},
+	{"bundle_failures_total", "Bundles OVS refused (nothing was applied).", nil},
+	{"syncs_total", "Full comparisons of OVS with the desired flows.", nil},
+	{"drift_repairs_total", "Flows fixed because OVS differed from the desired flows (drift).", nil},
+	{"last_sync_duration_seconds", "Duration of the last full comparison.", nil},
+	{"desired_flows", "Flows the agent wants in OVS.", nil},
+	{"endpoints", "Local endpoints programmed.", nil},
+}
+
+// NewAgentCollector returns a collector reading status on every scrape.
+func NewAgentCollector(status func() agent.Status) *AgentCollector {
+	c := &AgentCollector{status: status, descs: map[string]*prometheus.Desc{}}
+	for _, s := range agentSpecs {
+		c.descs[s.name] = prometheus.NewDesc(ns+"_"+s.name, s.help, s.labels, nil)
+	}
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *AgentCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *AgentCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.status()
+	gauge := func(name string, v float64) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v)
+	}
+	counter := func(name string, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge("ready", b2f(s.Ready))
+	kinds := append([]string(nil), agent.RejectKinds...)
+	for k := range s.Rejects {
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		counter("invalid_inputs_total", s.Rejects[k], k)
+	}
+	gauge("openflow_connected", b2f(s.OpenFlow.Connected))
+	counter("openflow_reconnects_total", s.OpenFlow.Reconnects)
+	counter("openflow_connect_failures_total", s.OpenFlow.Failures)
+	gauge("ovsdb_connected", b2f(s.OVSDB.Connected))
+	counter("ovsdb_reconnects_total", s.OVSDB.Reconnects)
+	counter("ovsdb_repairs_total", s.OVSDB.Repairs)
+	counter("flow_mods_total", s.Reconcile.FlowMods)
+	counter("bundles_total", s.Reconcile.Bundles)
+	counter("bundle_failures_total", s.Reconcile.Failures)
+	counter("syncs_total", s.Reconcile.Syncs)
+	counter("drift_repairs_total", s.Repairs)
+	gauge("last_sync_duration_seconds", s.Reconcile.LastSync.Seconds())
+	gauge("desired_flows", float64(s.Reconcile.DesiredFlows))
+	gauge("endpoints", float64(s.Endpoints))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
