@@ -1,4 +1,4 @@
-package reconcile
+package reconcile_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"github.com/contiv/libOpenflow/openflow13"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
+	. "github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
+	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile/reconciletest"
 )
 
 // ownerFlows is a test model: owner -> its flows.
@@ -21,9 +23,9 @@ func portFlows(owner Owner, inPorts ...uint32) []flow.Flow {
 	return out
 }
 
-func setup(t *testing.T) (*Reconciler, *fakeSwitch, ownerFlows) {
+func setup(t *testing.T) (*Reconciler, *reconciletest.Switch, ownerFlows) {
 	t.Helper()
-	sw := newFakeSwitch()
+	sw := reconciletest.New()
 	model := ownerFlows{}
 	r := New(Config{Switch: sw, Regenerate: func(o Owner) []flow.Flow { return model[o] }})
 	return r, sw, model
@@ -51,8 +53,8 @@ func TestIncrementalWorkIsProportionalToChange(t *testing.T) {
 	for o := Owner(1); o <= 100; o++ {
 		model.set(t, r, o, portFlows(o, uint32(o)*10, uint32(o)*10+1))
 	}
-	if n := flush(t, r); n != 200 || len(sw.flows) != 200 {
-		t.Fatalf("initial flush sent %d, switch has %d", n, len(sw.flows))
+	if n := flush(t, r); n != 200 || len(sw.Flows) != 200 {
+		t.Fatalf("initial flush sent %d, switch has %d", n, len(sw.Flows))
 	}
 	// Same flows again: nothing to send.
 	model.set(t, r, 7, portFlows(7, 70, 71))
@@ -65,14 +67,14 @@ func TestIncrementalWorkIsProportionalToChange(t *testing.T) {
 	if n := flush(t, r); n != 2 {
 		t.Fatalf("changed owner sent %d flow_mods, want 2", n)
 	}
-	last := sw.commits[len(sw.commits)-1]
+	last := sw.Commits[len(sw.Commits)-1]
 	if last[0].Command != openflow13.FC_DELETE_STRICT || last[1].Command != openflow13.FC_ADD {
 		t.Fatalf("bundle order: deletes must come first: %v, %v", last[0].Command, last[1].Command)
 	}
 	// Remove an owner.
 	model.set(t, r, 8, nil)
-	if n := flush(t, r); n != 2 || len(sw.flows) != 198 {
-		t.Fatalf("removal sent %d, switch has %d", n, len(sw.flows))
+	if n := flush(t, r); n != 2 || len(sw.Flows) != 198 {
+		t.Fatalf("removal sent %d, switch has %d", n, len(sw.Flows))
 	}
 }
 
@@ -83,17 +85,17 @@ func TestSyncRepairsDriftAndKeepsGoodFlows(t *testing.T) {
 	}
 	flush(t, r)
 	// Out-of-band: one flow deleted, one rogue flow, one flow's actions changed.
-	sw.mu.Lock()
-	for k, st := range sw.flows {
+	sw.Mu.Lock()
+	for k, st := range sw.Flows {
 		if st.Cookie == 3 {
-			delete(sw.flows, k)
+			delete(sw.Flows, k)
 		}
 	}
-	sw.mu.Unlock()
-	sw.add(flow.Flow{Table: 1, Priority: 5, Match: flow.Match{InPort: 99}})
+	sw.Mu.Unlock()
+	sw.Add(flow.Flow{Table: 1, Priority: 5, Match: flow.Match{InPort: 99}})
 	bad := portFlows(5, 5)[0]
 	bad.Actions = []flow.Action{flow.Output{Port: 4242}}
-	sw.add(bad)
+	sw.Add(bad)
 
 	res, err := r.Sync(context.Background())
 	if err != nil {
@@ -102,11 +104,11 @@ func TestSyncRepairsDriftAndKeepsGoodFlows(t *testing.T) {
 	if res.Added != 1 || res.Deleted != 1 || res.Modified != 1 || res.Kept != 8 {
 		t.Fatalf("sync result %+v", res)
 	}
-	if len(sw.flows) != 10 {
-		t.Fatalf("switch has %d flows after sync", len(sw.flows))
+	if len(sw.Flows) != 10 {
+		t.Fatalf("switch has %d flows after sync", len(sw.Flows))
 	}
 	for _, f := range model[5] {
-		if got := sw.flows[f.Key()]; got.Content() != f.Content() {
+		if got := sw.Flows[f.Key()]; got.Content() != f.Content() {
 			t.Fatal("modified flow not restored")
 		}
 	}
@@ -121,25 +123,25 @@ func TestSyncAfterSwitchLostEverything(t *testing.T) {
 		model.set(t, r, o, portFlows(o, uint32(o)))
 	}
 	flush(t, r)
-	sw.flows = map[flow.Key]flow.Stats{} // ovs-vswitchd restarted
+	sw.Flows = map[flow.Key]flow.Stats{} // ovs-vswitchd restarted
 	res, err := r.Sync(context.Background())
-	if err != nil || res.Added != 5 || len(sw.flows) != 5 {
-		t.Fatalf("sync %+v err %v, switch has %d", res, err, len(sw.flows))
+	if err != nil || res.Added != 5 || len(sw.Flows) != 5 {
+		t.Fatalf("sync %+v err %v, switch has %d", res, err, len(sw.Flows))
 	}
 }
 
 func TestFailedCommitKeepsChangesPending(t *testing.T) {
 	r, sw, model := setup(t)
 	model.set(t, r, 1, portFlows(1, 1, 2))
-	sw.failAt = 1
+	sw.FailNext = true
 	if _, err := r.Flush(context.Background()); err == nil {
 		t.Fatal("flush did not report the failed bundle")
 	}
-	if len(sw.flows) != 0 || r.Pending() != 2 {
-		t.Fatalf("after failure: switch %d flows, pending %d", len(sw.flows), r.Pending())
+	if len(sw.Flows) != 0 || r.Pending() != 2 {
+		t.Fatalf("after failure: switch %d flows, pending %d", len(sw.Flows), r.Pending())
 	}
-	if n := flush(t, r); n != 2 || len(sw.flows) != 2 {
-		t.Fatalf("retry sent %d, switch has %d", n, len(sw.flows))
+	if n := flush(t, r); n != 2 || len(sw.Flows) != 2 {
+		t.Fatalf("retry sent %d, switch has %d", n, len(sw.Flows))
 	}
 	if s := r.Stats(); s.Failures != 1 || s.Bundles != 1 || s.FlowMods != 2 {
 		t.Fatalf("stats %+v", s)
@@ -160,8 +162,8 @@ func TestConflictingAndInvalidFlowsAreRefused(t *testing.T) {
 		t.Fatalf("invalid flow not reported: %v", errs)
 	}
 	flush(t, r)
-	if len(sw.flows) != 2 {
-		t.Fatalf("switch has %d flows, want 2 (owner 1 and owner 3's valid flow)", len(sw.flows))
+	if len(sw.Flows) != 2 {
+		t.Fatalf("switch has %d flows, want 2 (owner 1 and owner 3's valid flow)", len(sw.Flows))
 	}
 	if s := r.Stats(); s.Conflicts != 1 || s.Invalid != 1 {
 		t.Fatalf("stats %+v", s)

@@ -1,4 +1,8 @@
-package reconcile
+// Package reconciletest has a fake switch for tests of code that drives a
+// reconcile.Reconciler: it models one OpenFlow table set closely enough
+// (ADD replaces the flow with the same table, priority and match;
+// DELETE_STRICT removes it; a commit is all or nothing).
+package reconciletest
 
 import (
 	"context"
@@ -12,41 +16,43 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
 )
 
-// fakeSwitch models an OpenFlow table well enough for the reconciler: ADD
-// replaces the flow with the same table/priority/match, DELETE_STRICT removes
-// it, a commit is all-or-nothing.
-type fakeSwitch struct {
-	mu      sync.Mutex
-	flows   map[flow.Key]flow.Stats
-	commits [][]*openflow13.FlowMod
-	failAt  int // when > 0, the next commit fails (nothing applied)
+// Switch is a fake reconcile.Switch. Its fields are for tests to inspect
+// (lock Mu when the reconciler may run concurrently).
+type Switch struct {
+	Mu       sync.Mutex
+	Flows    map[flow.Key]flow.Stats
+	Commits  [][]*openflow13.FlowMod
+	FailNext bool // the next commit fails (nothing applied)
 }
 
-func newFakeSwitch() *fakeSwitch { return &fakeSwitch{flows: map[flow.Key]flow.Stats{}} }
+// New returns an empty switch.
+func New() *Switch { return &Switch{Flows: map[flow.Key]flow.Stats{}} }
 
-func (s *fakeSwitch) DumpFlows(context.Context) ([]flow.Stats, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]flow.Stats, 0, len(s.flows))
-	for _, f := range s.flows {
+// DumpFlows returns every flow.
+func (s *Switch) DumpFlows(context.Context) ([]flow.Stats, error) {
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	out := make([]flow.Stats, 0, len(s.Flows))
+	for _, f := range s.Flows {
 		out = append(out, f)
 	}
 	return out, nil
 }
 
-func (s *fakeSwitch) Commit(_ context.Context, mods []*openflow13.FlowMod) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failAt > 0 {
-		s.failAt = 0
+// Commit applies mods atomically.
+func (s *Switch) Commit(_ context.Context, mods []*openflow13.FlowMod) error {
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	if s.FailNext {
+		s.FailNext = false
 		return errors.New("injected bundle failure")
 	}
-	next := make(map[flow.Key]flow.Stats, len(s.flows))
-	for k, v := range s.flows {
+	next := make(map[flow.Key]flow.Stats, len(s.Flows))
+	for k, v := range s.Flows {
 		next[k] = v
 	}
 	for _, m := range mods {
-		st, err := statsOfFlowMod(m)
+		st, err := StatsOfFlowMod(m)
 		if err != nil {
 			return err
 		}
@@ -59,30 +65,30 @@ func (s *fakeSwitch) Commit(_ context.Context, mods []*openflow13.FlowMod) error
 			return fmt.Errorf("fake switch: command %d", m.Command)
 		}
 	}
-	s.flows = next
-	s.commits = append(s.commits, mods)
+	s.Flows = next
+	s.Commits = append(s.Commits, mods)
 	return nil
 }
 
-// add installs a flow behind the reconciler's back (a rogue ovs-ofctl add-flow).
-func (s *fakeSwitch) add(f flow.Flow) {
+// Add installs a flow behind the reconciler's back (a rogue ovs-ofctl add-flow).
+func (s *Switch) Add(f flow.Flow) {
 	fm, err := f.FlowMod(openflow13.FC_ADD)
 	if err != nil {
 		panic(err)
 	}
-	st, err := statsOfFlowMod(fm)
+	st, err := StatsOfFlowMod(fm)
 	if err != nil {
 		panic(err)
 	}
-	s.mu.Lock()
-	s.flows[st.Key()] = st
-	s.mu.Unlock()
+	s.Mu.Lock()
+	s.Flows[st.Key()] = st
+	s.Mu.Unlock()
 }
 
-// statsOfFlowMod re-frames an encoded flow_mod as an ofp_flow_stats entry
+// StatsOfFlowMod re-frames an encoded flow_mod as an ofp_flow_stats entry
 // and decodes it with flow.DecodeFlowStats, so the fake sees exactly the
 // bytes OVS would receive.
-func statsOfFlowMod(fm *openflow13.FlowMod) (flow.Stats, error) {
+func StatsOfFlowMod(fm *openflow13.FlowMod) (flow.Stats, error) {
 	b, err := fm.MarshalBinary()
 	if err != nil {
 		return flow.Stats{}, err

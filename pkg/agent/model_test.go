@@ -1,0 +1,151 @@
+package agent
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
+	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
+	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile/reconciletest"
+)
+
+type modelRig struct {
+	m       *model
+	rec     *reconcile.Reconciler
+	sw      *reconciletest.Switch
+	rejects []string
+}
+
+func newRig(t *testing.T) *modelRig {
+	r := &modelRig{sw: reconciletest.New()}
+	r.rec = reconcile.New(reconcile.Config{Switch: r.sw, Regenerate: func(o reconcile.Owner) []flow.Flow { return r.m.regenerate(o) }})
+	r.m = newModel("ha", r.rec, func(kind string, err error) { r.rejects = append(r.rejects, kind+": "+err.Error()) })
+	return r
+}
+
+func (r *modelRig) flush(t *testing.T) {
+	t.Helper()
+	if _, err := r.rec.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// switchMatchesBuild asserts the fake switch holds exactly pipeline.Build of
+// the model's state: incremental owners give the same flows as a full build.
+func (r *modelRig) switchMatchesBuild(t *testing.T) {
+	t.Helper()
+	want := pipeline.Build(r.m.state())
+	if len(want) != len(r.sw.Flows) {
+		t.Fatalf("switch has %d flows, Build gives %d", len(r.sw.Flows), len(want))
+	}
+	for _, f := range want {
+		got, ok := r.sw.Flows[f.Key()]
+		if !ok || got.Content() != f.Content() {
+			t.Fatalf("switch lacks or differs on %s", f)
+		}
+	}
+}
+
+func view(blueVNI uint32, hosts ...cluster.Host) cluster.View {
+	v := cluster.View{Networks: []cluster.Network{
+		{Name: "blue", VNI: blueVNI, Subnet: netip.MustParsePrefix("10.100.0.0/16")},
+		{Name: "red", VNI: 200, Subnet: netip.MustParsePrefix("10.200.0.0/16")},
+	}, Hosts: hosts}
+	v.Normalize()
+	return v
+}
+
+func host(name, ip string, ranges map[string]string) cluster.Host {
+	h := cluster.Host{Name: name, TunnelIP: netip.MustParseAddr(ip), Ranges: map[string]netip.Prefix{}}
+	for n, p := range ranges {
+		h.Ranges[n] = netip.MustParsePrefix(p)
+	}
+	return h
+}
+
+func ep(port string, ofport uint32, network, ip string) endpoint.Endpoint {
+	a := netip.MustParseAddr(ip)
+	return endpoint.Endpoint{Port: port, OFPort: ofport, Network: network, IP: a, MAC: endpoint.DerivedMAC(a)}
+}
+
+func TestModelIncrementalEqualsFullBuild(t *testing.T) {
+	r := newRig(t)
+	self := host("ha", "192.0.2.1", map[string]string{"blue": "10.100.1.0/24"})
+	hb := host("hb", "192.0.2.2", map[string]string{"blue": "10.100.2.0/24", "red": "10.200.2.0/24"})
+	hc := host("hc", "192.0.2.3", map[string]string{"red": "10.200.3.0/24"})
+	eps := []endpoint.Endpoint{ep("p1", 11, "blue", "10.100.1.10"), ep("p2", 12, "red", "10.200.1.10")}
+	r.m.setTunnelPort(100, nil)
+	r.m.setView(view(100, self, hb, hc), eps)
+	r.flush(t)
+	r.switchMatchesBuild(t)
+	if n := len(r.m.state().Hosts); n != 2 {
+		t.Fatalf("self counted as a remote host: %d remote hosts", n)
+	}
+
+	steps := []struct {
+		name string
+		do   func()
+	}{
+		{"endpoint added", func() { r.m.setEndpoint(ep("p3", 13, "blue", "10.100.1.11")) }},
+		{"endpoint removed", func() { r.m.removeEndpoint(ep("p1", 11, "blue", "10.100.1.10")) }},
+		{"host removed", func() { r.m.setView(view(100, self, hb), activeOf(r.m)) }},
+		{"VNI changed", func() { r.m.setView(view(101, self, hb), activeOf(r.m)) }},
+		{"tunnel port gone", func() { r.m.setTunnelPort(0, activeOf(r.m)) }},
+		{"tunnel port back", func() { r.m.setTunnelPort(100, activeOf(r.m)) }},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			s.do()
+			r.flush(t)
+			r.switchMatchesBuild(t)
+		})
+	}
+	if len(r.rejects) != 0 {
+		t.Fatalf("unexpected rejects: %v", r.rejects)
+	}
+}
+
+// activeOf rebuilds the endpoint list the registry would hold.
+func activeOf(m *model) []endpoint.Endpoint {
+	var out []endpoint.Endpoint
+	for _, e := range m.endpoints {
+		out = append(out, endpoint.Endpoint{Port: e.Port, OFPort: e.OFPort, Network: e.Network, IP: e.IP, MAC: e.MAC})
+	}
+	return out
+}
+
+func TestModelRejectsEndpointsThatDoNotFit(t *testing.T) {
+	r := newRig(t)
+	r.m.setTunnelPort(100, nil)
+	r.m.setView(view(100), nil)
+	r.flush(t)
+	before := len(r.sw.Flows)
+	cases := []endpoint.Endpoint{
+		ep("unknown-net", 11, "green", "10.100.1.10"),
+		ep("outside", 12, "blue", "10.200.1.10"),
+		ep("tunnel-ofport", 100, "blue", "10.100.1.12"),
+	}
+	for _, e := range cases {
+		r.m.setEndpoint(e)
+	}
+	r.flush(t)
+	if len(r.sw.Flows) != before || len(r.rejects) != len(cases) {
+		t.Fatalf("flows %d -> %d, rejects %v", before, len(r.sw.Flows), r.rejects)
+	}
+	// When the network appears in the view, the endpoint is programmed.
+	v := view(100)
+	v.Networks = append(v.Networks, cluster.Network{Name: "green", VNI: 300, Subnet: netip.MustParsePrefix("10.100.0.0/16")})
+	v.Normalize()
+	r.m.setView(v, []endpoint.Endpoint{cases[0]})
+	r.flush(t)
+	r.switchMatchesBuild(t)
+	if !slices.ContainsFunc(r.m.state().Endpoints, func(e pipeline.Endpoint) bool { return e.Port == "unknown-net" }) {
+		t.Fatal("endpoint not programmed once its network exists")
+	}
+}
+
