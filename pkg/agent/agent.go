@@ -35,6 +35,9 @@ type Config struct {
 	Logger       *slog.Logger
 	// OnReady is called once, after the first complete Sync (sd_notify).
 	OnReady func()
+	// OnApply, if set, is called after every batch of interface events
+	// (metrics, benchmarks). It runs on the loop and must be quick.
+	OnApply func(Applied)
 }
 
 // Agent runs the control loop for one bridge.

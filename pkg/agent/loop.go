@@ -25,17 +25,23 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 		case <-ctx.Done():
 			return
 		case ev := <-sub.C():
+			start := time.Now()
+			events := 1
 			a.handleInterface(ev)
 			for i := 0; i < maxBatch; i++ {
 				select {
 				case ev := <-sub.C():
 					a.handleInterface(ev)
+					events++
 					continue
 				default:
 				}
 				break
 			}
-			a.flush(ctx)
+			n := a.flush(ctx)
+			if a.cfg.OnApply != nil {
+				a.cfg.OnApply(Applied{Events: events, FlowMods: n, Latency: time.Since(start)})
+			}
 		case v := <-a.cfg.Cluster.Updates():
 			a.log.Info("cluster view changed", "revision", v.Revision, "networks", len(v.Networks), "hosts", len(v.Hosts))
 			a.model.setView(v, a.reg.Active())
@@ -96,20 +102,31 @@ func (a *Agent) apply(ch endpoint.Change) {
 	}
 }
 
-// flush commits pending flow_mods; a failure is left to the next Sync.
-func (a *Agent) flush(ctx context.Context) {
+// Applied describes one batch of OVSDB interface events turned into flows:
+// Latency runs from the first event's receipt to OVS's confirmation of the
+// bundle (the flows are in OVS).
+type Applied struct {
+	Events   int
+	FlowMods int
+	Latency  time.Duration
+}
+
+// flush commits pending flow_mods and returns how many; a failure is left
+// to the next Sync.
+func (a *Agent) flush(ctx context.Context) int {
 	if a.conn.Load() == nil {
-		return // the first Sync will install everything
+		return 0 // the first Sync will install everything
 	}
 	start := time.Now()
 	n, err := a.rec.Flush(ctx)
 	if err != nil {
 		a.log.Warn("flush failed; the next sync repairs", "err", err)
-		return
+		return 0
 	}
 	if n > 0 {
 		a.log.Debug("flushed", "flow_mods", n, "took", time.Since(start))
 	}
+	return n
 }
 
 // verify compares OVS with the desired flows and repairs drift. It returns

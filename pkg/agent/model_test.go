@@ -148,4 +148,3 @@ func TestModelRejectsEndpointsThatDoNotFit(t *testing.T) {
 		t.Fatal("endpoint not programmed once its network exists")
 	}
 }
-

@@ -8,6 +8,9 @@
 // pidfile, never by name. Leftovers of a crashed run (whose pid is gone) are
 // removed the first time a process uses the package.
 //
+// ovs-vswitchd runs with --enable-dummy, so benchmarks can add thousands of
+// cheap ports (type=dummy) that get real ofports without kernel devices.
+//
 // Tests call Require first: without root or OVS binaries it skips, except when
 // CI=true, where it fails.
 package testbed

@@ -77,7 +77,7 @@ func (n *Node) StartVswitchd(t testing.TB) {
 	mustRun(t, []string{"OVS_RUNDIR=" + n.Dir}, "ip", "netns", "exec", string(n.NS),
 		"ovs-vswitchd", "unix:"+n.path("db.sock"), "--pidfile="+n.path("vswitchd.pid"),
 		"--unixctl="+n.path("vswitchd.ctl"), "--log-file="+n.path("vswitchd.log"),
-		"--disable-system", "--detach", "--no-chdir")
+		"--disable-system", "--enable-dummy", "--detach", "--no-chdir")
 	n.waitSocket(t, "vswitchd.ctl")
 }
 
