@@ -48,12 +48,19 @@ func startAgent(t *testing.T, node *testbed.Node, self string) *harness {
 	if err := os.WriteFile(file, []byte(clusterYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return startAgentWith(t, node, self, file)
+}
+
+func startAgentWith(t *testing.T, node *testbed.Node, self, file string) *harness {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	src, err := cluster.NewStatic(cluster.StaticConfig{Path: file, Logger: log})
+	var a *Agent
+	src, err := cluster.NewStatic(cluster.StaticConfig{Path: file, Logger: log, Debounce: 20 * time.Millisecond,
+		OnInvalid: func(err error) { a.Reject("cluster", err) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Config{NodeName: self, OVSDB: node.DBAddr(), OpenFlow: node.MgmtAddr("br-int"),
+	a, err = New(Config{NodeName: self, OVSDB: node.DBAddr(), OpenFlow: node.MgmtAddr("br-int"),
 		Bridge: ovsdb.BridgeConfig{Name: "br-int", DatapathType: "netdev"}, TunnelPort: "gre0", TunnelOFPort: 100,
 		Cluster: src, VerifyEvery: 200 * time.Millisecond, EchoInterval: time.Second, DeadInterval: 3 * time.Second, Logger: log})
 	if err != nil {
@@ -164,4 +171,40 @@ func endpointCookie(h *harness, c *testbed.Container) uint64 {
 	h.agent.model.mu.Lock()
 	defer h.agent.model.mu.Unlock()
 	return h.agent.model.endpoints[c.HostIf].Cookie()
+}
+
+// TestAgentFollowsClusterFile: a host added to the file gets its flows, an
+// invalid file is counted and changes nothing, the fixed file applies.
+func TestAgentFollowsClusterFile(t *testing.T) {
+	node := testbed.NewNode(t, "cf")
+	file := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(file, []byte(clusterYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := startAgentWith(t, node, "ha", file)
+	hostFlows := func() int { return agentFlows(t, node, ",cookie=0xfca0040000000000/0xffffff0000000000") }
+	testbed.Eventually(t, 5*time.Second, func() bool { return hostFlows() == 5 }, "host hb flows: %d", hostFlows())
+
+	grown := clusterYAML + `  - name: hc
+    tunnel_ip: 192.0.2.3
+    ranges: { blue: 10.100.3.0/24 }
+`
+	if err := os.WriteFile(file, []byte(grown), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	took := testbed.Eventually(t, 5*time.Second, func() bool { return hostFlows() == 5+3 }, "host hc not programmed: %d", hostFlows())
+	t.Logf("new host programmed %v after the file was written", took)
+
+	before := node.Ofctl(t, "dump-flows", "br-int", "--no-stats")
+	if err := os.WriteFile(file, []byte(grown+"  - name: hd\n    tunnel_ip: not-an-ip\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testbed.Eventually(t, 5*time.Second, func() bool { return h.agent.Status().Rejects["cluster"] > 0 }, "invalid file not counted")
+	if after := node.Ofctl(t, "dump-flows", "br-int", "--no-stats"); after != before {
+		t.Fatalf("an invalid file changed the flows:\n%s\n---\n%s", before, after)
+	}
+	if err := os.WriteFile(file, []byte(clusterYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testbed.Eventually(t, 5*time.Second, func() bool { return hostFlows() == 5 }, "host hc not removed: %d", hostFlows())
 }
