@@ -9,6 +9,7 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
 )
 
@@ -198,4 +199,30 @@ func (a *Agent) Status() Status {
 	a.model.mu.Unlock()
 	return Status{Ready: a.ready.Load(), OVSDB: a.db.Stats(), OpenFlow: a.of.State(), Reconcile: a.rec.Stats(),
 		Rejects: rejects, Repairs: repairs, Endpoints: eps}
+}
+
+// Desired returns the flows the agent wants in OVS, grouped by owner with a
+// readable name (for /debug/flows and tests).
+func (a *Agent) Desired() []Owned { return a.model.desired() }
+
+// State returns the desired state as a pipeline.State (for traces).
+func (a *Agent) State() pipeline.State { return a.model.state() }
+
+// Conn returns the current OpenFlow connection, or nil.
+func (a *Agent) Conn() *openflow.Conn {
+	if c := a.conn.Load(); c != nil && c.Err() == nil {
+		return c
+	}
+	return nil
+}
+
+// Interfaces returns the interfaces on the bridge as OVSDB reports them.
+func (a *Agent) Interfaces() []ovsdb.Interface { return a.db.Interfaces() }
+
+// Endpoint returns the programmed endpoint on an OVS port, if any.
+func (a *Agent) Endpoint(port string) (pipeline.Endpoint, bool) {
+	a.model.mu.Lock()
+	defer a.model.mu.Unlock()
+	e, ok := a.model.endpoints[port]
+	return e, ok
 }

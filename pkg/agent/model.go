@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
@@ -29,11 +32,13 @@ type model struct {
 	// so regenerate must not take mu: lock order is mu -> reconciler -> bmu.
 	bmu      sync.Mutex
 	builders map[reconcile.Owner]func() []flow.Flow
+	names    map[reconcile.Owner]string // what each owner is, for people
 }
 
 func newModel(self string, rec *reconcile.Reconciler, onReject func(string, error)) *model {
 	return &model{self: self, rec: rec, onReject: onReject, networks: map[string]pipeline.Network{},
-		endpoints: map[string]pipeline.Endpoint{}, builders: map[reconcile.Owner]func() []flow.Flow{}}
+		endpoints: map[string]pipeline.Endpoint{}, builders: map[reconcile.Owner]func() []flow.Flow{},
+		names: map[reconcile.Owner]string{}}
 }
 
 // regenerate is reconcile.Config.Regenerate.
@@ -47,11 +52,12 @@ func (m *model) regenerate(o reconcile.Owner) []flow.Flow {
 	return nil
 }
 
-// own makes build the source of owner o's flows and hands them to the
-// reconciler. Flows the reconciler refuses are reported.
-func (m *model) own(o reconcile.Owner, build func() []flow.Flow) {
+// own makes build the source of owner o's flows (name says what o is) and
+// hands them to the reconciler. Flows the reconciler refuses are reported.
+func (m *model) own(o reconcile.Owner, name string, build func() []flow.Flow) {
 	m.bmu.Lock()
 	m.builders[o] = build
+	m.names[o] = name
 	m.bmu.Unlock()
 	for _, err := range m.rec.Set(o, build()) {
 		m.onReject("flow", err)
@@ -62,6 +68,7 @@ func (m *model) disown(o reconcile.Owner) {
 	m.bmu.Lock()
 	_, ok := m.builders[o]
 	delete(m.builders, o)
+	delete(m.names, o)
 	m.bmu.Unlock()
 	if ok {
 		m.rec.Set(o, nil)
@@ -102,14 +109,14 @@ func (m *model) rebuildLocked(active []endpoint.Endpoint) {
 	tp := m.tunnelPort
 	fixed := reconcile.Owner(pipeline.FixedCookie())
 	want[fixed] = true
-	m.own(fixed, func() []flow.Flow { return pipeline.FixedFlows(tp) })
+	m.own(fixed, "fixed", func() []flow.Flow { return pipeline.FixedFlows(tp) })
 	var networks []pipeline.Network
 	for _, cn := range m.view.Networks {
 		n := m.networks[cn.Name]
 		networks = append(networks, n)
 		o := reconcile.Owner(n.Cookie())
 		want[o] = true
-		m.own(o, func() []flow.Flow { return onlyWithTunnel(tp, pipeline.NetworkFlows(n)) })
+		m.own(o, "network "+n.Name, func() []flow.Flow { return onlyWithTunnel(tp, pipeline.NetworkFlows(n)) })
 	}
 	for _, ch := range m.view.Hosts {
 		if ch.Name == m.self {
@@ -118,7 +125,7 @@ func (m *model) rebuildLocked(active []endpoint.Endpoint) {
 		h := pipeline.RemoteHost{Name: ch.Name, TunnelIP: ch.TunnelIP, Ranges: ch.Ranges}
 		o := reconcile.Owner(h.Cookie())
 		want[o] = true
-		m.own(o, func() []flow.Flow { return onlyWithTunnel(tp, pipeline.RemoteHostFlows(h, networks)) })
+		m.own(o, "host "+h.Name, func() []flow.Flow { return onlyWithTunnel(tp, pipeline.RemoteHostFlows(h, networks)) })
 	}
 	m.endpoints = map[string]pipeline.Endpoint{}
 	for _, ep := range active {
@@ -170,7 +177,8 @@ func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) 
 		m.onReject("endpoint", &endpoint.InvalidError{Port: ep.Port, Key: "ofport", Value: "", Reason: "is the tunnel port's"})
 	default:
 		m.endpoints[ep.Port] = pe
-		m.own(o, func() []flow.Flow { return pipeline.EndpointFlows(n, pe) })
+		name := fmt.Sprintf("endpoint %s (%s %s)", pe.Port, pe.Network, pe.IP)
+		m.own(o, name, func() []flow.Flow { return pipeline.EndpointFlows(n, pe) })
 		return o, true
 	}
 	delete(m.endpoints, ep.Port)
@@ -204,4 +212,23 @@ func (m *model) state() pipeline.State {
 		}
 	}
 	return s
+}
+
+// Owned is one owner's desired flows and what it is.
+type Owned struct {
+	Owner reconcile.Owner
+	Name  string // "endpoint vc1 (blue 10.100.1.10)", "host hb", "network blue", "fixed"
+	Flows []flow.Flow
+}
+
+// desired returns every owner's current flows, sorted by owner name.
+func (m *model) desired() []Owned {
+	m.bmu.Lock()
+	out := make([]Owned, 0, len(m.builders))
+	for o, b := range m.builders {
+		out = append(out, Owned{Owner: o, Name: m.names[o], Flows: b()})
+	}
+	m.bmu.Unlock()
+	slices.SortFunc(out, func(a, b Owned) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
