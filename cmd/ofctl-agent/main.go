@@ -1,40 +1,63 @@
 // Command ofctl-agent is the per-host OpenFlow 1.3 controller for an Open
-// vSwitch integration bridge. Subcommands are added as the daemon lands; for
-// now it reports its version.
+// vSwitch integration bridge, and the tool that plumbs containers into it.
+//
+//	ofctl-agent run [flags]            the daemon (see -h for its flags)
+//	ofctl-agent attach [flags] TARGET  plumb a veth into a container (replaces ovs-docker add-port)
+//	ofctl-agent detach [flags] TARGET  undo attach (--all for every interface of TARGET)
+//	ofctl-agent version
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// command is one subcommand: it gets its arguments and the process's
+// standard streams, and returns the exit status.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+func commands() map[string]command {
+	return map[string]command{
+		"run":     runAgent,
+		"attach":  runAttach,
+		"detach":  runDetach,
+		"version": runVersion,
+	}
+}
+
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: ofctl-agent version")
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, "usage: ofctl-agent run|attach|detach|version [flags]")
 		return 2
 	}
-	switch args[0] {
-	case "version":
-		fmt.Fprintf(stdout, "ofctl-agent %s (%s)\n", version, goVersion())
-		return 0
-	default:
-		fmt.Fprintf(stderr, "ofctl-agent: unknown command %q\n", args[0])
+	cmd, ok := commands()[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "ofctl-agent: unknown command %q (want run, attach, detach or version)\n", args[0])
 		return 2
 	}
+	return cmd(ctx, args[1:], stdout, stderr)
 }
 
-func goVersion() string {
+func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) int {
+	gov := "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		return bi.GoVersion
+		gov = bi.GoVersion
 	}
-	return "unknown"
+	fmt.Fprintf(stdout, "ofctl-agent %s (%s)\n", version, gov)
+	return 0
 }

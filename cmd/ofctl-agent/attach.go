@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/attach"
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+)
+
+const (
+	defaultClusterFile = "/etc/ofctl-agent/cluster.yaml"
+	attachUsageHead    = `usage: ofctl-agent attach [flags] TARGET
+
+Plumbs a veth into a container and adds its host end to the bridge as an
+endpoint port (replaces ovs-docker add-port). TARGET is a network namespace
+path (/var/run/netns/NAME, /proc/PID/ns/net), or a Docker container name or
+id; or give --pid instead. Flags may also follow TARGET. Without --ip, the
+lowest free address of this host's range for the network in the cluster file
+is taken (never the range's first or last address, nor --gateway). Attaching
+again with the same settings changes nothing and succeeds.
+Exit status: 0 done, 1 failed, 2 bad usage.
+
+flags:
+`
+)
+
+// attachArgs are attach's parsed flags.
+type attachArgs struct {
+	common
+	network, ip, mac, gateway string
+	ifname                    string
+	mtu                       int
+	clusterFile, nodeName     string
+	clusterFileSet            bool // --cluster-file given: the file must exist
+}
+
+// attachResult is what attach reports (--json prints it as is).
+type attachResult struct {
+	Action      string `json:"action"` // "attached" or "already-attached"
+	Port        string `json:"port"`
+	OFPort      int    `json:"ofport,omitempty"` // 0: not assigned yet
+	ContainerID string `json:"container_id"`
+	NetNS       string `json:"netns"`
+	IfName      string `json:"ifname"`
+	Network     string `json:"network"`
+	IP          string `json:"ip"`
+	MAC         string `json:"mac"`
+	MTU         int    `json:"mtu"`
+	Gateway     string `json:"gateway,omitempty"`
+}
+
+func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a, err := parseAttach(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return fail(stderr, "attach", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	res, err := doAttach(ctx, a, stderr)
+	if err != nil {
+		return fail(stderr, "attach", err)
+	}
+	if a.json {
+		return printJSON(stdout, stderr, res)
+	}
+	fmt.Fprintf(stdout, "%s %s %s: port %s ofport %s, ip %s, mac %s, mtu %d, network %s%s\n",
+		strings.ReplaceAll(res.Action, "-", " "), res.ContainerID, res.IfName, res.Port, ofportText(res.OFPort),
+		res.IP, res.MAC, res.MTU, res.Network, gatewayText(res.Gateway))
+	return 0
+}
+
+func parseAttach(args []string, stderr io.Writer) (attachArgs, error) {
+	a := attachArgs{}
+	fs := flag.NewFlagSet("attach", flag.ContinueOnError)
+	a.common.register(fs)
+	fs.StringVar(&a.network, "network", "", "network `NAME` from the cluster file (required)")
+	fs.StringVar(&a.ip, "ip", "", "address `CIDR` (or bare address: prefix length of the network's subnet); default: allocated")
+	fs.StringVar(&a.mac, "mac", "", "container `MAC`; default derived from the IP (0a:58:<ip>)")
+	fs.StringVar(&a.gateway, "gateway", "", "`IP` of a default route inside the container")
+	fs.StringVar(&a.ifname, "ifname", attach.DefaultIfName, "interface `NAME` inside the container")
+	fs.IntVar(&a.mtu, "mtu", attach.DefaultMTU, "MTU of both veth ends")
+	fs.StringVar(&a.clusterFile, "cluster-file", defaultClusterFile, "`PATH` of the cluster view (networks, subnets, host ranges); may be absent unless given")
+	fs.StringVar(&a.nodeName, "node-name", hostname(), "this host's `NAME` in the cluster file (for its address range)")
+	pos, err := parseArgs(fs, args, stderr, attachUsageHead)
+	if err != nil {
+		return a, err
+	}
+	if a.target, err = newTarget(a.pid, pos); err != nil {
+		return a, err
+	}
+	fs.Visit(func(f *flag.Flag) { a.clusterFileSet = a.clusterFileSet || f.Name == "cluster-file" })
+	if a.network == "" {
+		return a, usageErrorf("--network is required")
+	}
+	return a, nil
+}
+
+func doAttach(ctx context.Context, a attachArgs, stderr io.Writer) (attachResult, error) {
+	opts, alloc, err := a.prepare()
+	if err != nil {
+		return attachResult{}, err
+	}
+	ctr, err := a.target.resolveAttach(ctx)
+	if err != nil {
+		return attachResult{}, err
+	}
+	ports, closePorts, err := a.openPorts(ctx, stderr)
+	if err != nil {
+		return attachResult{}, err
+	}
+	defer closePorts()
+	at := &attach.Attacher{Ports: ports, Alloc: alloc, HostNS: a.netnsHost, Log: a.logger(stderr)}
+	res, err := at.Attach(ctx, ctr, opts)
+	if err != nil {
+		return attachResult{}, err
+	}
+	out := newAttachResult(res, ctr)
+	out.OFPort, err = waitOFPort(ctx, ports, res.Port)
+	if errors.Is(err, attach.ErrPortUnusable) {
+		return out, fmt.Errorf("%w (wrong --netns-host? run detach to undo)", err)
+	} else if err != nil {
+		fmt.Fprintf(stderr, "ofctl-agent attach: warning: %v\n", oneLine(err))
+	}
+	return out, nil
+}
+
+// prepare reads the cluster file and builds the options.
+func (a attachArgs) prepare() (attach.Options, attach.Allocator, error) {
+	view, err := loadCluster(a.clusterFile, a.clusterFileSet)
+	if err != nil {
+		return attach.Options{}, nil, err
+	}
+	return a.options(view)
+}
+
+// options turns the flags and the cluster view (nil: no file) into the
+// attach options and, without --ip, an allocator for this host's range.
+func (a attachArgs) options(view *cluster.View) (attach.Options, attach.Allocator, error) {
+	o := attach.Options{Network: a.network, IfName: a.ifname, MTU: a.mtu}
+	var err error
+	if a.mac != "" {
+		if o.MAC, err = net.ParseMAC(a.mac); err != nil {
+			return o, nil, usageErrorf("--mac %q: %v", a.mac, err)
+		}
+	}
+	if a.gateway != "" {
+		if o.Gateway, err = netip.ParseAddr(a.gateway); err != nil {
+			return o, nil, usageErrorf("--gateway %q: not an IP address", a.gateway)
+		}
+	}
+	if view != nil {
+		n, ok := view.Network(a.network)
+		if !ok {
+			return o, nil, usageErrorf("network %q is not in the cluster file %s", a.network, a.clusterFile)
+		}
+		o.Subnet = n.Subnet
+	}
+	if a.ip == "" {
+		alloc, err := a.allocator(view, o)
+		return o, alloc, err
+	}
+	o.IP, err = parseIP(a.ip, o.Subnet)
+	if err != nil {
+		return o, nil, err
+	}
+	if o.Subnet.IsValid() && !o.Subnet.Contains(o.IP.Addr()) {
+		return o, nil, usageErrorf("--ip %s is outside network %s (%s)", o.IP, a.network, o.Subnet)
+	}
+	return o, nil, nil
+}
+
+// parseIP reads --ip: a CIDR, or a bare address that takes the subnet's
+// prefix length.
+func parseIP(s string, subnet netip.Prefix) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() {
+			return p, usageErrorf("--ip %q: want an IPv4 address with prefix length, e.g. 10.100.1.5/24", s)
+		}
+		return p, nil
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil || !ip.Is4() {
+		return netip.Prefix{}, usageErrorf("--ip %q: not an IPv4 address", s)
+	}
+	if !subnet.IsValid() {
+		return netip.Prefix{}, usageErrorf("--ip %s: give a prefix length (no cluster file to take the subnet from)", s)
+	}
+	return netip.PrefixFrom(ip, subnet.Bits()), nil
+}
+
+// allocator is the range allocator for this host's block of the network.
+func (a attachArgs) allocator(view *cluster.View, o attach.Options) (attach.Allocator, error) {
+	if view == nil {
+		return nil, usageErrorf("--ip is required without a cluster file (%s not found)", a.clusterFile)
+	}
+	h, ok := view.Host(a.nodeName)
+	if !ok {
+		return nil, usageErrorf("no --ip given and host %q is not in the cluster file %s (set --node-name)", a.nodeName, a.clusterFile)
+	}
+	r, ok := h.Ranges[a.network]
+	if !ok {
+		return nil, usageErrorf("no --ip given and host %q has no address range for network %q in %s", a.nodeName, a.network, a.clusterFile)
+	}
+	reserved := []netip.Addr{r.Masked().Addr(), lastOf(r)}
+	if o.Gateway.IsValid() {
+		reserved = append(reserved, o.Gateway)
+	}
+	return attach.RangeAllocator{a.network: {Subnet: o.Subnet, Range: r, Reserved: reserved}}, nil
+}
+
+// loadCluster reads the cluster file; a missing file is no view (nil)
+// unless the path was given explicitly.
+func loadCluster(path string, explicit bool) (*cluster.View, error) {
+	v, err := cluster.LoadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+func newAttachResult(res attach.Attachment, ctr attach.Container) attachResult {
+	r := attachResult{
+		Action: "attached", Port: res.Port, ContainerID: ctr.ID, NetNS: ctr.NetNS,
+		IfName: res.Options.IfName, Network: res.Options.Network, IP: res.Options.IP.String(),
+		MAC: res.Options.MAC.String(), MTU: res.Options.MTU,
+	}
+	if !res.Created {
+		r.Action = "already-attached"
+	}
+	if res.Options.Gateway.IsValid() {
+		r.Gateway = res.Options.Gateway.String()
+	}
+	return r
+}
+
+// waitOFPort waits a few seconds at most for ovs-vswitchd to number the port.
+func waitOFPort(ctx context.Context, p *attach.OVSPorts, port string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return p.OFPort(ctx, port)
+}
+
+func lastOf(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	for i := p.Bits(); i < 32; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	return netip.AddrFrom4(b)
+}
+
+func ofportText(n int) string {
+	if n == 0 {
+		return "pending"
+	}
+	return fmt.Sprint(n)
+}
+
+func gatewayText(gw string) string {
+	if gw == "" {
+		return ""
+	}
+	return ", gateway " + gw
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+func printJSON(stdout, stderr io.Writer, v any) int {
+	if err := json.NewEncoder(stdout).Encode(v); err != nil {
+		return fail(stderr, "output", err)
+	}
+	return 0
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/attach"
+)
+
+const testCluster = `networks:
+  - name: blue
+    vni: 100
+    subnet: 10.100.0.0/16
+  - name: red
+    vni: 200
+    subnet: 10.200.0.0/16
+hosts:
+  - name: node-a
+    tunnel_ip: 192.0.2.1
+    ranges: { blue: 10.100.1.0/24 }
+`
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestAttachArgs(t *testing.T) {
+	cf := writeFile(t, "cluster.yaml", testCluster)
+	bad := writeFile(t, "bad.yaml", "networks:\n  - name: blue\n    vni: 0\n    subnet: 10.1.0.0/16\n  - name: x\n")
+	none := filepath.Join(t.TempDir(), "absent.yaml")
+	ns := "/var/run/netns/c1"
+	tests := []struct {
+		name string
+		args []string
+		code int    // exitCode of the error, 0 for none
+		err  string // part of the error
+		ip   string // want Options.IP ("" none)
+		next string // want the allocator's first address ("" no allocator)
+	}{
+		{"explicit cidr with cluster", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", ns}, 0, "", "10.100.1.5/24", ""},
+		{"bare ip takes subnet prefix", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5", ns}, 0, "", "10.100.1.5/16", ""},
+		{"flags after target", []string{ns, "--cluster-file", cf, "--network", "blue", "--ip", "10.100.9.9"}, 0, "", "10.100.9.9/16", ""},
+		{"no cluster file, cidr", []string{"--cluster-file", none, "--network", "green", "--ip", "10.1.2.3/24", ns}, 1, "no such file", "", ""},
+		{"default cluster file absent", []string{"--network", "green", "--ip", "10.1.2.3/24", ns}, 0, "", "10.1.2.3/24", ""},
+		{"allocate from host range", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "blue", ns}, 0, "", "", "10.100.1.1/16"},
+		{"allocate skips gateway", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "blue", "--gateway", "10.100.1.1", ns}, 0, "", "", "10.100.1.2/16"},
+		{"missing network", []string{"--cluster-file", cf, "--ip", "10.100.1.5/24", ns}, 2, "--network is required", "", ""},
+		{"missing target", []string{"--cluster-file", cf, "--network", "blue"}, 2, "missing TARGET", "", ""},
+		{"two targets", []string{"--cluster-file", cf, "--network", "blue", ns, "/var/run/netns/c2"}, 2, "want one TARGET", "", ""},
+		{"pid and path", []string{"--cluster-file", cf, "--network", "blue", "--pid", "42", ns}, 2, "either --pid or TARGET", "", ""},
+		{"negative pid", []string{"--cluster-file", cf, "--network", "blue", "--pid", "-4"}, 2, "want a process id", "", ""},
+		{"unknown flag", []string{"--ipaddress", "10.1.1.1/24", ns}, 2, "flag provided but not defined", "", ""},
+		{"bad mtu syntax", []string{"--network", "blue", "--mtu", "big", ns}, 2, "invalid value", "", ""},
+		{"bad ip", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1", ns}, 2, "not an IPv4 address", "", ""},
+		{"bad cidr", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/33", ns}, 2, "want an IPv4 address with prefix", "", ""},
+		{"ipv6", []string{"--cluster-file", cf, "--network", "blue", "--ip", "fd00::5/64", ns}, 2, "want an IPv4 address", "", ""},
+		{"ip outside subnet", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.101.1.5/24", ns}, 2, "outside network blue (10.100.0.0/16)", "", ""},
+		{"bare ip without cluster", []string{"--network", "green", "--ip", "10.1.2.3", "--cluster-file", none, ns}, 1, "no such file", "", ""},
+		{"network not in cluster", []string{"--cluster-file", cf, "--network", "green", "--ip", "10.1.2.3/24", ns}, 2, `network "green" is not in the cluster file`, "", ""},
+		{"no ip, unknown host", []string{"--cluster-file", cf, "--node-name", "node-z", "--network", "blue", ns}, 2, `host "node-z" is not in the cluster file`, "", ""},
+		{"no ip, no range", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "red", ns}, 2, `no address range for network "red"`, "", ""},
+		{"invalid cluster file", []string{"--cluster-file", bad, "--network", "blue", "--ip", "10.100.1.5/24", ns}, 1, "cluster file", "", ""},
+		{"bad mac", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", "--mac", "0a:58", ns}, 2, "--mac", "", ""},
+		{"bad gateway", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", "--gateway", "x", ns}, 2, "--gateway", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts, alloc, err := prepareArgs(tc.args)
+			if got := codeOf(err); got != tc.code || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("error %v (exit %d), want exit %d with %q", err, got, tc.code, tc.err)
+			}
+			if err != nil {
+				return
+			}
+			if got := prefixText(opts.IP); got != tc.ip {
+				t.Errorf("ip %s, want %q", got, tc.ip)
+			}
+			if (alloc == nil) != (tc.next == "") {
+				t.Fatalf("allocator %v, want one: %v", alloc, tc.next != "")
+			}
+			if alloc != nil {
+				p, err := alloc.Next(opts.Network, func(netip.Addr) bool { return false })
+				if err != nil || p.String() != tc.next {
+					t.Errorf("first allocation %v %v, want %s", p, err, tc.next)
+				}
+			}
+		})
+	}
+}
+
+// prepareArgs is runAttach up to the options; the default cluster file path
+// is replaced by one that does not exist.
+func prepareArgs(args []string) (attach.Options, attach.Allocator, error) {
+	a, err := parseAttach(args, io.Discard)
+	if err != nil {
+		return attach.Options{}, nil, err
+	}
+	if !a.clusterFileSet {
+		a.clusterFile = "/nonexistent/ofctl-agent/cluster.yaml"
+	}
+	return a.prepare()
+}
+
+func codeOf(err error) int {
+	if err == nil {
+		return 0
+	}
+	return exitCode(err)
+}
+
+func prefixText(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
+
+func TestDetachArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		err  string
+		want target
+		all  bool
+	}{
+		{"path", []string{"/var/run/netns/c1", "--ifname", "eth2"}, 0, "", target{path: "/var/run/netns/c1"}, false},
+		{"all", []string{"--all", "/var/run/netns/c1"}, 0, "", target{path: "/var/run/netns/c1"}, true},
+		{"pid", []string{"--pid", "77"}, 0, "", target{pid: 77}, false},
+		{"docker name", []string{"web-1"}, 0, "", target{docker: "web-1"}, false},
+		{"all and ifname", []string{"--all", "--ifname", "eth1", "web-1"}, 2, "not both", target{}, false},
+		{"no target", []string{"--all"}, 2, "missing TARGET", target{}, false},
+		{"pid and name", []string{"--pid", "7", "web-1"}, 2, "not both", target{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := parseDetach(tc.args, io.Discard)
+			if got := codeOf(err); got != tc.code || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("error %v (exit %d), want exit %d with %q", err, got, tc.code, tc.err)
+			}
+			if err == nil && (d.target != tc.want || d.all != tc.all) {
+				t.Errorf("target %+v all %v, want %+v %v", d.target, d.all, tc.want, tc.all)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, cmd := range []command{runAttach, runDetach} {
+		var out, errb bytes.Buffer
+		if code := cmd(context.Background(), []string{"-h"}, &out, &errb); code != 0 {
+			t.Errorf("-h: exit %d", code)
+		}
+		for _, want := range []string{"usage: ofctl-agent", "-bridge BRIDGE", `(default "br-int")`, "-ifname NAME", `(default "eth1")`} {
+			if !strings.Contains(errb.String(), want) {
+				t.Errorf("usage lacks %q:\n%s", want, errb.String())
+			}
+		}
+	}
+}
+
+func TestRunAttachExitCodes(t *testing.T) {
+	cf := writeFile(t, "cluster.yaml", testCluster)
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "docker.sock"))
+	tests := []struct {
+		name string
+		args []string
+		code int
+		err  string
+	}{
+		{"usage", []string{"--cluster-file", cf, "/var/run/netns/x"}, 2, "ofctl-agent attach: --network is required\nrun 'ofctl-agent attach -h' for usage\n"},
+		{"outside subnet", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.9.0.1/24", "/x/y"}, 2, "ofctl-agent attach: --ip 10.9.0.1/24 is outside network blue (10.100.0.0/16)\n"},
+		{"no docker", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.9/24", "web-1"}, 1, "docker engine not reachable at"},
+		{"not a namespace", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.9/24", cf}, 1, "not a namespace file"},
+		{"bad ovsdb endpoint", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.9/24", "--ovsdb", "/run/db.sock", "--pid", fmt.Sprint(os.Getpid())}, 2, "want unix:PATH or tcp:HOST:PORT"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := runAttach(context.Background(), tc.args, &out, &errb)
+			if code != tc.code || !strings.Contains(errb.String(), tc.err) || out.Len() != 0 {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d with %q", code, out.String(), errb.String(), tc.code, tc.err)
+			}
+			if lines := strings.Count(errb.String(), "\n"); lines > 2 {
+				t.Errorf("error takes %d lines:\n%s", lines, errb.String())
+			}
+		})
+	}
+}
+
+func TestRunDetachNoOVSDB(t *testing.T) {
+	var out, errb bytes.Buffer
+	args := []string{"--timeout", "300ms", "--ovsdb", "unix:" + filepath.Join(t.TempDir(), "db.sock"), "/var/run/netns/gone"}
+	if code := runDetach(context.Background(), args, &out, &errb); code != 1 {
+		t.Fatalf("exit %d, want 1; stderr %q", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "not connected to ovsdb") || strings.Count(errb.String(), "\n") != 1 {
+		t.Errorf("stderr %q, want one line saying not connected", errb.String())
+	}
+}
+
+func TestOneLine(t *testing.T) {
+	err := fmt.Errorf("cluster file: %w", errors.Join(errors.New("line 2: bad"), errors.New("line 5: worse")))
+	var errb bytes.Buffer
+	if code := fail(&errb, "attach", err); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if got, want := errb.String(), "ofctl-agent attach: cluster file: line 2: bad; line 5: worse\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	errb.Reset()
+	if code := fail(&errb, "attach", &attach.OptionError{Field: "mtu", Value: "9", Reason: "want 68..65535"}); code != 2 {
+		t.Errorf("option error: exit %d, want 2", code)
+	}
+}

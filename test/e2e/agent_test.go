@@ -1,0 +1,226 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+	"github.com/ofctl-agent/ofctl-agent/test/testbed"
+)
+
+// agCluster is the static cluster view the agent e2e tests share.
+const agCluster = `networks:
+  - name: blue
+    vni: 100
+    subnet: 10.100.0.0/16
+hosts:
+  - name: ha
+    tunnel_ip: 192.0.2.1
+    ranges: { blue: 10.100.1.0/24 }
+  - name: hb
+    tunnel_ip: 192.0.2.2
+    ranges: { blue: 10.100.2.0/24 }
+`
+
+var agBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// agBinary builds ofctl-agent once per test process.
+func agBinary(t *testing.T) string {
+	t.Helper()
+	agBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "ofctl-agent-e2e-")
+		if err != nil {
+			agBuild.err = err
+			return
+		}
+		agBuild.path = filepath.Join(dir, "ofctl-agent")
+		out, err := exec.Command("go", "build", "-o", agBuild.path, "github.com/ofctl-agent/ofctl-agent/cmd/ofctl-agent").CombinedOutput()
+		if err != nil {
+			agBuild.err = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if agBuild.err != nil {
+		t.Fatal(agBuild.err)
+	}
+	return agBuild.path
+}
+
+// agProc is one running `ofctl-agent run`.
+type agProc struct {
+	node   *testbed.Node
+	args   []string
+	cmd    *exec.Cmd
+	listen string
+	log    *os.File
+	exited chan struct{}
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// agStart starts an agent for node under name self and waits until ready.
+func agStart(t *testing.T, node *testbed.Node, self, tunnelIP, clusterFile string) *agProc {
+	t.Helper()
+	p := &agProc{node: node, listen: freePort(t)}
+	p.args = []string{"run", "--node-name", self, "--ovsdb", node.DBAddr(), "--ovs-rundir", node.Dir,
+		"--datapath-type", "netdev", "--tunnel-ip", tunnelIP, "--tunnel-port", "gre0", "--tunnel-ofport", "100",
+		"--cluster-file", clusterFile, "--listen", p.listen, "--verify-interval", "300ms", "--log-level", "debug"}
+	log, err := os.Create(filepath.Join(node.Dir, "agent-"+self+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.log = log
+	t.Cleanup(func() {
+		p.kill(syscall.SIGKILL)
+		if t.Failed() {
+			b, _ := os.ReadFile(log.Name())
+			t.Logf("agent %s log:\n%s", self, tail(b, 6000))
+		}
+	})
+	p.start(t)
+	return p
+}
+
+func (p *agProc) start(t *testing.T) {
+	t.Helper()
+	p.cmd = exec.Command(agBinary(t), p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.exited = make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	testbed.Eventually(t, 15*time.Second, p.ready, "agent on %s never became ready", p.node.Name)
+}
+
+func (p *agProc) ready() bool {
+	resp, err := http.Get("http://" + p.listen + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// kill signals the agent and waits for it to exit.
+func (p *agProc) kill(sig syscall.Signal) {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// agTopology: two nodes with agents, one blue container on each.
+type agTopology struct {
+	a, b   *testbed.Node
+	pa, pb *agProc
+	ca, cb *testbed.Container
+}
+
+func agSetup(t *testing.T) *agTopology {
+	t.Helper()
+	testbed.Require(t)
+	file := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(file, []byte(agCluster), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tp := &agTopology{a: testbed.NewNode(t, "ha"), b: testbed.NewNode(t, "hb")}
+	testbed.Underlay(t, tp.a, tp.b, netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("192.0.2.2/24"))
+	tp.pa = agStart(t, tp.a, "ha", "192.0.2.1", file)
+	tp.pb = agStart(t, tp.b, "hb", "192.0.2.2", file)
+	tp.ca = agContainer(t, tp.a, "ca", "10.100.1.10/16")
+	tp.cb = agContainer(t, tp.b, "cb", "10.100.2.10/16")
+	testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := tp.ca.Ping(tp.cb.Addr.Addr(), 1); return ok },
+		"cross-host ping never worked")
+	return tp
+}
+
+func agContainer(t *testing.T, n *testbed.Node, name, ip string) *testbed.Container {
+	addr := netip.MustParsePrefix(ip)
+	c := n.AddContainer(t, name, testbed.ContainerOpts{Addr: addr, MAC: arp.DerivedMAC(addr.Addr())})
+	c.AttachTo(t, "br-int", 0, map[string]string{endpoint.KeyNetwork: "blue", endpoint.KeyIP: addr.Addr().String()})
+	return c
+}
+
+// pingStats runs a continuous ping from c to dst while during() runs, then
+// returns transmitted and received counts.
+func pingDuring(t *testing.T, c *testbed.Container, dst netip.Addr, interval string, during func()) (sent, recv int) {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", string(c.NS), "ping", "-n", "-i", interval, "-W", "1", dst.String())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	done := make(chan struct{})
+	go func() {
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			lines = append(lines, s.Text())
+		}
+		_, _ = io.Copy(io.Discard, out)
+		close(done)
+	}()
+	time.Sleep(500 * time.Millisecond)
+	during()
+	time.Sleep(500 * time.Millisecond)
+	_ = cmd.Process.Signal(syscall.SIGINT) // ping prints its summary
+	<-done
+	_ = cmd.Wait()
+	re := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
+	for _, l := range lines {
+		if m := re.FindStringSubmatch(l); m != nil {
+			sent, _ = strconv.Atoi(m[1])
+			recv, _ = strconv.Atoi(m[2])
+			return sent, recv
+		}
+	}
+	t.Fatalf("no ping summary in:\n%s", strings.Join(lines, "\n"))
+	return 0, 0
+}

@@ -1,0 +1,343 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/test/testbed"
+)
+
+const atCluster = `networks:
+  - name: blue
+    vni: 100
+    subnet: 10.100.0.0/16
+  - name: red
+    vni: 200
+    subnet: 10.200.0.0/16
+hosts:
+  - name: node-x
+    tunnel_ip: 192.0.2.1
+    ranges: { blue: 10.100.1.0/24, red: 10.200.3.0/24 }
+`
+
+// atCLI runs the real ofctl-agent binary against one test node.
+type atCLI struct {
+	bin, clusterFile string
+	node             *testbed.Node
+}
+
+// atResult is the --json output of attach and detach.
+type atResult struct {
+	Action      string   `json:"action"`
+	Port        string   `json:"port"`
+	OFPort      int      `json:"ofport"`
+	ContainerID string   `json:"container_id"`
+	IfName      string   `json:"ifname"`
+	IP          string   `json:"ip"`
+	MAC         string   `json:"mac"`
+	MTU         int      `json:"mtu"`
+	Ports       []string `json:"ports"`
+}
+
+// TestAttachCLI drives `ofctl-agent attach/detach` as a user would and
+// checks the outcome with ip and ovs-vsctl.
+func TestAttachCLI(t *testing.T) {
+	testbed.Require(t)
+	c := &atCLI{bin: atBuild(t), node: testbed.NewNode(t, "x")}
+	c.node.AddBridge(t, "br-int")
+	c.clusterFile = filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(c.clusterFile, []byte(atCluster), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("AttachIdempotentDuplicateDetach", c.testAttach)
+	t.Run("Allocate", c.testAllocate)
+	t.Run("DetachAll", c.testDetachAll)
+	t.Run("PID", c.testPID)
+}
+
+func (c *atCLI) testAttach(t *testing.T) {
+	ns := atNewNS(t, "c1")
+	args := []string{"--network", "blue", "--ip", "10.100.1.5/24", "--gateway", "10.100.1.1", "--mtu", "1400", atNSPath(ns)}
+	out := c.mustRun(t, "attach", args...)
+	if !strings.HasPrefix(out, "attached "+atNSPath(ns)+" eth1: port of") || !strings.Contains(out, "ip 10.100.1.5/24, mac 0a:58:0a:64:01:05, mtu 1400") {
+		t.Errorf("attach said %q", out)
+	}
+	r := c.mustJSON(t, "attach", args...)
+	if r.Action != "already-attached" || r.OFPort <= 0 || r.IP != "10.100.1.5/24" || r.ContainerID != atNSPath(ns) {
+		t.Fatalf("second attach: %+v", r)
+	}
+	c.checkAttached(t, ns, r.Port, "eth1", "10.100.1.5/24", "0a:58:0a:64:01:05", 1400)
+	if got := atMustCmd(t, "ip", "-n", ns, "route", "show", "default"); !strings.Contains(got, "via 10.100.1.1 dev eth1") {
+		t.Errorf("default route: %q", got)
+	}
+
+	before := c.snapshot(t, ns, r.Port)
+	if out := c.mustRun(t, "attach", args...); !strings.HasPrefix(out, "already attached ") {
+		t.Errorf("third attach said %q", out)
+	}
+	if after := c.snapshot(t, ns, r.Port); after != before {
+		t.Errorf("attaching again changed state:\n%s\nto\n%s", before, after)
+	}
+	_, errOut := c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.6/24", atNSPath(ns))
+	if !strings.Contains(errOut, "already attached as port "+r.Port+" with ip 10.100.1.5, not 10.100.1.6") {
+		t.Errorf("other settings: %q", errOut)
+	}
+
+	ns2 := atNewNS(t, "c2")
+	links := c.node.Exec(t, "ip", "-o", "link")
+	_, errOut = c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.5/24", atNSPath(ns2))
+	if want := "ofctl-agent attach: ip 10.100.1.5 is already used in network blue by port " + r.Port + "\n"; errOut != want {
+		t.Errorf("duplicate ip: stderr %q, want %q", errOut, want)
+	}
+	if got := c.node.Exec(t, "ip", "-o", "link"); got != links {
+		t.Errorf("refused attach changed the host's links:\n%s\nto\n%s", links, got)
+	}
+	if _, err := atCmd("ip", "-n", ns2, "link", "show", "eth1"); err == nil {
+		t.Error("refused attach created eth1 in the second container")
+	}
+	_, errOut = c.run(t, 1, "attach", "--bridge", "br-none", "--network", "blue", "--ip", "10.100.1.8/24", atNSPath(ns2))
+	if !strings.Contains(errOut, "bridge not found: br-none") {
+		t.Errorf("missing bridge: %q", errOut)
+	}
+	_, errOut = c.run(t, 2, "attach", "--network", "blue", "--ip", "10.101.0.5/16", atNSPath(ns2))
+	if !strings.Contains(errOut, "outside network blue (10.100.0.0/16)") {
+		t.Errorf("outside subnet: %q", errOut)
+	}
+
+	if out := c.mustRun(t, "detach", atNSPath(ns)); out != "detached "+atNSPath(ns)+" eth1: port "+r.Port+"\n" {
+		t.Errorf("detach said %q", out)
+	}
+	c.checkGone(t, ns, r.Port, "eth1")
+	if _, errOut := c.run(t, 1, "detach", atNSPath(ns)); !strings.Contains(errOut, "not attached") {
+		t.Errorf("second detach: %q", errOut)
+	}
+}
+
+func (c *atCLI) testAllocate(t *testing.T) {
+	a, b, d := atNewNS(t, "a"), atNewNS(t, "b"), atNewNS(t, "d")
+	alloc := func(ns string) atResult {
+		t.Helper()
+		return c.mustJSON(t, "attach", "--network", "red", "--cluster-file", c.clusterFile, "--node-name", "node-x", atNSPath(ns))
+	}
+	ra, rb := alloc(a), alloc(b)
+	if ra.IP != "10.200.3.1/16" || rb.IP != "10.200.3.2/16" {
+		t.Fatalf("allocated %s and %s, want 10.200.3.1/16 and 10.200.3.2/16", ra.IP, rb.IP)
+	}
+	c.checkAttached(t, b, rb.Port, "eth1", "10.200.3.2/16", "0a:58:0a:c8:03:02", 1450)
+	c.mustRun(t, "detach", atNSPath(a))
+	if rd := alloc(d); rd.IP != "10.200.3.1/16" {
+		t.Errorf("after detaching the first, allocated %s, want the freed 10.200.3.1/16", rd.IP)
+	}
+	c.mustRun(t, "detach", "--all", atNSPath(b))
+	c.mustRun(t, "detach", "--all", atNSPath(d))
+}
+
+func (c *atCLI) testDetachAll(t *testing.T) {
+	ns := atNewNS(t, "m")
+	r1 := c.mustJSON(t, "attach", "--network", "blue", "--ip", "10.100.2.1/24", atNSPath(ns))
+	r2 := c.mustJSON(t, "attach", "--network", "blue", "--ip", "10.100.2.2/24", "--ifname", "eth2", "--mac", "02:00:00:00:00:22", atNSPath(ns))
+	c.checkAttached(t, ns, r2.Port, "eth2", "10.100.2.2/24", "02:00:00:00:00:22", 1450)
+	r := c.mustJSON(t, "detach", "--all", atNSPath(ns))
+	if r.Action != "detached" || len(r.Ports) != 2 {
+		t.Fatalf("detach --all: %+v", r)
+	}
+	c.checkGone(t, ns, r1.Port, "eth1")
+	c.checkGone(t, ns, r2.Port, "eth2")
+	if out := c.mustRun(t, "detach", "--all", atNSPath(ns)); out != "nothing attached to "+atNSPath(ns)+"\n" {
+		t.Errorf("second detach --all said %q", out)
+	}
+}
+
+func (c *atCLI) testPID(t *testing.T) {
+	ns := atNewNS(t, "p")
+	cmd := exec.Command("ip", "netns", "exec", ns, "sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := strconv.Itoa(cmd.Process.Pid)
+	testbed.Eventually(t, 5*time.Second, func() bool {
+		a, _ := os.Readlink("/proc/" + pid + "/ns/net")
+		b, _ := os.Readlink("/proc/self/ns/net")
+		return a != "" && a != b
+	}, "process %s never entered namespace %s", pid, ns)
+	r := c.mustJSON(t, "attach", "--network", "blue", "--ip", "10.100.3.7/24", "--pid", pid)
+	if r.ContainerID != "/proc/"+pid+"/ns/net" {
+		t.Errorf("container id %q", r.ContainerID)
+	}
+	c.checkAttached(t, ns, r.Port, "eth1", "10.100.3.7/24", "0a:58:0a:64:03:07", 1450)
+	c.mustRun(t, "detach", "--pid", pid)
+	c.checkGone(t, ns, r.Port, "eth1")
+}
+
+// checkAttached checks the container interface with ip and the port with
+// ovs-vsctl.
+func (c *atCLI) checkAttached(t *testing.T, ns, port, ifname, addr, mac string, mtu int) {
+	t.Helper()
+	link := atMustCmd(t, "ip", "-n", ns, "-o", "link", "show", ifname)
+	for _, want := range []string{fmt.Sprintf("mtu %d ", mtu), "link/ether " + mac + " ", "state UP"} {
+		if !strings.Contains(link, want) {
+			t.Errorf("%s in %s lacks %q: %s", ifname, ns, want, link)
+		}
+	}
+	if got := atMustCmd(t, "ip", "-n", ns, "-o", "-4", "addr", "show", "dev", ifname); !strings.Contains(got, "inet "+addr+" ") {
+		t.Errorf("%s address: %q, want %s", ifname, got, addr)
+	}
+	if !strings.Contains(c.node.Vsctl(t, "list-ports", "br-int"), port+"\n") {
+		t.Errorf("port %s not on br-int", port)
+	}
+	ip, _, _ := strings.Cut(addr, "/")
+	for key, want := range map[string]string{"ofctl-agent.network": "", "ofctl-agent.ip": ip, "ofctl-agent.mac": mac,
+		"ofctl-agent.owner": "attach", "container_iface": ifname} {
+		got := atUnquote(c.node.Vsctl(t, "get", "interface", port, "external_ids:"+key))
+		if got == "" || (want != "" && got != want) {
+			t.Errorf("external_ids:%s = %q, want %q", key, got, want)
+		}
+	}
+	ofport, _ := strconv.Atoi(strings.TrimSpace(c.node.Vsctl(t, "get", "interface", port, "ofport")))
+	if ofport <= 0 {
+		t.Errorf("ofport %d", ofport)
+	}
+	if got := c.node.Exec(t, "ip", "-o", "link", "show", port); !strings.Contains(got, "state UP") {
+		t.Errorf("host end: %s", got)
+	}
+}
+
+// checkGone checks that the port, its host veth and the container interface
+// are gone.
+func (c *atCLI) checkGone(t *testing.T, ns, port, ifname string) {
+	t.Helper()
+	if show := c.node.Vsctl(t, "show"); strings.Contains(show, port) {
+		t.Errorf("port %s still in ovs-vsctl show:\n%s", port, show)
+	}
+	if _, err := atCmd("ip", "-n", string(c.node.NS), "link", "show", port); err == nil {
+		t.Errorf("host veth %s still exists", port)
+	}
+	if _, err := atCmd("ip", "-n", ns, "link", "show", ifname); err == nil {
+		t.Errorf("%s still exists in %s", ifname, ns)
+	}
+}
+
+// snapshot is what attaching again must not change.
+func (c *atCLI) snapshot(t *testing.T, ns, port string) string {
+	return strings.Join([]string{
+		c.node.Vsctl(t, "--columns=_uuid,ofport,external_ids", "list", "interface", port),
+		c.node.Vsctl(t, "list-ports", "br-int"),
+		atMustCmd(t, "ip", "-n", ns, "-o", "link"), atMustCmd(t, "ip", "-n", ns, "-o", "addr"),
+		atMustCmd(t, "ip", "-n", ns, "route"), c.node.Exec(t, "ip", "-o", "link"),
+	}, "")
+}
+
+// run runs the binary with the node's OVSDB and namespace and checks the
+// exit status.
+func (c *atCLI) run(t *testing.T, wantCode int, cmd string, args ...string) (string, string) {
+	t.Helper()
+	full := append([]string{cmd, "--ovsdb", c.node.DBAddr(), "--netns-host", c.node.NS.Path(), "--timeout", "20s"}, args...)
+	if cmd == "attach" && !atContains(args, "--cluster-file") {
+		full = append(full, "--cluster-file", c.clusterFile)
+	}
+	p := exec.Command(c.bin, full...)
+	var out, errb bytes.Buffer
+	p.Stdout, p.Stderr = &out, &errb
+	err := p.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code != wantCode {
+		t.Fatalf("ofctl-agent %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(full, " "), code, wantCode, out.String(), errb.String())
+	}
+	return out.String(), errb.String()
+}
+
+func (c *atCLI) mustRun(t *testing.T, cmd string, args ...string) string {
+	t.Helper()
+	out, _ := c.run(t, 0, cmd, args...)
+	return out
+}
+
+func (c *atCLI) mustJSON(t *testing.T, cmd string, args ...string) atResult {
+	t.Helper()
+	var r atResult
+	if out := c.mustRun(t, cmd, append(args, "--json")...); json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("%s --json printed %q", cmd, out)
+	}
+	return r
+}
+
+// atBuild builds cmd/ofctl-agent once for this test.
+func atBuild(t *testing.T) string {
+	t.Helper()
+	mod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(mod)) == "" {
+		t.Fatalf("go env GOMOD: %v %q", err, mod)
+	}
+	bin := filepath.Join(t.TempDir(), "ofctl-agent")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/ofctl-agent")
+	build.Dir = filepath.Dir(strings.TrimSpace(string(mod)))
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// atNewNS makes a container namespace named like the test bed's (so a crashed
+// run's leftovers are collected) and deletes it at cleanup.
+func atNewNS(t *testing.T, name string) string {
+	t.Helper()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	ns := fmt.Sprintf("%s%d-%s-%s", testbed.Prefix, os.Getpid(), hex.EncodeToString(b[:]), name)
+	atMustCmd(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { _, _ = atCmd("ip", "netns", "delete", ns) })
+	atMustCmd(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	return ns
+}
+
+func atNSPath(ns string) string { return filepath.Join("/var/run/netns", ns) }
+
+func atCmd(args ...string) (string, error) {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+func atMustCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := atCmd(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func atUnquote(s string) string {
+	s = strings.TrimSpace(s)
+	if u, err := strconv.Unquote(s); err == nil {
+		return u
+	}
+	return s
+}
+
+func atContains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
