@@ -131,7 +131,14 @@ func doAttach(ctx context.Context, a attachArgs, stderr io.Writer) (attachResult
 	out := newAttachResult(res, ctr)
 	out.OFPort, err = waitOFPort(ctx, ports, res.Port)
 	if errors.Is(err, attach.ErrPortUnusable) {
-		return out, fmt.Errorf("%w (wrong --netns-host? run detach to undo)", err)
+		if !res.Created {
+			return out, fmt.Errorf("%w (wrong --netns-host? run detach to undo)", err)
+		}
+		// Roll back what this call created: nothing half-plumbed stays.
+		if derr := at.Detach(ctx, res.ContainerID, res.Options.IfName); derr != nil {
+			return out, fmt.Errorf("%w; rollback failed: %v (run detach)", err, derr)
+		}
+		return out, fmt.Errorf("%w (wrong --netns-host?); rolled back", err)
 	} else if err != nil {
 		fmt.Fprintf(stderr, "ofctl-agent attach: warning: %v\n", oneLine(err))
 	}

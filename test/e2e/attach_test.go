@@ -63,6 +63,25 @@ func TestAttachCLI(t *testing.T) {
 	t.Run("Allocate", c.testAllocate)
 	t.Run("DetachAll", c.testDetachAll)
 	t.Run("PID", c.testPID)
+	t.Run("UnusablePortRolledBack", c.testUnusable)
+}
+
+// testUnusable puts the host end where OVS cannot open it (the wrong
+// --netns-host): OVS reports ofport -1 and attach must undo everything.
+func (c *atCLI) testUnusable(t *testing.T) {
+	ns, wrong := atNewNS(t, "c9"), atNewNS(t, "elsewhere")
+	_, stderr := c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.99/24", "--netns-host", atNSPath(wrong), atNSPath(ns))
+	if !strings.Contains(stderr, "rolled back") {
+		t.Fatalf("stderr %q", stderr)
+	}
+	if out := c.node.Vsctl(t, "--columns=name", "list", "interface"); strings.Contains(out, "_l") {
+		t.Fatalf("an OVS port was left behind:\n%s", out)
+	}
+	for _, n := range []string{ns, wrong} {
+		if out := atMustCmd(t, "ip", "-n", n, "-o", "link"); strings.Contains(out, "veth") || strings.Contains(out, "eth1") {
+			t.Fatalf("a veth was left in %s:\n%s", n, out)
+		}
+	}
 }
 
 func (c *atCLI) testAttach(t *testing.T) {
@@ -277,21 +296,8 @@ func (c *atCLI) mustJSON(t *testing.T, cmd string, args ...string) atResult {
 	return r
 }
 
-// atBuild builds cmd/ofctl-agent once for this test.
-func atBuild(t *testing.T) string {
-	t.Helper()
-	mod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(mod)) == "" {
-		t.Fatalf("go env GOMOD: %v %q", err, mod)
-	}
-	bin := filepath.Join(t.TempDir(), "ofctl-agent")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/ofctl-agent")
-	build.Dir = filepath.Dir(strings.TrimSpace(string(mod)))
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+// atBuild returns the ofctl-agent binary built for this test process.
+func atBuild(t *testing.T) string { return agBinary(t) }
 
 // atNewNS makes a container namespace named like the test bed's (so a crashed
 // run's leftovers are collected) and deletes it at cleanup.
