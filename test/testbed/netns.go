@@ -57,7 +57,9 @@ func (ns NetNS) remove() {
 
 // killPid sends SIGTERM, waits up to grace, then SIGKILL.
 func killPid(pid int, grace time.Duration) {
-	if pid <= 1 || !alive(pid) {
+	// Never this process: a test thread that entered a namespace makes the
+	// process show up in `ip netns pids` for it.
+	if pid <= 1 || pid == os.Getpid() || !alive(pid) {
 		return
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
