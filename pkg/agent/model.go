@@ -80,6 +80,25 @@ func (m *model) disown(o reconcile.Owner) {
 func (m *model) setView(v cluster.View, active []endpoint.Endpoint) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.haveView {
+		d := cluster.Diff(m.view, v)
+		if len(d.NetworksAdded)+len(d.NetworksRemoved)+len(d.NetworksChanged)+
+			len(d.HostsAdded)+len(d.HostsRemoved)+len(d.HostsChanged) == 0 {
+			// Only remote endpoints changed (the common case with etcd):
+			// work proportional to the change.
+			m.view = v
+			for _, e := range d.EndpointsRemoved {
+				m.disown(remoteOwner(e))
+			}
+			for _, c := range d.EndpointsChanged {
+				m.setRemoteLocked(c.New)
+			}
+			for _, e := range d.EndpointsAdded {
+				m.setRemoteLocked(e)
+			}
+			return
+		}
+	}
 	m.view, m.haveView = v, true
 	m.networks = make(map[string]pipeline.Network, len(v.Networks))
 	for _, n := range v.Networks {
@@ -126,6 +145,11 @@ func (m *model) rebuildLocked(active []endpoint.Endpoint) {
 		o := reconcile.Owner(h.Cookie())
 		want[o] = true
 		m.own(o, "host "+h.Name, func() []flow.Flow { return onlyWithTunnel(tp, pipeline.RemoteHostFlows(h, networks)) })
+	}
+	for _, e := range m.view.Endpoints {
+		if o, ok := m.setRemoteLocked(e); ok {
+			want[o] = true
+		}
 	}
 	m.endpoints = map[string]pipeline.Endpoint{}
 	for _, ep := range active {
@@ -186,6 +210,33 @@ func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) 
 	return o, false
 }
 
+func remoteOwner(e cluster.RemoteEndpoint) reconcile.Owner {
+	return reconcile.Owner(pipeline.RemoteEndpoint{Network: e.Network, IP: e.IP}.Cookie())
+}
+
+// setRemoteLocked programs a remote endpoint (etcd mode). One on this host
+// is the view's copy of a local endpoint: nothing to program for it.
+func (m *model) setRemoteLocked(e cluster.RemoteEndpoint) (reconcile.Owner, bool) {
+	o := remoteOwner(e)
+	n, okN := m.networks[e.Network]
+	h, okH := m.view.Host(e.Host)
+	switch {
+	case e.Host == m.self:
+	case !okN || !okH:
+		m.onReject("endpoint", fmt.Errorf("remote endpoint %s/%s: unknown network or host %q", e.Network, e.IP, e.Host))
+	default:
+		rh := pipeline.RemoteHost{Name: h.Name, TunnelIP: h.TunnelIP, Ranges: h.Ranges}
+		re := pipeline.RemoteEndpoint{Network: e.Network, IP: e.IP, MAC: e.MAC, Host: e.Host}
+		tp := m.tunnelPort
+		m.own(o, fmt.Sprintf("remote endpoint %s %s on %s", e.Network, e.IP, e.Host), func() []flow.Flow {
+			return onlyWithTunnel(tp, pipeline.RemoteEndpointFlows(n, rh, re))
+		})
+		return o, true
+	}
+	m.disown(o)
+	return o, false
+}
+
 // removeEndpoint drops an endpoint's flows.
 func (m *model) removeEndpoint(ep endpoint.Endpoint) {
 	m.mu.Lock()
@@ -209,6 +260,11 @@ func (m *model) state() pipeline.State {
 	for _, h := range m.view.Hosts {
 		if h.Name != m.self {
 			s.Hosts = append(s.Hosts, pipeline.RemoteHost{Name: h.Name, TunnelIP: h.TunnelIP, Ranges: h.Ranges})
+		}
+	}
+	for _, e := range m.view.Endpoints {
+		if e.Host != m.self {
+			s.RemoteEndpoints = append(s.RemoteEndpoints, pipeline.RemoteEndpoint{Network: e.Network, IP: e.IP, MAC: e.MAC, Host: e.Host})
 		}
 	}
 	return s

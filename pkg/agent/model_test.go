@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -146,5 +148,68 @@ func TestModelRejectsEndpointsThatDoNotFit(t *testing.T) {
 	r.switchMatchesBuild(t)
 	if !slices.ContainsFunc(r.m.state().Endpoints, func(e pipeline.Endpoint) bool { return e.Port == "unknown-net" }) {
 		t.Fatal("endpoint not programmed once its network exists")
+	}
+}
+
+func remote(network, ip, mac, host string) cluster.RemoteEndpoint {
+	m, err := net.ParseMAC(mac)
+	if err != nil {
+		panic(err)
+	}
+	return cluster.RemoteEndpoint{Network: network, IP: netip.MustParseAddr(ip), MAC: m, Host: host}
+}
+
+// TestModelRemoteEndpoints (etcd mode): endpoint-only view changes cost
+// work and flow_mods proportional to the change, and still equal a full build.
+func TestModelRemoteEndpoints(t *testing.T) {
+	r := newRig(t)
+	self := host("ha", "192.0.2.1", nil)
+	hb, hc := host("hb", "192.0.2.2", nil), host("hc", "192.0.2.3", nil)
+	v := view(100, self, hb, hc)
+	for i := 0; i < 100; i++ {
+		v.Endpoints = append(v.Endpoints, remote("blue", fmt.Sprintf("10.100.2.%d", i+1), fmt.Sprintf("02:00:00:00:02:%02x", i), "hb"))
+	}
+	v.Endpoints = append(v.Endpoints, remote("blue", "10.100.1.5", "02:00:00:00:01:05", "ha")) // our own, published
+	v.Normalize()
+	r.m.setTunnelPort(100, nil)
+	r.m.setView(v, nil)
+	r.flush(t)
+	r.switchMatchesBuild(t)
+
+	step := func(name string, wantMods int, change func(v *cluster.View)) {
+		t.Run(name, func(t *testing.T) {
+			nv := v
+			nv.Endpoints = slices.Clone(v.Endpoints)
+			change(&nv)
+			nv.Normalize()
+			before := r.rec.Stats().FlowMods
+			r.m.setView(nv, nil)
+			r.flush(t)
+			r.switchMatchesBuild(t)
+			if got := r.rec.Stats().FlowMods - before; got != uint64(wantMods) {
+				for _, m := range r.sw.Commits[len(r.sw.Commits)-1] {
+					t.Logf("cmd %d table %d prio %d cookie %#x", m.Command, m.TableId, m.Priority, m.Cookie)
+				}
+				t.Fatalf("%d flow_mods, want %d", got, wantMods)
+			}
+			v = nv
+		})
+	}
+	step("one endpoint added", 2, func(v *cluster.View) {
+		v.Endpoints = append(v.Endpoints, remote("blue", "10.100.3.1", "02:00:00:00:03:01", "hc"))
+	})
+	step("one endpoint moves to another host", 1, func(v *cluster.View) {
+		i := slices.IndexFunc(v.Endpoints, func(e cluster.RemoteEndpoint) bool { return e.IP.String() == "10.100.2.7" })
+		v.Endpoints[i].Host = "hc" // only its l2_forward flow changes
+	})
+	step("one endpoint changes MAC", 3, func(v *cluster.View) {
+		i := slices.IndexFunc(v.Endpoints, func(e cluster.RemoteEndpoint) bool { return e.IP.String() == "10.100.2.8" })
+		v.Endpoints[i].MAC = net.HardwareAddr{2, 0, 0, 0, 0xee, 8}
+	})
+	step("one endpoint removed", 2, func(v *cluster.View) {
+		v.Endpoints = slices.DeleteFunc(v.Endpoints, func(e cluster.RemoteEndpoint) bool { return e.IP.String() == "10.100.2.9" })
+	})
+	if len(r.rejects) != 0 {
+		t.Fatal(r.rejects)
 	}
 }
