@@ -4,6 +4,8 @@
 //	ofctl-agent run [flags]            the daemon (see -h for its flags)
 //	ofctl-agent attach [flags] TARGET  plumb a veth into a container (replaces ovs-docker add-port)
 //	ofctl-agent detach [flags] TARGET  undo attach (--all for every interface of TARGET)
+//	ofctl-agent dump-flows [flags]     the flows in OVS compared with the desired ones (asks the agent)
+//	ofctl-agent trace [flags] PACKET   a packet's path: the agent's model next to ofproto/trace
 //	ofctl-agent version
 package main
 
@@ -26,10 +28,12 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 func commands() map[string]command {
 	return map[string]command{
-		"run":     runAgent,
-		"attach":  runAttach,
-		"detach":  runDetach,
-		"version": runVersion,
+		"run":        runAgent,
+		"attach":     runAttach,
+		"detach":     runDetach,
+		"version":    runVersion,
+		"dump-flows": runDumpFlows,
+		"trace":      runTrace,
 	}
 }
 
@@ -42,12 +46,12 @@ func main() {
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, "usage: ofctl-agent run|attach|detach|version [flags]")
+		fmt.Fprintln(stderr, "usage: ofctl-agent run|attach|detach|dump-flows|trace|version [flags]")
 		return 2
 	}
 	cmd, ok := commands()[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "ofctl-agent: unknown command %q (want run, attach, detach or version)\n", args[0])
+		fmt.Fprintf(stderr, "ofctl-agent: unknown command %q (want run, attach, detach, dump-flows, trace or version)\n", args[0])
 		return 2
 	}
 	return cmd(ctx, args[1:], stdout, stderr)

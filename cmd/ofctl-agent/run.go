@@ -8,19 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
-	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
 	"github.com/ofctl-agent/ofctl-agent/pkg/config"
+	"github.com/ofctl-agent/ofctl-agent/pkg/httpserver"
 	"github.com/ofctl-agent/ofctl-agent/pkg/metrics"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 )
@@ -39,19 +35,20 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
-	ag, err := newAgent(cfg, log)
+	loop := metrics.NewLoopMetrics()
+	ag, backend, err := newAgent(cfg, log, loop)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	srv, err := serveHTTP(ctx, cfg.Listen, ag, log)
+	srv, err := serveHTTP(ctx, cfg, ag, loop, log, backend.collector)
 	if err != nil {
-		log.Error("cannot listen", "addr", cfg.Listen, "err", err)
+		log.Error("cannot serve http", "addr", cfg.Listen, "err", err)
 		return 1
 	}
 	defer srv.Close()
 	log.Info("ofctl-agent starting", "version", version, "node", cfg.NodeName, "bridge", cfg.Bridge,
-		"openflow", cfg.OpenFlow, "ovsdb", cfg.OVSDB, "http", srv.Addr)
+		"openflow", cfg.OpenFlow, "ovsdb", cfg.OVSDB, "http", srv.Addr(), "web_config", cfg.WebConfigFile)
 	if err := ag.Run(ctx); err != nil {
 		log.Error("agent stopped", "err", err)
 		return 1
@@ -70,26 +67,28 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func newAgent(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
+func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics) (*agent.Agent, *clusterBackend, error) {
 	var ag atomic.Pointer[agent.Agent]
-	src, err := cluster.NewStatic(cluster.StaticConfig{Path: cfg.ClusterFile, Logger: log,
-		OnInvalid: func(err error) {
-			if a := ag.Load(); a != nil {
-				a.Reject("cluster", err)
-			}
-		}})
+	backend, err := newClusterBackend(cfg, log, func(kind string, err error) {
+		if a := ag.Load(); a != nil {
+			a.Reject(kind, err)
+		}
+	})
 	if err != nil {
-		return nil, fmt.Errorf("cluster file: %w", err)
+		return nil, nil, err
 	}
 	ac := agent.Config{NodeName: cfg.NodeName, OVSDB: cfg.OVSDB, OpenFlow: cfg.OpenFlow,
 		Bridge:     ovsdb.BridgeConfig{Name: cfg.Bridge, DatapathType: cfg.DatapathType},
-		TunnelPort: cfg.TunnelPort, TunnelOFPort: cfg.TunnelOFPort, Cluster: src,
+		TunnelPort: cfg.TunnelPort, TunnelOFPort: cfg.TunnelOFPort, Cluster: backend.source,
 		VerifyEvery: cfg.VerifyEvery, EchoInterval: cfg.EchoInterval, DeadInterval: cfg.DeadInterval,
-		Logger: log, OnReady: func() { sdNotify("READY=1") }}
+		Logger: log, OnReady: func() { sdNotify("READY=1") }, OnSync: loop.ObserveSync, OnApply: loop.ObserveApply}
+	if backend.publisher != nil {
+		ac.Publisher = backend.publisher
+	}
 	if cfg.BridgeMAC != "" {
 		mac, err := net.ParseMAC(cfg.BridgeMAC)
 		if err != nil {
-			return nil, fmt.Errorf("bridge-mac: %w", err)
+			return nil, nil, fmt.Errorf("bridge-mac: %w", err)
 		}
 		ac.Bridge.HWAddr = mac
 	}
@@ -98,39 +97,35 @@ func newAgent(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 	}
 	a, err := agent.New(ac)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ag.Store(a)
-	return a, nil
+	return a, backend, nil
 }
 
-// serveHTTP starts the metrics and health endpoints.
-func serveHTTP(ctx context.Context, addr string, ag *agent.Agent, log *slog.Logger) (*http.Server, error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.NewAgentCollector(ag.Status), collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ag.Status().Ready {
-			http.Error(w, "not ready: pipeline not (yet) in OVS", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	ln, err := net.Listen("tcp", addr)
+// serveHTTP starts the HTTP server: /metrics, /healthz, /readyz,
+// /debug/pprof/; the debug API mounts its handlers with srv.Mount. extra,
+// if not nil, is registered too (the etcd backend's state).
+func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *metrics.LoopMetrics, log *slog.Logger,
+	extra prometheus.Collector) (*httpserver.Server, error) {
+	src := metrics.Sources{Status: ag.Status, Loop: loop, Logger: log,
+		OVS: metrics.OVSConfig{Switch: metrics.AgentSwitch(ag), Ports: metrics.AgentPortLabels(ag)}}
+	if extra != nil {
+		src.Extra = append(src.Extra, extra)
+	}
+	srv, err := httpserver.New(httpserver.Config{Addr: cfg.Listen, WebConfigFile: cfg.WebConfigFile, Metrics: metrics.NewHandler(src),
+		Logger: log, Handlers: debugHandlers(cfg, ag, log), Ready: func() error {
+			if !ag.Status().Ready {
+				return errors.New("pipeline not (yet) in OVS")
+			}
+			return nil
+		}})
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server", "err", err)
-		}
-	}()
-	go func() { <-ctx.Done(); _ = srv.Close() }()
+	if err := srv.Start(ctx); err != nil {
+		return nil, err
+	}
 	return srv, nil
 }
 

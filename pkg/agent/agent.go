@@ -38,6 +38,20 @@ type Config struct {
 	// OnApply, if set, is called after every batch of interface events
 	// (metrics, benchmarks). It runs on the loop and must be quick.
 	OnApply func(Applied)
+	// OnSync, if set, is called after every full Sync (connect and drift
+	// checks) with its result and duration, failed ones included. It runs
+	// on the syncing goroutine and must be quick.
+	OnSync func(reconcile.SyncResult, error)
+	// Publisher, if set, tells the cluster about this host's endpoints
+	// (the etcd backend). The agent runs it alongside the cluster source.
+	Publisher Publisher
+}
+
+// Publisher publishes the active local endpoints. PublishEndpoints gets
+// all of them after every change, on the loop: it must not block.
+type Publisher interface {
+	Run(ctx context.Context) error
+	PublishEndpoints(active []endpoint.Endpoint)
 }
 
 // Agent runs the control loop for one bridge.
@@ -50,6 +64,7 @@ type Agent struct {
 	reg *endpoint.Registry // owned by the loop
 	// badIfaces remembers the last problem reported per interface (loop-owned).
 	badIfaces map[string]string
+	toPublish bool // active endpoints changed since the last publish (loop-owned)
 	model     *model
 
 	conn      atomic.Pointer[openflow.Conn]
@@ -99,7 +114,9 @@ func New(cfg Config) (*Agent, error) {
 // RejectKinds are the kinds of rejected input the agent reports: an OVSDB
 // interface with bad external_ids or no usable ofport, an IP/MAC conflict
 // between endpoints, an endpoint whose network or subnet does not fit the
-// cluster view, a flow the reconciler refused, an invalid cluster file.
+// cluster view, a flow the reconciler refused, an invalid cluster file. The
+// etcd backend adds "etcd-record" (a record that does not parse) when it
+// first reports one; its lost conflicts count as "conflict".
 var RejectKinds = []string{"interface", "conflict", "endpoint", "flow", "cluster"}
 
 // Reject reports bad input from outside the agent (the cluster source).
@@ -124,6 +141,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = a.db.Run(ctx) }()
 	go func() { defer wg.Done(); a.runCluster(ctx) }()
+	if a.cfg.Publisher != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.cfg.Publisher.Run(ctx) }()
+	}
 	defer a.db.Close()
 
 	if err := a.ensureOVSDB(ctx); err != nil {
@@ -139,6 +160,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.handleInterface(ovsdb.InterfaceEvent{Kind: ovsdb.Added, Interface: iface})
 	}
 	a.model.setView(view, a.reg.Active())
+	a.publish()
 	a.log.Info("model loaded", "endpoints", len(a.reg.Active()), "networks", len(view.Networks), "hosts", len(view.Hosts))
 
 	wg.Add(1)

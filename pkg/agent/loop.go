@@ -40,6 +40,7 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 				break
 			}
 			n := a.flush(ctx)
+			a.publish()
 			if a.cfg.OnApply != nil {
 				a.cfg.OnApply(Applied{Events: events, FlowMods: n, Latency: time.Since(start)})
 			}
@@ -58,12 +59,17 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 func (a *Agent) handleInterface(ev ovsdb.InterfaceEvent) {
 	iface := ev.Interface
 	if iface.Name == a.cfg.TunnelPort {
-		var ofport uint32
+		// Only a real number changes the pipeline. While the port is being
+		// put back (deleted, re-created with the same ofport_request, no
+		// ofport yet) the flows keep pointing at its number: output to a
+		// missing port drops, and removing and re-adding every tunnel flow
+		// would cost far more than it protects.
 		if ev.Kind != ovsdb.Deleted && iface.OFPort > 0 {
-			ofport = uint32(iface.OFPort)
-		}
-		if a.model.setTunnelPort(ofport, a.reg.Active()) {
-			a.log.Info("tunnel port", "name", iface.Name, "ofport", ofport)
+			if ofport := uint32(iface.OFPort); a.model.setTunnelPort(ofport, a.reg.Active()) {
+				a.log.Info("tunnel port", "name", iface.Name, "ofport", ofport)
+			}
+		} else {
+			a.log.Debug("tunnel port not usable (yet)", "name", iface.Name, "event", ev.Kind, "ofport", iface.OFPort, "error", iface.Error)
 		}
 		return
 	}
@@ -92,6 +98,7 @@ func (a *Agent) handleInterface(ev ovsdb.InterfaceEvent) {
 }
 
 func (a *Agent) apply(ch endpoint.Change) {
+	a.toPublish = a.toPublish || len(ch.Added)+len(ch.Removed) > 0
 	for _, ep := range ch.Removed {
 		a.model.removeEndpoint(ep)
 	}
@@ -101,6 +108,14 @@ func (a *Agent) apply(ch endpoint.Change) {
 	for _, c := range ch.Conflicts {
 		a.reject("conflict", c)
 	}
+}
+
+// publish hands the active endpoints to the Publisher if they changed.
+func (a *Agent) publish() {
+	if a.cfg.Publisher != nil && a.toPublish {
+		a.cfg.Publisher.PublishEndpoints(a.reg.Active())
+	}
+	a.toPublish = false
 }
 
 // Applied describes one batch of OVSDB interface events turned into flows:
@@ -137,7 +152,7 @@ func (a *Agent) verify(ctx context.Context) time.Duration {
 	if c := a.conn.Load(); c == nil || c.Err() != nil {
 		return a.cfg.VerifyEvery
 	}
-	res, err := a.rec.Sync(ctx)
+	res, err := a.sync(ctx)
 	if err != nil {
 		a.log.Warn("drift check failed", "err", err)
 		return a.cfg.VerifyEvery
@@ -151,11 +166,24 @@ func (a *Agent) verify(ctx context.Context) time.Duration {
 	return max(a.cfg.VerifyEvery, 5*res.Duration)
 }
 
+// sync runs one full Sync and reports it to OnSync.
+func (a *Agent) sync(ctx context.Context) (reconcile.SyncResult, error) {
+	start := time.Now()
+	res, err := a.rec.Sync(ctx)
+	if res.Duration == 0 {
+		res.Duration = time.Since(start) // failed: Sync sets it only on success
+	}
+	if a.cfg.OnSync != nil {
+		a.cfg.OnSync(res, err)
+	}
+	return res, err
+}
+
 // onConnect runs after every OpenFlow (re)connection: one Sync installs or
 // repairs the whole pipeline in one bundle.
 func (a *Agent) onConnect(ctx context.Context, c *openflow.Conn) error {
 	a.conn.Store(c)
-	res, err := a.rec.Sync(ctx)
+	res, err := a.sync(ctx)
 	if err != nil {
 		return err
 	}

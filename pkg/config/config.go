@@ -20,44 +20,71 @@ import (
 
 // Config is everything `ofctl-agent run` needs. YAML keys are the flag names.
 type Config struct {
-	NodeName      string        `yaml:"node-name"`       // this host's name in the cluster view
-	Bridge        string        `yaml:"bridge"`          // integration bridge the agent owns
-	OVSDB         string        `yaml:"ovsdb"`           // OVSDB endpoint
-	OVSRunDir     string        `yaml:"ovs-rundir"`      // where ovs-vswitchd puts <bridge>.mgmt
-	OpenFlow      string        `yaml:"openflow"`        // OpenFlow endpoint; default unix:<ovs-rundir>/<bridge>.mgmt
-	DatapathType  string        `yaml:"datapath-type"`   // "system" (kernel) or "netdev" (userspace)
-	BridgeMAC     string        `yaml:"bridge-mac"`      // other_config:hwaddr; default derived from node and bridge
-	TunnelIP      string        `yaml:"tunnel-ip"`       // this host's underlay address (GRE local end)
-	TunnelPort    string        `yaml:"tunnel-port"`     // name of the flow-based GRE port
-	TunnelOFPort  int           `yaml:"tunnel-ofport"`   // its fixed ofport_request
-	ClusterFile   string        `yaml:"cluster-file"`    // static cluster view (YAML)
-	Listen        string        `yaml:"listen"`          // HTTP: metrics, debug, health
-	LogFormat     string        `yaml:"log-format"`      // text or json
-	LogLevel      string        `yaml:"log-level"`       // debug, info, warn, error
-	VerifyEvery   time.Duration `yaml:"verify-interval"` // how often OVS is compared with the desired flows
-	EchoInterval  time.Duration `yaml:"echo-interval"`   // OpenFlow keepalive
-	DeadInterval  time.Duration `yaml:"dead-interval"`   // silence after which the switch is declared gone
-	WebConfigFile string        `yaml:"web-config-file"` // exporter-toolkit TLS/basic-auth file
+	NodeName       string        `yaml:"node-name"`       // this host's name in the cluster view
+	Bridge         string        `yaml:"bridge"`          // integration bridge the agent owns
+	OVSDB          string        `yaml:"ovsdb"`           // OVSDB endpoint
+	OVSRunDir      string        `yaml:"ovs-rundir"`      // where ovs-vswitchd puts <bridge>.mgmt
+	OpenFlow       string        `yaml:"openflow"`        // OpenFlow endpoint; default unix:<ovs-rundir>/<bridge>.mgmt
+	VswitchdCtl    string        `yaml:"vswitchd-ctl"`    // ovs-vswitchd unixctl socket (ofproto/trace); default <ovs-rundir>/ovs-vswitchd.<pid>.ctl
+	DatapathType   string        `yaml:"datapath-type"`   // "system" (kernel) or "netdev" (userspace)
+	BridgeMAC      string        `yaml:"bridge-mac"`      // other_config:hwaddr; default derived from node and bridge
+	TunnelIP       string        `yaml:"tunnel-ip"`       // this host's underlay address (GRE local end)
+	TunnelPort     string        `yaml:"tunnel-port"`     // name of the flow-based GRE port
+	TunnelOFPort   int           `yaml:"tunnel-ofport"`   // its fixed ofport_request
+	ClusterFile    string        `yaml:"cluster-file"`    // static cluster view (YAML); with etcd, optional networks
+	ClusterBackend string        `yaml:"cluster-backend"` // "file" (default) or "etcd"
+	Etcd           Etcd          `yaml:",inline"`
+	Listen         string        `yaml:"listen"`          // HTTP: metrics, debug, health
+	LogFormat      string        `yaml:"log-format"`      // text or json
+	LogLevel       string        `yaml:"log-level"`       // debug, info, warn, error
+	VerifyEvery    time.Duration `yaml:"verify-interval"` // how often OVS is compared with the desired flows
+	EchoInterval   time.Duration `yaml:"echo-interval"`   // OpenFlow keepalive
+	DeadInterval   time.Duration `yaml:"dead-interval"`   // silence after which the switch is declared gone
+	WebConfigFile  string        `yaml:"web-config-file"` // exporter-toolkit TLS/basic-auth file
+}
+
+// Etcd holds the settings of the etcd cluster backend.
+type Etcd struct {
+	Endpoints   string        `yaml:"etcd-endpoints"`    // comma-separated client URLs
+	Prefix      string        `yaml:"etcd-prefix"`       // key prefix
+	CertFile    string        `yaml:"etcd-cert"`         // TLS client certificate
+	KeyFile     string        `yaml:"etcd-key"`          // its key
+	CAFile      string        `yaml:"etcd-ca"`           // CA of the servers' certificates
+	DialTimeout time.Duration `yaml:"etcd-dial-timeout"` // connecting and each health probe
+	LeaseTTL    time.Duration `yaml:"etcd-lease-ttl"`    // how long this host's records outlive the agent
+}
+
+// EndpointList returns the etcd endpoints as a list.
+func (e Etcd) EndpointList() []string {
+	var out []string
+	for _, ep := range strings.Split(e.Endpoints, ",") {
+		if ep = strings.TrimSpace(ep); ep != "" {
+			out = append(out, ep)
+		}
+	}
+	return out
 }
 
 // Default returns the documented defaults.
 func Default() Config {
 	host, _ := os.Hostname()
 	return Config{
-		NodeName:     host,
-		Bridge:       "br-int",
-		OVSDB:        "unix:/var/run/openvswitch/db.sock",
-		OVSRunDir:    "/var/run/openvswitch",
-		DatapathType: "system",
-		TunnelPort:   "ofctl-gre0",
-		TunnelOFPort: 65000,
-		ClusterFile:  "/etc/ofctl-agent/cluster.yaml",
-		Listen:       "127.0.0.1:9750",
-		LogFormat:    "text",
-		LogLevel:     "info",
-		VerifyEvery:  time.Second,
-		EchoInterval: 2 * time.Second,
-		DeadInterval: 6 * time.Second,
+		NodeName:       host,
+		Bridge:         "br-int",
+		OVSDB:          "unix:/var/run/openvswitch/db.sock",
+		OVSRunDir:      "/var/run/openvswitch",
+		DatapathType:   "system",
+		TunnelPort:     "ofctl-gre0",
+		TunnelOFPort:   65000,
+		ClusterFile:    "/etc/ofctl-agent/cluster.yaml",
+		ClusterBackend: "file",
+		Etcd:           Etcd{Prefix: "/ofctl-agent", DialTimeout: 5 * time.Second, LeaseTTL: 10 * time.Second},
+		Listen:         "127.0.0.1:9750",
+		LogFormat:      "text",
+		LogLevel:       "info",
+		VerifyEvery:    time.Second,
+		EchoInterval:   2 * time.Second,
+		DeadInterval:   6 * time.Second,
 	}
 }
 
@@ -119,12 +146,21 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.OVSDB, "ovsdb", c.OVSDB, "OVSDB endpoint (unix:PATH or tcp:HOST:PORT)")
 	fs.StringVar(&c.OVSRunDir, "ovs-rundir", c.OVSRunDir, "OVS run directory holding <bridge>.mgmt")
 	fs.StringVar(&c.OpenFlow, "openflow", c.OpenFlow, "OpenFlow endpoint (default unix:<ovs-rundir>/<bridge>.mgmt)")
+	fs.StringVar(&c.VswitchdCtl, "vswitchd-ctl", c.VswitchdCtl, "ovs-vswitchd unixctl socket for /debug/trace (default <ovs-rundir>/ovs-vswitchd.<pid>.ctl, pid from ovs-vswitchd.pid)")
 	fs.StringVar(&c.DatapathType, "datapath-type", c.DatapathType, "bridge datapath_type: system or netdev")
 	fs.StringVar(&c.BridgeMAC, "bridge-mac", c.BridgeMAC, "bridge other_config:hwaddr (default derived from node and bridge)")
 	fs.StringVar(&c.TunnelIP, "tunnel-ip", c.TunnelIP, "this host's underlay IPv4 address")
 	fs.StringVar(&c.TunnelPort, "tunnel-port", c.TunnelPort, "name of the flow-based GRE port")
 	fs.IntVar(&c.TunnelOFPort, "tunnel-ofport", c.TunnelOFPort, "ofport_request of the GRE port")
-	fs.StringVar(&c.ClusterFile, "cluster-file", c.ClusterFile, "static cluster view (YAML)")
+	fs.StringVar(&c.ClusterFile, "cluster-file", c.ClusterFile, "static cluster view (YAML); with the etcd backend, networks read from it if it exists")
+	fs.StringVar(&c.ClusterBackend, "cluster-backend", c.ClusterBackend, "where the cluster view comes from: file or etcd")
+	fs.StringVar(&c.Etcd.Endpoints, "etcd-endpoints", c.Etcd.Endpoints, "etcd client URLs, comma-separated (etcd backend)")
+	fs.StringVar(&c.Etcd.Prefix, "etcd-prefix", c.Etcd.Prefix, "etcd key prefix of the cluster view")
+	fs.StringVar(&c.Etcd.CertFile, "etcd-cert", c.Etcd.CertFile, "etcd TLS client certificate file")
+	fs.StringVar(&c.Etcd.KeyFile, "etcd-key", c.Etcd.KeyFile, "etcd TLS client key file")
+	fs.StringVar(&c.Etcd.CAFile, "etcd-ca", c.Etcd.CAFile, "CA file for the etcd servers' certificates")
+	fs.DurationVar(&c.Etcd.DialTimeout, "etcd-dial-timeout", c.Etcd.DialTimeout, "etcd connect and health-probe timeout")
+	fs.DurationVar(&c.Etcd.LeaseTTL, "etcd-lease-ttl", c.Etcd.LeaseTTL, "lease TTL of this host's records in etcd (at least 2s)")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP listen address for /metrics, /debug, /healthz")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
@@ -173,6 +209,7 @@ func (c Config) Validate() error {
 	if c.TunnelOFPort < 1 || c.TunnelOFPort > 65279 {
 		bad("tunnel-ofport %d: want 1..65279", c.TunnelOFPort)
 	}
+	errs = append(errs, c.validateBackend()...)
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format %q: want text or json", c.LogFormat)
 	}
@@ -180,4 +217,35 @@ func (c Config) Validate() error {
 		bad("intervals: verify-interval and echo-interval must be > 0 and dead-interval > echo-interval")
 	}
 	return errors.Join(errs...)
+}
+
+func (c Config) validateBackend() []error {
+	switch c.ClusterBackend {
+	case "file":
+		return nil
+	case "etcd":
+	default:
+		return []error{fmt.Errorf("cluster-backend %q: want file or etcd", c.ClusterBackend)}
+	}
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if len(c.Etcd.EndpointList()) == 0 {
+		bad("etcd-endpoints: required with cluster-backend etcd")
+	}
+	if c.TunnelIP == "" {
+		bad("tunnel-ip: required with cluster-backend etcd (it is published)")
+	}
+	if !strings.HasPrefix(c.Etcd.Prefix, "/") {
+		bad("etcd-prefix %q: must start with /", c.Etcd.Prefix)
+	}
+	if (c.Etcd.CertFile == "") != (c.Etcd.KeyFile == "") {
+		bad("etcd-cert and etcd-key: give both or neither")
+	}
+	if c.Etcd.DialTimeout <= 0 {
+		bad("etcd-dial-timeout: must be > 0")
+	}
+	if c.Etcd.LeaseTTL < 2*time.Second {
+		bad("etcd-lease-ttl %s: must be at least 2s", c.Etcd.LeaseTTL)
+	}
+	return errs
 }

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
+	"github.com/ofctl-agent/ofctl-agent/pkg/config"
+	"github.com/ofctl-agent/ofctl-agent/pkg/debugapi"
+)
+
+// debugHandlers are the daemon's /debug/flows and /debug/trace.
+func debugHandlers(cfg config.Config, ag *agent.Agent, log *slog.Logger) map[string]http.Handler {
+	ctl := func() (string, error) {
+		if cfg.VswitchdCtl != "" {
+			return cfg.VswitchdCtl, nil
+		}
+		return debugapi.VswitchdCtl(cfg.OVSRunDir)
+	}
+	return debugapi.Handlers(ag, debugapi.Options{Bridge: cfg.Bridge, VswitchdCtl: ctl, Logger: log})
+}
+
+// Exit statuses of the debug clients (dump-flows, trace).
+const (
+	exitOK       = 0
+	exitProblems = 1 // drift found: flows not as desired, or a trace difference
+	exitUsage    = 2 // bad command line or query (the agent's 400)
+	exitFailed   = 3 // the agent could not be asked, or could not answer
+)
+
+// defaultListen is where `ofctl-agent run` serves HTTP by default.
+const defaultListen = "127.0.0.1:9750"
+
+// debugClient asks a running agent's debug endpoints.
+type debugClient struct {
+	listen  string // HOST:PORT, or a base URL (http://, https://user:pass@...)
+	timeout time.Duration
+}
+
+func (c debugClient) baseURL() string {
+	if strings.HasPrefix(c.listen, "http://") || strings.HasPrefix(c.listen, "https://") {
+		return strings.TrimSuffix(c.listen, "/")
+	}
+	return "http://" + c.listen
+}
+
+// get fetches path?q and returns the body of a 200 answer. A 400 is a
+// usageError carrying the agent's message.
+func (c debugClient) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	u := c.baseURL() + path + "?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, usageErrorf("--listen %q: %v", c.listen, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the agent at %s (is `ofctl-agent run` running there? see --listen): %w", c.listen, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading the agent's answer: %w", err)
+	}
+	msg := strings.TrimSpace(string(body))
+	switch {
+	case resp.StatusCode == http.StatusBadRequest:
+		return nil, usageErrorf("the agent refused the query: %s", msg)
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("the agent answered %s: %s", resp.Status, msg)
+	}
+	return body, nil
+}
+
+// debugFail prints err and returns exitUsage or exitFailed.
+func debugFail(stderr io.Writer, cmd string, err error) int {
+	fmt.Fprintf(stderr, "ofctl-agent %s: %s\n", cmd, oneLine(err))
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "run 'ofctl-agent %s -h' for usage\n", cmd)
+		return exitUsage
+	}
+	return exitFailed
+}

@@ -1,0 +1,37 @@
+// Package etcd is the cluster view kept in etcd: every agent publishes its
+// host and its local endpoints (Publisher) and watches everyone else's
+// (Source, a cluster.Source), so that remote endpoints are programmed one
+// by one, with any MAC, and follow an endpoint that moves.
+//
+// Key layout under the prefix P (default /ofctl-agent); values are JSON
+// records with "version": 1 (others are rejected):
+//
+//	P/networks/<name>                  {"version":1,"vni":100,"subnet":"10.100.0.0/16"}   written by operators
+//	P/hosts/<host>                     {"version":1,"tunnel_ip":"192.0.2.1"}              leased by the host's agent
+//	P/endpoints/<network>/<ip>/<host>  {"version":1,"mac":"02:00:00:00:00:01"}            leased by the host's agent
+//
+// An endpoint key names its host, so two hosts claiming one IP write two
+// keys and neither overwrites the other. Conflicts are settled the same way
+// on every host, from etcd's create revisions (the oldest record wins, then
+// the lower host name, network name or IP): one IP in a network, one MAC in
+// a network, one VNI, one tunnel IP. Networks of the local cluster file, if
+// any, win over etcd records of the same name or VNI. Losers are left out
+// of the view and reported once (kind "conflict"); records that do not
+// parse are reported (kind "etcd-record") and ignored; an endpoint whose
+// network is unknown or whose IP is outside it is reported (kind
+// "endpoint"). An endpoint whose host record is missing waits for it
+// silently: a host's records come and go together with its lease.
+//
+// The Source lists the prefix page by page at one revision, then watches
+// from the next revision, so nothing is missed in between; a watch that
+// falls behind a compaction lists again. Watch responses that arrive
+// together are folded into one view. While etcd is unreachable the last
+// view stays in force (State().Connected is false, a log line says so)
+// and the watch resumes from its last revision when etcd returns.
+//
+// The index costs are proportional to the change, except when networks
+// change (every endpoint is checked again) or a host appears or vanishes
+// (its claims are found by a scan). Each published view holds a new sorted
+// endpoint list, built by merging the changes into the previous one: one
+// copy of the list per batch of changes.
+package etcd

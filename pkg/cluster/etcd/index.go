@@ -1,0 +1,266 @@
+package etcd
+
+import (
+	"cmp"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+)
+
+// Report kinds passed to Config.OnReject.
+const (
+	KindRecord   = "etcd-record" // a key or value that does not parse
+	KindConflict = "conflict"    // a record that lost a conflict
+	KindEndpoint = "endpoint"    // an endpoint whose network is unknown or whose IP is outside it
+)
+
+// ipKey identifies one address in one network.
+type ipKey struct {
+	network string
+	ip      [4]byte
+}
+
+func (k ipKey) addr() netip.Addr { return netip.AddrFrom4(k.ip) }
+
+func compareIPKeys(a, b ipKey) int {
+	if c := cmp.Compare(a.network, b.network); c != 0 {
+		return c
+	}
+	return slices.Compare(a.ip[:], b.ip[:])
+}
+
+// macKey identifies one MAC in one network.
+type macKey struct {
+	network string
+	mac     [6]byte
+}
+
+// claim is one host's record for an IP.
+type claim struct {
+	host   string
+	mac    [6]byte
+	create int64 // etcd create revision: the oldest claim wins
+}
+
+// before orders claims: lower create revision first, then host name.
+func (c claim) before(o claim) bool {
+	return c.create < o.create || c.create == o.create && c.host < o.host
+}
+
+// ipState is every claim on one IP and what the view shows for it.
+type ipState struct {
+	claims []claim // sorted with before
+	win    int32   // index of the winning claim (host and network known), -1 if none
+	inMacs bool    // the IP is listed in index.macs under held
+	inView bool    // the published view has the IP, as shown
+	held   [6]byte
+	shown  claim
+}
+
+func (s ipState) winner() (claim, bool) {
+	if s.win < 0 {
+		return claim{}, false
+	}
+	return s.claims[s.win], true
+}
+
+type netRec struct {
+	net    cluster.Network
+	create int64
+}
+
+type hostRec struct {
+	host   cluster.Host
+	create int64
+}
+
+// index holds every record under the prefix, resolves conflicts and builds
+// views. Changes are recorded by put and del; resolve does work
+// proportional to what changed (networks changing redo every endpoint).
+// It is used by one goroutine.
+type index struct {
+	keys   keys
+	static map[string]cluster.Network // from the local file: they win over etcd records
+	report func(kind string, err error)
+
+	nets    map[string]netRec
+	hosts   map[string]hostRec
+	ips     map[ipKey]ipState
+	macs    map[macKey][]ipKey // IPs whose winning claim uses the MAC
+	names   map[string]string  // interned network and host names
+	nclaims int                // claims stored in ips
+
+	netView   map[string]cluster.Network
+	hostView  map[string]cluster.Host
+	networks  []cluster.Network // as last built
+	hostList  []cluster.Host
+	endpoints []cluster.RemoteEndpoint
+
+	dirty                 map[ipKey]struct{}
+	netsDirty, hostsDirty bool
+	built                 bool // resolve ran once
+
+	// reported holds the problem last reported per subject, so that each
+	// is reported once; previous is the map of the index this one replaces
+	// (a relist), consulted until the first resolve.
+	reported, previous map[string]string
+}
+
+func newIndex(k keys, static []cluster.Network, report func(string, error)) *index {
+	x := &index{keys: k, static: map[string]cluster.Network{}, report: report,
+		nets: map[string]netRec{}, hosts: map[string]hostRec{}, ips: map[ipKey]ipState{},
+		macs: map[macKey][]ipKey{}, names: map[string]string{}, netView: map[string]cluster.Network{},
+		hostView: map[string]cluster.Host{}, dirty: map[ipKey]struct{}{}, reported: map[string]string{},
+		netsDirty: true, hostsDirty: true}
+	for _, n := range static {
+		x.static[n.Name] = n
+	}
+	return x
+}
+
+func (x *index) intern(s string) string {
+	if v, ok := x.names[s]; ok {
+		return v
+	}
+	s = strings.Clone(s)
+	x.names[s] = s
+	return s
+}
+
+// note reports err about subject unless the same problem was reported.
+func (x *index) note(subject, kind string, err error) {
+	msg := err.Error()
+	if x.reported[subject] == msg {
+		return
+	}
+	x.reported[subject] = msg
+	if x.previous != nil && x.previous[subject] == msg {
+		return
+	}
+	if x.report != nil {
+		x.report(kind, err)
+	}
+}
+
+func (x *index) unnote(subject string) { delete(x.reported, subject) }
+
+// put records the value of a key.
+func (x *index) put(key string, value []byte, create int64) {
+	pk, err := x.keys.parse(key)
+	if err != nil {
+		x.note("record:"+key, KindRecord, err)
+		return
+	}
+	switch pk.kind {
+	case kindNetwork:
+		n, err := parseNetwork(key, pk.name, value)
+		x.netsDirty = true
+		if err != nil {
+			x.note("record:"+key, KindRecord, err)
+			delete(x.nets, pk.name)
+			return
+		}
+		x.unnote("record:" + key)
+		x.nets[x.intern(pk.name)] = netRec{n, create}
+	case kindHost:
+		h, err := parseHost(key, pk.name, value)
+		x.hostsDirty = true
+		if err != nil {
+			x.note("record:"+key, KindRecord, err)
+			delete(x.hosts, pk.name)
+			return
+		}
+		x.unnote("record:" + key)
+		x.hosts[x.intern(pk.name)] = hostRec{h, create}
+	case kindEndpoint:
+		mac, err := parseMAC(key, value)
+		id := ipKey{x.intern(pk.network), pk.ip.As4()}
+		if err != nil {
+			x.note("record:"+key, KindRecord, err)
+			x.dropClaim(id, pk.host)
+			return
+		}
+		x.unnote("record:" + key)
+		x.setClaim(id, claim{host: x.intern(pk.host), mac: mac, create: create})
+	}
+}
+
+// del records the deletion of a key.
+func (x *index) del(key string) {
+	x.unnote("record:" + key)
+	x.unnote("conflict:" + key)
+	pk, err := x.keys.parse(key)
+	if err != nil {
+		return
+	}
+	switch pk.kind {
+	case kindNetwork:
+		delete(x.nets, pk.name)
+		x.netsDirty = true
+	case kindHost:
+		delete(x.hosts, pk.name)
+		x.hostsDirty = true
+	case kindEndpoint:
+		x.unnote("endpoint:" + key)
+		x.dropClaim(ipKey{pk.network, pk.ip.As4()}, pk.host)
+	}
+}
+
+func (x *index) setClaim(id ipKey, c claim) {
+	st, ok := x.ips[id]
+	if !ok {
+		st = ipState{win: -1}
+	}
+	if i := slices.IndexFunc(st.claims, func(o claim) bool { return o.host == c.host }); i >= 0 {
+		st.claims = slices.Delete(st.claims, i, i+1)
+		x.nclaims--
+	}
+	i, _ := slices.BinarySearchFunc(st.claims, c, func(a, b claim) int {
+		if a.before(b) {
+			return -1
+		}
+		return 1
+	})
+	if st.claims == nil {
+		st.claims = make([]claim, 0, 1)
+	}
+	st.claims = slices.Insert(st.claims, i, c)
+	x.nclaims++
+	x.ips[id] = st
+	x.dirty[id] = struct{}{}
+}
+
+func (x *index) dropClaim(id ipKey, host string) {
+	st, ok := x.ips[id]
+	if !ok {
+		return
+	}
+	i := slices.IndexFunc(st.claims, func(o claim) bool { return o.host == host })
+	if i < 0 {
+		return
+	}
+	st.claims = slices.Delete(st.claims, i, i+1)
+	x.nclaims--
+	x.ips[id] = st
+	x.dirty[id] = struct{}{}
+}
+
+// counts returns how many networks, hosts and endpoint claims are stored.
+func (x *index) counts() (nets, hosts, claims int) {
+	return len(x.nets), len(x.hosts), x.nclaims
+}
+
+// view returns the current view (call resolve first).
+func (x *index) view(rev int64) cluster.View {
+	return cluster.View{Networks: x.networks, Hosts: x.hostList, Endpoints: x.endpoints, Revision: rev}
+}
+
+// endpointFor is the view's entry for an IP's winning claim.
+func endpointFor(id ipKey, c claim) cluster.RemoteEndpoint {
+	mac := make(net.HardwareAddr, 6)
+	copy(mac, c.mac[:])
+	return cluster.RemoteEndpoint{Network: id.network, IP: id.addr(), MAC: mac, Host: c.host}
+}

@@ -1,0 +1,61 @@
+package etcd
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+)
+
+// benchIndex is an index of hosts x perHost endpoints, resolved.
+func benchIndex(b *testing.B, hosts, perHost int) *index {
+	b.Helper()
+	x := newIndex(tk, nil, nil)
+	x.put(tk.network("blue"), []byte(`{"version":1,"vni":100,"subnet":"10.0.0.0/8"}`), 1)
+	for h := range hosts {
+		x.put(tk.host(fmt.Sprintf("h%04d", h)), []byte(fmt.Sprintf(`{"version":1,"tunnel_ip":"172.16.%d.%d"}`, h>>8, h&255)), 2)
+		for j := range perHost {
+			n := h*perHost + j + 1
+			ip := netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})
+			x.put(tk.endpoint("blue", ip, fmt.Sprintf("h%04d", h)), []byte(fmt.Sprintf(`{"version":1,"mac":"02:00:00:%02x:%02x:%02x"}`, n>>16, (n>>8)&255, n&255)), int64(3+n))
+		}
+	}
+	x.resolve()
+	return x
+}
+
+// BenchmarkIndexLoad: building the view of 1,000 hosts x 100 endpoints
+// from scratch (the initial list, or a re-list after a compaction).
+func BenchmarkIndexLoad(b *testing.B) {
+	for range b.N {
+		benchIndex(b, 1000, 100)
+	}
+}
+
+// BenchmarkIndexOneChange: one endpoint's MAC changes in a view of 100,000
+// endpoints; the cost is one merge (copy) of the sorted list.
+func BenchmarkIndexOneChange(b *testing.B) {
+	x := benchIndex(b, 1000, 100)
+	key := tk.endpoint("blue", netip.MustParseAddr("10.0.0.1"), "h0000")
+	b.ResetTimer()
+	for i := range b.N {
+		x.put(key, []byte(fmt.Sprintf(`{"version":1,"mac":"02:00:01:00:00:%02x"}`, i&255|2)), 4)
+		if !x.resolve() {
+			b.Fatal("no change")
+		}
+	}
+}
+
+// BenchmarkIndexHostGone: a host and its 100 endpoints vanish (lease
+// expiry) and come back, in a view of 100,000 endpoints.
+func BenchmarkIndexHostGone(b *testing.B) {
+	x := benchIndex(b, 1000, 100)
+	b.ResetTimer()
+	for i := range b.N {
+		if i%2 == 0 {
+			x.del(tk.host("h0500"))
+		} else {
+			x.put(tk.host("h0500"), []byte(`{"version":1,"tunnel_ip":"172.16.1.244"}`), 2)
+		}
+		x.resolve()
+	}
+}

@@ -1,0 +1,298 @@
+package etcd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+)
+
+// DefaultLeaseTTL is how long a host's records outlive its agent.
+const DefaultLeaseTTL = 10 * time.Second
+
+// maxTxnOps stays under etcd's default --max-txn-ops (128).
+const maxTxnOps = 100
+
+// PublisherConfig configures a Publisher.
+type PublisherConfig struct {
+	Client   *clientv3.Client
+	Prefix   string // default DefaultPrefix
+	Host     string // this host's name
+	TunnelIP netip.Addr
+	TTL      time.Duration // lease TTL, default DefaultLeaseTTL; etcd raises values below its minimum
+	Logger   *slog.Logger
+}
+
+// PublisherState is the publisher's progress, for metrics and tests.
+type PublisherState struct {
+	Lease     clientv3.LeaseID // 0 while none is held
+	Published int              // keys written under the lease
+	Pending   bool             // the desired records are not all written
+	Grants    uint64           // leases granted (more than one: a lease was lost)
+	Failures  uint64           // failed writes (retried)
+}
+
+// Publisher writes this host's record and its local endpoints under the
+// prefix, bound to a lease it keeps alive: when the agent dies the records
+// vanish after the TTL. It retries until etcd takes the records, and
+// re-grants and re-writes everything when the lease is lost. It does not
+// revoke the lease when stopped, so that a restarting agent does not make
+// every other host drop and re-add its endpoints.
+type Publisher struct {
+	cfg     PublisherConfig
+	keys    keys
+	log     *slog.Logger
+	kick    chan struct{}
+	running atomic.Bool
+
+	mu      sync.Mutex
+	desired map[string][]byte // key -> value
+	gen     uint64            // changes of desired
+	state   PublisherState
+	failing bool // the last round failed
+
+	// Owned by Run.
+	lease     clientv3.LeaseID
+	published map[string][]byte
+}
+
+// NewPublisher checks cfg; Run writes.
+func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
+	prefix, err := normalizePrefix(cfg.Prefix)
+	switch {
+	case err != nil:
+		return nil, err
+	case cfg.Client == nil:
+		return nil, errors.New("etcd publisher: no client")
+	case !cfg.TunnelIP.Is4():
+		return nil, errors.New("etcd publisher: the host's tunnel IP is required")
+	}
+	if _, err := parseHost("", cfg.Host, EncodeHost(cfg.TunnelIP)); err != nil {
+		return nil, fmt.Errorf("etcd publisher: host %q: %w", cfg.Host, err)
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultLeaseTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	k := keys{prefix}
+	p := &Publisher{cfg: cfg, keys: k, log: cfg.Logger.With("etcd_prefix", prefix), kick: make(chan struct{}, 1),
+		desired: map[string][]byte{k.host(cfg.Host): EncodeHost(cfg.TunnelIP)}, published: map[string][]byte{}}
+	p.state.Pending = true
+	return p, nil
+}
+
+// PublishEndpoints sets the local endpoints to publish (all of them, each
+// time); the writing happens on Run's goroutine. It never blocks.
+func (p *Publisher) PublishEndpoints(eps []endpoint.Endpoint) {
+	want := make(map[string][]byte, len(eps)+1)
+	want[p.keys.host(p.cfg.Host)] = EncodeHost(p.cfg.TunnelIP)
+	for _, ep := range eps {
+		if ep.Network == "" || strings.Contains(ep.Network, "/") || !ep.IP.Is4() {
+			continue // no key can name it; the agent reports such endpoints itself
+		}
+		want[p.keys.endpoint(ep.Network, ep.IP, p.cfg.Host)] = EncodeEndpoint(ep.MAC)
+	}
+	p.mu.Lock()
+	p.desired = want
+	p.gen++
+	p.state.Pending = true
+	p.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// State returns the publisher's progress.
+func (p *Publisher) State() PublisherState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
+}
+
+// Run writes and keeps the records alive until ctx ends; it returns nil.
+func (p *Publisher) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return errors.New("etcd publisher: already running")
+	}
+	var alive <-chan *clientv3.LeaseKeepAliveResponse // nil: keep-alives are not running
+	stopKA := func() {}
+	defer func() { stopKA() }()
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	delay := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.kick:
+		case <-retry.C:
+		case _, ok := <-alive:
+			if ok {
+				continue
+			}
+			stopKA()
+			alive = nil
+			p.log.Warn("etcd lease keep-alives stopped", "lease", fmt.Sprintf("%x", p.lease))
+		}
+		err := p.round(ctx, &alive, &stopKA)
+		if err != nil {
+			p.failed(ctx, err)
+			retry.Reset(delay)
+			delay = min(2*delay, time.Second)
+			continue
+		}
+		delay = 100 * time.Millisecond
+	}
+}
+
+// round makes sure a lease is held and kept alive, then writes what
+// changed.
+func (p *Publisher) round(ctx context.Context, alive *<-chan *clientv3.LeaseKeepAliveResponse, stopKA *func()) error {
+	if p.lease != 0 && *alive == nil {
+		// Keep-alives stopped (etcd was away longer than the TTL). etcd
+		// renews every lease when a new leader takes over, so the lease
+		// and the records under it may still be there.
+		cctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
+		_, err := p.cfg.Client.KeepAliveOnce(cctx, p.lease)
+		cancel()
+		switch {
+		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			p.log.Warn("etcd lease expired; granting a new one and publishing again", "lease", fmt.Sprintf("%x", p.lease))
+			p.setLease(0)
+		case err != nil:
+			return fmt.Errorf("renew lease: %w", err)
+		default:
+			ch, stop, err := p.keepAlive(ctx, p.lease)
+			if err != nil {
+				return fmt.Errorf("keep lease alive: %w", err)
+			}
+			*alive, *stopKA = ch, stop
+			p.log.Info("etcd lease still held; keep-alives resumed", "lease", fmt.Sprintf("%x", p.lease))
+		}
+	}
+	if p.lease == 0 {
+		gctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
+		resp, err := p.cfg.Client.Grant(gctx, int64((p.cfg.TTL+time.Second-1)/time.Second))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("grant lease: %w", err)
+		}
+		p.setLease(resp.ID)
+		p.log.Info("etcd lease granted", "lease", fmt.Sprintf("%x", resp.ID), "ttl", resp.TTL)
+		ch, stop, err := p.keepAlive(ctx, resp.ID)
+		if err != nil {
+			return fmt.Errorf("keep lease alive: %w", err)
+		}
+		*alive, *stopKA = ch, stop
+	}
+	if err := p.sync(ctx); err != nil {
+		return fmt.Errorf("write records: %w", err)
+	}
+	return nil
+}
+
+func (p *Publisher) keepAlive(ctx context.Context, id clientv3.LeaseID) (<-chan *clientv3.LeaseKeepAliveResponse, func(), error) {
+	kctx, stop := context.WithCancel(ctx)
+	ch, err := p.cfg.Client.KeepAlive(kctx, id)
+	if err != nil {
+		stop()
+		return nil, func() {}, err
+	}
+	return ch, stop, nil
+}
+
+// setLease switches to a new lease (0: none); nothing is published under
+// a new lease yet.
+func (p *Publisher) setLease(id clientv3.LeaseID) {
+	p.lease = id
+	clear(p.published)
+	p.mu.Lock()
+	p.state.Lease, p.state.Published, p.state.Pending = id, 0, true
+	if id != 0 {
+		p.state.Grants++
+	}
+	p.mu.Unlock()
+}
+
+// sync writes what differs between the desired and the published records,
+// in transactions of at most maxTxnOps operations.
+func (p *Publisher) sync(ctx context.Context) error {
+	p.mu.Lock()
+	desired, gen := p.desired, p.gen
+	p.mu.Unlock()
+	var ops []clientv3.Op
+	var done []func()
+	for _, k := range slices.Sorted(maps.Keys(desired)) {
+		v := desired[k]
+		if old, ok := p.published[k]; ok && bytes.Equal(old, v) {
+			continue
+		}
+		ops = append(ops, clientv3.OpPut(k, string(v), clientv3.WithLease(p.lease)))
+		done = append(done, func() { p.published[k] = v })
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.published)) {
+		if _, ok := desired[k]; !ok {
+			ops = append(ops, clientv3.OpDelete(k))
+			done = append(done, func() { delete(p.published, k) })
+		}
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), maxTxnOps)
+		tctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
+		_, err := p.cfg.Client.Txn(tctx).Then(ops[:n]...).Commit()
+		cancel()
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			p.setLease(0) // expired while etcd was away: the next round re-grants
+		}
+		if err != nil {
+			return err
+		}
+		for _, f := range done[:n] {
+			f()
+		}
+		ops, done = ops[n:], done[n:]
+	}
+	p.mu.Lock()
+	if p.failing {
+		p.log.Info("etcd publisher: records written again", "keys", len(p.published))
+	}
+	p.failing = false
+	p.state.Published = len(p.published)
+	p.state.Pending = gen != p.gen
+	p.mu.Unlock()
+	return nil
+}
+
+// failed counts a failed round and logs the first of a series.
+func (p *Publisher) failed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	p.mu.Lock()
+	p.state.Failures++
+	p.state.Pending = true
+	first := !p.failing
+	p.failing = true
+	p.mu.Unlock()
+	if first {
+		p.log.Warn("etcd publisher: cannot publish; retrying until etcd answers", "err", err)
+	} else {
+		p.log.Debug("etcd publisher: cannot publish; retrying", "err", err)
+	}
+}

@@ -1,0 +1,246 @@
+package etcd
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+)
+
+// RecordVersion is the version of the JSON records this package writes and
+// reads. Records of another version are rejected, so that a future format
+// is never misread.
+const RecordVersion = 1
+
+// DefaultPrefix is the key prefix used when none is configured.
+const DefaultPrefix = "/ofctl-agent"
+
+// Sub-trees under the prefix.
+const (
+	dirNetworks  = "networks"
+	dirHosts     = "hosts"
+	dirEndpoints = "endpoints"
+)
+
+// RecordError is a key or value under the prefix that cannot be used. It is
+// reported (kind "etcd-record") and the record is ignored.
+type RecordError struct {
+	Key    string
+	Reason string
+}
+
+func (e *RecordError) Error() string { return fmt.Sprintf("etcd record %s: %s", e.Key, e.Reason) }
+
+// ConflictError is a record that lost a conflict: another record holds the
+// same IP or MAC in its network, the same VNI, or the same tunnel IP.
+type ConflictError struct {
+	Key    string // the losing record
+	What   string // "ip", "mac", "vni", "tunnel_ip" or "name"
+	Winner string // the record that holds it
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("etcd record %s: %s is already held by %s", e.Key, e.What, e.Winner)
+}
+
+// keys builds and parses the key layout under one prefix.
+type keys struct{ prefix string }
+
+// normalizePrefix returns the prefix without trailing slashes; "" becomes
+// DefaultPrefix.
+func normalizePrefix(p string) (string, error) {
+	p = strings.TrimRight(p, "/")
+	if p == "" {
+		return DefaultPrefix, nil
+	}
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("etcd prefix %q must start with /", p)
+	}
+	return p, nil
+}
+
+func (k keys) root() string               { return k.prefix + "/" }
+func (k keys) network(name string) string { return k.prefix + "/" + dirNetworks + "/" + name }
+func (k keys) host(name string) string    { return k.prefix + "/" + dirHosts + "/" + name }
+func (k keys) probe() string              { return k.prefix + "/probe" }
+func (k keys) endpoint(network string, ip netip.Addr, host string) string {
+	return k.prefix + "/" + dirEndpoints + "/" + network + "/" + ip.String() + "/" + host
+}
+
+// keyKind says which sub-tree a key is in.
+type keyKind int
+
+const (
+	kindOther keyKind = iota
+	kindNetwork
+	kindHost
+	kindEndpoint
+)
+
+// parsedKey is a key split into its parts.
+type parsedKey struct {
+	kind    keyKind
+	name    string // network or host name
+	network string // endpoint keys
+	ip      netip.Addr
+	host    string
+}
+
+// parse splits a key under the prefix. Keys of other sub-trees (kindOther)
+// are not ours to judge and are ignored without an error.
+func (k keys) parse(key string) (parsedKey, error) {
+	rest, ok := strings.CutPrefix(key, k.root())
+	if !ok {
+		return parsedKey{}, nil
+	}
+	parts := strings.Split(rest, "/")
+	bad := func(reason string) (parsedKey, error) { return parsedKey{}, &RecordError{Key: key, Reason: reason} }
+	switch parts[0] {
+	case dirNetworks, dirHosts:
+		if len(parts) != 2 || parts[1] == "" {
+			return bad("want " + parts[0] + "/<name>")
+		}
+		if parts[0] == dirNetworks {
+			return parsedKey{kind: kindNetwork, name: parts[1]}, nil
+		}
+		return parsedKey{kind: kindHost, name: parts[1]}, nil
+	case dirEndpoints:
+		if len(parts) != 4 || parts[1] == "" || parts[3] == "" {
+			return bad("want endpoints/<network>/<ip>/<host>")
+		}
+		ip, err := netip.ParseAddr(parts[2])
+		if err != nil || !ip.Is4() || ip.String() != parts[2] {
+			return bad(fmt.Sprintf("ip %q is not an IPv4 address in dotted-quad form", parts[2]))
+		}
+		return parsedKey{kind: kindEndpoint, network: parts[1], ip: ip, host: parts[3]}, nil
+	}
+	return parsedKey{}, nil
+}
+
+// NetworkRecord is the value of networks/<name>.
+type NetworkRecord struct {
+	Version int    `json:"version"`
+	VNI     uint32 `json:"vni"`
+	Subnet  string `json:"subnet"`
+}
+
+// HostRecord is the value of hosts/<name>.
+type HostRecord struct {
+	Version  int    `json:"version"`
+	TunnelIP string `json:"tunnel_ip"`
+}
+
+// EndpointRecord is the value of endpoints/<network>/<ip>/<host>.
+type EndpointRecord struct {
+	Version int    `json:"version"`
+	MAC     string `json:"mac"`
+}
+
+// decode unmarshals a record and checks its version.
+func decode(key string, value []byte, into any, version func() int) error {
+	if err := json.Unmarshal(value, into); err != nil {
+		return &RecordError{Key: key, Reason: "not a JSON record: " + err.Error()}
+	}
+	if v := version(); v != RecordVersion {
+		return &RecordError{Key: key, Reason: fmt.Sprintf("version %d is not supported (want %d)", v, RecordVersion)}
+	}
+	return nil
+}
+
+// parseNetwork decodes and validates a network record.
+func parseNetwork(key, name string, value []byte) (cluster.Network, error) {
+	var r NetworkRecord
+	if err := decode(key, value, &r, func() int { return r.Version }); err != nil {
+		return cluster.Network{}, err
+	}
+	n := cluster.Network{Name: name, VNI: r.VNI}
+	p, err := netip.ParsePrefix(r.Subnet)
+	if err != nil {
+		return n, &RecordError{Key: key, Reason: fmt.Sprintf("subnet %q is not an IPv4 prefix", r.Subnet)}
+	}
+	n.Subnet = p
+	if err := cluster.Validate(cluster.View{Networks: []cluster.Network{n}}); err != nil {
+		return n, &RecordError{Key: key, Reason: err.Error()}
+	}
+	return n, nil
+}
+
+// parseHost decodes and validates a host record.
+func parseHost(key, name string, value []byte) (cluster.Host, error) {
+	var r HostRecord
+	if err := decode(key, value, &r, func() int { return r.Version }); err != nil {
+		return cluster.Host{}, err
+	}
+	h := cluster.Host{Name: name}
+	ip, err := netip.ParseAddr(r.TunnelIP)
+	if err != nil {
+		return h, &RecordError{Key: key, Reason: fmt.Sprintf("tunnel_ip %q is not an IPv4 address", r.TunnelIP)}
+	}
+	h.TunnelIP = ip
+	if err := cluster.Validate(cluster.View{Hosts: []cluster.Host{h}}); err != nil {
+		return h, &RecordError{Key: key, Reason: err.Error()}
+	}
+	return h, nil
+}
+
+// parseMAC decodes an endpoint record into a unicast MAC.
+func parseMAC(key string, value []byte) ([6]byte, error) {
+	var r EndpointRecord
+	if err := decode(key, value, &r, func() int { return r.Version }); err != nil {
+		return [6]byte{}, err
+	}
+	mac, err := net.ParseMAC(r.MAC)
+	if err != nil || len(mac) != 6 || mac[0]&1 != 0 || [6]byte(mac) == [6]byte{} {
+		return [6]byte{}, &RecordError{Key: key, Reason: fmt.Sprintf("mac %q is not a unicast 48-bit MAC", r.MAC)}
+	}
+	return [6]byte(mac), nil
+}
+
+// Encoders for writers (the publisher, tests, tools).
+
+// EncodeNetwork returns the record of a network.
+func EncodeNetwork(n cluster.Network) []byte {
+	return mustJSON(NetworkRecord{Version: RecordVersion, VNI: n.VNI, Subnet: n.Subnet.String()})
+}
+
+// EncodeHost returns the record of a host.
+func EncodeHost(tunnelIP netip.Addr) []byte {
+	return mustJSON(HostRecord{Version: RecordVersion, TunnelIP: tunnelIP.String()})
+}
+
+// EncodeEndpoint returns the record of an endpoint.
+func EncodeEndpoint(mac net.HardwareAddr) []byte {
+	return mustJSON(EndpointRecord{Version: RecordVersion, MAC: mac.String()})
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // not reached: plain structs of strings and numbers
+	}
+	return b
+}
+
+// Key helpers for writers.
+
+// NetworkKey is the key of a network under prefix.
+func NetworkKey(prefix, name string) string { return keysFor(prefix).network(name) }
+
+// HostKey is the key of a host under prefix.
+func HostKey(prefix, name string) string { return keysFor(prefix).host(name) }
+
+// EndpointKey is the key of one host's claim on an IP in a network.
+func EndpointKey(prefix, network string, ip netip.Addr, host string) string {
+	return keysFor(prefix).endpoint(network, ip, host)
+}
+
+func keysFor(prefix string) keys {
+	p, err := normalizePrefix(prefix)
+	if err != nil {
+		p = prefix
+	}
+	return keys{prefix: p}
+}

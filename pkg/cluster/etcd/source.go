@@ -1,0 +1,341 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+)
+
+// Defaults of Config.
+const (
+	DefaultProbeInterval = 5 * time.Second
+	DefaultPageSize      = 2000
+	maxCoalesce          = 256 // watch responses folded into one view at most
+)
+
+// Config configures the etcd-backed Source.
+type Config struct {
+	Client *clientv3.Client
+	Prefix string // default DefaultPrefix
+	// Networks from a local file, if any. They win over network records
+	// of the same name in etcd.
+	Networks []cluster.Network
+	Logger   *slog.Logger // nil: discard
+	// OnReject is called for every problem, once per problem: kind is
+	// KindRecord, KindConflict or KindEndpoint. It runs on Run's goroutine
+	// and must not block.
+	OnReject func(kind string, err error)
+	// ProbeInterval is the period of the health probe, a linearizable read
+	// of one key that fails when etcd has no quorum. ProbeTimeout bounds
+	// it (default DefaultDialTimeout).
+	ProbeInterval, ProbeTimeout time.Duration
+	PageSize                    int64 // keys per page of the initial list
+}
+
+// State is the source's connection to etcd, for metrics and logs.
+type State struct {
+	Connected bool
+	Since     time.Time // when Connected last changed
+	LastError string
+	Revision  int64  // etcd revision of the view in force
+	Resyncs   uint64 // full re-lists after the first (compaction)
+	// Records stored (valid or not yet resolved), and what the view holds.
+	Networks, Hosts, Claims int
+	ViewEndpoints           int
+}
+
+// Source is the cluster view kept in etcd (key layout: package doc). It
+// lists the prefix once, then watches from the next revision; when the
+// watch falls behind a compaction it lists again. While etcd cannot be
+// reached the last view stays in force.
+type Source struct {
+	cfg     Config
+	keys    keys
+	log     *slog.Logger
+	updates chan cluster.View
+	running atomic.Bool
+
+	mu      sync.Mutex
+	current cluster.View
+	have    bool
+	state   State
+
+	// beforeWatch, if set (tests), runs before each watch starts.
+	beforeWatch func(rev int64)
+}
+
+var _ cluster.Source = (*Source)(nil)
+
+// New checks cfg; Run connects.
+func New(cfg Config) (*Source, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("etcd source: no client")
+	}
+	prefix, err := normalizePrefix(cfg.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	if err := cluster.Validate(cluster.View{Networks: cfg.Networks}); err != nil {
+		return nil, fmt.Errorf("etcd source: local networks: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = DefaultDialTimeout
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = DefaultPageSize
+	}
+	return &Source{cfg: cfg, keys: keys{prefix}, log: cfg.Logger.With("etcd_prefix", prefix),
+		updates: make(chan cluster.View, 1)}, nil
+}
+
+// Updates returns the channel of new views (latest wins, never closed).
+func (s *Source) Updates() <-chan cluster.View { return s.updates }
+
+// Current returns the view in force, once the first list succeeded.
+func (s *Source) Current() (cluster.View, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.current, s.have
+}
+
+// State returns the connection state and counts.
+func (s *Source) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// Run lists and watches until ctx ends; it returns nil then. Errors from
+// etcd are retried with backoff; the last view stays in force meanwhile.
+func (s *Source) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("etcd source: already running")
+	}
+	go s.probe(ctx)
+	var x *index
+	var rev int64                  // last revision applied
+	var reported map[string]string // of the index a re-list replaces
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if x == nil {
+			var err error
+			if x, rev, err = s.list(ctx, reported); err != nil {
+				x = nil
+				s.setConnected(false, err)
+				sleep(ctx, delay)
+				delay = min(2*delay, 5*time.Second)
+				continue
+			}
+		}
+		delay = 100 * time.Millisecond
+		next, err := s.watch(ctx, x, rev)
+		rev = next
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, errResync):
+			s.log.Warn("etcd watch fell behind a compaction; listing again", "revision", rev)
+			x, reported = nil, x.reported
+			s.mu.Lock()
+			s.state.Resyncs++
+			s.mu.Unlock()
+		default:
+			s.log.Warn("etcd watch ended; resuming from the last revision", "revision", rev, "err", err)
+			s.setConnected(false, err)
+			sleep(ctx, delay)
+		}
+	}
+	return nil
+}
+
+var errResync = errors.New("watch revision compacted")
+
+// list reads the whole prefix at one revision, page by page, into a new
+// index, publishes its view and returns the revision.
+func (s *Source) list(ctx context.Context, reported map[string]string) (*index, int64, error) {
+	start := time.Now()
+	x := newIndex(s.keys, s.cfg.Networks, s.cfg.OnReject)
+	x.previous = reported
+	key, end := s.keys.root(), clientv3.GetPrefixRangeEnd(s.keys.root())
+	var rev int64
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(s.cfg.PageSize)}
+		if rev > 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		resp, err := s.cfg.Client.Get(pctx, key, opts...)
+		cancel()
+		if err != nil {
+			return nil, 0, fmt.Errorf("etcd list %s: %w", s.keys.root(), err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			x.put(string(kv.Key), kv.Value, kv.CreateRevision)
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	x.resolve()
+	s.setConnected(true, nil)
+	s.publish(x, rev, true)
+	n, h, c := x.counts()
+	s.log.Info("etcd listed", "revision", rev, "networks", n, "hosts", h, "endpoint_records", c,
+		"view_endpoints", len(x.endpoints), "took", time.Since(start))
+	return x, rev, nil
+}
+
+// watch applies changes after rev until the watch ends; it returns the
+// last revision applied and errResync when the watch cannot resume.
+func (s *Source) watch(ctx context.Context, x *index, rev int64) (int64, error) {
+	if s.beforeWatch != nil {
+		s.beforeWatch(rev)
+	}
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	wch := s.cfg.Client.Watch(wctx, s.keys.root(), clientv3.WithPrefix(), clientv3.WithRev(rev+1),
+		clientv3.WithProgressNotify())
+	for {
+		var resp clientv3.WatchResponse
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return rev, ctx.Err()
+		case resp, ok = <-wch:
+		}
+		changed := false
+		for n := 0; ; n++ {
+			if !ok {
+				return s.settle(x, rev, changed, errors.New("watch channel closed"))
+			}
+			if resp.CompactRevision != 0 {
+				return rev, errResync
+			}
+			if err := resp.Err(); err != nil {
+				return s.settle(x, rev, changed, err)
+			}
+			s.setConnected(true, nil)
+			changed = s.apply(x, resp.Events) || changed
+			if h := resp.Header.GetRevision(); h > rev {
+				rev = h
+			}
+			if n >= maxCoalesce || len(wch) == 0 {
+				break
+			}
+			resp, ok = <-wch
+		}
+		s.settle(x, rev, changed, nil)
+	}
+}
+
+// settle resolves what was applied and publishes a changed view.
+func (s *Source) settle(x *index, rev int64, applied bool, err error) (int64, error) {
+	if applied && x.resolve() {
+		s.publish(x, rev, false)
+	}
+	return rev, err
+}
+
+// apply records one response's events; it reports whether any was ours.
+func (s *Source) apply(x *index, events []*clientv3.Event) bool {
+	for _, ev := range events {
+		switch ev.Type {
+		case clientv3.EventTypePut:
+			x.put(string(ev.Kv.Key), ev.Kv.Value, ev.Kv.CreateRevision)
+		case clientv3.EventTypeDelete:
+			x.del(string(ev.Kv.Key))
+		}
+	}
+	return len(events) > 0
+}
+
+// publish makes the index's view current and offers it on Updates,
+// replacing a view the reader has not taken yet.
+func (s *Source) publish(x *index, rev int64, listed bool) {
+	v := x.view(rev)
+	n, h, c := x.counts()
+	s.mu.Lock()
+	same := s.have && listed && v.Equal(s.current)
+	s.current, s.have = v, true
+	s.state.Revision, s.state.Networks, s.state.Hosts, s.state.Claims = rev, n, h, c
+	s.state.ViewEndpoints = len(v.Endpoints)
+	s.mu.Unlock()
+	if same {
+		return // a re-list that found nothing new
+	}
+	s.log.Debug("cluster view from etcd", "revision", rev, "networks", len(v.Networks), "hosts", len(v.Hosts),
+		"endpoints", len(v.Endpoints))
+	select {
+	case <-s.updates:
+	default:
+	}
+	s.updates <- v
+}
+
+// setConnected records the connection state and logs its changes.
+func (s *Source) setConnected(up bool, err error) {
+	s.mu.Lock()
+	was := s.state.Connected
+	first := s.state.Since.IsZero()
+	if up != was || first {
+		s.state.Connected, s.state.Since = up, time.Now()
+	}
+	if err != nil {
+		s.state.LastError = err.Error()
+	}
+	rev := s.current.Revision
+	s.mu.Unlock()
+	switch {
+	case up && !was && !first:
+		s.log.Info("etcd reachable again; resynchronising from the last revision", "revision", rev)
+	case !up && (was || first):
+		s.log.Warn("etcd unreachable; keeping the last cluster view, flows untouched", "revision", rev, "err", err)
+	}
+}
+
+// probe reads one key every ProbeInterval: a watch alone cannot tell a
+// quiet cluster from an unreachable one.
+func (s *Source) probe(ctx context.Context) {
+	t := time.NewTicker(s.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeTimeout)
+		_, err := s.cfg.Client.Get(clientv3.WithRequireLeader(pctx), s.keys.probe())
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		s.setConnected(err == nil, err)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

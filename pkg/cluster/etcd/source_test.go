@@ -1,0 +1,252 @@
+package etcd
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster/etcd/etcdtest"
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+)
+
+// Integration tests: a real etcd runs in the test process.
+
+func eventually(t *testing.T, timeout time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf(format, args...)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func put(t *testing.T, c *clientv3.Client, key, value string, opts ...clientv3.OpOption) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Put(ctx, key, value, opts...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func remove(t *testing.T, c *clientv3.Client, key string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func seed(t *testing.T, c *clientv3.Client) {
+	t.Helper()
+	for _, o := range base() {
+		put(t, c, o.key, o.value)
+	}
+	put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.1"), "ha"), `{"version":1,"mac":"02:00:00:00:00:01"}`)
+}
+
+// harness runs a Source against srv and records its rejects.
+type harness struct {
+	src *Source
+	mu  sync.Mutex
+	rep reports
+}
+
+func (h *harness) count(kind string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rep.count(kind)
+}
+
+func (h *harness) has(ip string) bool {
+	v, _ := h.src.Current()
+	return slices.ContainsFunc(v.Endpoints, func(e cluster.RemoteEndpoint) bool { return e.IP.String() == ip })
+}
+
+func (h *harness) hasHost(name string) bool {
+	v, _ := h.src.Current()
+	_, ok := v.Host(name)
+	return ok
+}
+
+func startSource(t *testing.T, c *clientv3.Client, hook func(rev int64)) *harness {
+	t.Helper()
+	h := &harness{}
+	src, err := New(Config{Client: c, Prefix: tp, ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond,
+		PageSize: 3, Logger: testLogger(), OnReject: func(kind string, err error) {
+			h.mu.Lock()
+			h.rep.add(kind, err)
+			h.mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.beforeWatch = hook
+	h.src = src
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = src.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, 10*time.Second, func() bool { _, ok := src.Current(); return ok }, "no first view")
+	return h
+}
+
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return nil
+}
+
+func TestSourceListThenWatchMissesNothing(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	seed(t, c)
+	var once sync.Once
+	h := startSource(t, c, func(int64) {
+		// Between the list and the watch: must be seen all the same.
+		once.Do(func() {
+			put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.2"), "hb"), `{"version":1,"mac":"02:00:00:00:00:02"}`)
+			remove(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.1"), "ha"))
+		})
+	})
+	eventually(t, 5*time.Second, func() bool { return h.has("10.100.0.2") && !h.has("10.100.0.1") },
+		"changes made between list and watch were missed")
+	put(t, c, tk.endpoint("red", netip.MustParseAddr("10.200.0.9"), "hc"), `{"version":1,"mac":"02:00:00:00:00:09"}`)
+	eventually(t, 5*time.Second, func() bool { return h.has("10.200.0.9") }, "a watched change was missed")
+	v, _ := h.src.Current()
+	if err := cluster.Validate(v); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.src.State(); !s.Connected || s.Resyncs != 0 || s.Revision == 0 {
+		t.Errorf("state %+v", s)
+	}
+}
+
+func TestSourceResyncsAfterCompaction(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	seed(t, c)
+	var once sync.Once
+	h := startSource(t, c, func(int64) {
+		// The watch will start from a revision etcd no longer has.
+		once.Do(func() {
+			put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.3"), "hb"), `{"version":1,"mac":"02:00:00:00:00:03"}`)
+			remove(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.1"), "ha"))
+			srv.Compact(t, c)
+		})
+	})
+	eventually(t, 10*time.Second, func() bool { return h.has("10.100.0.3") && !h.has("10.100.0.1") },
+		"changes hidden by a compaction were not picked up")
+	if s := h.src.State(); s.Resyncs != 1 {
+		t.Errorf("resyncs %d, want 1", s.Resyncs)
+	}
+}
+
+func TestSourceLeaseExpiryRemovesHost(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	seed(t, c)
+	h := startSource(t, c, nil)
+	pub, stop := startPublisher(t, c, "hd", "192.0.2.4", 2*time.Second)
+	pub.PublishEndpoints([]endpoint.Endpoint{{Network: "red", IP: netip.MustParseAddr("10.200.0.4"), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 4}}})
+	eventually(t, 5*time.Second, func() bool { return h.hasHost("hd") && h.has("10.200.0.4") }, "published host not seen")
+	stop() // the agent dies: nobody keeps the lease alive
+	start := time.Now()
+	eventually(t, 10*time.Second, func() bool { return !h.hasHost("hd") && !h.has("10.200.0.4") },
+		"a dead host's records outlived its lease")
+	if took := time.Since(start); took < time.Second {
+		t.Errorf("records went after %v, before the 2s TTL", took)
+	}
+}
+
+func TestSourceKeepsViewWhileEtcdIsDown(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	seed(t, c)
+	h := startSource(t, c, nil)
+	before, _ := h.src.Current()
+	srv.Stop()
+	eventually(t, 10*time.Second, func() bool { return !h.src.State().Connected }, "etcd down not noticed")
+	if v, _ := h.src.Current(); !v.Equal(before) {
+		t.Fatal("the view changed while etcd was down")
+	}
+	select {
+	case v := <-h.src.Updates():
+		if !v.Equal(before) {
+			t.Fatal("a different view was published while etcd was down")
+		}
+	default:
+	}
+	srv.Start() // same data directory and ports
+	eventually(t, 15*time.Second, func() bool { return h.src.State().Connected }, "etcd back not noticed")
+	put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.7"), "hc"), `{"version":1,"mac":"02:00:00:00:00:07"}`)
+	eventually(t, 10*time.Second, func() bool { return h.has("10.100.0.7") }, "changes after etcd returned not seen")
+	if !h.has("10.100.0.1") {
+		t.Error("an endpoint stored before the restart is gone")
+	}
+}
+
+func TestSourceCountsBadRecords(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	seed(t, c)
+	put(t, c, tp+"/hosts/broken", "not json")
+	h := startSource(t, c, nil)
+	eventually(t, 5*time.Second, func() bool { return h.count(KindRecord) == 1 }, "a bad listed record was not reported")
+	put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.1"), "hb"), `{"version":1,"mac":"ff:ff:ff:ff:ff:ff"}`)
+	put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.1"), "hc"), `{"version":1,"mac":"02:00:00:00:00:0c"}`)
+	eventually(t, 5*time.Second, func() bool { return h.count(KindRecord) == 2 && h.count(KindConflict) == 1 },
+		"a bad watched record or a conflict was not reported: %q", h.rep)
+	if !h.has("10.100.0.1") || !h.src.State().Connected {
+		t.Error("bad records disturbed the source")
+	}
+	v, _ := h.src.Current()
+	if e := v.Endpoints[slices.IndexFunc(v.Endpoints, func(e cluster.RemoteEndpoint) bool { return e.IP.String() == "10.100.0.1" })]; e.Host != "ha" {
+		t.Errorf("10.100.0.1 on %s, want ha (the oldest claim)", e.Host)
+	}
+}
+
+func startPublisher(t *testing.T, c *clientv3.Client, host, ip string, ttl time.Duration) (*Publisher, func()) {
+	t.Helper()
+	pub, err := NewPublisher(PublisherConfig{Client: c, Prefix: tp, Host: host, TunnelIP: netip.MustParseAddr(ip), TTL: ttl, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = pub.Run(ctx) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return pub, stop
+}
+
+func TestNewValidates(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	if _, err := New(Config{Client: c, Prefix: "nope"}); err == nil {
+		t.Error("a prefix without a leading / was accepted")
+	}
+	if _, err := NewPublisher(PublisherConfig{Client: c, Host: "h"}); err == nil {
+		t.Error("a publisher without a tunnel IP was accepted")
+	}
+	if _, err := NewPublisher(PublisherConfig{Client: c, Host: "-bad", TunnelIP: netip.MustParseAddr("192.0.2.1")}); err == nil {
+		t.Error("a bad host name was accepted")
+	}
+	if _, err := NewClient(ClientConfig{Endpoints: []string{srv.Endpoint()}, CertFile: "x"}); err == nil {
+		t.Error("a cert without a key was accepted")
+	}
+}

@@ -1,0 +1,181 @@
+package debugapi
+
+import (
+	"maps"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
+	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
+)
+
+// TestRefStateIsPipelineReference: the fixture's owners give exactly
+// pkg/pipeline's reference flows, the ones the captured traces ran on.
+func TestRefStateIsPipelineReference(t *testing.T) {
+	got := allFlows(owners(refState()))
+	flow.Sort(got)
+	if d := flow.Dump(pipeline.Build(refState())); flow.Dump(got) != d {
+		t.Fatalf("owners differ from Build:\n%s\nwant\n%s", flow.Dump(got), d)
+	}
+	golden, err := os.ReadFile(filepath.Join("..", "pipeline", "testdata", "reference.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flow.Dump(got) != string(golden) {
+		t.Fatal("refState no longer matches pkg/pipeline/testdata/reference.golden")
+	}
+}
+
+func packetOf(t *testing.T, query string) tracePacket {
+	t.Helper()
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := refSource()
+	tp, err := parseTraceQuery(q, env{state: src.state, ifs: src.ifs})
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return tp
+}
+
+func TestModelGolden(t *testing.T) {
+	m := NewModel(owners(refState()))
+	tests := []struct {
+		name    string
+		query   string
+		tables  []uint8
+		owners  []string // owner of the last step's flow
+		outputs []string
+		changed map[string]string // exactly the rewritten fields
+	}{
+		{"ARP request answered in place", "in_port=vblue-a&arp_tpa=10.1.1.3", []uint8{0, 1, 2},
+			[]string{"endpoint vblue-b (blue 10.1.1.3)"}, []string{"IN_PORT"}, map[string]string{
+				"reg0": "0x64", "dl_src": "02:00:00:00:01:03", "dl_dst": "0a:58:0a:01:01:02", "arp_op": "2",
+				"arp_spa": "10.1.1.3", "arp_tpa": "10.1.1.2", "arp_sha": "02:00:00:00:01:03", "arp_tha": "0a:58:0a:01:01:02"}},
+		{"ARP for a remote range: derived MAC", "in_port=1&arp&arp_tpa=10.1.2.77", []uint8{0, 1, 2},
+			[]string{"host h2"}, []string{"IN_PORT"}, map[string]string{
+				"reg0": "0x64", "dl_src": "0a:58:0a:01:02:4d", "dl_dst": "0a:58:0a:01:01:02", "arp_op": "2",
+				"arp_spa": "10.1.2.77", "arp_tpa": "10.1.1.2", "arp_sha": "0a:58:0a:01:02:4d", "arp_tha": "0a:58:0a:01:01:02"}},
+		{"cross-host ICMP to the tunnel", "in_port=vblue-a&nw_dst=10.1.2.5", []uint8{0, 1, 5, 6},
+			[]string{"fixed"}, []string{"output:100"}, map[string]string{
+				"reg0": "0x64", "reg2": "0xc0000202", "tun_dst": "192.0.2.2", "tun_id": "0x64"}},
+		{"remote endpoint through h3", "in_port=vblue-a&icmp&nw_dst=10.1.4.7&dl_dst=02:00:00:00:04:07", []uint8{0, 1, 5, 6},
+			[]string{"fixed"}, []string{"output:100"}, map[string]string{
+				"reg0": "0x64", "reg2": "0xc0000203", "tun_dst": "192.0.2.3", "tun_id": "0x64"}},
+		{"spoofed MAC dropped in spoof_guard", "in_port=vblue-a&dl_src=0a:58:0a:01:01:09&nw_dst=10.1.1.3", []uint8{0, 1},
+			[]string{"endpoint vblue-a (blue 10.1.1.2)"}, nil, map[string]string{}},
+		{"spoofed IP dropped in spoof_guard", "in_port=vblue-a&nw_src=10.1.1.9&nw_dst=10.1.1.3", []uint8{0, 1},
+			[]string{"endpoint vblue-a (blue 10.1.1.2)"}, nil, map[string]string{}},
+		{"cross-network dropped in l2_forward", "in_port=vblue-a&nw_dst=10.2.1.2", []uint8{0, 1, 5},
+			[]string{"fixed"}, nil, map[string]string{"reg0": "0x64"}},
+		{"ARP for another network unanswered", "in_port=vblue-a&arp_tpa=10.2.1.2", []uint8{0, 1, 2},
+			[]string{"fixed"}, nil, map[string]string{"reg0": "0x64"}},
+		{"local delivery", "in_port=vblue-a&nw_dst=10.1.1.3", []uint8{0, 1, 5},
+			[]string{"endpoint vblue-b (blue 10.1.1.3)"}, []string{"output:2"}, map[string]string{"reg0": "0x64"}},
+		{"from tunnel to a derived MAC: rewritten", "in_port=gre0&tun_src=192.0.2.2&tun_id=100&dl_src=0a:58:0a:01:02:05&nw_src=10.1.2.5&nw_dst=10.1.1.3&dl_dst=0a:58:0a:01:01:03",
+			[]uint8{0, 3, 4, 5}, []string{"endpoint vblue-b (blue 10.1.1.3)"}, []string{"output:2"},
+			map[string]string{"reg0": "0x64", "reg1": "0x1", "dl_dst": "02:00:00:00:01:03"}},
+		{"from an unknown host", "in_port=gre0&tun_src=192.0.2.99&tun_id=100&dl_src=0a:58:0a:01:02:05&nw_src=10.1.2.5&nw_dst=10.1.1.2",
+			[]uint8{0, 3}, []string{"fixed"}, nil, map[string]string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tp := packetOf(t, tt.query)
+			pr := m.Run(tp.pkt)
+			var tables []uint8
+			for _, s := range pr.Steps {
+				tables = append(tables, s.Table)
+				if s.Hit == nil {
+					t.Errorf("table %d: no flow matched; every table has a miss flow", s.Table)
+				}
+			}
+			if !slices.Equal(tables, tt.tables) {
+				t.Errorf("tables %v, want %v (steps %v)", tables, tt.tables, pr.Steps)
+			}
+			if last := pr.Steps[len(pr.Steps)-1]; !slices.Contains(tt.owners, last.Owner) {
+				t.Errorf("last flow owned by %q, want %q", last.Owner, tt.owners)
+			}
+			if !slices.Equal(pr.Outputs, tt.outputs) {
+				t.Errorf("outputs %q, want %q", pr.Outputs, tt.outputs)
+			}
+			if got := pr.Final.changed(&tp.pkt); !maps.Equal(got, tt.changed) {
+				t.Errorf("changed %v, want %v", got, tt.changed)
+			}
+		})
+	}
+}
+
+// TestModelAgreesWithCapturedOVS: the model and real ofproto/trace
+// output (captured from OVS 3.1 running the reference flows) agree, and
+// a tampered capture is flagged.
+func TestModelAgreesWithCapturedOVS(t *testing.T) {
+	m := NewModel(owners(refState()))
+	tests := []struct{ file, query string }{
+		{"arp-range.trace", "in_port=1&arp_tpa=10.1.2.77"},
+		{"icmp-tunnel.trace", "in_port=1&nw_dst=10.1.2.5"},
+		{"icmp-spoofed.trace", "in_port=1&dl_src=0a:58:0a:01:01:09&nw_dst=10.1.2.5&dl_dst=0a:58:0a:01:02:05"},
+		{"icmp-from-tunnel.trace", "in_port=100&tun_src=192.0.2.2&tun_id=0x64&dl_src=0a:58:0a:01:02:05&nw_src=10.1.2.5&nw_dst=10.1.1.3&dl_dst=0a:58:0a:01:01:03"},
+	}
+	for _, tt := range tests {
+		text := readTestdata(t, tt.file)
+		tp := packetOf(t, tt.query)
+		model := modelSide(m.Run(tp.pkt), tp.pkt)
+		for _, tamper := range []bool{false, true} {
+			in := text
+			if tamper { // the last table's first action becomes something else
+				in = strings.Replace(text, "\n    goto_table:", "\n    drop\n    goto_table:", 1)
+			}
+			ot, err := ParseOVSTrace(in)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.file, err)
+			}
+			_, shown := ot.changedFields()
+			diffs := differences(model, ovsSide(ot), shown)
+			if !tamper && len(diffs) > 0 {
+				t.Errorf("%s: model and OVS differ: %q", tt.file, diffs)
+			}
+			if tamper && len(diffs) == 0 {
+				t.Errorf("%s: tampered trace not flagged", tt.file)
+			}
+		}
+	}
+}
+
+func readTestdata(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestModelTiesMissesAndBackwardGoto(t *testing.T) {
+	a := flow.Flow{Table: 0, Priority: 5, Match: flow.Match{InPort: 1}, Actions: []flow.Action{flow.Output{Port: 2}}}
+	b := flow.Flow{Table: 0, Priority: 5, Match: flow.Match{EthType: flow.EthTypeIPv4}, Actions: []flow.Action{flow.Output{Port: 3}}}
+	c := flow.Flow{Table: 0, Priority: 1, Match: flow.Match{InPort: 7}, Actions: []flow.Action{flow.GotoTable{Table: 2}}}
+	back := flow.Flow{Table: 2, Priority: 1, Actions: []flow.Action{flow.GotoTable{Table: 1}}}
+	m := NewModel([]agent.Owned{{Name: "t", Flows: []flow.Flow{a, b, c, back}}})
+	var p Packet
+	p.Set(flow.FieldInPort, 1)
+	p.Set(flow.FieldEthType, uint64(flow.EthTypeIPv4))
+	if pr := m.Run(p); len(pr.Steps) != 1 || !pr.Steps[0].Tie || len(pr.Outputs) != 1 {
+		t.Errorf("tie not reported: %+v", pr)
+	}
+	p.Set(flow.FieldInPort, 9)
+	p.Set(flow.FieldEthType, 0)
+	if pr := m.Run(p); len(pr.Steps) != 1 || pr.Steps[0].Hit != nil || len(pr.Outputs) != 0 {
+		t.Errorf("miss: %+v", pr)
+	}
+	p.Set(flow.FieldInPort, 7)
+	if pr := m.Run(p); len(pr.Steps) != 2 || pr.Steps[1].Table != 2 {
+		t.Errorf("backward goto_table must end the pipeline: %+v", pr.Steps)
+	}
+}

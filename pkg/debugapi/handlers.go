@@ -1,0 +1,222 @@
+package debugapi
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
+	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
+)
+
+// Source is what the handlers read; *agent.Agent satisfies it.
+type Source interface {
+	Desired() []agent.Owned        // the flows the agent wants, by owner
+	Conn() *openflow.Conn          // the OpenFlow connection to the bridge, or nil
+	Interfaces() []ovsdb.Interface // the bridge's interfaces (port names)
+	State() pipeline.State         // networks and endpoints (filters, trace defaults)
+}
+
+// Options configure the handlers.
+type Options struct {
+	Bridge string // default "br-int"
+	// VswitchdCtl gives the path of ovs-vswitchd's unixctl socket, for
+	// ofproto/trace (see VswitchdCtl for the default).
+	VswitchdCtl func() (string, error)
+	Logger      *slog.Logger
+	Timeout     time.Duration // per request; default 15s
+}
+
+// server serves the debug endpoints. dump and trace are seams for tests.
+type server struct {
+	src     Source
+	bridge  string
+	log     *slog.Logger
+	timeout time.Duration
+	dump    func(ctx context.Context) ([]flow.Stats, error)
+	trace   func(ctx context.Context, bridge, packet string) (string, error)
+}
+
+// Patterns of the endpoints, as http.ServeMux patterns.
+const (
+	FlowsPattern = "GET /debug/flows"
+	TracePattern = "GET /debug/trace"
+)
+
+// Handlers returns the debug endpoints by ServeMux pattern (FlowsPattern,
+// TracePattern), ready for mux.Handle.
+func Handlers(src Source, opts Options) map[string]http.Handler {
+	s := newServer(src, opts)
+	return map[string]http.Handler{
+		FlowsPattern: http.HandlerFunc(s.serveFlows),
+		TracePattern: http.HandlerFunc(s.serveTrace),
+	}
+}
+
+func newServer(src Source, opts Options) *server {
+	s := &server{src: src, bridge: opts.Bridge, log: opts.Logger, timeout: opts.Timeout}
+	if s.bridge == "" {
+		s.bridge = "br-int"
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.timeout <= 0 {
+		s.timeout = 15 * time.Second
+	}
+	s.dump = s.dumpConn
+	uc := Unixctl{Path: opts.VswitchdCtl}
+	s.trace = func(ctx context.Context, bridge, packet string) (string, error) {
+		return uc.Call(ctx, "ofproto/trace", bridge, packet)
+	}
+	return s
+}
+
+// errNoSwitch: no OpenFlow connection to read flows from.
+var errNoSwitch = errors.New("no OpenFlow connection to the bridge (is ovs-vswitchd running?)")
+
+// dumpConn reads every flow of the bridge over the agent's connection.
+func (s *server) dumpConn(ctx context.Context) ([]flow.Stats, error) {
+	c := s.src.Conn()
+	if c == nil {
+		return nil, errNoSwitch
+	}
+	raw, err := c.FlowStats(ctx, openflow.FlowStatsFilter{TableID: openflow.AllTables, RawOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("flow stats: %w", err)
+	}
+	out := make([]flow.Stats, 0, len(raw))
+	for i := range raw {
+		st, err := statsOf(&raw[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// statsOf strips the ofp_match header and padding off a raw entry.
+func statsOf(r *openflow.FlowStats) (flow.Stats, error) {
+	m := r.MatchBytes
+	if len(m) < 4 {
+		return flow.Stats{}, fmt.Errorf("flow stats: match of %d bytes", len(m))
+	}
+	n := int(binary.BigEndian.Uint16(m[2:4]))
+	if n < 4 || n > len(m) {
+		return flow.Stats{}, fmt.Errorf("flow stats: match length %d of %d bytes", n, len(m))
+	}
+	return flow.Stats{Table: r.TableID, Priority: r.Priority, Cookie: r.Cookie, Flags: r.Flags,
+		IdleTimeout: r.IdleTimeout, HardTimeout: r.HardTimeout, Packets: r.PacketCount, Bytes: r.ByteCount,
+		Duration: r.Duration, Match: m[4:n], Instructions: r.InstructionBytes}, nil
+}
+
+func (s *server) env() env { return env{state: s.src.State(), ifs: s.src.Interfaces()} }
+
+func (s *server) serveFlows(w http.ResponseWriter, r *http.Request) {
+	if !allowGet(w, r) {
+		return
+	}
+	fq, err := parseFlowQuery(r.URL.Query(), s.env())
+	if err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+	defer cancel()
+	actual, err := s.dump(ctx)
+	if err != nil {
+		s.log.Warn("debug: cannot read flows", "err", err)
+		http.Error(w, "cannot read flows from OVS: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	var kept []item
+	for _, it := range compareFlows(s.src.Desired(), actual) {
+		if fq.keep(it) {
+			kept = append(kept, it)
+		}
+	}
+	rep := report(s.bridge, kept, fq.filters, len(fq.filters) == 0)
+	if fq.json {
+		writeJSON(w, rep)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_ = WriteFlowsText(w, rep)
+}
+
+func (s *server) serveTrace(w http.ResponseWriter, r *http.Request) {
+	if !allowGet(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	asJSON, err := wantJSON(q)
+	if err == nil {
+		q.Del("format")
+	}
+	var tp tracePacket
+	if err == nil {
+		tp, err = parseTraceQuery(q, s.env())
+	}
+	if err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+	defer cancel()
+	rep := s.runTrace(ctx, tp)
+	if asJSON {
+		writeJSON(w, rep)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_ = WriteTraceText(w, rep)
+}
+
+// runTrace predicts the packet's path and asks OVS for its own.
+func (s *server) runTrace(ctx context.Context, tp tracePacket) TraceReport {
+	rep := TraceReport{Bridge: s.bridge, Packet: tp.pkt.OVSFlow(tp.proto), Differences: []string{}}
+	rep.Model = modelSide(NewModel(s.src.Desired()).Run(tp.pkt), tp.pkt)
+	text, err := s.trace(ctx, s.bridge, rep.Packet)
+	if err != nil {
+		s.log.Warn("debug: ofproto/trace failed", "err", err)
+		rep.OVSError = "ofproto/trace: " + err.Error()
+		return rep
+	}
+	rep.OVSText = text
+	ot, err := ParseOVSTrace(text)
+	if err != nil {
+		rep.OVSError = err.Error()
+		return rep
+	}
+	o := ovsSide(ot)
+	_, shown := ot.changedFields()
+	rep.OVS, rep.DatapathActions = &o, ot.Datapath
+	rep.Differences = append(rep.Differences, differences(rep.Model, o, shown)...)
+	return rep
+}
+
+func allowGet(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // keep "->" in actions readable
+	_ = enc.Encode(v)
+}

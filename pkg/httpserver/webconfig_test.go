@@ -1,0 +1,143 @@
+package httpserver
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// writeFile writes content into a new file in dir and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func basicAuthConfig(t *testing.T, dir, user, password string) string {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, dir, "web.yml", fmt.Sprintf("basic_auth_users:\n  %s: %s\n", user, hash))
+}
+
+func getAuth(t *testing.T, client *http.Client, url, user, password string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestBasicAuth(t *testing.T) {
+	s := start(t, Config{WebConfigFile: basicAuthConfig(t, t.TempDir(), "prom", "s3cret")})
+	tests := []struct {
+		path, user, password string
+		code                 int
+	}{
+		{"/metrics", "", "", 401},
+		{"/metrics", "prom", "wrong", 401},
+		{"/metrics", "other", "s3cret", 401},
+		{"/metrics", "prom", "s3cret", 200},
+		{"/debug/pprof/", "", "", 401},
+		{"/nope", "prom", "s3cret", 404},
+	}
+	for _, tt := range tests {
+		code, body := getAuth(t, http.DefaultClient, "http://"+s.Addr()+tt.path, tt.user, tt.password)
+		if code != tt.code {
+			t.Errorf("GET %s as %q/%q = %d %q, want %d", tt.path, tt.user, tt.password, code, body, tt.code)
+		}
+		if code == 200 && !strings.Contains(body, "test_things_total") {
+			t.Errorf("authenticated /metrics lacks the metrics: %q", body)
+		}
+	}
+}
+
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSigned(t)
+	cert, key := writeFile(t, dir, "tls.crt", certPEM), writeFile(t, dir, "tls.key", keyPEM)
+	cfg := writeFile(t, dir, "web.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", cert, key))
+	s := start(t, Config{WebConfigFile: cfg})
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(certPEM))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if code, body := getAuth(t, client, "https://"+s.Addr()+"/metrics", "", ""); code != 200 || !strings.Contains(body, "test_things_total") {
+		t.Errorf("https /metrics = %d %q", code, body)
+	}
+	if code, _ := getAuth(t, http.DefaultClient, "http://"+s.Addr()+"/metrics", "", ""); code != 400 {
+		t.Errorf("plain http to the TLS server = %d, want 400", code)
+	}
+}
+
+func TestBadWebConfig(t *testing.T) {
+	dir := t.TempDir()
+	tests := map[string]string{
+		"unknown key":    "basic_auth_user:\n  a: b\n",
+		"missing cert":   "tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n",
+		"not yaml":       "{{{",
+		"plaintext pass": "basic_auth_users:\n  a: notabcrypthash\n",
+	}
+	for name, content := range tests {
+		p := writeFile(t, dir, strings.ReplaceAll(name, " ", "_")+".yml", content)
+		if _, err := New(Config{Addr: "127.0.0.1:0", Metrics: http.NotFoundHandler(), WebConfigFile: p}); err == nil {
+			t.Errorf("%s: New accepted %q", name, content)
+		}
+	}
+	if _, err := New(Config{Addr: "127.0.0.1:0", Metrics: http.NotFoundHandler(), WebConfigFile: filepath.Join(dir, "absent.yml")}); err == nil {
+		t.Error("New accepted a web config file that does not exist")
+	}
+}
+
+// selfSigned returns a PEM certificate for 127.0.0.1 and its key.
+func selfSigned(t *testing.T) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ofctl-agent test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}))
+}
