@@ -126,14 +126,14 @@ func (m *model) setTunnelPort(ofport uint32, active []endpoint.Endpoint) bool {
 func (m *model) rebuildLocked(active []endpoint.Endpoint) {
 	want := map[reconcile.Owner]bool{}
 	tp := m.tunnelPort
-	fixed := reconcile.Owner(pipeline.FixedCookie())
+	fixed := reconcile.Owner("fixed")
 	want[fixed] = true
 	m.own(fixed, "fixed", func() []flow.Flow { return pipeline.FixedFlows(tp) })
 	var networks []pipeline.Network
 	for _, cn := range m.view.Networks {
 		n := m.networks[cn.Name]
 		networks = append(networks, n)
-		o := reconcile.Owner(n.Cookie())
+		o := reconcile.Owner("network/" + n.Name)
 		want[o] = true
 		m.own(o, "network "+n.Name, func() []flow.Flow { return onlyWithTunnel(tp, pipeline.NetworkFlows(n)) })
 	}
@@ -142,7 +142,7 @@ func (m *model) rebuildLocked(active []endpoint.Endpoint) {
 			continue
 		}
 		h := pipeline.RemoteHost{Name: ch.Name, TunnelIP: ch.TunnelIP, Ranges: ch.Ranges}
-		o := reconcile.Owner(h.Cookie())
+		o := reconcile.Owner("host/" + h.Name)
 		want[o] = true
 		m.own(o, "host "+h.Name, func() []flow.Flow { return onlyWithTunnel(tp, pipeline.RemoteHostFlows(h, networks)) })
 	}
@@ -190,7 +190,7 @@ func (m *model) setEndpoint(ep endpoint.Endpoint) {
 
 func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) {
 	pe := pipeline.Endpoint{Network: ep.Network, Port: ep.Port, OFPort: ep.OFPort, MAC: ep.MAC, IP: ep.IP}
-	o := reconcile.Owner(pe.Cookie())
+	o := endpointOwner(ep.Port)
 	n, ok := m.networks[ep.Network]
 	switch {
 	case !ok:
@@ -210,8 +210,11 @@ func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) 
 	return o, false
 }
 
+// Owners are unique names (reconcile.Owner); cookies carry only a hash.
+func endpointOwner(port string) reconcile.Owner { return reconcile.Owner("endpoint/" + port) }
+
 func remoteOwner(e cluster.RemoteEndpoint) reconcile.Owner {
-	return reconcile.Owner(pipeline.RemoteEndpoint{Network: e.Network, IP: e.IP}.Cookie())
+	return reconcile.Owner("remote-endpoint/" + e.Network + "/" + e.IP.String())
 }
 
 // setRemoteLocked programs a remote endpoint (etcd mode). One on this host
@@ -242,8 +245,7 @@ func (m *model) removeEndpoint(ep endpoint.Endpoint) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.endpoints, ep.Port)
-	pe := pipeline.Endpoint{Port: ep.Port}
-	m.disown(reconcile.Owner(pe.Cookie()))
+	m.disown(endpointOwner(ep.Port))
 }
 
 // state is the model as a pipeline.State (for debugging and tests).

@@ -213,3 +213,23 @@ func TestModelRemoteEndpoints(t *testing.T) {
 		t.Fatal(r.rejects)
 	}
 }
+
+// Two ports whose cookie object IDs collide (FNV-32 of "endpoint/<port>")
+// must still be two owners: one must not replace the other's flows.
+func TestModelCookieCollisionKeepsBothEndpoints(t *testing.T) {
+	a, b := "veth9107685d", "vethfad7e762"
+	pa, pb := pipeline.Endpoint{Port: a}, pipeline.Endpoint{Port: b}
+	if pa.Cookie() != pb.Cookie() {
+		t.Skip("the chosen names no longer collide; pick another pair")
+	}
+	r := newRig(t)
+	r.m.setTunnelPort(100, nil)
+	r.m.setView(view(100), nil)
+	r.m.setEndpoint(ep(a, 11, "blue", "10.100.1.10"))
+	r.m.setEndpoint(ep(b, 12, "blue", "10.100.1.11"))
+	r.flush(t)
+	r.switchMatchesBuild(t)
+	if n := len(r.m.state().Endpoints); n != 2 {
+		t.Fatalf("%d endpoints programmed", n)
+	}
+}

@@ -27,9 +27,10 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
 )
 
-// Owner groups flows that are created and removed together; the agent uses
-// the cookie's owner bits.
-type Owner uint64
+// Owner names a group of flows that are created and removed together, e.g.
+// "endpoint/vc1". It must be unique per object: a cookie's 32-bit object
+// hash is not (two ports can collide), so owners are names, not cookies.
+type Owner string
 
 // Switch is the narrow seam to OVS.
 type Switch interface {
@@ -114,7 +115,7 @@ func (r *Reconciler) Set(owner Owner, flows []flow.Flow) []error {
 		k := f.Key()
 		if w, ok := r.desired[k]; ok && w.owner != owner {
 			r.stats.Conflicts++
-			errs = append(errs, fmt.Errorf("flow %q: key already owned by %#x", f.String(), uint64(w.owner)))
+			errs = append(errs, fmt.Errorf("flow %q: key already owned by %q", f.String(), w.owner))
 			continue
 		}
 		h := r.hash(f.Content())

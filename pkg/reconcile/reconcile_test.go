@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	"github.com/contiv/libOpenflow/openflow13"
@@ -15,9 +16,10 @@ import (
 type ownerFlows map[Owner][]flow.Flow
 
 func portFlows(owner Owner, inPorts ...uint32) []flow.Flow {
+	cookie, _ := strconv.ParseUint(string(owner), 10, 64)
 	var out []flow.Flow
 	for _, p := range inPorts {
-		out = append(out, flow.Flow{Table: 1, Priority: 100, Cookie: uint64(owner),
+		out = append(out, flow.Flow{Table: 1, Priority: 100, Cookie: cookie,
 			Match: flow.Match{InPort: p}, Actions: []flow.Action{flow.Output{Port: p + 1000}}})
 	}
 	return out
@@ -50,20 +52,21 @@ func flush(t *testing.T, r *Reconciler) int {
 
 func TestIncrementalWorkIsProportionalToChange(t *testing.T) {
 	r, sw, model := setup(t)
-	for o := Owner(1); o <= 100; o++ {
-		model.set(t, r, o, portFlows(o, uint32(o)*10, uint32(o)*10+1))
+	for i := uint32(1); i <= 100; i++ {
+		o := owner(i)
+		model.set(t, r, o, portFlows(o, i*10, i*10+1))
 	}
 	if n := flush(t, r); n != 200 || len(sw.Flows) != 200 {
 		t.Fatalf("initial flush sent %d, switch has %d", n, len(sw.Flows))
 	}
 	// Same flows again: nothing to send.
-	model.set(t, r, 7, portFlows(7, 70, 71))
+	model.set(t, r, "7", portFlows("7", 70, 71))
 	if n := flush(t, r); n != 0 {
 		t.Fatalf("unchanged owner sent %d flow_mods", n)
 	}
 	// One owner changes one flow and drops another: 1 add + 1 delete... and
 	// the flow it keeps is not touched.
-	model.set(t, r, 7, portFlows(7, 70, 72))
+	model.set(t, r, "7", portFlows("7", 70, 72))
 	if n := flush(t, r); n != 2 {
 		t.Fatalf("changed owner sent %d flow_mods, want 2", n)
 	}
@@ -72,7 +75,7 @@ func TestIncrementalWorkIsProportionalToChange(t *testing.T) {
 		t.Fatalf("bundle order: deletes must come first: %v, %v", last[0].Command, last[1].Command)
 	}
 	// Remove an owner.
-	model.set(t, r, 8, nil)
+	model.set(t, r, "8", nil)
 	if n := flush(t, r); n != 2 || len(sw.Flows) != 198 {
 		t.Fatalf("removal sent %d, switch has %d", n, len(sw.Flows))
 	}
@@ -80,8 +83,8 @@ func TestIncrementalWorkIsProportionalToChange(t *testing.T) {
 
 func TestSyncRepairsDriftAndKeepsGoodFlows(t *testing.T) {
 	r, sw, model := setup(t)
-	for o := Owner(1); o <= 10; o++ {
-		model.set(t, r, o, portFlows(o, uint32(o)))
+	for i := uint32(1); i <= 10; i++ {
+		model.set(t, r, owner(i), portFlows(owner(i), i))
 	}
 	flush(t, r)
 	// Out-of-band: one flow deleted, one rogue flow, one flow's actions changed.
@@ -93,7 +96,7 @@ func TestSyncRepairsDriftAndKeepsGoodFlows(t *testing.T) {
 	}
 	sw.Mu.Unlock()
 	sw.Add(flow.Flow{Table: 1, Priority: 5, Match: flow.Match{InPort: 99}})
-	bad := portFlows(5, 5)[0]
+	bad := portFlows("5", 5)[0]
 	bad.Actions = []flow.Action{flow.Output{Port: 4242}}
 	sw.Add(bad)
 
@@ -107,7 +110,7 @@ func TestSyncRepairsDriftAndKeepsGoodFlows(t *testing.T) {
 	if len(sw.Flows) != 10 {
 		t.Fatalf("switch has %d flows after sync", len(sw.Flows))
 	}
-	for _, f := range model[5] {
+	for _, f := range model["5"] {
 		if got := sw.Flows[f.Key()]; got.Content() != f.Content() {
 			t.Fatal("modified flow not restored")
 		}
@@ -119,8 +122,8 @@ func TestSyncRepairsDriftAndKeepsGoodFlows(t *testing.T) {
 
 func TestSyncAfterSwitchLostEverything(t *testing.T) {
 	r, sw, model := setup(t)
-	for o := Owner(1); o <= 5; o++ {
-		model.set(t, r, o, portFlows(o, uint32(o)))
+	for i := uint32(1); i <= 5; i++ {
+		model.set(t, r, owner(i), portFlows(owner(i), i))
 	}
 	flush(t, r)
 	sw.Flows = map[flow.Key]flow.Stats{} // ovs-vswitchd restarted
@@ -132,7 +135,7 @@ func TestSyncAfterSwitchLostEverything(t *testing.T) {
 
 func TestFailedCommitKeepsChangesPending(t *testing.T) {
 	r, sw, model := setup(t)
-	model.set(t, r, 1, portFlows(1, 1, 2))
+	model.set(t, r, "1", portFlows("1", 1, 2))
 	sw.FailNext = true
 	if _, err := r.Flush(context.Background()); err == nil {
 		t.Fatal("flush did not report the failed bundle")
@@ -150,15 +153,15 @@ func TestFailedCommitKeepsChangesPending(t *testing.T) {
 
 func TestConflictingAndInvalidFlowsAreRefused(t *testing.T) {
 	r, sw, _ := setup(t)
-	if errs := r.Set(1, portFlows(1, 1)); len(errs) != 0 {
+	if errs := r.Set("1", portFlows("1", 1)); len(errs) != 0 {
 		t.Fatal(errs)
 	}
 	// Owner 2 claims the same key: refused, owner 1 keeps it.
-	if errs := r.Set(2, portFlows(1, 1)); len(errs) != 1 {
+	if errs := r.Set("2", portFlows("1", 1)); len(errs) != 1 {
 		t.Fatalf("conflict not reported: %v", errs)
 	}
 	invalid := flow.Flow{Table: 2, Priority: 1, Actions: []flow.Action{flow.GotoTable{Table: 1}}}
-	if errs := r.Set(3, append(portFlows(3, 3), invalid)); len(errs) != 1 {
+	if errs := r.Set("3", append(portFlows("3", 3), invalid)); len(errs) != 1 {
 		t.Fatalf("invalid flow not reported: %v", errs)
 	}
 	flush(t, r)
@@ -169,3 +172,5 @@ func TestConflictingAndInvalidFlowsAreRefused(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+func owner(i uint32) Owner { return Owner(strconv.Itoa(int(i))) }
