@@ -1,0 +1,207 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
+)
+
+const (
+	benchEndpoints = 10_000
+	benchAdds      = 200
+)
+
+// applyLog collects agent.Config.OnApply reports without blocking the
+// agent's loop.
+type applyLog struct{ ch chan agent.Applied }
+
+func newApplyLog() *applyLog { return &applyLog{ch: make(chan agent.Applied, 1<<16)} }
+
+func (l *applyLog) hook(a agent.Applied) {
+	select {
+	case l.ch <- a:
+	default:
+		panic("bench: OnApply log overflow")
+	}
+}
+
+// drain returns the reports queued so far.
+func (l *applyLog) drain() []agent.Applied {
+	var out []agent.Applied
+	for {
+		select {
+		case a := <-l.ch:
+			out = append(out, a)
+		default:
+			return out
+		}
+	}
+}
+
+// addResult is what one endpoint addition cost.
+type addResult struct {
+	latency  time.Duration // agent: OnApply.Latency of the batch that sent flow_mods
+	flowMods int           // every flow_mod the agent sent for this add
+	e2e      time.Duration // OVSDB commit (ovsdb-client started) -> OVS's flow monitor reported all its flows
+	ovs      time.Duration // OVSDB commit -> ofport in OVSDB (ovs-vswitchd's share)
+	syncs    uint64        // drift-check Syncs that ran during this add
+}
+
+// BenchmarkAgentAddEndpoint measures adding one endpoint (one OVS port)
+// while 10,000 are programmed, 200 times in a row. Per add: the agent's
+// latency (OnApply: event taken by the loop -> bundle confirmed), its
+// flow_mods (must be exactly one endpoint's flows), the end-to-end time from
+// the OVSDB commit to the flows being visible in ovs-ofctl, and the part of
+// it ovs-vswitchd needs to assign the ofport. It also reports the memory of
+// the test process (agent + harness) at 10,000 endpoints.
+func BenchmarkAgentAddEndpoint(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		e := newAgentBed(b, "badd")
+		log := newApplyLog()
+		r := e.programmed(b, benchEndpoints, log.hook)
+		rss, heap := memory(b)
+		obs := observers{ofports: e.watchOFPorts(b), flows: e.watchFlows(b)}
+		time.Sleep(2 * time.Second) // let start-up batches and a drift check pass
+		log.drain()
+
+		res := make([]addResult, benchAdds)
+		for k := range res {
+			if k > 0 { // late reports belong to the previous add
+				res[k-1].flowMods += sumFlowMods(log.drain())
+			}
+			res[k] = addOne(b, e, r, log, obs, benchEndpoints+k)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		res[len(res)-1].flowMods += sumFlowMods(log.drain())
+		checkAdds(b, res)
+		e.waitFlows(b, pipelineFlows(benchEndpoints+benchAdds), 10*time.Second)
+		reportAdds(b, res, rss, heap)
+		r.stop()
+	}
+}
+
+// addOne adds endpoint i as a dummy port and waits until OVS reports all
+// its flows added and the agent reported the batch that sent them.
+func addOne(b *testing.B, e *agentBed, r *runningAgent, log *applyLog, obs observers, i int) addResult {
+	b.Helper()
+	_, ep := benchEndpoint(i, 0)
+	want := flowsPerEndpoint()
+	syncs := r.agent.Status().Reconcile.Syncs
+	start := time.Now()
+	e.addDummy(b, i)
+	var res addResult
+	for {
+		if n, last := obs.flows.seen(ep.Cookie()); n >= want {
+			res.e2e = last.Sub(start)
+			break
+		}
+		if time.Since(start) > 20*time.Second {
+			out, n := e.cookieFlows(b, ep.Cookie())
+			b.Fatalf("endpoint %d: flows not in OVS after 20s (ofctl sees %d: %s) %+v", i, n, out, r.agent.Status())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if t, ok := obs.ofports.when(ep.Port); ok {
+		res.ovs = t.Sub(start)
+	}
+	// OnApply runs right after the bundle is confirmed; collect until the
+	// batch with this endpoint's flow_mods is in.
+	deadline := time.After(5 * time.Second)
+	for res.flowMods == 0 {
+		select {
+		case a := <-log.ch:
+			res.flowMods += a.FlowMods
+			if a.FlowMods > 0 {
+				res.latency = a.Latency
+			}
+		case <-deadline:
+			b.Fatalf("endpoint %d: no OnApply with flow_mods", i)
+		}
+	}
+	res.syncs = r.agent.Status().Reconcile.Syncs - syncs
+	return res
+}
+
+// observers are the independent views of OVS used per add.
+type observers struct {
+	ofports *ofportWatch
+	flows   *flowWatch
+}
+
+func sumFlowMods(as []agent.Applied) int {
+	n := 0
+	for _, a := range as {
+		n += a.FlowMods
+	}
+	return n
+}
+
+// checkAdds asserts the correctness property: each add sent exactly the new
+// endpoint's flows, nothing else.
+func checkAdds(b *testing.B, res []addResult) {
+	b.Helper()
+	want := flowsPerEndpoint()
+	for k, r := range res {
+		if r.flowMods != want {
+			b.Fatalf("add %d: agent sent %d flow_mods, want %d (only the new endpoint's flows)", k, r.flowMods, want)
+		}
+	}
+}
+
+func reportAdds(b *testing.B, res []addResult, rss, heap float64) {
+	var lat, e2e, ovs, agentSide, withSync []time.Duration
+	fm := 0
+	for _, r := range res {
+		lat, e2e, ovs = append(lat, r.latency), append(e2e, r.e2e), append(ovs, r.ovs)
+		agentSide = append(agentSide, r.e2e-r.ovs)
+		fm += r.flowMods
+		if r.syncs > 0 {
+			withSync = append(withSync, r.e2e-r.ovs)
+		}
+	}
+	b.ReportMetric(ms(quantile(lat, 0.5)), "p50-ms")
+	b.ReportMetric(ms(quantile(lat, 0.99)), "p99-ms")
+	b.ReportMetric(float64(fm)/float64(len(res)), "flow_mods/add")
+	b.ReportMetric(ms(quantile(e2e, 0.5)), "e2e-p50-ms")
+	b.ReportMetric(ms(quantile(e2e, 0.99)), "e2e-p99-ms")
+	b.ReportMetric(ms(quantile(ovs, 0.5)), "ofport-p50-ms")
+	b.ReportMetric(ms(quantile(agentSide, 0.5)), "ofport-to-flows-p50-ms")
+	b.ReportMetric(ms(quantile(agentSide, 0.99)), "ofport-to-flows-p99-ms")
+	b.ReportMetric(float64(len(withSync)), "adds-during-sync")
+	b.ReportMetric(ms(quantile(withSync, 0.5)), "ofport-to-flows-during-sync-p50-ms")
+	b.ReportMetric(rss, "rss-MiB")
+	b.ReportMetric(heap, "heap-MiB")
+	b.ReportMetric(0, "ns/op")
+}
+
+// memory returns the test process's resident set (VmRSS) and its live Go
+// heap after a GC, in MiB. The process holds the agent and the harness.
+func memory(b *testing.B) (rss, heap float64) {
+	b.Helper()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rss = kb / 1024
+		}
+	}
+	if rss == 0 {
+		b.Fatal(fmt.Errorf("no VmRSS in /proc/self/status"))
+	}
+	return rss, float64(m.HeapAlloc) / (1 << 20)
+}

@@ -1,0 +1,423 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster/etcd"
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster/etcd/etcdtest"
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
+	"github.com/ofctl-agent/ofctl-agent/test/testbed"
+)
+
+// The etcd benchmark: etcdHosts x etcdPerHost endpoint records written
+// straight into an etcd embedded in the test process, then one real agent
+// binary (`ofctl-agent run --cluster-backend etcd`) on a test-bed node
+// converges: every remote endpoint's two flows and every host's tunnel
+// flow in OVS, counted with ovs-ofctl dump-aggregate. Then single records
+// change and the agent's flow_mods counter says what each cost.
+const (
+	etcdHosts    = 1000
+	etcdPerHost  = 100
+	etcdPrefix   = "/bench"
+	etcdWriters  = 8   // concurrent transactions while seeding
+	etcdTxnOps   = 100 // puts per transaction (etcd's default limit is 128)
+	etcdChanges  = 20  // single-record changes timed
+	etcdNodeName = "self"
+)
+
+var etcdNet = cluster.Network{Name: "blue", VNI: 100, Subnet: netip.MustParsePrefix("10.0.0.0/8")}
+
+// etcdEndpoint is endpoint j of host h: IP and MAC unique, MAC not derived.
+func etcdEndpoint(h, j, gen int) (netip.Addr, net.HardwareAddr) {
+	n := h*etcdPerHost + j + 1
+	return netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}),
+		net.HardwareAddr{0x02, byte(gen), 0, byte(n >> 16), byte(n >> 8), byte(n)}
+}
+
+func etcdHostName(h int) string { return fmt.Sprintf("h%04d", h) }
+
+func etcdHostIP(h int) netip.Addr { return netip.AddrFrom4([4]byte{172, 16, byte(h >> 8), byte(h)}) }
+
+// etcdSeed writes the network, the hosts and their endpoints.
+func etcdSeed(b *testing.B, c *clientv3.Client) time.Duration {
+	b.Helper()
+	start := time.Now()
+	var ops []clientv3.Op
+	ops = append(ops, clientv3.OpPut(etcd.NetworkKey(etcdPrefix, etcdNet.Name), string(etcd.EncodeNetwork(etcdNet))))
+	for h := range etcdHosts {
+		ops = append(ops, clientv3.OpPut(etcd.HostKey(etcdPrefix, etcdHostName(h)), string(etcd.EncodeHost(etcdHostIP(h)))))
+	}
+	for h := range etcdHosts {
+		for j := range etcdPerHost {
+			ip, mac := etcdEndpoint(h, j, 0)
+			ops = append(ops, clientv3.OpPut(etcd.EndpointKey(etcdPrefix, etcdNet.Name, ip, etcdHostName(h)), string(etcd.EncodeEndpoint(mac))))
+		}
+	}
+	g, ctx := errgroup.WithContext(context.Background())
+	g.SetLimit(etcdWriters)
+	for i := 0; i < len(ops); i += etcdTxnOps {
+		batch := ops[i:min(i+etcdTxnOps, len(ops))]
+		g.Go(func() error {
+			_, err := c.Txn(ctx).Then(batch...).Commit()
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// etcdWantFlows is the agent's flow count per pkg/pipeline: fixed flows,
+// the network's, one tunnel flow per remote host, two per remote endpoint.
+func etcdWantFlows() int {
+	h := pipeline.RemoteHost{Name: "x", TunnelIP: etcdHostIP(1)}
+	pn := pipeline.Network{Name: etcdNet.Name, VNI: etcdNet.VNI, Subnet: etcdNet.Subnet}
+	ip, mac := etcdEndpoint(0, 0, 0)
+	e := pipeline.RemoteEndpoint{Network: pn.Name, IP: ip, MAC: mac, Host: "x"}
+	return len(pipeline.FixedFlows(agentTunnelOF)) + len(pipeline.NetworkFlows(pn)) +
+		etcdHosts*len(pipeline.RemoteHostFlows(h, []pipeline.Network{pn})) +
+		etcdHosts*etcdPerHost*len(pipeline.RemoteEndpointFlows(pn, h, e))
+}
+
+// BenchmarkEtcdConverge reports: seeding time, the agent's time from
+// process start to every flow in OVS, its RSS and live heap (after a
+// forced GC, read from its own /metrics: the whole agent process, the
+// etcd client and the view included, etcd itself not), and the flow_mods
+// and latency of single remote-endpoint changes.
+func BenchmarkEtcdConverge(b *testing.B) {
+	testbed.Require(b)
+	srv := etcdtest.Start(b)
+	c := srv.Client(b)
+	seed := etcdSeed(b, c)
+	node := testbed.NewNode(b, "etc")
+	want := etcdWantFlows()
+	for i := 0; i < b.N; i++ {
+		a := etcdStartAgent(b, node, srv.Endpoint())
+		cpu := a.cpuProfile(b, os.Getenv("OFCTL_BENCH_PROFILE_DIR"))
+		converge := etcdWaitFlows(b, node, want, 5*time.Minute)
+		<-cpu
+		time.Sleep(2 * time.Second) // let the first drift check finish before reading memory
+		rss, heap := a.memory(b)
+		a.saveProfile(b, os.Getenv("OFCTL_BENCH_PROFILE_DIR"))
+		mac, move := etcdChangeOne(b, c, node, a)
+		gone := etcdHostsGone(b, c, node, a, want)
+		if dir := os.Getenv("OFCTL_BENCH_PROFILE_DIR"); dir != "" {
+			time.Sleep(10 * time.Second)
+			vs, _ := os.ReadFile(filepath.Join(node.Dir, "vswitchd.log"))
+			_ = os.WriteFile(filepath.Join(dir, "vswitchd.log"), vs, 0o644)
+			lg, _ := os.ReadFile(a.logPath)
+			_ = os.WriteFile(filepath.Join(dir, "etcd-agent.log"), lg, 0o644)
+		}
+		b.ReportMetric(seed.Seconds(), "seed-s")
+		b.ReportMetric(converge.Seconds(), "converge-s")
+		b.ReportMetric(a.etcdListTook(b).Seconds(), "list-s")
+		b.ReportMetric(rss, "rss-MiB")
+		b.ReportMetric(heap, "heap-MiB")
+		b.ReportMetric(mac.mods, "flowmods/mac-change")
+		b.ReportMetric(ms(mac.p50), "mac-change-p50-ms")
+		b.ReportMetric(move.mods, "flowmods/move")
+		b.ReportMetric(ms(move.p50), "move-p50-ms")
+		b.ReportMetric(gone.mods, "flowmods/host-gone")
+		b.ReportMetric(ms(gone.p50), "host-gone-p50-ms")
+		b.ReportMetric(float64(want), "flows")
+		a.stop()
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+type etcdAgent struct {
+	cmd     *exec.Cmd
+	listen  string
+	logPath string
+	done    chan struct{}
+	once    sync.Once
+}
+
+func etcdStartAgent(b *testing.B, node *testbed.Node, endpoint string) *etcdAgent {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "ofctl-agent")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/ofctl-agent/ofctl-agent/cmd/ofctl-agent").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v: %s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := &etcdAgent{listen: ln.Addr().String(), logPath: filepath.Join(node.Dir, "agent-etcd.log"), done: make(chan struct{})}
+	ln.Close()
+	a.cmd = exec.Command(bin, "run", "--node-name", etcdNodeName, "--ovsdb", node.DBAddr(), "--ovs-rundir", node.Dir,
+		"--datapath-type", "netdev", "--tunnel-ip", "192.0.2.1", "--tunnel-port", agentTunnel, "--tunnel-ofport", strconv.Itoa(agentTunnelOF),
+		"--cluster-backend", "etcd", "--etcd-endpoints", endpoint, "--etcd-prefix", etcdPrefix,
+		"--cluster-file", filepath.Join(node.Dir, "none.yaml"), "--listen", a.listen, "--log-level", "info")
+	log, err := os.Create(a.logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.cmd.Stdout, a.cmd.Stderr = log, log
+	if err := a.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = a.cmd.Wait(); log.Close(); close(a.done) }()
+	b.Cleanup(a.stop)
+	return a
+}
+
+func (a *etcdAgent) stop() {
+	a.once.Do(func() {
+		_ = a.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-a.done:
+		case <-time.After(10 * time.Second):
+			_ = a.cmd.Process.Kill()
+			<-a.done
+		}
+	})
+}
+
+// metric returns one unlabelled sample of the agent's /metrics.
+func (a *etcdAgent) metric(b *testing.B, name string) float64 {
+	b.Helper()
+	resp, err := http.Get("http://" + a.listen + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	s := bufio.NewScanner(resp.Body)
+	s.Buffer(make([]byte, 1<<20), 1<<20)
+	for s.Scan() {
+		if f := strings.Fields(s.Text()); len(f) == 2 && f[0] == name {
+			v, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return v
+		}
+	}
+	b.Fatalf("no %s in /metrics", name)
+	return 0
+}
+
+// memory forces a GC in the agent (pprof heap ?gc=1) and returns its RSS
+// and live heap in MiB.
+func (a *etcdAgent) memory(b *testing.B) (rss, heap float64) {
+	b.Helper()
+	resp, err := http.Get("http://" + a.listen + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	return a.metric(b, "process_resident_memory_bytes") / (1 << 20), a.metric(b, "go_memstats_heap_alloc_bytes") / (1 << 20)
+}
+
+// etcdWaitFlows polls dump-aggregate until br-int holds want flows.
+func etcdWaitFlows(b *testing.B, node *testbed.Node, want int, timeout time.Duration) time.Duration {
+	b.Helper()
+	start := time.Now()
+	got := -1
+	for time.Since(start) < timeout {
+		out, err := node.OfctlErr("dump-aggregate", agentBridge)
+		if err == nil {
+			if i := strings.Index(out, "flow_count="); i >= 0 {
+				_, _ = fmt.Sscanf(out[i:], "flow_count=%d", &got)
+			}
+			if got == want {
+				return time.Since(start)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatalf("after %v br-int holds %d flows, want %d", timeout, got, want)
+	return 0
+}
+
+type changeResult struct {
+	mods float64 // flow_mods per change (mean)
+	p50  time.Duration
+}
+
+// etcdChangeOne changes single records and waits for OVS to show each:
+// first a MAC change (same host), then a move to another host. The flow
+// checked is the endpoint's l2_forward flow (dl_dst=MAC, reg2=host).
+func etcdChangeOne(b *testing.B, c *clientv3.Client, node *testbed.Node, a *etcdAgent) (mac, move changeResult) {
+	b.Helper()
+	run := func(change func(i int) (m net.HardwareAddr, host int)) changeResult {
+		var lat []time.Duration
+		before := a.metric(b, "ofctl_agent_flow_mods_total")
+		for i := range etcdChanges {
+			start := time.Now()
+			m, host := change(i)
+			etcdWaitFlow(b, node, m, host)
+			lat = append(lat, time.Since(start))
+		}
+		time.Sleep(time.Second) // a late flush would count too
+		mods := (a.metric(b, "ofctl_agent_flow_mods_total") - before) / etcdChanges
+		return changeResult{mods: mods, p50: quantile(lat, 0.5)}
+	}
+	mac = run(func(i int) (net.HardwareAddr, int) {
+		h, j := i*37%etcdHosts, i%etcdPerHost
+		ip, m := etcdEndpoint(h, j, 1)
+		etcdPutCtx(b, c, etcd.EndpointKey(etcdPrefix, etcdNet.Name, ip, etcdHostName(h)), string(etcd.EncodeEndpoint(m)))
+		return m, h
+	})
+	move = run(func(i int) (net.HardwareAddr, int) {
+		h, j := i*53%etcdHosts, (i+50)%etcdPerHost
+		ip, m := etcdEndpoint(h, j, 0)
+		to := (h + 1) % etcdHosts
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := c.Txn(ctx).Then(clientv3.OpDelete(etcd.EndpointKey(etcdPrefix, etcdNet.Name, ip, etcdHostName(h))),
+			clientv3.OpPut(etcd.EndpointKey(etcdPrefix, etcdNet.Name, ip, etcdHostName(to)), string(etcd.EncodeEndpoint(m)))).Commit()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m, to
+	})
+	return mac, move
+}
+
+// etcdHostsGone deletes hosts with all their endpoints in one transaction
+// each, as a lease expiry does, and times until their flows left OVS.
+func etcdHostsGone(b *testing.B, c *clientv3.Client, node *testbed.Node, a *etcdAgent, flows int) changeResult {
+	b.Helper()
+	const hosts = 3
+	perHost := 1 + 2*etcdPerHost // the tunnel flow and two per endpoint
+	var lat []time.Duration
+	before := a.metric(b, "ofctl_agent_flow_mods_total")
+	for k := range hosts {
+		h := 960 + k // no endpoint moved to or from these (etcdChangeOne)
+		ops := []clientv3.Op{clientv3.OpDelete(etcd.HostKey(etcdPrefix, etcdHostName(h)))}
+		for j := range etcdPerHost {
+			ip, _ := etcdEndpoint(h, j, 0)
+			ops = append(ops, clientv3.OpDelete(etcd.EndpointKey(etcdPrefix, etcdNet.Name, ip, etcdHostName(h))))
+		}
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := c.Txn(ctx).Then(ops...).Commit()
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		etcdWaitFlows(b, node, flows-(k+1)*perHost, time.Minute)
+		lat = append(lat, time.Since(start))
+	}
+	time.Sleep(time.Second)
+	mods := (a.metric(b, "ofctl_agent_flow_mods_total") - before) / hosts
+	return changeResult{mods: mods, p50: quantile(lat, 0.5)}
+}
+
+func etcdPutCtx(b *testing.B, c *clientv3.Client, key, value string) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Put(ctx, key, value); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// etcdWaitFlow waits until the l2_forward flow for mac sends to host.
+func etcdWaitFlow(b *testing.B, node *testbed.Node, mac net.HardwareAddr, host int) {
+	b.Helper()
+	ip := etcdHostIP(host).As4()
+	want := fmt.Sprintf("%#x", uint32(ip[0])<<24|uint32(ip[1])<<16|uint32(ip[2])<<8|uint32(ip[3]))
+	match := fmt.Sprintf("table=%d,dl_dst=%s", pipeline.L2Forward, mac)
+	deadline := time.Now().Add(30 * time.Second)
+	var out string
+	for time.Now().Before(deadline) {
+		var err error
+		if out, err = node.OfctlErr("dump-flows", agentBridge, match); err == nil && strings.Contains(out, want) {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	b.Fatalf("no l2_forward flow for %s to %s after 30s:\n%s", mac, want, out)
+}
+
+// etcdListTook is the agent's initial list time, from its log.
+func (a *etcdAgent) etcdListTook(b *testing.B) time.Duration {
+	b.Helper()
+	data, err := os.ReadFile(a.logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, `msg="etcd listed"`) {
+			continue
+		}
+		if i := strings.Index(line, " took="); i >= 0 {
+			d, err := time.ParseDuration(strings.Fields(line[i+6:])[0])
+			if err == nil {
+				return d
+			}
+		}
+	}
+	b.Fatal("no \"etcd listed\" line in the agent's log")
+	return 0
+}
+
+// saveProfile keeps the agent's heap profile and log in dir, if set
+// (OFCTL_BENCH_PROFILE_DIR), for `go tool pprof`.
+func (a *etcdAgent) saveProfile(b *testing.B, dir string) {
+	b.Helper()
+	if dir == "" {
+		return
+	}
+	resp, err := http.Get("http://" + a.listen + "/debug/pprof/heap")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	logData, _ := os.ReadFile(a.logPath)
+	if err := errors.Join(os.WriteFile(filepath.Join(dir, "etcd-agent.heap"), data, 0o644),
+		os.WriteFile(filepath.Join(dir, "etcd-agent.log"), logData, 0o644)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// cpuProfile records the agent's first 40 s of CPU into dir, if set.
+func (a *etcdAgent) cpuProfile(b *testing.B, dir string) <-chan struct{} {
+	done := make(chan struct{})
+	if dir == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		for range 100 {
+			resp, err := http.Get("http://" + a.listen + "/debug/pprof/profile?seconds=40")
+			if err != nil {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			_ = os.WriteFile(filepath.Join(dir, "etcd-agent.cpu"), data, 0o644)
+			return
+		}
+	}()
+	return done
+}
