@@ -26,7 +26,7 @@ func (c *Client) EnsureBridge(ctx context.Context) error {
 	return c.withConn(ctx, func(cl client.Client) error {
 		c.opMu.Lock()
 		defer c.opMu.Unlock()
-		r, err := readRows(ctx, cl)
+		r, err := readRows(ctx, cl, "")
 		if err != nil {
 			return err
 		}
@@ -43,7 +43,7 @@ func (c *Client) EnsureBridge(ctx context.Context) error {
 // does not talk to controllers.
 func (c *Client) SetFlowRestoreWait(ctx context.Context, on bool) error {
 	return c.withConn(ctx, func(cl client.Client) error {
-		r, err := readRows(ctx, cl)
+		r, err := readRows(ctx, cl, "")
 		if err != nil {
 			return err
 		}
@@ -68,7 +68,7 @@ func (c *Client) SetFlowRestoreWait(ctx context.Context, on bool) error {
 func (c *Client) FlowRestoreWait(ctx context.Context) (bool, error) {
 	var on bool
 	err := c.withConn(ctx, func(cl client.Client) error {
-		r, err := readRows(ctx, cl)
+		r, err := readRows(ctx, cl, "")
 		if err != nil {
 			return err
 		}
@@ -93,7 +93,11 @@ func (c *Client) reconcile(ctx context.Context, cl client.Client) error {
 	defer c.opMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
-	r, err := readRows(ctx, cl)
+	tunnelName := ""
+	if tunnel != nil {
+		tunnelName = tunnel.Name
+	}
+	r, err := readRows(ctx, cl, tunnelName)
 	if err != nil {
 		return err
 	}
@@ -104,7 +108,7 @@ func (c *Client) reconcile(ctx context.Context, cl client.Client) error {
 		}
 		c.appliedBridge(wrote)
 		if wrote {
-			if r, err = readRows(ctx, cl); err != nil {
+			if r, err = readRows(ctx, cl, tunnelName); err != nil {
 				return err
 			}
 		}
@@ -272,17 +276,6 @@ func bridgeRepairOps(cl client.Client, uuid string, cfg BridgeConfig, d drift) (
 		ops = append(ops, mut...)
 	}
 	return ops, nil
-}
-
-// readRows copies the monitored tables out of the cache.
-func readRows(ctx context.Context, cl client.Client) (rows, error) {
-	var r rows
-	for _, dst := range []any{&r.root, &r.bridges, &r.ports, &r.ifaces} {
-		if err := cl.List(ctx, dst); err != nil {
-			return rows{}, fmt.Errorf("read ovsdb cache: %w", err)
-		}
-	}
-	return r, nil
 }
 
 // transact runs ops and turns a rejected operation into an error naming it.

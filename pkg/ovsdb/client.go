@@ -40,7 +40,9 @@ type Client struct {
 	dirty   chan struct{} // the cache changed: resync (capacity 1)
 	closing chan struct{}
 	running sync.WaitGroup
-	opMu    sync.Mutex // serialises this client's write transactions
+	opMu    sync.Mutex   // serialises this client's write transactions
+	changes changes      // rows changed since the last sync
+	index   *bridgeIndex // the bridge's ports and interfaces; serve's goroutine only
 
 	mu         sync.Mutex
 	conn       client.Client // nil while not connected
@@ -180,11 +182,12 @@ func (c *Client) connect(ctx context.Context, cl client.Client) error {
 	if err := cl.Connect(ctx); err != nil {
 		return fmt.Errorf("ovsdb connect: %w", err)
 	}
-	kick := func(string, model.Model) { c.kick() }
+	c.changes.setFull()
+	mark := func(_ string, m model.Model) { c.changes.mark(m); c.kick() }
 	cl.Cache().AddEventHandler(&cache.EventHandlerFuncs{
-		AddFunc:    kick,
-		DeleteFunc: kick,
-		UpdateFunc: func(t string, _, n model.Model) { kick(t, n) },
+		AddFunc:    mark,
+		DeleteFunc: mark,
+		UpdateFunc: func(t string, _, n model.Model) { mark(t, n) },
 	})
 	if _, err := cl.Monitor(ctx, newMonitor(cl)); err != nil {
 		return fmt.Errorf("ovsdb monitor: %w", err)
@@ -215,6 +218,10 @@ func (c *Client) serve(ctx context.Context, cl client.Client, lost <-chan struct
 		defer t.Stop()
 		probe = t.C
 	}
+	// A full read now and then: libovsdb drops cache events when its
+	// buffer overflows, and the incremental path would miss those rows.
+	full := time.NewTicker(fullResyncEvery)
+	defer full.Stop()
 	var retry <-chan time.Time
 	for {
 		select {
@@ -222,6 +229,8 @@ func (c *Client) serve(ctx context.Context, cl client.Client, lost <-chan struct
 			return nil
 		case <-lost:
 			return errConnectionLost
+		case <-full.C:
+			c.changes.setFull()
 		case <-probe:
 			pctx, cancel := context.WithTimeout(ctx, c.cfg.ProbeTimeout)
 			start := time.Now()
@@ -243,15 +252,9 @@ func (c *Client) serve(ctx context.Context, cl client.Client, lost <-chan struct
 	}
 }
 
-// sync publishes the interfaces on the bridge and repairs what drifted.
-func (c *Client) sync(ctx context.Context, cl client.Client) error {
-	r, err := readRows(ctx, cl)
-	if err != nil {
-		return err
-	}
-	c.publish(bridgeInterfaces(&r, c.cfg.Bridge.Name))
-	return c.reconcile(ctx, cl)
-}
+// fullResyncEvery bounds how long a change missed by the incremental path
+// (a dropped cache event) can go unnoticed.
+const fullResyncEvery = time.Minute
 
 func (c *Client) kick() {
 	select {
@@ -342,6 +345,28 @@ func (c *Client) publish(now map[string]Interface) {
 	defer c.mu.Unlock()
 	evs := diffInterfaces(c.known, now)
 	c.known = now
+	for s := range c.subs {
+		s.push(evs)
+	}
+}
+
+// publishDelta is publish for the interfaces with UUIDs in dirty: now holds
+// those still on the bridge.
+func (c *Client) publishDelta(dirty map[string]struct{}, now map[string]Interface) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := make(map[string]Interface, len(dirty))
+	for u := range dirty {
+		if i, ok := c.known[u]; ok {
+			old[u] = i
+		}
+		if i, ok := now[u]; ok {
+			c.known[u] = i
+		} else {
+			delete(c.known, u)
+		}
+	}
+	evs := diffInterfaces(old, now)
 	for s := range c.subs {
 		s.push(evs)
 	}

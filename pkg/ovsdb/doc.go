@@ -26,8 +26,10 @@
 // ofport_request, or the whole bridge or port when deleted) with a
 // transaction; Stats counts those repairs, connections and failures.
 //
-// Interface events are computed by diffing the set of interfaces on the bridge
-// after every change seen in the cache (and after a reconnect), so a
+// Interface events are computed by diffing the interfaces on the bridge
+// before and after every change seen in the cache: after a reconnect all of
+// them, otherwise only those whose Interface or Port row changed or whose
+// port joined or left the bridge (the cache's row events say which), so a
 // subscriber receives every change of state, in order, exactly once: nothing
 // is dropped, and a row that came and went while the connection was down is
 // not reported. Rows are passed on as they are (no ofport yet, ofport -1, no

@@ -20,7 +20,7 @@ func (c *Client) AddPort(ctx context.Context, spec PortSpec) error {
 	return c.withConn(ctx, func(cl client.Client) error {
 		c.opMu.Lock()
 		defer c.opMu.Unlock()
-		r, err := readRows(ctx, cl)
+		r, err := readRows(ctx, cl, spec.Name)
 		if err != nil {
 			return err
 		}
@@ -44,7 +44,7 @@ func (c *Client) EnsureTunnelPort(ctx context.Context, spec TunnelSpec) error {
 	return c.withConn(ctx, func(cl client.Client) error {
 		c.opMu.Lock()
 		defer c.opMu.Unlock()
-		r, err := readRows(ctx, cl)
+		r, err := readRows(ctx, cl, spec.Name)
 		if err != nil {
 			return err
 		}
@@ -74,7 +74,7 @@ func (c *Client) DeletePort(ctx context.Context, name string) error {
 	return c.withConn(ctx, func(cl client.Client) error {
 		c.opMu.Lock()
 		defer c.opMu.Unlock()
-		r, err := readRows(ctx, cl)
+		r, err := readRows(ctx, cl, name)
 		if err != nil {
 			return err
 		}
