@@ -2,9 +2,7 @@ package agent
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 
 	"github.com/contiv/libOpenflow/openflow13"
 
@@ -37,29 +35,13 @@ func (s ofSwitch) DumpFlows(ctx context.Context) ([]flow.Stats, error) {
 		if r.TableID > s.maxTable {
 			continue
 		}
-		st, err := statsOf(r)
+		st, err := flow.FromReply(r)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, st)
 	}
 	return out, nil
-}
-
-// statsOf converts a raw flow-stats entry (ofp_match with its header and
-// padding) into flow.Stats (bare OXM TLVs).
-func statsOf(r *openflow.FlowStats) (flow.Stats, error) {
-	m := r.MatchBytes
-	if len(m) < 4 {
-		return flow.Stats{}, fmt.Errorf("flow stats: match of %d bytes", len(m))
-	}
-	n := int(binary.BigEndian.Uint16(m[2:4]))
-	if n < 4 || n > len(m) {
-		return flow.Stats{}, fmt.Errorf("flow stats: match length %d of %d bytes", n, len(m))
-	}
-	return flow.Stats{Table: r.TableID, Priority: r.Priority, Cookie: r.Cookie, Flags: r.Flags,
-		IdleTimeout: r.IdleTimeout, HardTimeout: r.HardTimeout, Packets: r.PacketCount, Bytes: r.ByteCount,
-		Duration: r.Duration, Match: m[4:n], Instructions: r.InstructionBytes}, nil
 }
 
 // Commit applies mods in one atomic, ordered bundle.

@@ -2,7 +2,6 @@ package debugapi
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,28 +94,13 @@ func (s *server) dumpConn(ctx context.Context) ([]flow.Stats, error) {
 	}
 	out := make([]flow.Stats, 0, len(raw))
 	for i := range raw {
-		st, err := statsOf(&raw[i])
+		st, err := flow.FromReply(&raw[i])
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, st)
 	}
 	return out, nil
-}
-
-// statsOf strips the ofp_match header and padding off a raw entry.
-func statsOf(r *openflow.FlowStats) (flow.Stats, error) {
-	m := r.MatchBytes
-	if len(m) < 4 {
-		return flow.Stats{}, fmt.Errorf("flow stats: match of %d bytes", len(m))
-	}
-	n := int(binary.BigEndian.Uint16(m[2:4]))
-	if n < 4 || n > len(m) {
-		return flow.Stats{}, fmt.Errorf("flow stats: match length %d of %d bytes", n, len(m))
-	}
-	return flow.Stats{Table: r.TableID, Priority: r.Priority, Cookie: r.Cookie, Flags: r.Flags,
-		IdleTimeout: r.IdleTimeout, HardTimeout: r.HardTimeout, Packets: r.PacketCount, Bytes: r.ByteCount,
-		Duration: r.Duration, Match: m[4:n], Instructions: r.InstructionBytes}, nil
 }
 
 func (s *server) env() env { return env{state: s.src.State(), ifs: s.src.Interfaces()} }
