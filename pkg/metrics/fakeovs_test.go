@@ -107,6 +107,10 @@ func (f *fakeOVS) handle(ss *sw.Session, b []byte) bool {
 				entries = append(entries, fl.bytes())
 			}
 		}
+	case openflow13.MultipartType_Aggregate:
+		e := make([]byte, 24)
+		binary.BigEndian.PutUint32(e[16:20], uint32(f.tableFlows(body[0])))
+		entries = append(entries, e)
 	default:
 		return false
 	}
@@ -128,6 +132,16 @@ func sendParts(ss *sw.Session, xid uint32, mp uint16, entries [][]byte) {
 	if len(entries) == 0 {
 		_ = ss.Send(sw.MultipartReply(xid, mp, false, nil))
 	}
+}
+
+func (f *fakeOVS) tableFlows(table uint8) int {
+	n := 0
+	for _, fl := range f.flows {
+		if fl.table == table {
+			n++
+		}
+	}
+	return n
 }
 
 func (p fakePort) statsBytes() []byte {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
@@ -64,23 +65,56 @@ var gzipPool = sync.Pool{New: func() any {
 }}
 
 // ServeHTTP implements http.Handler. As with node_exporter,
-// ?collect[]=ports (repeatable) limits the OVS collectors that run, e.g.
-// to scrape the cheap port counters more often than the flow dump.
+// ?collect[]=NAME (repeatable) limits what is collected: "agent" (the
+// registry: status, histograms, Go and process) or an OVS collector. The
+// dump behind spoof_guard can then be scraped less often, in its own job.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	only := r.URL.Query()["collect[]"]
-	for _, c := range only {
-		if !slices.Contains(Collectors, c) {
-			http.Error(w, fmt.Sprintf("unknown collector %q in collect[] (have %s)", c, strings.Join(Collectors, ", ")), http.StatusBadRequest)
-			return
-		}
+	agentToo, ovsOnly, err := selection(r.URL.Query()["collect[]"])
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
 	ovs := make(chan *OVSScrape, 1)
-	go func() { ovs <- h.ovs.Scrape(only...) }()
-	mfs, err := h.reg.Gather()
-	if err != nil { // serve what was gathered, as promhttp.ContinueOnError
-		h.log.Warn("metrics: gathering", "err", err)
+	go func() {
+		if ovsOnly == nil {
+			ovs <- &OVSScrape{}
+			return
+		}
+		ovs <- h.ovs.Scrape(ovsOnly...)
+	}()
+	var mfs []*dto.MetricFamily
+	if agentToo {
+		if mfs, err = h.reg.Gather(); err != nil { // serve what was gathered, as promhttp.ContinueOnError
+			h.log.Warn("metrics: gathering", "err", err)
+		}
 	}
-	scrape := <-ovs
+	if err := h.write(w, r, mfs, <-ovs); err != nil {
+		h.log.Debug("metrics: writing the response", "err", err) // the client went away
+	}
+}
+
+// selection interprets collect[]: whether to gather the registry, and the
+// OVS collectors to run (empty: all; nil: none).
+func selection(only []string) (agentToo bool, ovs []string, err error) {
+	if len(only) == 0 {
+		return true, []string{}, nil
+	}
+	names := append([]string{"agent"}, Collectors()...)
+	for _, c := range only {
+		switch {
+		case !slices.Contains(names, c):
+			return false, nil, fmt.Errorf("unknown collector %q in collect[] (have %s)", c, strings.Join(names, ", "))
+		case c == "agent":
+			agentToo = true
+		default:
+			ovs = append(ovs, c)
+		}
+	}
+	return agentToo, ovs, nil
+}
+
+// write sends the registry's families, then the OVS ones.
+func (h *Handler) write(w http.ResponseWriter, r *http.Request, mfs []*dto.MetricFamily, scrape *OVSScrape) error {
 	w.Header().Set("Content-Type", string(expfmt.FmtText))
 	var out io.Writer = w
 	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
@@ -95,17 +129,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	enc := expfmt.NewEncoder(bw, expfmt.FmtText)
 	for _, mf := range mfs {
 		if err := enc.Encode(mf); err != nil {
-			h.log.Debug("metrics: writing the response", "err", err)
-			return // the client went away
+			return err
 		}
 	}
 	if err := scrape.WriteText(bw); err != nil {
-		h.log.Debug("metrics: writing the response", "err", err)
-		return
+		return err
 	}
-	if err := bw.Flush(); err != nil {
-		h.log.Debug("metrics: writing the response", "err", err)
-	}
+	return bw.Flush()
 }
 
 // acceptsGzip reports whether an Accept-Encoding header allows gzip.

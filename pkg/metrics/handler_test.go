@@ -106,13 +106,26 @@ func TestHandlerCollectSelection(t *testing.T) {
 	if got[key(ns+"_scrape_collector_success", "collector", "ports")] != 1 || count(got, ns+"_port_receive_packets_total") != 4 {
 		t.Errorf("collect[]=ports: no port counters:\n%.1000s", rec.Body)
 	}
-	for _, k := range []string{key(ns+"_scrape_collector_success", "collector", "flows"), key(ns+"_table_flows", "table", "classifier")} {
+	for _, k := range []string{key(ns+"_scrape_collector_success", "collector", "tables"), key(ns+"_table_flows", "table", "classifier"),
+		key(ns+"_scrape_collector_success", "collector", "spoof_guard")} {
 		if _, ok := got[k]; ok {
 			t.Errorf("collect[]=ports exported %s", k)
 		}
 	}
-	if _, ok := got[key(ns+"_ready")]; !ok {
-		t.Error("collect[]=ports dropped the agent's own metrics")
+	if _, ok := got[key(ns+"_ready")]; ok {
+		t.Error("collect[]=ports exported the agent's own metrics")
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics?collect[]=agent&collect[]=tables", nil))
+	got = flatten(parse(t, rec.Body.String()))
+	if _, ok := got[key(ns+"_ready")]; !ok || count(got, ns+"_port_receive_packets_total") != 0 || got[key(ns+"_table_flows", "table", "spoof_guard")] != 5 {
+		t.Errorf("collect[]=agent&collect[]=tables:\n%.1500s", rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics?collect[]=agent", nil))
+	got = flatten(parse(t, rec.Body.String()))
+	if _, ok := got[key(ns+"_scrape_collector_success", "collector", "ports")]; ok || len(got) < 10 {
+		t.Errorf("collect[]=agent ran OVS collectors or lost the agent's metrics:\n%.1500s", rec.Body)
 	}
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics?collect[]=ports&collect[]=bogus", nil))

@@ -3,6 +3,7 @@ package metrics
 import (
 	"bufio"
 	"bytes"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -154,7 +155,8 @@ func TestOVSCollector(t *testing.T) {
 		key(ns+"_table_miss_drops_packets_total", "table", "tunnel_ingress"): 0,
 		key(ns+"_table_miss_drops_packets_total", "table", "l2_forward"):     5,
 		key(ns+"_scrape_collector_success", "collector", "ports"):            1,
-		key(ns+"_scrape_collector_success", "collector", "flows"):            1,
+		key(ns+"_scrape_collector_success", "collector", "tables"):           1,
+		key(ns+"_scrape_collector_success", "collector", "spoof_guard"):      1,
 	}
 	for k, v := range want {
 		if g, ok := got[k]; !ok || g != v {
@@ -188,15 +190,17 @@ func TestOVSCollectorFailures(t *testing.T) {
 		success     map[string]float64
 		ports       int // port_receive_packets_total series
 	}{
-		{name: "no connection", noSwitch: true, success: map[string]float64{"ports": 0, "flows": 0}},
+		{name: "no connection", noSwitch: true, success: map[string]float64{"ports": 0, "tables": 0, "spoof_guard": 0}},
 		{name: "port stats time out", stall: []uint16{openflow13.MultipartType_Port},
-			success: map[string]float64{"ports": 0, "flows": 1}},
+			success: map[string]float64{"ports": 0, "tables": 1, "spoof_guard": 1}},
 		{name: "flow stats refused", fail: []uint16{openflow13.MultipartType_Flow},
-			success: map[string]float64{"ports": 1, "flows": 0}, ports: 4},
+			success: map[string]float64{"ports": 1, "tables": 0, "spoof_guard": 0}, ports: 4},
 		{name: "flow stats time out", stall: []uint16{openflow13.MultipartType_Flow},
-			success: map[string]float64{"ports": 1, "flows": 0}, ports: 4},
+			success: map[string]float64{"ports": 1, "tables": 0, "spoof_guard": 0}, ports: 4},
+		{name: "aggregate refused", fail: []uint16{openflow13.MultipartType_Aggregate},
+			success: map[string]float64{"ports": 1, "tables": 0, "spoof_guard": 1}, ports: 4},
 		{name: "port desc refused", fail: []uint16{openflow13.MultipartType_PortDesc},
-			success: map[string]float64{"ports": 0, "flows": 0}},
+			success: map[string]float64{"ports": 0, "tables": 1, "spoof_guard": 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -302,5 +306,41 @@ func TestMatchInPort(t *testing.T) {
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("%s: matchInPort = %d %v, want %d %v", tt.name, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+func TestAggregateRequestBytes(t *testing.T) {
+	b, err := aggregateRequest{table: 5}.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := openflow13.NewAggregateStatsRequest()
+	if err := req.UnmarshalBinary(b[16:]); err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != int(aggregateRequest{}.Len()) || b[1] != openflow13.Type_MultiPartRequest ||
+		req.TableId != 5 || req.OutPort != openflow13.P_ANY || req.OutGroup != openflow13.OFPG_ANY || req.CookieMask != 0 {
+		t.Errorf("aggregate request %x decodes to %+v", b, req)
+	}
+}
+
+// Endpoint labels follow the agent's view from one scrape to the next
+// (the rendered label sets are cached per port).
+func TestLabelsFollowEndpoints(t *testing.T) {
+	f := newFakeOVS(t, testPorts(), testFlows())
+	c, _ := f.dial(t)
+	labels := testLabels()
+	o := NewOVS(OVSConfig{Switch: func() Switch { return c }, Ports: func() map[string]PortLabels { return maps.Clone(labels) }, Logger: quiet})
+	before := port("vc2", "2", "", "", "c2")
+	if _, ok := samples(t, o)[key(ns+"_port_receive_packets_total", before...)]; !ok {
+		t.Fatal("vc2 not exported as a plain port")
+	}
+	labels["vc2"] = PortLabels{Network: "blue", IP: "10.100.1.20", Container: "c2"}
+	got := samples(t, o)
+	if _, ok := got[key(ns+"_port_receive_packets_total", port("vc2", "2", "blue", "10.100.1.20", "c2")...)]; !ok {
+		t.Errorf("vc2's new endpoint labels not exported")
+	}
+	if _, ok := got[key(ns+"_port_receive_packets_total", before...)]; ok {
+		t.Errorf("vc2 still exported with its old labels")
 	}
 }

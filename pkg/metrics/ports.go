@@ -62,7 +62,7 @@ func (o *OVS) readPorts(ctx context.Context, sc *scrape) (portsResult, error) {
 	labels := sc.labels()
 	res := portsResult{stats: stats[:0], labels: make([]string, 0, len(stats))}
 	for _, s := range stats {
-		if ls, ok := portLabelValues(names, labels, s.PortNo); ok { // else gone between the two requests
+		if ls, ok := o.labels.get(names, labels, s.PortNo); ok { // else gone between the two requests
 			res.stats = append(res.stats, s)
 			res.labels = append(res.labels, ls)
 		}

@@ -1,0 +1,206 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
+	"github.com/ofctl-agent/ofctl-agent/test/testbed"
+)
+
+// One network, this host alone: the bridge holds the fixed flows, the
+// network's flow and five flows per endpoint.
+const scCluster = `networks:
+  - name: blue
+    vni: 100
+    subnet: 10.100.0.0/16
+hosts:
+  - name: self
+    tunnel_ip: 192.0.2.1
+    ranges: { blue: 10.100.0.0/16 }
+`
+
+// scStartAgent builds and starts `ofctl-agent run` on node; it returns the
+// pid and HTTP address once the agent is ready.
+func scStartAgent(b *testing.B, node *testbed.Node) (int, string) {
+	b.Helper()
+	dir := b.TempDir()
+	bin, cluster := filepath.Join(dir, "ofctl-agent"), filepath.Join(dir, "cluster.yaml")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/ofctl-agent/ofctl-agent/cmd/ofctl-agent").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v: %s", err, out)
+	}
+	if err := os.WriteFile(cluster, []byte(scCluster), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "run", "--node-name", "self", "--ovsdb", node.DBAddr(), "--ovs-rundir", node.Dir,
+		"--datapath-type", "netdev", "--tunnel-ip", "192.0.2.1", "--tunnel-port", "gre0", "--tunnel-ofport", "100",
+		"--cluster-file", cluster, "--listen", listen, "--verify-interval", "1h", "--log-level", "warn",
+		// ovs-vswitchd stalls for seconds while it adds 1000 ports at once:
+		// do not take it for dead (a reconnect resyncs every flow).
+		"--echo-interval", "10s", "--dead-interval", "2m")
+	log, err := os.Create(filepath.Join(node.Dir, "agent-scrape.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		log.Close()
+	})
+	testbed.Eventually(b, 30*time.Second, func() bool { return scStatus(listen, "/readyz") == http.StatusOK }, "agent never ready")
+	return cmd.Process.Pid, listen
+}
+
+// scAddPorts adds dummy ports [from, to) as endpoints in one ovs-vsctl
+// call. Generic database commands (create, add) keep ovs-vsctl from
+// rebuilding its view of the bridge after every port, which add-port
+// followed by set does (quadratic at thousands of ports).
+func scAddPorts(b *testing.B, node *testbed.Node, from, to int) {
+	b.Helper()
+	start := time.Now()
+	args := []string{"--timeout=900"}
+	var ports []string
+	for i := from; i < to; i++ {
+		name := fmt.Sprintf("d%d", i)
+		args = append(args, "--", fmt.Sprintf("--id=@i%d", i), "create", "interface", "name="+name, "type=dummy")
+		args = append(args, scEndpointIDs(i)...)
+		args = append(args, "--", fmt.Sprintf("--id=@p%d", i), "create", "port", "name="+name, fmt.Sprintf("interfaces=@i%d", i))
+		ports = append(ports, fmt.Sprintf("@p%d", i))
+	}
+	args = append(args, "--", "add", "bridge", "br-int", "ports")
+	node.Vsctl(b, append(args, ports...)...)
+	b.Logf("ports %d..%d added in %v", from, to, time.Since(start).Round(time.Millisecond))
+}
+
+// scEndpointIDs are the external_ids making port i an endpoint.
+func scEndpointIDs(i int) []string {
+	return []string{fmt.Sprintf("external_ids:%s=blue", endpoint.KeyNetwork),
+		fmt.Sprintf("external_ids:%s=%s", endpoint.KeyIP, scIP(i)),
+		fmt.Sprintf("external_ids:%s=ctr-%d", endpoint.KeyContainerID, i)}
+}
+
+// scSetEndpoints makes ports [from, to) endpoints (on) or plain ports.
+func scSetEndpoints(b *testing.B, node *testbed.Node, from, to int, on bool) {
+	b.Helper()
+	for lo := from; lo < to; lo += scVsctlMany {
+		args := []string{"--timeout=300"}
+		for i := lo; i < min(lo+scVsctlMany, to); i++ {
+			name := fmt.Sprintf("d%d", i)
+			if on {
+				args = append(append(args, "--", "set", "interface", name), scEndpointIDs(i)...)
+			} else {
+				args = append(args, "--", "remove", "interface", name, "external_ids", endpoint.KeyNetwork, endpoint.KeyIP)
+			}
+		}
+		node.Vsctl(b, args...)
+	}
+}
+
+// scIP is the address of endpoint i, inside 10.100.0.0/16.
+func scIP(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, 100, byte(1 + i/250), byte(2 + i%250)})
+}
+
+var scFlowCount = regexp.MustCompile(`flow_count=(\d+)`)
+
+// scWaitFlows waits, polling ovs-ofctl dump-aggregate every second, until
+// br-int holds the flows of endpoints endpoints.
+func scWaitFlows(b *testing.B, node *testbed.Node, ports, endpoints int) {
+	b.Helper()
+	net := pipeline.Network{Name: "blue", VNI: 100, Subnet: netip.MustParsePrefix("10.100.0.0/16")}
+	ep := pipeline.Endpoint{Network: "blue", Port: "d0", OFPort: 1, IP: scIP(0), MAC: endpoint.DerivedMAC(scIP(0))}
+	want := strconv.Itoa(len(pipeline.FixedFlows(100)) + len(pipeline.NetworkFlows(net)) + endpoints*len(pipeline.EndpointFlows(net, ep)))
+	start := time.Now()
+	got := ""
+	for time.Since(start) < 20*time.Minute {
+		out, err := node.OfctlErr("dump-aggregate", "br-int")
+		if m := scFlowCount.FindStringSubmatch(out); err == nil && m != nil {
+			if got = m[1]; got == want {
+				b.Logf("%d ports, %d endpoints programmed after %v more", ports, endpoints, time.Since(start).Round(time.Millisecond))
+				return
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	b.Fatalf("br-int holds %s flows, want %s for %d endpoints", got, want, endpoints)
+}
+
+func scGet(b *testing.B, listen, path string) string {
+	b.Helper()
+	resp, err := http.Get("http://" + listen + path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("%s: %d %v", path, resp.StatusCode, err)
+	}
+	return string(body)
+}
+
+func scStatus(listen, path string) int {
+	resp, err := http.Get("http://" + listen + path)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// scCPU is the user+system CPU time pid has used (/proc/PID/stat fields
+// 14 and 15, in clock ticks of 10ms).
+func scCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := string(raw)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 on
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("parsing %s", raw)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// scQuantile is the q-quantile (nearest rank) of ds.
+func scQuantile(ds []time.Duration, q float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(q*float64(len(s))+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}

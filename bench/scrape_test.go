@@ -1,0 +1,171 @@
+package bench
+
+import (
+	"flag"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/test/testbed"
+)
+
+// The scrape benchmark runs the real agent binary on a test-bed node whose
+// br-int holds N dummy ports (ovs-vswitchd --enable-dummy). First every
+// port is a local endpoint (network, IP and container_id in external_ids:
+// the full label set, five flows each), then the same ports with the
+// endpoint keys removed (plain ports, no per-port flows). Every /metrics
+// request reads Open vSwitch live: port stats, and one dump of the flows
+// for the spoof-guard and table metrics; only port names are cached.
+const (
+	scScrapes   = 50   // timed scrapes per case
+	scVsctlMany = 1000 // ports per ovs-vsctl call
+	// scBigBudget is what the 10k case needs: ovs-vswitchd adds a dummy
+	// port in time linear in the ports it has, so 10k ports take minutes.
+	scBigBudget = 30 * time.Minute
+)
+
+var scProcessStart = time.Now()
+
+// BenchmarkScrape measures /metrics at 1k and 10k ports: latency p50/p99
+// over scScrapes sequential scrapes (gzip, as Prometheus asks), the agent
+// process's CPU per scrape (utime+stime of the running child, as
+// getrusage reports after exit), and the collectors' own durations. The
+// drift check is set to 1h so the agent is idle between scrapes. The 10k
+// case runs only with -timeout of at least 30m (make bench gives 60m).
+func BenchmarkScrape(b *testing.B) {
+	testbed.Require(b)
+	node := testbed.NewNode(b, "scr")
+	pid, listen := scStartAgent(b, node)
+	have := 0
+	for _, n := range []int{1_000, 10_000} {
+		if n > 1_000 && !scHaveTime(scBigBudget) {
+			b.Run(fmt.Sprintf("ports=%d", n), func(b *testing.B) {
+				b.Skipf("needs -timeout %v or more: creating 10k ports in the test bed takes ~15 min", scBigBudget)
+			})
+			continue
+		}
+		scSetEndpoints(b, node, 0, have, true)
+		for ; have < n; have += scVsctlMany {
+			scAddPorts(b, node, have, min(have+scVsctlMany, n))
+		}
+		scWaitFlows(b, node, n, n)
+		scReference(b, node)
+		for _, c := range []struct{ name, path string }{
+			{"endpoints", "/metrics"},
+			{"endpoints/no-spoof_guard", "/metrics?collect[]=agent&collect[]=ports&collect[]=tables"},
+		} {
+			b.Run(fmt.Sprintf("ports=%d/%s", n, c.name), func(b *testing.B) { scMeasure(b, pid, listen, c.path, n, n) })
+		}
+		scSetEndpoints(b, node, 0, n, false)
+		scWaitFlows(b, node, n, 0)
+		b.Run(fmt.Sprintf("ports=%d/plain", n), func(b *testing.B) { scMeasure(b, pid, listen, "/metrics", n, 0) })
+	}
+}
+
+// scHaveTime reports whether the test binary's -timeout leaves d.
+func scHaveTime(d time.Duration) bool {
+	f := flag.Lookup("test.timeout")
+	if f == nil {
+		return true
+	}
+	timeout, err := time.ParseDuration(f.Value.String())
+	return err != nil || timeout == 0 || timeout-time.Since(scProcessStart) >= d
+}
+
+// scMeasure times scScrapes scrapes of path with ports ports, endpoints of
+// them endpoints.
+func scMeasure(b *testing.B, pid int, listen, path string, ports, endpoints int) {
+	for range 3 { // warm up: port-name cache, connections
+		scGet(b, listen, path)
+	}
+	for i := 0; i < b.N; i++ {
+		cpu0 := scCPU(b, pid)
+		lat := make([]time.Duration, scScrapes)
+		coll := map[string][]time.Duration{}
+		var size int
+		for i := range lat {
+			start := time.Now()
+			body := scGet(b, listen, path)
+			lat[i] = time.Since(start)
+			size = len(body)
+			for name, d := range scCollectorDurations(b, body) {
+				coll[name] = append(coll[name], d)
+			}
+			if i == 0 {
+				scCheck(b, body, path, ports, endpoints)
+			}
+		}
+		cpu := (scCPU(b, pid) - cpu0) / scScrapes
+		p50, p99 := scQuantile(lat, 0.50), scQuantile(lat, 0.99)
+		b.ReportMetric(float64(p50)/1e6, "p50-ms")
+		b.ReportMetric(float64(p99)/1e6, "p99-ms")
+		b.ReportMetric(float64(cpu)/1e6, "cpu-ms/scrape")
+		b.ReportMetric(float64(size)/1e6, "MB/scrape")
+		b.ReportMetric(0, "ns/op")
+		msg := fmt.Sprintf("%d ports (%d endpoints) %s: p50 %v p99 %v, agent CPU %v per scrape, %.2f MB of text",
+			ports, endpoints, path, p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond), cpu, float64(size)/1e6)
+		for _, name := range []string{"ports", "tables", "spoof_guard"} {
+			if ds := coll[name]; len(ds) > 0 {
+				msg += fmt.Sprintf("; collector %s p50 %v", name, scQuantile(ds, 0.5).Round(100*time.Microsecond))
+			}
+		}
+		b.Log(msg)
+	}
+}
+
+var scDuration = regexp.MustCompile(`(?m)^ofctl_agent_scrape_collector_duration_seconds\{collector="(\w+)"\} (\S+)$`)
+
+// scCollectorDurations reads the collectors' own durations from a scrape.
+func scCollectorDurations(b *testing.B, body string) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, m := range scDuration.FindAllStringSubmatch(body, -1) {
+		s, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			b.Fatalf("collector duration %q: %v", m[2], err)
+		}
+		out[m[1]] = time.Duration(s * float64(time.Second))
+	}
+	return out
+}
+
+// scCheck makes sure a scrape is complete: the collectors that ran
+// succeeded and every port and endpoint has its series.
+func scCheck(b *testing.B, body, path string, ports, endpoints int) {
+	b.Helper()
+	colls := []string{"ports", "tables", "spoof_guard"}
+	if strings.Contains(path, "collect[]=") {
+		colls = nil
+		for _, c := range []string{"ports", "tables", "spoof_guard"} {
+			if strings.Contains(path, "collect[]="+c) {
+				colls = append(colls, c)
+			}
+		}
+		if !strings.Contains(path, "collect[]=spoof_guard") {
+			endpoints = 0 // no spoof-guard series
+		}
+	}
+	for _, c := range colls {
+		if !strings.Contains(body, `ofctl_agent_scrape_collector_success{collector="`+c+`"} 1`) {
+			b.Fatalf("collector %s failed in the scrape", c)
+		}
+	}
+	if n := strings.Count(body, "\nofctl_agent_port_receive_packets_total{"); n < ports {
+		b.Fatalf("%d ports with counters, want at least %d", n, ports)
+	}
+	if n := strings.Count(body, "\nofctl_agent_spoof_drops_packets_total{"); n != endpoints {
+		b.Fatalf("%d spoof-guard drop series, want %d", n, endpoints)
+	}
+}
+
+// scReference logs how long ovs-ofctl takes to read the same counters:
+// Open vSwitch's own share of a scrape.
+func scReference(b *testing.B, node *testbed.Node) {
+	for _, args := range [][]string{{"dump-ports", "br-int"}, {"dump-flows", "br-int"}} {
+		start := time.Now()
+		out := node.Ofctl(b, args...)
+		b.Logf("reference: ovs-ofctl %s: %v (%d lines)", args[0], time.Since(start).Round(time.Millisecond), strings.Count(out, "\n"))
+	}
+}
