@@ -110,23 +110,6 @@ func scEndpointIDs(i int) []string {
 		fmt.Sprintf("external_ids:%s=ctr-%d", endpoint.KeyContainerID, i)}
 }
 
-// scSetEndpoints makes ports [from, to) endpoints (on) or plain ports.
-func scSetEndpoints(b *testing.B, node *testbed.Node, from, to int, on bool) {
-	b.Helper()
-	for lo := from; lo < to; lo += scVsctlMany {
-		args := []string{"--timeout=300"}
-		for i := lo; i < min(lo+scVsctlMany, to); i++ {
-			name := fmt.Sprintf("d%d", i)
-			if on {
-				args = append(append(args, "--", "set", "interface", name), scEndpointIDs(i)...)
-			} else {
-				args = append(args, "--", "remove", "interface", name, "external_ids", endpoint.KeyNetwork, endpoint.KeyIP)
-			}
-		}
-		node.Vsctl(b, args...)
-	}
-}
-
 // scIP is the address of endpoint i, inside 10.100.0.0/16.
 func scIP(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, 100, byte(1 + i/250), byte(2 + i%250)})
