@@ -45,7 +45,7 @@ type fakeOVS struct {
 	srv   *sw.Switch
 }
 
-func newFakeOVS(t *testing.T, ports []fakePort, flows []fakeFlow) *fakeOVS {
+func newFakeOVS(t testing.TB, ports []fakePort, flows []fakeFlow) *fakeOVS {
 	f := &fakeOVS{ports: ports, flows: flows, stall: map[uint16]bool{}, fail: map[uint16]bool{}}
 	f.srv = sw.Start(t, sw.Options{Handler: f.handle})
 	return f
@@ -53,7 +53,7 @@ func newFakeOVS(t *testing.T, ports []fakePort, flows []fakeFlow) *fakeOVS {
 
 // dial opens a real OpenFlow connection to the fake switch and returns it
 // with its session.
-func (f *fakeOVS) dial(t *testing.T) (*openflow.Conn, *sw.Session) {
+func (f *fakeOVS) dial(t testing.TB) (*openflow.Conn, *sw.Session) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -46,7 +46,7 @@ func testHandler(t *testing.T) *Handler {
 }
 
 // get serves one request; gzip asks for a compressed answer.
-func get(t *testing.T, h http.Handler, gzipped bool) *httptest.ResponseRecorder {
+func get(t testing.TB, h http.Handler, gzipped bool) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	if gzipped {
@@ -61,7 +61,7 @@ func get(t *testing.T, h http.Handler, gzipped bool) *httptest.ResponseRecorder 
 }
 
 // exposition is the text /metrics serves.
-func exposition(t *testing.T, h http.Handler) string {
+func exposition(t testing.TB, h http.Handler) string {
 	t.Helper()
 	return get(t, h, false).Body.String()
 }

@@ -73,7 +73,7 @@ func key(name string, kv ...string) string {
 }
 
 // parse parses the text format strictly (a malformed exposition fails).
-func parse(t *testing.T, text string) []*dto.MetricFamily {
+func parse(t testing.TB, text string) []*dto.MetricFamily {
 	t.Helper()
 	p := expfmt.NewTextParser(model.LegacyValidation)
 	byName, err := p.TextToMetricFamilies(strings.NewReader(text))

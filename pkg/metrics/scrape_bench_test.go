@@ -29,8 +29,8 @@ func BenchmarkScrapeFake(b *testing.B) {
 		flows = append(flows, fakeFlow{table: 1, priority: 100, cookie: cookie, inPort: uint32(i + 1), packets: 1, drop: true})
 		labels[name] = PortLabels{Network: "blue", IP: fmt.Sprintf("10.100.%d.%d", i/250, i%250), Container: "ctr-" + name}
 	}
-	f := newFakeOVS(&testing.T{}, ports, flows)
-	c, _ := f.dial(&testing.T{})
+	f := newFakeOVS(b, ports, flows)
+	c, _ := f.dial(b)
 	h := NewHandler(Sources{Status: testStatus, Loop: NewLoopMetrics(), Logger: quiet,
 		OVS: OVSConfig{Switch: func() Switch { return c }, Ports: func() map[string]PortLabels { return labels }, Timeout: 10 * time.Second}})
 	req := httptest.NewRequest("GET", "/metrics", nil)
@@ -44,7 +44,7 @@ func BenchmarkScrapeFake(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	if got := flatten(parse(&testing.T{}, exposition(&testing.T{}, h))); len(got) < 9*n {
+	if got := flatten(parse(b, exposition(b, h))); len(got) < 9*n {
 		b.Fatalf("%d samples, want at least %d", len(got), 9*n)
 	}
 }
