@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,6 +79,28 @@ func (c debugClient) get(ctx context.Context, path string, q url.Values) ([]byte
 		return nil, fmt.Errorf("the agent answered %s: %s", resp.Status, msg)
 	}
 	return body, nil
+}
+
+// report asks the agent for path as JSON, decodes the answer into a report
+// of type R and prints it: the agent's JSON as is when asJSON, else as text
+// by writeText. what names the report in errors ("flows report").
+func report[R any](ctx context.Context, c debugClient, path string, q url.Values, asJSON bool,
+	stdout io.Writer, what string, writeText func(io.Writer, R) error) (R, error) {
+	var rep R
+	q.Set("format", "json")
+	body, err := c.get(ctx, path, q)
+	if err != nil {
+		return rep, err
+	}
+	if err := json.Unmarshal(body, &rep); err != nil {
+		return rep, fmt.Errorf("the agent's answer is not a %s: %w", what, err)
+	}
+	if asJSON {
+		_, err = stdout.Write(body)
+	} else {
+		err = writeText(stdout, rep)
+	}
+	return rep, err
 }
 
 // debugFail prints err and returns exitUsage or exitFailed.

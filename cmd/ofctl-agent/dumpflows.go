@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net/url"
 	"strings"
@@ -43,26 +41,14 @@ func runDumpFlows(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return debugFail(stderr, "dump-flows", err)
 	}
-	q := url.Values{"format": {"json"}}
+	q := url.Values{}
 	for k, v := range map[string]string{"table": a.table, "endpoint": a.endpoint, "port": a.port,
 		"network": a.network, "status": a.status} {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
-	body, err := a.client.get(ctx, "/debug/flows", q)
-	if err != nil {
-		return debugFail(stderr, "dump-flows", err)
-	}
-	var rep debugapi.FlowsReport
-	if err := json.Unmarshal(body, &rep); err != nil {
-		return debugFail(stderr, "dump-flows", fmt.Errorf("the agent's answer is not a flows report: %w", err))
-	}
-	if a.json {
-		_, err = stdout.Write(body)
-	} else {
-		err = debugapi.WriteFlowsText(stdout, rep)
-	}
+	rep, err := report(ctx, a.client, "/debug/flows", q, a.json, stdout, "flows report", debugapi.WriteFlowsText)
 	if err != nil {
 		return debugFail(stderr, "dump-flows", err)
 	}

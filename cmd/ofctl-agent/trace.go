@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net/url"
 	"slices"
@@ -54,20 +52,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return debugFail(stderr, "trace", err)
 	}
-	a.query.Set("format", "json")
-	body, err := a.client.get(ctx, "/debug/trace", a.query)
-	if err != nil {
-		return debugFail(stderr, "trace", err)
-	}
-	var rep debugapi.TraceReport
-	if err := json.Unmarshal(body, &rep); err != nil {
-		return debugFail(stderr, "trace", fmt.Errorf("the agent's answer is not a trace report: %w", err))
-	}
-	if a.json {
-		_, err = stdout.Write(body)
-	} else {
-		err = debugapi.WriteTraceText(stdout, rep)
-	}
+	rep, err := report(ctx, a.client, "/debug/trace", a.query, a.json, stdout, "trace report", debugapi.WriteTraceText)
 	switch {
 	case err != nil:
 		return debugFail(stderr, "trace", err)
