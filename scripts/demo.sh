@@ -8,69 +8,90 @@
 #   scripts/demo.sh        run it (as root); leaves everything up for a look
 #   scripts/demo.sh down   remove every namespace, process and file it made
 #
-# Everything lives in namespaces named ofdemo-* and under $DEMO_DIR; the
-# addresses (192.0.2.0/24 underlay, 10.100/16 and 10.200/16 overlay) exist only
-# inside those namespaces.
+# Each checkout is its own instance: DEMO_ID (default: a hash of the checkout's
+# path) names its namespaces ofdemo-<id>-* and its directory
+# /tmp/ofctl-demo-<id>, so two checkouts run side by side and `down` in one
+# never touches the other. The agents run inside their host's namespace
+# (listening on that namespace's 127.0.0.1:9750); the addresses (192.0.2.0/24
+# underlay, 10.100/16 and 10.200/16 overlay) exist only inside the namespaces.
+# Ctrl-C (SIGINT) or SIGTERM during a run removes everything too.
 set -uo pipefail
 
-DEMO_DIR=${DEMO_DIR:-/tmp/ofctl-demo}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DEMO_ID=${DEMO_ID:-$(printf '%s' "$ROOT" | sha256sum | cut -c1-6)}
+DEMO_DIR=${DEMO_DIR:-/tmp/ofctl-demo-$DEMO_ID}
+NSP=ofdemo-$DEMO_ID- # namespace prefix
 BIN=${BIN:-$ROOT/bin/ofctl-agent}
+LISTEN=127.0.0.1:9750 # the agent's default, inside each host's namespace
 HOSTS=(host-a host-b)
 declare -A UNDERLAY=([host-a]=192.0.2.1 [host-b]=192.0.2.2)
-declare -A LISTEN=([host-a]=127.0.0.1:19751 [host-b]=127.0.0.1:19752)
 
 ok=0 failed=0
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-pass() { printf '  \033[32mok\033[0m    %s\n' "$*"; ok=$((ok + 1)); }
-fail() { printf '  \033[31mFAIL\033[0m  %s\n' "$*"; failed=$((failed + 1)); }
+if [ -t 1 ]; then B=$'\033[1m' G=$'\033[32m' R=$'\033[31m' N=$'\033[0m'; else B= G= R= N=; fi
+step() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
+pass() { printf '  %sok%s    %s\n' "$G" "$N" "$*"; ok=$((ok + 1)); }
+fail() { printf '  %sFAIL%s  %s\n' "$R" "$N" "$*"; failed=$((failed + 1)); }
+check() { if "$@"; then pass "$desc"; else fail "$desc"; return 1; fi; } # desc=... check CMD...
 info() { printf '        %s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
-nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+# Redirect the output of external commands, never of a shell function: while
+# a function runs with its output redirected, so does an INT/TERM trap.
+nsx() { local ns=$NSP$1; shift; ip netns exec "$ns" "$@"; }
 vsctl() { ovs-vsctl --timeout=10 --db="unix:$DEMO_DIR/$1/db.sock" "${@:2}"; }
 ofctl() { OVS_RUNDIR="$DEMO_DIR/$1" ovs-ofctl -O OpenFlow13 "${@:2}"; }
+agent() { nsx "$1" "$BIN" "${@:2}"; } # an ofctl-agent command on host $1, against its agent
+
+our_namespaces() { ip netns list 2>/dev/null | awk -v p="$NSP" 'index($1, p) == 1 {print $1}'; }
+
+# ours: pid runs with this instance's directory on its command line (a
+# recorded pid may have been reused by now).
+ours() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$DEMO_DIR/"; }
+
+# kill_all sends signal $1 to every process this instance made: the pids it
+# recorded, its own background jobs, and whatever runs in its namespaces.
+# By pid, never by name.
+kill_all() {
+	local sig=$1 pidfile ns pid
+	for pidfile in "$DEMO_DIR"/*/*.pid; do
+		[ -f "$pidfile" ] && pid=$(cat "$pidfile" 2>/dev/null) && [ -n "$pid" ] && ours "$pid" && kill "-$sig" "$pid" 2>/dev/null
+	done
+	for pid in $(jobs -p); do kill "-$sig" "$pid" 2>/dev/null; done
+	for ns in $(our_namespaces); do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "-$sig" "$pid" 2>/dev/null; done
+	done
+}
 
 down() {
-	# Processes by the pids we recorded, never by name.
-	for pidfile in "$DEMO_DIR"/*/*.pid; do
-		[ -f "$pidfile" ] || continue
-		pid=$(cat "$pidfile" 2>/dev/null)
-		[ -n "$pid" ] && kill "$pid" 2>/dev/null
-	done
-	sleep 0.3
-	for pidfile in "$DEMO_DIR"/*/*.pid; do
-		[ -f "$pidfile" ] || continue
-		pid=$(cat "$pidfile" 2>/dev/null)
-		[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-	done
-	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^ofdemo-'); do
-		ip netns delete "$ns" 2>/dev/null
-	done
+	kill_all TERM
+	sleep 0.5
+	kill_all KILL
+	wait 2>/dev/null
+	for ns in $(our_namespaces); do ip netns delete "$ns" 2>/dev/null; done
 	rm -rf "$DEMO_DIR"
 }
 
 start_host() {
-	local h=$1 d=$DEMO_DIR/$1 ns=ofdemo-$1
+	local h=$1 d=$DEMO_DIR/$1
 	mkdir -p "$d"
-	ip netns add "$ns"
-	nsx "$ns" ip link set lo up
-	ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-	nsx "$ns" ovsdb-server --remote="punix:$d/db.sock" --pidfile="$d/ovsdb.pid" --unixctl="$d/ovsdb.ctl" \
-		--log-file="$d/ovsdb.log" --detach --no-chdir "$d/conf.db" >/dev/null 2>&1 || return 1
-	vsctl "$h" --no-wait init
-	OVS_RUNDIR=$d nsx "$ns" ovs-vswitchd "unix:$d/db.sock" --pidfile="$d/ovs-vswitchd.pid" \
-		--unixctl="$d/ovs-vswitchd.ctl" --log-file="$d/ovs-vswitchd.log" --disable-system --detach --no-chdir \
-		>/dev/null 2>&1
+	ip netns add "$NSP$h" || return 1
+	nsx "$h" ip link set lo up
+	ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema || return 1
+	ip netns exec "$NSP$h" ovsdb-server --remote="punix:$d/db.sock" --pidfile="$d/ovsdb-server.pid" --unixctl="$d/ovsdb-server.ctl" \
+		--log-file="$d/ovsdb-server.log" --detach --no-chdir "$d/conf.db" >/dev/null 2>&1 || return 1
+	vsctl "$h" --no-wait init || return 1
+	# Default file names under OVS_RUNDIR, as on a real host: the agent finds
+	# ovs-vswitchd.<pid>.ctl for ofproto/trace by itself.
+	OVS_RUNDIR=$d ip netns exec "$NSP$h" ovs-vswitchd "unix:$d/db.sock" --pidfile="$d/ovs-vswitchd.pid" \
+		--log-file="$d/ovs-vswitchd.log" --disable-system --detach --no-chdir >/dev/null 2>&1
 }
 
 underlay() {
-	ip -n ofdemo-host-a link add ul0 type veth peer name ul0 netns ofdemo-host-b
+	ip -n "${NSP}host-a" link add ul0 type veth peer name ul0 netns "${NSP}host-b" || return 1
 	for h in "${HOSTS[@]}"; do
-		local ns=ofdemo-$h
-		vsctl "$h" add-br br-phy -- set bridge br-phy datapath_type=netdev -- add-port br-phy ul0
-		nsx "$ns" ip link set ul0 up
-		nsx "$ns" ip addr add "${UNDERLAY[$h]}/24" dev br-phy
-		nsx "$ns" ip link set br-phy up
+		vsctl "$h" add-br br-phy -- set bridge br-phy datapath_type=netdev -- add-port br-phy ul0 &&
+			nsx "$h" ip link set ul0 up &&
+			nsx "$h" ip addr add "${UNDERLAY[$h]}/24" dev br-phy &&
+			nsx "$h" ip link set br-phy up || return 1
 	done
 }
 
@@ -91,28 +112,18 @@ write_cluster() {
 
 start_agent() {
 	local h=$1 d=$DEMO_DIR/$1
-	"$BIN" run --node-name "$h" --ovsdb "unix:$d/db.sock" --ovs-rundir "$d" --datapath-type netdev \
-		--tunnel-ip "${UNDERLAY[$h]}" --cluster-file "$DEMO_DIR/cluster.yaml" --listen "${LISTEN[$h]}" \
+	# A simple command, not a function, so that $! is the agent itself.
+	ip netns exec "$NSP$h" "$BIN" run --node-name "$h" --ovsdb "unix:$d/db.sock" --ovs-rundir "$d" --datapath-type netdev \
+		--tunnel-ip "${UNDERLAY[$h]}" --cluster-file "$DEMO_DIR/cluster.yaml" --listen "$LISTEN" \
 		>"$d/agent.log" 2>&1 &
 	echo $! >"$d/agent.pid"
 }
 
-http_get() { # URL -> body on stdout; curl when present, else bash's /dev/tcp
-	if command -v curl >/dev/null; then
-		curl -fsS --max-time 5 "$1"
-		return
-	fi
-	local hostport=${1#http://} path=/${1#http://*/}
-	exec 3<>"/dev/tcp/${hostport%%/*}" || return 1
-	printf 'GET %s HTTP/1.0\r\nHost: x\r\n\r\n' "$path" >&3
-	sed '1,/^\r$/d' <&3
-	exec 3>&-
-}
+http_get() { nsx "$1" curl -fsS --max-time 5 "http://$LISTEN$2"; } # host path
 
 wait_ready() {
-	local h=$1
 	for _ in $(seq 100); do
-		http_get "http://${LISTEN[$h]}/readyz" >/dev/null 2>&1 && return 0
+		nsx "$1" curl -fs -o /dev/null --max-time 2 "http://$LISTEN/readyz" && return 0
 		sleep 0.1
 	done
 	return 1
@@ -120,97 +131,188 @@ wait_ready() {
 
 attach() { # host container network
 	local h=$1 c=$2 net=$3
-	ip netns add "ofdemo-$c"
-	nsx "ofdemo-$c" ip link set lo up
-	nsx "ofdemo-$c" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-	"$BIN" attach --ovsdb "unix:$DEMO_DIR/$h/db.sock" --netns-host "/var/run/netns/ofdemo-$h" \
-		--node-name "$h" --cluster-file "$DEMO_DIR/cluster.yaml" --network "$net" "/var/run/netns/ofdemo-$c"
+	ip netns add "$NSP$c" || return 1
+	nsx "$c" ip link set lo up
+	nsx "$c" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	attach_port "$h" "$c" "$net"
 }
 
-ip_of() { nsx "ofdemo-$1" ip -4 -o addr show eth1 | awk '{print $4}' | cut -d/ -f1; }
-mac_of() { nsx "ofdemo-$1" cat /sys/class/net/eth1/address; }
-ping_ok() { nsx "ofdemo-$1" ping -n -q -c "${3:-3}" -i 0.2 -W 1 "$2" >/dev/null 2>&1; }
+attach_port() { # host container network [attach flags]: ofctl-agent attach for this instance
+	"$BIN" attach --ovsdb "unix:$DEMO_DIR/$1/db.sock" --netns-host "/var/run/netns/$NSP$1" --node-name "$1" \
+		--cluster-file "$DEMO_DIR/cluster.yaml" --network "$3" "${@:4}" "/var/run/netns/$NSP$2"
+}
 
-run() {
-	[ "$(id -u)" -eq 0 ] || die "run as root (it creates namespaces and OVS instances)"
-	[ -x "$BIN" ] || die "$BIN missing: run 'make build' (make demo does)"
-	down
-	mkdir -p "$DEMO_DIR"
-	trap 'echo; echo "interrupted: cleaning up"; down; exit 130' INT TERM
+detach_port() { # host container [detach flags]
+	"$BIN" detach --ovsdb "unix:$DEMO_DIR/$1/db.sock" --netns-host "/var/run/netns/$NSP$1" "${@:3}" "/var/run/netns/$NSP$2"
+}
 
+ip_of() { nsx "$1" ip -4 -o addr show eth1 | awk '{print $4}' | cut -d/ -f1; }
+mac_of() { nsx "$1" cat /sys/class/net/eth1/address; }
+port_of() { vsctl "$1" --bare --columns=name find interface "external_ids:container_id=/var/run/netns/$NSP$2"; }
+ping_ok() { ip netns exec "$NSP$1" ping -n -q -c "${3:-3}" -i 0.2 -W 1 "${@:4}" "$2" >/dev/null 2>&1; } # from to [count [ping flags]]
+not() { ! "$@"; }
+eventually() { for _ in $(seq 50); do "$@" && return 0; sleep 0.1; done; return 1; } # CMD holds within 5 s
+shows() { # TEXT WORD...: prints TEXT, true when it holds every WORD
+	local text=$1 w
+	printf '%s\n' "$text"
+	shift
+	for w; do [[ $text == *"$w"* ]] || return 1; done
+}
+
+phase_hosts() {
 	step "Two hosts, each with its own Open vSwitch (userspace datapath), GRE underlay 192.0.2.0/24"
-	for h in "${HOSTS[@]}"; do start_host "$h" || die "could not start OVS for $h"; done
-	underlay && pass "host-a 192.0.2.1 <-> host-b 192.0.2.2 on br-phy"
+	for h in "${HOSTS[@]}"; do start_host "$h" || die "could not start OVS for $h (see $DEMO_DIR/$h)"; done
+	desc="host-a 192.0.2.1 <-> host-b 192.0.2.2 on br-phy" check underlay
 	write_cluster
+}
 
+phase_agents() {
 	step "ofctl-agent on each host (static cluster view: networks blue and red)"
+	local h mode
 	for h in "${HOSTS[@]}"; do start_agent "$h"; done
 	for h in "${HOSTS[@]}"; do
-		if wait_ready "$h"; then pass "$h: agent ready, pipeline in OVS"; else fail "$h: agent not ready (see $DEMO_DIR/$h/agent.log)"; fi
+		desc="$h: agent ready, pipeline in OVS" check wait_ready "$h" || info "see $DEMO_DIR/$h/agent.log"
 	done
 	for h in "${HOSTS[@]}"; do
 		mode=$(vsctl "$h" get bridge br-int fail_mode)
-		[ "$mode" = secure ] && pass "$h: br-int fail_mode=$mode, protocols=$(vsctl "$h" get bridge br-int protocols)" || fail "$h: fail_mode=$mode"
+		desc="$h: br-int fail_mode=$mode, protocols=$(vsctl "$h" get bridge br-int protocols)" check [ "$mode" = secure ]
 	done
+}
 
+phase_attach() {
 	step "Containers plumbed with ofctl-agent attach (replaces ovs-docker add-port)"
 	attach host-a a1 blue && attach host-a a2 red && attach host-b b1 blue && attach host-b b2 red ||
 		fail "attach failed"
 	for c in a1 a2 b1 b2; do info "$c: eth1 $(ip_of "$c") $(mac_of "$c")"; done
+}
 
+phase_pings() {
 	step "Pings across the GRE tunnel"
 	sleep 0.5
-	tcpdump_pid=
-	nsx ofdemo-host-a tcpdump -i ul0 -nn -U -w "$DEMO_DIR/underlay.pcap" proto gre >/dev/null 2>&1 &
+	ip netns exec "${NSP}host-a" tcpdump -i ul0 -nn -U -w "$DEMO_DIR/underlay.pcap" proto gre >/dev/null 2>&1 &
 	tcpdump_pid=$!
 	echo "$tcpdump_pid" >"$DEMO_DIR/host-a/tcpdump.pid"
 	sleep 1
-	ping_ok a1 "$(ip_of b1)" && pass "a1 -> b1 (blue, host-a -> host-b)" || fail "a1 -> b1"
-	ping_ok a2 "$(ip_of b2)" && pass "a2 -> b2 (red, host-a -> host-b)" || fail "a2 -> b2"
-	ping_ok b1 "$(ip_of a1)" && pass "b1 -> a1 (blue, host-b -> host-a)" || fail "b1 -> a1"
-	nsx ofdemo-a1 ip route add 10.200.0.0/16 dev eth1 2>/dev/null
-	ping_ok a1 "$(ip_of b2)" 2 && fail "a1 (blue) reached b2 (red)" || pass "a1 (blue) cannot reach b2 (red): networks are isolated"
+	desc="a1 -> b1 (blue, host-a -> host-b)" check ping_ok a1 "$(ip_of b1)"
+	desc="a2 -> b2 (red, host-a -> host-b)" check ping_ok a2 "$(ip_of b2)"
+	desc="b1 -> a1 (blue, host-b -> host-a)" check ping_ok b1 "$(ip_of a1)"
+	nsx a1 ip route replace 10.200.0.0/16 dev eth1
+	desc="a1 (blue) cannot reach b2 (red): networks are isolated" check not ping_ok a1 "$(ip_of b2)" 2
+}
 
+phase_arp() {
 	step "The ARP responder: answers come from the flows, no ARP crosses the tunnel"
 	sleep 1
 	kill "$tcpdump_pid" 2>/dev/null
 	wait "$tcpdump_pid" 2>/dev/null
+	rm -f "$DEMO_DIR/host-a/tcpdump.pid"
 	gre=$(tcpdump -r "$DEMO_DIR/underlay.pcap" -nn 2>/dev/null | wc -l)
 	arp=$(tcpdump -r "$DEMO_DIR/underlay.pcap" -nn -e 2>/dev/null | grep -c ARP)
-	[ "$gre" -gt 0 ] && [ "$arp" -eq 0 ] && pass "underlay: $gre GRE packets, $arp with ARP inside" || fail "underlay: $gre GRE packets, $arp with ARP inside"
-	neigh=$(nsx ofdemo-a1 ip neigh show "$(ip_of b1)")
-	[ -n "$neigh" ] && pass "a1 resolved b1: $neigh" || fail "a1 has no neighbour entry for b1"
+	desc="underlay: $gre GRE packets, $arp with ARP inside" check [ "$gre" -gt 0 -a "$arp" -eq 0 ]
+	neigh=$(nsx a1 ip neigh show "$(ip_of b1)")
+	desc="a1 resolved b1: ${neigh:-nothing}" check [ -n "$neigh" ]
+}
 
+phase_spoof() {
 	step "Spoofing: a1 sends from an address it does not own"
-	a1port=$(vsctl host-a --bare --columns=ofport find interface external_ids:container_id=/var/run/netns/ofdemo-a1)
-	spoof_drops() { ofctl host-a dump-flows br-int "table=1,in_port=$a1port" | grep 'priority=100,' | grep -o 'n_packets=[0-9]*' | cut -d= -f2; }
+	local port before after
+	port=$(vsctl host-a --bare --columns=ofport find interface "external_ids:container_id=/var/run/netns/${NSP}a1")
+	spoof_drops() { ofctl host-a dump-flows br-int "table=1,in_port=$port" | grep 'priority=100,' | grep -o 'n_packets=[0-9]*' | cut -d= -f2; }
 	before=$(spoof_drops)
-	nsx ofdemo-a1 ip addr add 10.100.1.200/16 dev eth1
-	nsx ofdemo-a1 ping -n -q -c 2 -W 1 -I 10.100.1.200 "$(ip_of b1)" >/dev/null 2>&1 &&
-		fail "spoofed ping got through" || pass "ping from forged source 10.100.1.200 reaches nobody"
+	nsx a1 ip addr add 10.100.1.200/16 dev eth1
+	desc="ping from forged source 10.100.1.200 reaches nobody" check not ping_ok a1 "$(ip_of b1)" 2 -I 10.100.1.200
 	after=$(spoof_drops)
-	nsx ofdemo-a1 ip addr del 10.100.1.200/16 dev eth1
+	desc="host-a's spoof-guard drop flow for a1 counted them: ${before:-?} -> ${after:-?} packets" \
+		check [ "${after:-0}" -gt "${before:-0}" ]
+	nsx a1 ip addr del 10.100.1.200/16 dev eth1
+}
 
-	step "What the operator sees on host-a"
-	if "$BIN" dump-flows -h >/dev/null 2>&1; then
-		"$BIN" dump-flows --listen "${LISTEN[host-a]}" | head -60
-	else
-		ofctl host-a dump-flows br-int --no-stats
-	fi
+phase_detach() {
+	step "Detach and attach again: the agent follows the ports (README: attach / detach)"
+	local a2ip b2ip
+	a2ip=$(ip_of a2) b2ip=$(ip_of b2)
+	info "\$ ofctl-agent detach --ifname eth1 /var/run/netns/${NSP}a2"
+	detach_port host-a a2 --ifname eth1
+	info "\$ ofctl-agent detach --all /var/run/netns/${NSP}b2"
+	detach_port host-b b2 --all
+	desc="a2 and b2 have no port left in OVS" check [ -z "$(port_of host-a a2)$(port_of host-b b2)" ]
+	desc="host-a's agent removed a2's flows" check eventually not agent_has_flows host-a "$a2ip"
+	info "\$ ofctl-agent attach --network red --ip $a2ip/16 /var/run/netns/${NSP}a2"
+	attach_port host-a a2 red --ip "$a2ip/16"
+	info "\$ ofctl-agent attach --network red /var/run/netns/${NSP}b2   (next free address)"
+	attach_port host-b b2 red
+	desc="b2 got its address back: ${b2ip} -> $(ip_of b2)" check [ "$(ip_of b2)" = "$b2ip" ]
+	desc="a2 -> b2 again (red, host-a -> host-b)" check eventually ping_ok a2 "$b2ip" 1
+}
+
+agent_has_flows() { agent "$1" dump-flows --endpoint "$2" | grep -q '^ *expected '; } # host ip
+
+phase_operator() {
+	step "What the operator sees on host-a (README: Operating it)"
+	local a1port b1ip out
+	a1port=$(port_of host-a a1) b1ip=$(ip_of b1)
+	info "\$ ofctl-agent dump-flows"
+	agent host-a dump-flows
+	info "\$ ofctl-agent dump-flows --status missing,unexpected,different"
+	desc="OVS holds exactly the flows the agent wants (dump-flows exit 0)" check \
+		agent host-a dump-flows --status missing,unexpected,different
+	info "\$ ofctl-agent dump-flows --endpoint $(ip_of a1)"
+	agent host-a dump-flows --endpoint "$(ip_of a1)"
+	info "\$ ofctl-agent trace in_port=$a1port arp_tpa=$b1ip"
+	out=$(agent host-a trace "in_port=$a1port" "arp_tpa=$b1ip")
+	desc="trace: host-a's flows answer a1's ARP for b1 themselves, and OVS agrees" check shows "$out" AGREE IN_PORT
+	info "\$ ofctl-agent trace icmp,in_port=$a1port,nw_dst=$b1ip"
+	out=$(agent host-a trace "icmp,in_port=$a1port,nw_dst=$b1ip")
+	desc="trace: a1's ping to b1 goes into the tunnel to 192.0.2.2, and OVS agrees" check shows "$out" AGREE 192.0.2.2
+	info "\$ curl -s localhost:9750/metrics | grep -E 'ofctl_agent_(ready|ovsdb_connected|openflow_connected)'"
+	out=$(nsx host-a curl -s localhost:9750/metrics | grep -E 'ofctl_agent_(ready|ovsdb_connected|openflow_connected)')
+	desc="host-a's agent: ready, OVSDB and OpenFlow connected" check \
+		shows "$out" "ofctl_agent_ready 1" "ofctl_agent_ovsdb_connected 1" "ofctl_agent_openflow_connected 1"
+	info "\$ curl -s localhost:9750/metrics   (per-port counters, some of them)"
+	http_get host-a /metrics | grep -E '^ofctl_agent_(endpoints|desired_flows|flow_mods_total|port_(receive|transmit)_packets_total|spoof_drops)' | head -20
+	info "\$ ovs-appctl ovs/route/show; ovs-appctl tnl/neigh/show   (the underlay as OVS tunnels over it)"
+	out=$(OVS_RUNDIR=$DEMO_DIR/host-a ovs-appctl ovs/route/show)
+	desc="host-a's OVS routes the underlay 192.0.2.0/24 via br-phy" check shows "$out" "192.0.2.0/24 dev br-phy"
+	out=$(OVS_RUNDIR=$DEMO_DIR/host-a ovs-appctl tnl/neigh/show)
+	desc="host-a's OVS knows host-b's underlay neighbour" check shows "$out" "192.0.2.2"
+}
+
+interrupted() {
+	trap '' INT TERM # cleanup is not interruptible
 	echo
-	http_get "http://${LISTEN[host-a]}/metrics" | grep -E '^ofctl_agent_(ready|endpoints|desired_flows|flow_mods_total|port_(receive|transmit)_packets_total|spoof_drops)' | head -20
+	echo "interrupted: cleaning up"
+	down
+	exit 130
+}
 
-	kill "$tcpdump_pid" 2>/dev/null
+run() {
+	[ "$(id -u)" -eq 0 ] || die "run as root (it creates namespaces and OVS instances)"
+	[ -x "$BIN" ] || die "$BIN missing: run 'make build' (make demo does)"
+	command -v curl >/dev/null || die "curl missing: run scripts/setup-host.sh (make demo does)"
+	trap interrupted INT TERM
+	down
+	mkdir -p "$DEMO_DIR"
+	echo "demo: instance $DEMO_ID (namespaces ${NSP}*, files in $DEMO_DIR)"
+	phase_hosts
+	phase_agents
+	phase_attach
+	phase_pings
+	phase_arp
+	phase_spoof
+	phase_detach
+	phase_operator
 	step "Summary: $ok ok, $failed failed"
 	echo "Everything is still running: look around with e.g."
-	echo "  ip netns exec ofdemo-a1 ping $(ip_of b1)"
+	echo "  ip netns exec ${NSP}a1 ping $(ip_of b1)"
+	echo "  ip netns exec ${NSP}host-a $BIN dump-flows"
 	echo "  OVS_RUNDIR=$DEMO_DIR/host-a ovs-ofctl -O OpenFlow13 dump-flows br-int"
 	echo "then 'make demo-down' removes it all."
 	[ "$failed" -eq 0 ]
 }
 
+[[ $DEMO_DIR == /?*/?* ]] || die "DEMO_DIR=$DEMO_DIR: want an absolute path at least two levels deep (down removes it)"
 case "${1:-run}" in
 run) run ;;
-down) down && echo "demo: removed" ;;
+down) down && echo "demo: instance $DEMO_ID removed" ;;
 *) die "usage: $0 [run|down]" ;;
 esac

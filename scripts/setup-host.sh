@@ -7,6 +7,12 @@ command -v ovs-vswitchd >/dev/null 2>&1 || need+=(openvswitch-switch)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+# curl: the demo asks the agents for /readyz and /metrics.
+command -v curl >/dev/null 2>&1 || need+=(curl)
+# iperf3: TCP throughput through the datapath (bench/datapath_test.go).
+command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
+# ethtool: TCP through the userspace datapath needs TX checksum offload off on veths (same benchmark).
+command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 # promtool (checks the agent's /metrics output in tests) ships in Debian's prometheus package.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then
