@@ -28,7 +28,8 @@ path (/var/run/netns/NAME, /proc/PID/ns/net), or a Docker container name or
 id; or give --pid instead. Flags may also follow TARGET. Without --ip, the
 lowest free address of this host's range for the network in the cluster file
 is taken (never the range's first or last address, nor --gateway). Attaching
-again with the same settings changes nothing and succeeds.
+again with the same settings changes nothing and succeeds (except that it
+sets TX checksum offload as --tx-offload asks).
 Exit status: 0 done, 1 failed, 2 bad usage.
 
 flags:
@@ -40,6 +41,7 @@ type attachArgs struct {
 	common
 	network, ip, mac, gateway string
 	ifname                    string
+	txOffload                 string
 	mtu                       int
 	clusterFile, nodeName     string
 	clusterFileSet            bool // --cluster-file given: the file must exist
@@ -58,6 +60,7 @@ type attachResult struct {
 	MAC         string `json:"mac"`
 	MTU         int    `json:"mtu"`
 	Gateway     string `json:"gateway,omitempty"`
+	TxChecksum  string `json:"tx_checksum,omitempty"` // "on"/"off" as set; absent: left alone
 }
 
 func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -77,9 +80,9 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if a.json {
 		return printJSON(stdout, stderr, res)
 	}
-	fmt.Fprintf(stdout, "%s %s %s: port %s ofport %s, ip %s, mac %s, mtu %d, network %s%s\n",
+	fmt.Fprintf(stdout, "%s %s %s: port %s ofport %s, ip %s, mac %s, mtu %d, network %s%s%s\n",
 		strings.ReplaceAll(res.Action, "-", " "), res.ContainerID, res.IfName, res.Port, ofportText(res.OFPort),
-		res.IP, res.MAC, res.MTU, res.Network, gatewayText(res.Gateway))
+		res.IP, res.MAC, res.MTU, res.Network, gatewayText(res.Gateway), txText(res.TxChecksum))
 	return 0
 }
 
@@ -93,6 +96,8 @@ func parseAttach(args []string, stderr io.Writer) (attachArgs, error) {
 	fs.StringVar(&a.gateway, "gateway", "", "`IP` of a default route inside the container")
 	fs.StringVar(&a.ifname, "ifname", attach.DefaultIfName, "interface `NAME` inside the container")
 	fs.IntVar(&a.mtu, "mtu", attach.DefaultMTU, "MTU of both veth ends")
+	fs.StringVar(&a.txOffload, "tx-offload", string(attach.TxOffloadAuto),
+		"TX checksum offload of the container interface: `MODE` on, off, or auto: off when the bridge's\ndatapath_type is netdev (TCP through the userspace datapath needs it), left alone otherwise")
 	fs.StringVar(&a.clusterFile, "cluster-file", defaultClusterFile, "`PATH` of the cluster view (networks, subnets, host ranges); may be absent unless given")
 	fs.StringVar(&a.nodeName, "node-name", hostname(), "this host's `NAME` in the cluster file (for its address range)")
 	pos, err := parseArgs(fs, args, stderr, attachUsageHead)
@@ -159,6 +164,9 @@ func (a attachArgs) prepare() (attach.Options, attach.Allocator, error) {
 func (a attachArgs) options(view *cluster.View) (attach.Options, attach.Allocator, error) {
 	o := attach.Options{Network: a.network, IfName: a.ifname, MTU: a.mtu}
 	var err error
+	if o.TxOffload, err = attach.ParseTxOffload(a.txOffload); err != nil {
+		return o, nil, usageErrorf("--tx-offload %q: want auto, on or off", a.txOffload)
+	}
 	if a.mac != "" {
 		if o.MAC, err = net.ParseMAC(a.mac); err != nil {
 			return o, nil, usageErrorf("--mac %q: %v", a.mac, err)
@@ -255,6 +263,7 @@ func newAttachResult(res attach.Attachment, ctr attach.Container) attachResult {
 	if res.Options.Gateway.IsValid() {
 		r.Gateway = res.Options.Gateway.String()
 	}
+	r.TxChecksum = res.TxChecksum
 	return r
 }
 
@@ -285,6 +294,13 @@ func gatewayText(gw string) string {
 		return ""
 	}
 	return ", gateway " + gw
+}
+
+func txText(tx string) string {
+	if tx == "" {
+		return ""
+	}
+	return ", tx checksum " + tx
 }
 
 func hostname() string {

@@ -32,6 +32,9 @@ type Attachment struct {
 	ContainerID string
 	Options     Options // with defaults, allocated IP and MAC filled in
 	Created     bool    // false: it was already attached with these settings
+	// TxChecksum is "on" or "off": what TX checksum offload of the
+	// container interface was set to (or found at); "": left alone.
+	TxChecksum string
 }
 
 // step is one side effect of Attach and how to take it back. undo nil means
@@ -47,7 +50,8 @@ type step struct {
 // no-op when that interface is already attached with the same settings, a
 // *MismatchError when with others, and a *DuplicateError when another port
 // holds the IP or MAC in the network. A failed step (*StepError) undoes the
-// ones before it.
+// ones before it. TX checksum offload of the container interface is set as
+// o.TxOffload asks (see TxOffload), on an existing attachment too.
 func (a *Attacher) Attach(ctx context.Context, c Container, o Options) (Attachment, error) {
 	o, err := o.normalize()
 	if err != nil {
@@ -61,11 +65,15 @@ func (a *Attacher) Attach(ctx context.Context, c Container, o Options) (Attachme
 	if err != nil {
 		return Attachment{}, fmt.Errorf("list bridge ports: %w", err)
 	}
+	tx, err := a.resolveTx(ctx, o.TxOffload)
+	if err != nil {
+		return Attachment{}, err
+	}
 	if p, ok, err := findPort(ports, c.ID, o.IfName, host); err != nil || ok {
 		if err != nil {
 			return Attachment{}, err
 		}
-		return a.existing(p, c, o)
+		return a.existing(p, c, o, tx)
 	}
 	if o, err = a.address(ports, o); err != nil {
 		return Attachment{}, err
@@ -76,16 +84,17 @@ func (a *Attacher) Attach(ctx context.Context, c Container, o Options) (Attachme
 	if err := a.checkFree(c, o, host); err != nil {
 		return Attachment{}, err
 	}
-	if err := a.run(ctx, a.plan(c, o, host)); err != nil {
+	if err := a.run(ctx, a.plan(c, o, host, tx)); err != nil {
 		return Attachment{}, fmt.Errorf("attach %s of %s: %w", o.IfName, c.ID, err)
 	}
 	o.MAC = o.mac()
-	a.log().Info("attached", "port", host, "container", c.ID, "ifname", o.IfName, "ip", o.IP, "mac", o.MAC, "network", o.Network)
-	return Attachment{Port: host, ContainerID: c.ID, Options: o, Created: true}, nil
+	a.log().Info("attached", "port", host, "container", c.ID, "ifname", o.IfName, "ip", o.IP, "mac", o.MAC,
+		"network", o.Network, "tx_checksum", tx.String())
+	return Attachment{Port: host, ContainerID: c.ID, Options: o, Created: true, TxChecksum: tx.String()}, nil
 }
 
 // plan lists Attach's steps in order.
-func (a *Attacher) plan(c Container, o Options, host string) []step {
+func (a *Attacher) plan(c Container, o Options, host string, tx txAction) []step {
 	l, peer := a.links(), peerIfName(c.ID, o.IfName)
 	deleteVeth := func(context.Context) error { return ignoreNotFound(l.DeleteVeth(a.HostNS, host)) }
 	cfg := LinkConfig{Name: o.IfName, MAC: o.mac(), MTU: o.MTU, Addr: o.IP}
@@ -93,6 +102,11 @@ func (a *Attacher) plan(c Container, o Options, host string) []step {
 		{name: "create veth", do: func(context.Context) error { return l.AddVeth(a.HostNS, host, peer, o.MTU) }, undo: deleteVeth},
 		{name: "move into container", do: func(context.Context) error { return l.Move(a.HostNS, peer, c.NetNS) }},
 		{name: "configure container interface", do: func(context.Context) error { return l.Configure(c.NetNS, peer, cfg) }},
+	}
+	if tx.set {
+		steps = append(steps, step{name: "set container tx checksum offload", do: func(context.Context) error {
+			return l.SetTxChecksum(c.NetNS, o.IfName, tx.on)
+		}})
 	}
 	if o.Gateway.IsValid() {
 		steps = append(steps, step{name: "add default route", do: func(context.Context) error {
@@ -232,8 +246,9 @@ func (a *Attacher) checkFree(c Container, o Options, host string) error {
 	return nil
 }
 
-// existing checks that an attached interface has the requested settings.
-func (a *Attacher) existing(p Port, c Container, o Options) (Attachment, error) {
+// existing checks that an attached interface has the requested settings
+// and brings its TX checksum offload to tx.
+func (a *Attacher) existing(p Port, c Container, o Options, tx txAction) (Attachment, error) {
 	mismatch := func(field, have, want string) error { return &MismatchError{p.Name, field, have, want} }
 	if p.network() != o.Network {
 		return Attachment{}, mismatch("network", p.network(), o.Network)
@@ -258,8 +273,11 @@ func (a *Attacher) existing(p Port, c Container, o Options) (Attachment, error) 
 	if pmac, _ := p.mac(); pmac.String() != o.mac().String() {
 		return Attachment{}, mismatch("mac", pmac.String(), o.mac().String())
 	}
+	if err := a.ensureTxChecksum(c.NetNS, o.IfName, p.Name, tx); err != nil {
+		return Attachment{}, err
+	}
 	o.MAC = o.mac()
-	return Attachment{Port: p.Name, ContainerID: c.ID, Options: o}, nil
+	return Attachment{Port: p.Name, ContainerID: c.ID, Options: o, TxChecksum: tx.String()}, nil
 }
 
 func compareState(st LinkState, o Options, mismatch func(field, have, want string) error) error {

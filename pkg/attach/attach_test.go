@@ -47,6 +47,7 @@ func TestAttachSteps(t *testing.T) {
 		"AddVeth /host " + host + " " + peer,
 		"Move /host " + peer + " /ctr",
 		"Configure /ctr " + peer + " name=eth1 mac=0a:58:0a:01:00:05 mtu=1450 addr=10.1.0.5/16",
+		"SetTxChecksum /ctr eth1 off", // the fake bridge is netdev
 		"AddDefaultRoute /ctr eth1 10.1.0.1",
 		"SetUp /host " + host,
 		"AddPort " + host,
@@ -54,7 +55,7 @@ func TestAttachSteps(t *testing.T) {
 	if got := strings.Join(r.j.calls, "\n"); got != strings.Join(want, "\n") {
 		t.Fatalf("calls:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
 	}
-	if !att.Created || att.Port != host || att.Options.MAC.String() != "0a:58:0a:01:00:05" {
+	if !att.Created || att.Port != host || att.Options.MAC.String() != "0a:58:0a:01:00:05" || att.TxChecksum != "off" {
 		t.Fatalf("attachment %+v", att)
 	}
 	ext := r.ports.ports[host]
@@ -84,16 +85,18 @@ func TestAttachRollback(t *testing.T) {
 		{"create veth fails", "AddVeth", "", "AddVeth"},
 		{"move fails", "Move", "", "AddVeth,Move,DeleteVeth"},
 		{"configure fails", "Configure", "", "AddVeth,Move,Configure,DeleteVeth"},
-		{"route fails", "AddDefaultRoute", "", "AddVeth,Move,Configure,AddDefaultRoute,DeleteVeth"},
-		{"host up fails", "SetUp", "", "AddVeth,Move,Configure,AddDefaultRoute,SetUp,DeleteVeth"},
-		{"add port fails", "AddPort", "", "AddVeth,Move,Configure,AddDefaultRoute,SetUp,AddPort,DeletePort,DeleteVeth"},
+		{"tx offload fails", "SetTxChecksum", "", "AddVeth,Move,Configure,SetTxChecksum,DeleteVeth"},
+		{"route fails", "AddDefaultRoute", "", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,DeleteVeth"},
+		{"host up fails", "SetUp", "", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,SetUp,DeleteVeth"},
+		{"add port fails", "AddPort", "", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,SetUp,AddPort,DeletePort,DeleteVeth"},
 		{"after create veth", "", "create veth", "AddVeth,DeleteVeth"},
 		{"after move", "", "move into container", "AddVeth,Move,DeleteVeth"},
 		{"after configure", "", "configure container interface", "AddVeth,Move,Configure,DeleteVeth"},
-		{"after route", "", "add default route", "AddVeth,Move,Configure,AddDefaultRoute,DeleteVeth"},
-		{"after host up", "", "set host end up", "AddVeth,Move,Configure,AddDefaultRoute,SetUp,DeleteVeth"},
-		{"after check", "", "check container interface", "AddVeth,Move,Configure,AddDefaultRoute,SetUp,DeleteVeth"},
-		{"after add port", "", "add OVS port", "AddVeth,Move,Configure,AddDefaultRoute,SetUp,AddPort," + undoAll},
+		{"after tx offload", "", "set container tx checksum offload", "AddVeth,Move,Configure,SetTxChecksum,DeleteVeth"},
+		{"after route", "", "add default route", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,DeleteVeth"},
+		{"after host up", "", "set host end up", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,SetUp,DeleteVeth"},
+		{"after check", "", "check container interface", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,SetUp,DeleteVeth"},
+		{"after add port", "", "add OVS port", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,SetUp,AddPort," + undoAll},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -9,8 +9,11 @@
 // the network, and rolls back every step it did when a later one fails.
 // Detach and DetachAll remove what Attach made.
 //
-// Side effects sit behind two small interfaces: Links (netlink, implemented
-// by Netlink) and Ports (the bridge's ports, implemented by the agent over
-// OVSDB). Namespaces are entered only on throw-away locked OS threads, so no
+// On the userspace datapath it also turns TX checksum offload off in the
+// container (see TxOffload), with the SIOCETHTOOL ioctl.
+//
+// Side effects sit behind two small interfaces: Links (netlink and that
+// ioctl, implemented by Netlink) and Ports (the bridge's ports and datapath
+// type, implemented by OVSPorts over OVSDB). Namespaces are entered only on throw-away locked OS threads, so no
 // caller thread is ever left in another namespace.
 package attach

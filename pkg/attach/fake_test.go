@@ -28,13 +28,15 @@ func (j *journal) call(method, args string) error {
 type fakeLink struct {
 	ns, name, peer string // peer: name of the other end ("" once deleted)
 	state          LinkState
+	txOff          bool // TX checksum offload off (a new veth has it on)
 }
 
 // fakeLinks models veth pairs across namespaces well enough for Attach:
 // deleting one end deletes the other, renames and moves keep the pairing.
 type fakeLinks struct {
-	j     *journal
-	links map[string]*fakeLink // key ns|name
+	j       *journal
+	links   map[string]*fakeLink // key ns|name
+	readErr error                // TxChecksum's error
 }
 
 func newFakeLinks(j *journal) *fakeLinks { return &fakeLinks{j: j, links: map[string]*fakeLink{}} }
@@ -137,21 +139,50 @@ func (f *fakeLinks) AddDefaultRoute(ns, name string, gw netip.Addr) error {
 	return nil
 }
 
+// TxChecksum reads, like Inspect: not journaled; it fails with readErr.
+func (f *fakeLinks) TxChecksum(ns, name string) (bool, error) {
+	if f.readErr != nil {
+		return false, f.readErr
+	}
+	l, err := f.get(ns, name)
+	if err != nil {
+		return false, err
+	}
+	return !l.txOff, nil
+}
+
+func (f *fakeLinks) SetTxChecksum(ns, name string, on bool) error {
+	if err := f.j.call("SetTxChecksum", fmt.Sprintf("%s %s %s", ns, name, onOff(on))); err != nil {
+		return err
+	}
+	l, err := f.get(ns, name)
+	if err != nil {
+		return err
+	}
+	l.txOff = !on
+	return nil
+}
+
 // names lists the links that exist, sorted, as ns|name.
 func (f *fakeLinks) names() []string { return slices.Sorted(maps.Keys(f.links)) }
 
-// fakePorts is a bridge in memory. addTakesEffect makes a failing AddPort
-// still create the port (an OVSDB commit whose answer was lost).
+// fakePorts is a bridge in memory, on the userspace datapath unless
+// datapath says otherwise. addTakesEffect makes a failing AddPort still
+// create the port (an OVSDB commit whose answer was lost).
 type fakePorts struct {
 	j              *journal
 	ports          map[string]map[string]string
 	addTakesEffect bool
 	listErr        error
+	datapath       string
+	datapathErr    error
 }
 
 func newFakePorts(j *journal) *fakePorts {
-	return &fakePorts{j: j, ports: map[string]map[string]string{}}
+	return &fakePorts{j: j, ports: map[string]map[string]string{}, datapath: DatapathNetdev}
 }
+
+func (f *fakePorts) DatapathType(context.Context) (string, error) { return f.datapath, f.datapathErr }
 
 func (f *fakePorts) AddPort(_ context.Context, name string, ext map[string]string) error {
 	err := f.j.call("AddPort", name)

@@ -164,6 +164,11 @@ func TestIntegrationAttachDetach(t *testing.T) {
 		t.Fatalf("attach: %+v, %v", att, err)
 	}
 	host := b.assertAttached(t, c1, nsOf(c1), "eth1", "10.77.0.5/24", "0a:58:0a:4d:00:05", "10.77.0.1", 1450)
+	// The bed's bridge is netdev: auto turned offload off in the container
+	// only (ovs-vswitchd sends complete frames into the host end).
+	if ctr, hst := ethtoolTx(t, nsOf(c1), "eth1"), ethtoolTx(t, string(b.node.NS), host); att.TxChecksum != "off" || ctr != "off" || hst != "on" {
+		t.Errorf("tx checksumming: attach says %q, ethtool says %s in the container, %s on the host end", att.TxChecksum, ctr, hst)
+	}
 	before := mustCmd(t, "ip", "-n", nsOf(c1), "-o", "addr")
 
 	if att, err = b.a.Attach(ctx, c1, o); err != nil || att.Created {
@@ -171,6 +176,11 @@ func TestIntegrationAttachDetach(t *testing.T) {
 	}
 	if after := mustCmd(t, "ip", "-n", nsOf(c1), "-o", "addr"); after != before {
 		t.Errorf("idempotent attach changed the container:\n%s\n%s", before, after)
+	}
+	// Turned back on by hand: attaching again turns it off again.
+	mustCmd(t, "ip", "netns", "exec", nsOf(c1), "ethtool", "-K", "eth1", "tx", "on")
+	if att, err = b.a.Attach(ctx, c1, o); err != nil || att.Created || ethtoolTx(t, nsOf(c1), "eth1") != "off" {
+		t.Fatalf("attach again after ethtool -K tx on: %+v, %v; ethtool says %s", att, err, ethtoolTx(t, nsOf(c1), "eth1"))
 	}
 	other := o
 	other.IP = mustPrefix("10.77.0.6/24")

@@ -27,8 +27,9 @@ type LinkState struct {
 	Gateway netip.Addr     // IPv4 default route via this link, if any
 }
 
-// Links is the netlink side of attaching, every call naming a namespace by
-// path ("" is the caller's own). Netlink implements it.
+// Links is the kernel side of attaching (netlink, and the ethtool ioctl
+// for offloads), every call naming a namespace by path ("" is the caller's
+// own). Netlink implements it.
 type Links interface {
 	// Inspect returns ErrLinkNotFound (wrapped) when name does not exist.
 	Inspect(ns, name string) (LinkState, error)
@@ -44,4 +45,9 @@ type Links interface {
 	SetUp(ns, name string) error
 	// AddDefaultRoute adds a default route via gw on the link.
 	AddDefaultRoute(ns, name string, gw netip.Addr) error
+	// TxChecksum reports whether TX checksum offload is on (ethtool -k's
+	// tx-checksumming); ErrLinkNotFound when name does not exist.
+	TxChecksum(ns, name string) (bool, error)
+	// SetTxChecksum turns TX checksum offload on or off (ethtool -K tx).
+	SetTxChecksum(ns, name string, on bool) error
 }

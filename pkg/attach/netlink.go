@@ -151,18 +151,21 @@ func withLink(ns, name string, fn func(*netlink.Handle, netlink.Link) error) err
 // namespace; fn runs on the caller's thread.
 func withHandle(path string, fn func(*netlink.Handle) error) error {
 	var h *netlink.Handle
-	open := func() (err error) { h, err = netlink.NewHandle(unix.NETLINK_ROUTE); return err }
-	var err error
-	if path == "" {
-		err = open()
-	} else {
-		err = inNetNS(path, open)
-	}
+	err := inNamespace(path, func() (err error) { h, err = netlink.NewHandle(unix.NETLINK_ROUTE); return err })
 	if err != nil {
 		return fmt.Errorf("netlink socket in %s: %w", nsName(path), err)
 	}
 	defer h.Close()
 	return fn(h)
+}
+
+// inNamespace runs fn in the namespace at path, or directly for "" (the
+// current one).
+func inNamespace(path string, fn func() error) error {
+	if path == "" {
+		return fn()
+	}
+	return inNetNS(path, fn)
 }
 
 // inNetNS runs fn on a fresh goroutine whose OS thread is locked and moved

@@ -30,6 +30,8 @@ type Options struct {
 	MAC     net.HardwareAddr
 	Gateway netip.Addr // optional: default route via it inside the container
 	MTU     int        // default DefaultMTU
+	// TxOffload: TX checksum offload of the container end; "" is auto.
+	TxOffload TxOffload
 }
 
 // OptionError reports an unusable option.
@@ -49,6 +51,10 @@ func (o Options) normalize() (Options, error) {
 	}
 	if o.MTU == 0 {
 		o.MTU = DefaultMTU
+	}
+	var err error
+	if o.TxOffload, err = ParseTxOffload(string(o.TxOffload)); err != nil {
+		return o, err
 	}
 	if o.Network == "" || strings.ContainsFunc(o.Network, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
 		return o, &OptionError{"network", o.Network, "want a non-empty name without spaces or control characters"}

@@ -47,6 +47,8 @@ func TestOptionsNormalize(t *testing.T) {
 		{"gateway is own ip", func(o *Options) { o.Gateway = netip.MustParseAddr("10.1.2.3") }, "gateway"},
 		{"gateway ipv6", func(o *Options) { o.Gateway = netip.MustParseAddr("fd00::1") }, "gateway"},
 		{"gateway broadcast", func(o *Options) { o.Gateway = netip.MustParseAddr("255.255.255.255") }, "gateway"},
+		{"tx offload off", func(o *Options) { o.TxOffload = TxOffloadOff }, ""},
+		{"tx offload unknown", func(o *Options) { o.TxOffload = "OFF" }, "tx-offload"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -59,7 +61,7 @@ func TestOptionsNormalize(t *testing.T) {
 				t.Fatalf("unexpected error: %v", err)
 			case c.field != "" && (!errors.As(err, &oe) || oe.Field != c.field):
 				t.Fatalf("got %v, want an OptionError on %s", err, c.field)
-			case c.field == "" && (got.IfName == "" || got.MTU == 0):
+			case c.field == "" && (got.IfName == "" || got.MTU == 0 || got.TxOffload == ""):
 				t.Fatalf("defaults not filled in: %+v", got)
 			}
 		})

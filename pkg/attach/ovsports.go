@@ -15,6 +15,7 @@ type ovsdbClient interface {
 	DeletePort(ctx context.Context, name string) error
 	Interfaces() []ovsdb.Interface
 	Stats() ovsdb.Stats
+	DatapathType(ctx context.Context) (string, error)
 }
 
 // OVSPorts implements Ports over a pkg/ovsdb Client (whose Run is going) on
@@ -54,6 +55,12 @@ func (o *OVSPorts) Ports(context.Context) ([]Port, error) {
 		ports = append(ports, Port{Name: i.Port, ExternalIDs: i.ExternalIDs})
 	}
 	return ports, nil
+}
+
+// DatapathType implements Ports: the bridge's datapath_type as the server
+// holds it.
+func (o *OVSPorts) DatapathType(ctx context.Context) (string, error) {
+	return o.Client.DatapathType(ctx)
 }
 
 // Ready waits until the client is connected and its view holds the bridge

@@ -14,11 +14,12 @@ import (
 
 // fakeOVSDB is the ovsdbClient seam: a view that tests change over time.
 type fakeOVSDB struct {
-	mu     sync.Mutex
-	ifaces []ovsdb.Interface
-	stats  ovsdb.Stats
-	added  []ovsdb.PortSpec
-	delete []string
+	mu       sync.Mutex
+	ifaces   []ovsdb.Interface
+	stats    ovsdb.Stats
+	added    []ovsdb.PortSpec
+	delete   []string
+	datapath string
 }
 
 func (f *fakeOVSDB) AddPort(_ context.Context, spec ovsdb.PortSpec) error {
@@ -39,6 +40,12 @@ func (f *fakeOVSDB) Interfaces() []ovsdb.Interface {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]ovsdb.Interface(nil), f.ifaces...)
+}
+
+func (f *fakeOVSDB) DatapathType(context.Context) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.datapath, nil
 }
 
 func (f *fakeOVSDB) Stats() ovsdb.Stats {
@@ -78,6 +85,10 @@ func TestOVSPortsPassThrough(t *testing.T) {
 	want := []Port{{Name: "br-int"}, {Name: "bond0"}, {Name: "of3_l", ExternalIDs: map[string]string{"container_id": "x"}}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Ports = %+v, %v; want %+v", got, err, want)
+	}
+	f.datapath = "netdev"
+	if dp, err := p.DatapathType(context.Background()); err != nil || dp != "netdev" {
+		t.Errorf("DatapathType = %q, %v", dp, err)
 	}
 }
 

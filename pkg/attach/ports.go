@@ -29,6 +29,8 @@ type Ports interface {
 	DeletePort(ctx context.Context, name string) error
 	// Ports lists the bridge's ports.
 	Ports(ctx context.Context) ([]Port, error)
+	// DatapathType is the bridge's datapath_type ("netdev": userspace).
+	DatapathType(ctx context.Context) (string, error)
 }
 
 func (p Port) owner() string          { return p.ExternalIDs[endpoint.KeyOwner] }

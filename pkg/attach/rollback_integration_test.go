@@ -17,6 +17,14 @@ func (u unreachableGateway) AddDefaultRoute(ns, name string, _ netip.Addr) error
 	return u.Links.AddDefaultRoute(ns, name, netip.MustParseAddr("203.0.113.1"))
 }
 
+// fixedOffload makes the kernel refuse the offload change: it is aimed at
+// the container's loopback, whose checksum features are fixed.
+type fixedOffload struct{ Links }
+
+func (f fixedOffload) SetTxChecksum(ns, _ string, on bool) error {
+	return f.Links.SetTxChecksum(ns, "lo", on)
+}
+
 // failingAdd fails AddPort, after really adding the port when lost is set
 // (a committed transaction whose answer never came back).
 type failingAdd struct {
@@ -40,7 +48,8 @@ func TestIntegrationRollback(t *testing.T) {
 	ctx := context.Background()
 	c := newCtr(t, "rb")
 	o := Options{Network: "blue", IP: mustPrefix("10.79.0.5/24"), Gateway: mustAddr("10.79.0.1")}
-	steps := []string{"create veth", "move into container", "configure container interface", "add default route",
+	steps := []string{"create veth", "move into container", "configure container interface",
+		"set container tx checksum offload", "add default route",
 		"set host end up", "check container interface", "add OVS port"}
 	for _, s := range steps {
 		t.Run("after "+s, func(t *testing.T) {
@@ -60,6 +69,15 @@ func TestIntegrationRollback(t *testing.T) {
 		err := b.expectRollback(t, &a, c, o, "add default route")
 		if !strings.Contains(err.Error(), "unreachable") {
 			t.Errorf("want the kernel's error, got %v", err)
+		}
+	})
+	t.Run("kernel refuses offload change", func(t *testing.T) {
+		a := *b.a
+		a.Links = fixedOffload{Netlink{}}
+		err := b.expectRollback(t, &a, c, o, "set container tx checksum offload")
+		t.Logf("the kernel's answer: %v", err)
+		if !strings.Contains(err.Error(), "lo") {
+			t.Errorf("want the failing interface named, got %v", err)
 		}
 	})
 	for _, lost := range []bool{false, true} {

@@ -57,6 +57,11 @@ func (v vsctlPorts) Ports(ctx context.Context) ([]Port, error) {
 	return parseInterfaces([]byte(out))
 }
 
+func (v vsctlPorts) DatapathType(ctx context.Context) (string, error) {
+	out, err := v.run(ctx, "get", "bridge", v.bridge, "datapath_type")
+	return strings.Trim(strings.TrimSpace(out), `"`), err
+}
+
 // parseInterfaces reads ovs-vsctl's JSON table: rows of [name, ["map", [[k, v], ...]]].
 func parseInterfaces(b []byte) ([]Port, error) {
 	var table struct {

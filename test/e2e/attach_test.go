@@ -47,6 +47,7 @@ type atResult struct {
 	MAC         string   `json:"mac"`
 	MTU         int      `json:"mtu"`
 	Ports       []string `json:"ports"`
+	TxChecksum  string   `json:"tx_checksum"`
 }
 
 // TestAttachCLI drives `ofctl-agent attach/detach` as a user would and
@@ -92,7 +93,7 @@ func (c *atCLI) testAttach(t *testing.T) {
 		t.Errorf("attach said %q", out)
 	}
 	r := c.mustJSON(t, "attach", args...)
-	if r.Action != "already-attached" || r.OFPort <= 0 || r.IP != "10.100.1.5/24" || r.ContainerID != atNSPath(ns) {
+	if r.Action != "already-attached" || r.OFPort <= 0 || r.IP != "10.100.1.5/24" || r.ContainerID != atNSPath(ns) || r.TxChecksum != "off" {
 		t.Fatalf("second attach: %+v", r)
 	}
 	c.checkAttached(t, ns, r.Port, "eth1", "10.100.1.5/24", "0a:58:0a:64:01:05", 1400)
