@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/contiv/libOpenflow/openflow13"
 
@@ -18,6 +19,8 @@ import (
 // (as Open vSwitch does: the message's error first, then OFPBFC_MSG_FAILED).
 type fakeBundles struct {
 	badAddPrio, badCommitPrio uint16
+	openErr                   bool          // refuse the open request (OFPBFC_BAD_ID)
+	openDelay                 time.Duration // answer the open request this late
 
 	mu      sync.Mutex
 	ctrl    []uint16 // control types received, in order
@@ -43,6 +46,13 @@ func (f *fakeBundles) handle(ss *sw.Session, b []byte) bool {
 	case expBundleCtrl:
 		typ := binary.BigEndian.Uint16(b[20:22])
 		f.ctrl = append(f.ctrl, typ)
+		if typ == openflow13.OFPBCT_OPEN_REQUEST {
+			time.Sleep(f.openDelay)
+			if f.openErr {
+				_ = ss.Send(sw.ExperimenterError(xidOf(b), onfBundleCodeBase+2, onfExperimenter, b))
+				return true
+			}
+		}
 		if typ == openflow13.OFPBCT_COMMIT_REQUEST {
 			for xid, inner := range f.pending {
 				if binary.BigEndian.Uint16(inner[30:32]) == f.badCommitPrio {
@@ -161,5 +171,38 @@ func TestBundleDiscard(t *testing.T) {
 	}
 	if binary.BigEndian.Uint16(fake.adds[0][22:24]) != uint16(BundleOrdered) {
 		t.Fatalf("flags of %x", fake.adds[0])
+	}
+}
+
+// TestBundleOpenPipelined: Bundle does not wait for the open reply (one
+// round trip less); a refused open fails the Commit, which discards.
+func TestBundleOpenPipelined(t *testing.T) {
+	for _, refused := range []bool{false, true} {
+		fake := &fakeBundles{openErr: refused, openDelay: 300 * time.Millisecond, pending: make(map[uint32][]byte)}
+		c, _ := dialFake(t, sw.Options{Handler: fake.handle}, nil)
+		start := time.Now()
+		b, err := c.Bundle(testCtx(t))
+		if err != nil || time.Since(start) > 150*time.Millisecond {
+			t.Fatalf("Bundle took %v (%v): it waited for the open reply", time.Since(start), err)
+		}
+		if err := b.Add(flowMod(1, 1, 0xb0)); err != nil {
+			t.Fatal(err)
+		}
+		err = b.Commit(testCtx(t))
+		want := []uint16{openflow13.OFPBCT_OPEN_REQUEST, openflow13.OFPBCT_COMMIT_REQUEST}
+		var be *BundleError
+		if refused {
+			want[1] = openflow13.OFPBCT_DISCARD_REQUEST
+			if !errors.As(err, &be) || be.Op != "open" || !errors.Is(err, &OFError{Type: 0xffff, Code: onfBundleCodeBase + 2, Experimenter: onfExperimenter}) {
+				t.Fatalf("refused open: Commit err = %v", err)
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		fake.mu.Lock()
+		if !equalU16(fake.ctrl, want) {
+			t.Errorf("refused %v: control sequence %v, want %v", refused, fake.ctrl, want)
+		}
+		fake.mu.Unlock()
 	}
 }

@@ -40,7 +40,8 @@ type Conn struct {
 	late        []*OFError // errors of fire-and-forget messages, claimed by Barrier
 	lateDropped uint64
 
-	ports *hub
+	ports    *hub
+	monitors monitorSet
 
 	closeOnce sync.Once
 	err       error         // why the connection ended; written before quit closes
@@ -53,9 +54,10 @@ type Conn struct {
 // done; the waiter reads it only after done is closed.
 type call struct {
 	multipart bool
-	parts     [][]byte // multipart: every reply
-	reply     []byte   // single reply
-	err       error    // an OFPT_ERROR for this xid (*OFError) or a decode error
+	parts     [][]byte      // multipart: the replies not yet taken by the waiter
+	arrived   chan struct{} // multipart: signalled (capacity 1) when a reply is added to parts
+	reply     []byte        // single reply
+	err       error         // an OFPT_ERROR for this xid (*OFError) or a decode error
 	// claim, if set, is called on completion with the late errors; those
 	// it returns true for move to claimed (Barrier, bundle commit).
 	claim   func(e *OFError, failed bool) bool
@@ -273,6 +275,7 @@ func (c *Conn) start(br *bufio.Reader) {
 	go func() {
 		c.wg.Wait()
 		c.ports.close()
+		c.closeMonitors()
 		close(c.done)
 	}()
 }

@@ -15,6 +15,14 @@ func (c *Conn) dispatch(b []byte) error {
 		return err
 	}
 	if h.Version != ofVersion {
+		if h.Type == typeError {
+			// Open vSwitch 3.1 answers a flow monitor request it refuses
+			// with an error whose version and xid come from uninitialized
+			// memory (or with nothing): it cannot be routed. MonitorFlows
+			// detects the refusal with a barrier instead.
+			c.log.Warn("openflow: error message with a foreign version ignored", "version", h.Version, "bytes", fmt.Sprintf("%x", b[:min(len(b), 32)]))
+			return nil
+		}
 		return malformed("%s with version %#02x on an OpenFlow 1.3 connection", MsgTypeName(h.Type), h.Version)
 	}
 	switch h.Type {
@@ -32,6 +40,10 @@ func (c *Conn) dispatch(b []byte) error {
 		c.handlePortStatus(b)
 	case typeMultipartReply:
 		c.handleMultipart(h.Xid, b)
+	case typeExperimenter:
+		if !c.handlePauseSignal(b) && !c.complete(h.Xid, b, nil) {
+			c.log.Debug("openflow: unsolicited message ignored", "type", MsgTypeName(h.Type), "xid", h.Xid)
+		}
 	default:
 		if !c.complete(h.Xid, b, nil) {
 			c.log.Debug("openflow: unsolicited message ignored", "type", MsgTypeName(h.Type), "xid", h.Xid)
@@ -113,6 +125,9 @@ func (c *Conn) handleMultipart(xid uint32, b []byte) {
 	cl := c.calls[xid]
 	if cl == nil || !cl.multipart {
 		c.mu.Unlock()
+		if cl == nil && c.handleFlowUpdates(b) {
+			return // asynchronous flow monitor updates (xid 0)
+		}
 		c.complete(xid, b, nil)
 		return
 	}
@@ -120,6 +135,10 @@ func (c *Conn) handleMultipart(xid uint32, b []byte) {
 		cl.parts = append(cl.parts, b)
 		if part.More() {
 			c.mu.Unlock()
+			select {
+			case cl.arrived <- struct{}{}: // the waiter takes the replies so far
+			default:
+			}
 			return
 		}
 	}

@@ -12,8 +12,10 @@
 //	reply, err := c.Request(ctx, msg)       // one reply, matched by xid
 //	flows, err := c.FlowStats(ctx, openflow.FlowStatsFilter{TableID: openflow.AllTables, Cookie: k, CookieMask: m})
 //	stats, err := c.PortStats(ctx, openflow13.P_ANY)
+//	tables, err := c.TableStats(ctx)        // flows per table, counted by the switch
 //	ports, err := c.PortDesc(ctx)
 //	sub := c.SubscribePortStatus(64)        // <-sub.C
+//	mon, err := c.MonitorFlows(ctx, req)    // <-mon.C: flow changes by others
 //	<-c.Done(); c.Err(); c.Close()
 //
 // Dial accepts "unix:PATH" and "tcp:HOST:PORT". It sends a HELLO offering
@@ -54,7 +56,9 @@
 // Open vSwitch validates a bundled message when it is added and, if it is
 // bad, reports it but keeps the bundle: committing would install the
 // others. Commit therefore first sends a barrier; if any add failed it
-// discards the bundle. A failed Commit returns a *BundleError holding the
+// discards the bundle. The open request is not waited for: it is answered
+// before the barrier, where Commit checks it, so a bundle costs two round
+// trips (barrier, commit). A failed Commit returns a *BundleError holding the
 // *OFError of each failing message (the bundle-add message and the message
 // inside share one xid, so Open vSwitch's error names it) and, for a
 // commit-time failure, the OFPBFC_MSG_FAILED of the commit. In every failed
@@ -65,6 +69,24 @@
 // Port-status events go to every Subscription without blocking the
 // reader: when a subscriber's buffer is full the event is dropped and
 // counted in Subscription.Dropped (re-read the ports with PortDesc then).
+//
+// # Flow monitor
+//
+//	m, err := c.MonitorFlows(ctx, openflow.FlowMonitorRequest{TableID: openflow.AllTables})
+//	for ev := range m.C { ev.Kind; ev.Updates[i].TableID, .Cookie, .Event }
+//	m.Close(ctx)
+//
+// Open vSwitch reports flow changes made by other connections (ovs-ofctl,
+// another controller) with their table, priority, cookie and match; this
+// connection's own changes come abbreviated (only the xid), unless
+// MonitorOwn is set. On OpenFlow 1.3 this is the ONF extension (exp_type
+// 1870, see flowmon.go; Open vSwitch refuses Nicira's NXST_FLOW_MONITOR on
+// 1.3). When its queue towards the connection grows past 128 kB Open vSwitch
+// sends FlowMonitorPaused, stops reporting, and later FlowMonitorResumed.
+// Events queue without blocking the reader; a consumer that falls behind
+// gets FlowMonitorLost. A request the switch refuses fails at the barrier
+// that follows it: Open vSwitch 3.1 answers it with an unroutable error of
+// another OpenFlow version (ignored by the reader) or with nothing.
 //
 // # Reconnecting client
 //
@@ -81,12 +103,12 @@
 //
 // Every decoder checks lengths before handing bytes to libOpenflow and
 // recovers its panics; bad input is an error wrapping ErrMalformed. Only a
-// framing violation (a length below 8) or a wrong version ends the
-// connection. libOpenflow bugs worked around here: FlowMod marshals OutPort
+// framing violation (a length below 8) or a wrong version (on anything but
+// an OFPT_ERROR, see Flow monitor) ends the connection. libOpenflow bugs worked around here: FlowMod marshals OutPort
 // where OutGroup belongs and miscounts the length of deletes with
 // instructions; NewPortMod leaves version 0; NewHello advertises 1.0; the
-// HELLO decoder loops forever on unknown elements; PortStats and
-// PortStatsRequest have the OpenFlow 1.0 layout; there is no port
+// HELLO decoder loops forever on unknown elements; PortStats,
+// PortStatsRequest and TableStats have the OpenFlow 1.0 layout; there is no port
 // description decoder; PortStatus decoding drops the MAC and name; most
 // decoders index without length checks. Fuzz targets (fuzz_test.go) cover
 // every decoder, seeded with messages captured from Open vSwitch 3.1.

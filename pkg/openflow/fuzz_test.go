@@ -124,6 +124,46 @@ func FuzzOtherDecoders(f *testing.F) {
 	})
 }
 
+// FuzzFlowMonitor decodes flow monitor updates and pause signals, and runs
+// the reader path with a monitor started.
+func FuzzFlowMonitor(f *testing.F) {
+	addOVSSeeds(f)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		check := func(err error) {
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Fatal(err)
+			}
+		}
+		_, err := parseFlowUpdates(in)
+		check(err)
+		_, _, err = pauseSignal(in)
+		check(err)
+		if p, err := parseMultipartReply(in); err == nil {
+			_, _, err = flowMonitorPart(p.Body)
+			check(err)
+		}
+		c := fuzzConn()
+		m := c.monitors.add(c, 4)
+		defer m.halt()
+		check(dispatchAll(c, in))
+	})
+}
+
+// dispatchAll frames in and dispatches every message until the framing
+// ends; it returns the error that ended the connection, if any.
+func dispatchAll(c *Conn, in []byte) error {
+	r := bytes.NewReader(in)
+	for {
+		b, err := readFrame(r)
+		if err != nil {
+			return nil
+		}
+		if err := c.dispatch(b); err != nil {
+			return err
+		}
+	}
+}
+
 // FuzzConnReader runs the connection's reader path (framing + dispatch,
 // with requests waiting on xids 1-3) over arbitrary bytes.
 func FuzzConnReader(f *testing.F) {
@@ -136,18 +176,8 @@ func FuzzConnReader(f *testing.F) {
 		}
 		sub := c.SubscribePortStatus(1)
 		defer sub.Close()
-		r := bytes.NewReader(in)
-		for {
-			b, err := readFrame(r)
-			if err != nil {
-				return
-			}
-			if err := c.dispatch(b); err != nil {
-				if !errors.Is(err, ErrMalformed) {
-					t.Fatal(err)
-				}
-				return
-			}
+		if err := dispatchAll(c, in); err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatal(err)
 		}
 	})
 }

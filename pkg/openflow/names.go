@@ -134,6 +134,9 @@ func multipartTypeName(t uint16) string {
 	if int(t) < len(multipartTypeNames) {
 		return "OFPMP_" + multipartTypeNames[t]
 	}
+	if t == mpExperimenter {
+		return "OFPMP_EXPERIMENTER"
+	}
 	return fmt.Sprintf("OFPMP_%d", t)
 }
 

@@ -151,26 +151,84 @@ func (c *Conn) Pipeline(ctx context.Context, msgs []util.Message) error {
 // multipart sends a multipart request of type mpType with body and returns
 // the bodies of all its replies (OFPMPF_REPLY_MORE followed).
 func (c *Conn) multipart(ctx context.Context, mpType uint16, body []byte) ([][]byte, error) {
+	var bodies [][]byte
+	err := c.multipartEach(ctx, mpType, body, func(b []byte) error {
+		bodies = append(bodies, b)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return bodies, nil
+}
+
+// multipartEach sends a multipart request of type mpType with body and
+// calls each with the body of every reply, in order, as the replies arrive
+// (a long reply is never held whole). An error from each abandons the
+// request: its later replies are dropped.
+func (c *Conn) multipartEach(ctx context.Context, mpType uint16, body []byte, each func([]byte) error) error {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
 	req := make([]byte, 8+len(body))
 	binary.BigEndian.PutUint16(req[0:2], mpType)
 	copy(req[8:], body)
 	b := newMessage(typeMultipartRequest, req)
-	stamp(b, c.nextXid())
+	xid := c.nextXid()
+	stamp(b, xid)
+	what := describe(b).String()
 	cl := newCall()
-	cl.multipart = true
-	if err := c.roundTrip(ctx, describe(b).String(), [][]byte{b}, cl); err != nil {
-		return nil, err
+	cl.multipart, cl.arrived = true, make(chan struct{}, 1)
+	if err := c.enqueue([][]byte{b}, cl); err != nil {
+		return errCallFailed(what, xid, err)
 	}
-	bodies := make([][]byte, 0, len(cl.parts))
-	for _, p := range cl.parts {
+	for {
+		finished := false
+		select {
+		case <-cl.arrived:
+		case <-cl.done:
+			finished = true
+		case <-ctx.Done():
+			return c.abandon(what, xid, cl, context.Cause(ctx))
+		case <-c.quit:
+			return c.abandon(what, xid, cl, c.Err())
+		}
+		if err := c.takeParts(cl, mpType, each); err != nil {
+			c.abandon(what, xid, cl, err)
+			return err
+		}
+		if finished {
+			return cl.err
+		}
+	}
+}
+
+// takeParts hands the replies cl holds so far to each.
+func (c *Conn) takeParts(cl *call, mpType uint16, each func([]byte) error) error {
+	c.mu.Lock()
+	parts := cl.parts
+	cl.parts = nil
+	c.mu.Unlock()
+	for _, p := range parts {
 		part, err := parseMultipartReply(p)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if part.Type != mpType {
-			return nil, malformed("%s request answered with %s", multipartTypeName(mpType), multipartTypeName(part.Type))
+			return malformed("%s request answered with %s", multipartTypeName(mpType), multipartTypeName(part.Type))
 		}
-		bodies = append(bodies, part.Body)
+		if err := each(part.Body); err != nil {
+			return err
+		}
 	}
-	return bodies, nil
+	return nil
+}
+
+// abandon stops waiting for cl and returns why, as a failed call.
+func (c *Conn) abandon(what string, xid uint32, cl *call, why error) error {
+	c.mu.Lock()
+	if c.calls[xid] == cl {
+		delete(c.calls, xid)
+	}
+	c.mu.Unlock()
+	return errCallFailed(what, xid, why)
 }

@@ -49,26 +49,45 @@ type FlowStats struct {
 // FlowStats returns the flows selected by f, reading every part of a
 // reply that spans several multipart messages.
 func (c *Conn) FlowStats(ctx context.Context, f FlowStatsFilter) ([]FlowStats, error) {
+	var out []FlowStats
+	err := c.flowStats(ctx, f, func(b []byte) error {
+		fs, err := parseFlowStats(b, !f.RawOnly)
+		out = append(out, fs...)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FlowStatsEach calls each for every flow selected by f as the replies
+// arrive, so that a dump of many flows is never held whole. Only the raw
+// bytes are set (RawOnly is implied), and they point into the reply: the
+// entry is valid only during the call. An error from each ends the request
+// (later replies are dropped) and is returned.
+func (c *Conn) FlowStatsEach(ctx context.Context, f FlowStatsFilter, each func(*FlowStats) error) error {
+	return c.flowStats(ctx, f, func(b []byte) error {
+		return eachFlowEntry(b, func(e []byte) error {
+			fs, err := parseFlowEntry(e, false, false)
+			if err != nil {
+				return err
+			}
+			return each(&fs)
+		})
+	})
+}
+
+// flowStats sends a flow-stats request and hands each reply's body to part.
+func (c *Conn) flowStats(ctx context.Context, f FlowStatsFilter, part func([]byte) error) error {
 	req := openflow13.NewFlowStatsRequest()
 	req.TableId = f.TableID
 	req.Cookie, req.CookieMask = f.Cookie, f.CookieMask
 	body, err := req.MarshalBinary()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	bodies, err := c.multipart(ctx, openflow13.MultipartType_Flow, body)
-	if err != nil {
-		return nil, err
-	}
-	var out []FlowStats
-	for _, b := range bodies {
-		fs, err := parseFlowStats(b, !f.RawOnly)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, fs...)
-	}
-	return out, nil
+	return c.multipartEach(ctx, openflow13.MultipartType_Flow, body, part)
 }
 
 // PortStats returns the counters of port (openflow13.P_ANY for all ports).
@@ -115,25 +134,41 @@ const flowStatsFixedLen = 48
 // well-framed entry are handed to libOpenflow under guard.
 func parseFlowStats(body []byte, decode bool) ([]FlowStats, error) {
 	var out []FlowStats
-	for len(body) > 0 {
-		if len(body) < flowStatsFixedLen+8 {
-			return nil, malformed("OFPMP_FLOW: %d trailing bytes", len(body))
+	err := eachFlowEntry(body, func(e []byte) error {
+		fs, err := parseFlowEntry(e, decode, true)
+		if err == nil {
+			out = append(out, fs)
 		}
-		n := int(binary.BigEndian.Uint16(body[0:2]))
-		if n < flowStatsFixedLen+8 || n > len(body) || n%8 != 0 {
-			return nil, malformed("OFPMP_FLOW: entry length %d of %d bytes left", n, len(body))
-		}
-		fs, err := parseFlowEntry(body[:n], decode)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, fs)
-		body = body[n:]
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func parseFlowEntry(e []byte, decode bool) (FlowStats, error) {
+// eachFlowEntry checks the framing of a flow-stats reply body and calls f
+// with each entry.
+func eachFlowEntry(body []byte, f func([]byte) error) error {
+	for len(body) > 0 {
+		if len(body) < flowStatsFixedLen+8 {
+			return malformed("OFPMP_FLOW: %d trailing bytes", len(body))
+		}
+		n := int(binary.BigEndian.Uint16(body[0:2]))
+		if n < flowStatsFixedLen+8 || n > len(body) || n%8 != 0 {
+			return malformed("OFPMP_FLOW: entry length %d of %d bytes left", n, len(body))
+		}
+		if err := f(body[:n]); err != nil {
+			return err
+		}
+		body = body[n:]
+	}
+	return nil
+}
+
+// parseFlowEntry decodes one entry; with clone its byte slices are copies,
+// else they point into e.
+func parseFlowEntry(e []byte, decode, clone bool) (FlowStats, error) {
 	fs := FlowStats{
 		TableID:     e[2],
 		Duration:    duration(e[4:12]),
@@ -151,8 +186,10 @@ func parseFlowEntry(e []byte, decode bool) (FlowStats, error) {
 	if mlen < 4 || padded > len(rest) {
 		return fs, malformed("OFPMP_FLOW: match length %d of %d bytes left", mlen, len(rest))
 	}
-	fs.MatchBytes = bytes.Clone(rest[:padded])
-	fs.InstructionBytes = bytes.Clone(rest[padded:])
+	fs.MatchBytes, fs.InstructionBytes = rest[:padded], rest[padded:]
+	if clone {
+		fs.MatchBytes, fs.InstructionBytes = bytes.Clone(fs.MatchBytes), bytes.Clone(fs.InstructionBytes)
+	}
 	if !decode {
 		return fs, nil
 	}
