@@ -9,16 +9,20 @@
 // foreign flows in the tables we own), again in one bundle: used after a
 // (re)connection and to repair drift.
 //
-// Only a 64-bit hash of each desired flow's content is kept, not the flow:
-// when Sync finds a flow missing it asks the caller to regenerate the
-// owner's flows. The Reconciler is safe for concurrent use.
+// Only 64-bit hashes of each desired flow's key and content and the bytes
+// of its key are kept, not the flow (store.go): when flow_mods must be
+// built (Flush, Sync) the reconciler asks the caller to regenerate the
+// owners concerned. The Reconciler is safe for concurrent use.
 package reconcile
 
 import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"iter"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,63 +38,60 @@ type Owner string
 
 // Switch is the narrow seam to OVS.
 type Switch interface {
-	// DumpFlows returns every flow in the tables the agent owns.
-	DumpFlows(ctx context.Context) ([]flow.Stats, error)
-	// Commit applies the flow_mods in one atomic, ordered bundle: all or
-	// nothing.
-	Commit(ctx context.Context, mods []*openflow13.FlowMod) error
+	// DumpFlows calls each for every flow in the tables the agent owns, as
+	// the switch's replies arrive (the whole table is never held). The
+	// Stats and its byte slices are valid only during the call. An error
+	// from each ends the dump and is returned.
+	DumpFlows(ctx context.Context, each func(*flow.Stats) error) error
+	// Commit applies the flow_mods of mods in one atomic, ordered bundle:
+	// all or nothing. mods is produced lazily; an error it yields discards
+	// the bundle and is returned.
+	Commit(ctx context.Context, mods iter.Seq2[*openflow13.FlowMod, error]) error
 }
 
 // Config wires a Reconciler.
 type Config struct {
 	Switch Switch
 	// Regenerate returns the current flows of owner (the same flows the
-	// last Set for it gave).
+	// last Set for it gave). It is called with the reconciler's lock held
+	// (from Flush and Sync): it must not call the Reconciler.
 	Regenerate func(owner Owner) []flow.Flow
-}
-
-type want struct {
-	hash  uint64
-	owner Owner
-}
-
-// op is a pending change of one flow key: an add (flow set) or a delete.
-type op struct {
-	add  *flow.Flow
-	hash uint64
 }
 
 // Reconciler owns the desired-versus-installed bookkeeping.
 type Reconciler struct {
-	mu        sync.Mutex
-	cfg       Config
-	seed      maphash.Seed
-	desired   map[flow.Key]want
-	owned     map[Owner][]flow.Key
-	installed map[flow.Key]uint64 // what OVS holds, as far as we know
-	pending   map[flow.Key]op
-	stats     Stats
+	mu     sync.Mutex
+	cfg    Config
+	seed   maphash.Seed
+	owners map[Owner]*ownerFlows
+	byKey  map[uint64]*ownerFlows // flow key hash -> the owner holding it
+	// gone holds flows OVS may hold that no owner wants: pending deletes,
+	// with the content hash OVS holds.
+	gone map[flow.Key]uint64
+	// todo holds the owners with a slot waiting for an add.
+	todo  map[*ownerFlows]struct{}
+	stats Stats
 }
 
 // Stats counts the reconciler's work since it was made.
 type Stats struct {
-	FlowMods      uint64        // flow_mods committed
-	Bundles       uint64        // bundles committed
-	Failures      uint64        // bundles that failed
-	Syncs         uint64        // Sync runs
-	Repairs       uint64        // flows Sync had to fix (drift)
-	Conflicts     uint64        // flows refused because another owner had the same key
-	Invalid       uint64        // flows refused by Validate
-	LastSync      time.Duration // duration of the last Sync
-	DesiredFlows  int
-	PendingFlows  int
-	InstalledKnow int
+	FlowMods     uint64        // flow_mods committed
+	Bundles      uint64        // bundles committed
+	Failures     uint64        // bundles that failed
+	Syncs        uint64        // Sync runs
+	ScopeSyncs   uint64        // SyncScopes runs (drift reported by OVS)
+	Repairs      uint64        // flows Sync had to fix (drift)
+	Conflicts    uint64        // flows refused because another owner had the same key
+	Invalid      uint64        // flows refused by Validate
+	LastSync     time.Duration // duration of the last Sync
+	DesiredFlows int           // flows the owners want
+	PendingFlows int           // flow_mods waiting for the next Flush
 }
 
 // New returns an empty reconciler.
 func New(cfg Config) *Reconciler {
-	return &Reconciler{cfg: cfg, seed: maphash.MakeSeed(), desired: map[flow.Key]want{},
-		owned: map[Owner][]flow.Key{}, installed: map[flow.Key]uint64{}, pending: map[flow.Key]op{}}
+	return &Reconciler{cfg: cfg, seed: maphash.MakeSeed(), owners: map[Owner]*ownerFlows{},
+		byKey: map[uint64]*ownerFlows{}, gone: map[flow.Key]uint64{}, todo: map[*ownerFlows]struct{}{}}
 }
 
 func (r *Reconciler) hash(c flow.Content) uint64 { return maphash.String(r.seed, string(c)) }
@@ -98,63 +99,49 @@ func (r *Reconciler) hash(c flow.Content) uint64 { return maphash.String(r.seed,
 // Set replaces the desired flows of owner and queues the flow_mods that
 // differ from what is installed. Flows that fail validation, or whose key
 // another owner already holds, are refused and returned as errors; the rest
-// are kept. Set(owner, nil) removes the owner.
+// are kept. Set(owner, nil) removes the owner. The flows are not kept.
 func (r *Reconciler) Set(owner Owner, flows []flow.Flow) []error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var errs []error
-	keep := make([]flow.Key, 0, len(flows))
-	mine := make(map[flow.Key]bool, len(flows))
-	for i := range flows {
-		f := &flows[i]
-		if err := f.Validate(); err != nil {
-			r.stats.Invalid++
-			errs = append(errs, err)
-			continue
+	o := r.owners[owner]
+	if o == nil {
+		if len(flows) == 0 {
+			return nil
 		}
-		k := f.Key()
-		if w, ok := r.desired[k]; ok && w.owner != owner {
-			r.stats.Conflicts++
-			errs = append(errs, fmt.Errorf("flow %q: key already owned by %q", f.String(), w.owner))
-			continue
-		}
-		h := r.hash(f.Content())
-		r.desired[k] = want{h, owner}
-		keep = append(keep, k)
-		mine[k] = true
-		r.queue(k, op{add: f, hash: h})
+		o = &ownerFlows{name: owner}
 	}
-	for _, k := range r.owned[owner] {
-		if !mine[k] {
-			delete(r.desired, k)
-			r.queue(k, op{})
-		}
+	entries, errs := r.compile(o, flows)
+	if !r.replace(o, entries) {
+		delete(r.owners, owner)
+		delete(r.todo, o)
+		return errs
 	}
-	if len(keep) == 0 {
-		delete(r.owned, owner)
+	r.owners[owner] = o
+	if o.dirty() {
+		r.todo[o] = struct{}{}
 	} else {
-		r.owned[owner] = keep
+		delete(r.todo, o)
 	}
 	return errs
-}
-
-// queue records that key k should end as o (an add or a delete), or drops
-// the pending change when OVS already matches.
-func (r *Reconciler) queue(k flow.Key, o op) {
-	h, have := r.installed[k]
-	switch {
-	case o.add != nil && have && h == o.hash, o.add == nil && !have:
-		delete(r.pending, k)
-	default:
-		r.pending[k] = o
-	}
 }
 
 // Pending is the number of flow_mods waiting for Flush.
 func (r *Reconciler) Pending() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.pending)
+	return r.pendingLocked()
+}
+
+func (r *Reconciler) pendingLocked() int {
+	n := len(r.gone)
+	for o := range r.todo {
+		for i := range o.slots {
+			if !o.slots[i].clean() {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Flush commits the pending flow_mods in one bundle. On failure nothing
@@ -163,63 +150,43 @@ func (r *Reconciler) Pending() int {
 func (r *Reconciler) Flush(ctx context.Context) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.pending) == 0 {
+	if len(r.gone) == 0 && len(r.todo) == 0 {
 		return 0, nil
 	}
-	keys := make([]flow.Key, 0, len(r.pending))
-	for k := range r.pending {
-		keys = append(keys, k)
+	dels := slices.SortedFunc(maps.Keys(r.gone), flow.CompareKeys)
+	owners := slices.SortedFunc(maps.Keys(r.todo), func(a, b *ownerFlows) int { return strings.Compare(string(a.name), string(b.name)) })
+	a := r.newAdds(owners)
+	if err := r.commit(ctx, dels, a); err != nil {
+		return 0, err
 	}
-	mods, err := r.mods(keys, func(k flow.Key) *openflow13.FlowMod { return k.DeleteStrict() })
+	clear(r.gone)
+	clear(r.todo)
+	return len(dels) + a.n, nil
+}
+
+// commit sends the deletes, then the adds a generates, in one bundle.
+func (r *Reconciler) commit(ctx context.Context, dels []flow.Key, a *adds) error {
+	mods := func(yield func(*openflow13.FlowMod, error) bool) {
+		for _, k := range dels {
+			if !yield(k.DeleteStrict(), nil) {
+				return
+			}
+		}
+		for fm, err := range a.mods {
+			if !yield(fm, err) {
+				return
+			}
+		}
+	}
+	err := r.cfg.Switch.Commit(ctx, mods)
+	a.settle(err == nil)
 	if err != nil {
-		return 0, err
-	}
-	if err := r.commit(ctx, mods); err != nil {
-		return 0, err
-	}
-	for _, k := range keys {
-		r.record(k, r.pending[k])
-	}
-	clear(r.pending)
-	return len(mods), nil
-}
-
-// mods encodes the pending ops of keys: deletes first, then adds, each in
-// key order so bundles are deterministic. del builds a delete for a key.
-func (r *Reconciler) mods(keys []flow.Key, del func(flow.Key) *openflow13.FlowMod) ([]*openflow13.FlowMod, error) {
-	slices.SortFunc(keys, flow.CompareKeys)
-	var dels, adds []*openflow13.FlowMod
-	for _, k := range keys {
-		o := r.pending[k]
-		if o.add == nil {
-			dels = append(dels, del(k))
-			continue
-		}
-		fm, err := o.add.FlowMod(openflow13.FC_ADD)
-		if err != nil {
-			return nil, fmt.Errorf("encode %q: %w", o.add.String(), err)
-		}
-		adds = append(adds, fm)
-	}
-	return append(dels, adds...), nil
-}
-
-func (r *Reconciler) commit(ctx context.Context, mods []*openflow13.FlowMod) error {
-	if err := r.cfg.Switch.Commit(ctx, mods); err != nil {
 		r.stats.Failures++
-		return fmt.Errorf("commit %d flow_mods: %w", len(mods), err)
+		return fmt.Errorf("commit %d deletes and %d adds: %w", len(dels), a.n, err)
 	}
 	r.stats.Bundles++
-	r.stats.FlowMods += uint64(len(mods))
+	r.stats.FlowMods += uint64(len(dels) + a.n)
 	return nil
-}
-
-func (r *Reconciler) record(k flow.Key, o op) {
-	if o.add == nil {
-		delete(r.installed, k)
-	} else {
-		r.installed[k] = o.hash
-	}
 }
 
 // Stats returns the counters and sizes.
@@ -227,6 +194,8 @@ func (r *Reconciler) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.stats
-	s.DesiredFlows, s.PendingFlows, s.InstalledKnow = len(r.desired), len(r.pending), len(r.installed)
+	// O(pending), not O(flows): Status and every scrape call this while
+	// the event loop may be waiting for the lock.
+	s.DesiredFlows, s.PendingFlows = len(r.byKey), r.pendingLocked()
 	return s
 }

@@ -152,16 +152,16 @@ func TestFailedCommitKeepsChangesPending(t *testing.T) {
 }
 
 func TestConflictingAndInvalidFlowsAreRefused(t *testing.T) {
-	r, sw, _ := setup(t)
-	if errs := r.Set("1", portFlows("1", 1)); len(errs) != 0 {
-		t.Fatal(errs)
-	}
+	r, sw, model := setup(t)
+	model.set(t, r, "1", portFlows("1", 1))
 	// Owner 2 claims the same key: refused, owner 1 keeps it.
-	if errs := r.Set("2", portFlows("1", 1)); len(errs) != 1 {
+	model["2"] = portFlows("1", 1)
+	if errs := r.Set("2", model["2"]); len(errs) != 1 {
 		t.Fatalf("conflict not reported: %v", errs)
 	}
 	invalid := flow.Flow{Table: 2, Priority: 1, Actions: []flow.Action{flow.GotoTable{Table: 1}}}
-	if errs := r.Set("3", append(portFlows("3", 3), invalid)); len(errs) != 1 {
+	model["3"] = append(portFlows("3", 3), invalid)
+	if errs := r.Set("3", model["3"]); len(errs) != 1 {
 		t.Fatalf("invalid flow not reported: %v", errs)
 	}
 	flush(t, r)
@@ -170,6 +170,73 @@ func TestConflictingAndInvalidFlowsAreRefused(t *testing.T) {
 	}
 	if s := r.Stats(); s.Conflicts != 1 || s.Invalid != 1 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// A flow handed from one owner to another between two flushes is already
+// in OVS: nothing is sent for it.
+func TestFlowMovingBetweenOwnersIsNotResent(t *testing.T) {
+	r, sw, model := setup(t)
+	model.set(t, r, "1", portFlows("1", 1, 2))
+	flush(t, r)
+	moved := portFlows("1", 2) // same key and content, now owner 2's
+	model.set(t, r, "1", portFlows("1", 1))
+	model.set(t, r, "2", moved)
+	if n := flush(t, r); n != 0 || len(sw.Flows) != 2 {
+		t.Fatalf("move sent %d flow_mods, switch has %d", n, len(sw.Flows))
+	}
+	// Removing the new owner deletes it; nothing else changes.
+	model.set(t, r, "2", nil)
+	if n := flush(t, r); n != 1 || len(sw.Flows) != 1 {
+		t.Fatalf("removal sent %d flow_mods, switch has %d", n, len(sw.Flows))
+	}
+}
+
+// A change of one flow of a large owner sends that flow alone, and Flush
+// builds it from the regenerated owner.
+func TestOneChangeInLargeOwner(t *testing.T) {
+	r, sw, model := setup(t)
+	ports := make([]uint32, 200)
+	for i := range ports {
+		ports[i] = uint32(i + 1)
+	}
+	model.set(t, r, "1", portFlows("1", ports...))
+	if n := flush(t, r); n != 200 {
+		t.Fatalf("initial flush sent %d", n)
+	}
+	changed := portFlows("1", ports...)
+	changed[57].Actions = []flow.Action{flow.Output{Port: 4242}}
+	model.set(t, r, "1", changed)
+	if p := r.Pending(); p != 1 {
+		t.Fatalf("pending %d, want 1", p)
+	}
+	if n := flush(t, r); n != 1 {
+		t.Fatalf("one change sent %d flow_mods", n)
+	}
+	if got := sw.Flows[changed[57].Key()]; got.Content() != changed[57].Content() {
+		t.Fatal("changed flow not in the switch")
+	}
+	if res, err := r.Sync(context.Background()); err != nil || res.Changed() != 0 || res.Kept != 200 {
+		t.Fatalf("sync after the change: %+v %v", res, err)
+	}
+}
+
+// The second flow with a key the owner already gave is refused, and the
+// first is what OVS gets, by Flush and by Sync alike.
+func TestDuplicateKeyInOneOwner(t *testing.T) {
+	r, sw, model := setup(t)
+	first, second := portFlows("1", 5)[0], portFlows("1", 5)[0]
+	second.Actions = []flow.Action{flow.Output{Port: 4242}}
+	model["1"] = []flow.Flow{first, second}
+	if errs := r.Set("1", model["1"]); len(errs) != 1 {
+		t.Fatalf("duplicate not reported: %v", errs)
+	}
+	flush(t, r)
+	if got := sw.Flows[first.Key()]; got.Content() != first.Content() {
+		t.Fatal("the switch does not hold the first flow")
+	}
+	if res, err := r.Sync(context.Background()); err != nil || res.Changed() != 0 {
+		t.Fatalf("sync after the flush: %+v %v", res, err)
 	}
 }
 

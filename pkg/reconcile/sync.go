@@ -1,12 +1,13 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"hash/maphash"
 	"slices"
+	"strings"
 	"time"
-
-	"github.com/contiv/libOpenflow/openflow13"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
 )
@@ -27,53 +28,61 @@ func (s SyncResult) Changed() int { return s.Added + s.Modified + s.Deleted }
 // the flow_mods that make them equal to the desired flows. Flows that are
 // already right are not touched (their counters keep running). Pending
 // changes are folded in. On success OVS holds exactly the desired flows.
+// The dump is compared flow by flow as it arrives; the adds are generated
+// owner by owner while the bundle is sent.
 func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
-	actual, err := r.cfg.Switch.DumpFlows(ctx)
+	var res SyncResult
+	for _, o := range r.owners {
+		for i := range o.slots {
+			o.slots[i].seen = false
+		}
+	}
+	var dels []flow.Key
+	var buf []byte
+	err := r.cfg.Switch.DumpFlows(ctx, func(st *flow.Stats) error {
+		k := st.Key()
+		buf = appendKey(buf[:0], k)
+		if s := r.lookup(buf); s != nil {
+			s.seen, s.installed, s.have = true, true, r.hash(st.Content())
+			if s.have == s.want {
+				res.Kept++
+			} else {
+				res.Modified++
+			}
+			return nil
+		}
+		dels = append(dels, k) // stale or foreign
+		res.Deleted++
+		return nil
+	})
 	if err != nil {
 		return SyncResult{}, fmt.Errorf("dump flows: %w", err)
 	}
-	var res SyncResult
-	dels := map[flow.Key]*openflow13.FlowMod{}
-	present := make(map[flow.Key]uint64, len(actual))
-	for i := range actual {
-		s := &actual[i]
-		k, h := s.Key(), r.hash(s.Content())
-		present[k] = h
-		w, ok := r.desired[k]
-		switch {
-		case ok && w.hash == h:
-			res.Kept++
-		case ok:
-			res.Modified++
-		default:
-			dels[k] = s.DeleteStrict()
-			res.Deleted++
+	var owners []*ownerFlows
+	for _, o := range r.owners {
+		for i := range o.slots {
+			if s := &o.slots[i]; !s.seen {
+				s.installed = false
+				res.Added++
+			}
+		}
+		if o.dirty() {
+			owners = append(owners, o)
+			r.todo[o] = struct{}{} // pending until committed
 		}
 	}
-	adds, err := r.missing(present, &res)
-	if err != nil {
-		return res, err
-	}
-	if len(dels)+len(adds) > 0 {
-		mods := make([]*openflow13.FlowMod, 0, len(dels)+len(adds))
-		for _, k := range sortedKeys(dels) {
-			mods = append(mods, dels[k])
-		}
-		for _, k := range sortedKeys(adds) {
-			mods = append(mods, adds[k])
-		}
-		if err := r.commit(ctx, mods); err != nil {
+	slices.SortFunc(owners, func(a, b *ownerFlows) int { return strings.Compare(string(a.name), string(b.name)) })
+	slices.SortFunc(dels, flow.CompareKeys)
+	if len(dels)+len(owners) > 0 {
+		if err := r.commit(ctx, dels, r.newAdds(owners)); err != nil {
 			return res, err
 		}
 	}
-	clear(r.installed)
-	for k, w := range r.desired {
-		r.installed[k] = w.hash
-	}
-	clear(r.pending)
+	clear(r.gone)
+	clear(r.todo)
 	r.stats.Syncs++
 	r.stats.Repairs += uint64(res.Changed())
 	res.Duration = time.Since(start)
@@ -81,49 +90,16 @@ func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) {
 	return res, nil
 }
 
-// missing encodes adds for desired flows that OVS lacks or holds with other
-// contents, regenerating only the owners concerned.
-func (r *Reconciler) missing(present map[flow.Key]uint64, res *SyncResult) (map[flow.Key]*openflow13.FlowMod, error) {
-	need := map[Owner][]flow.Key{}
-	for k, w := range r.desired {
-		if h, ok := present[k]; ok && h == w.hash {
-			continue
-		} else if !ok {
-			res.Added++
-		}
-		need[w.owner] = append(need[w.owner], k)
+// lookup returns the desired slot whose key record is rec, or nil.
+func (r *Reconciler) lookup(rec []byte) *slot {
+	h := maphash.Bytes(r.seed, rec)
+	o := r.byKey[h]
+	if o == nil {
+		return nil
 	}
-	adds := map[flow.Key]*openflow13.FlowMod{}
-	for owner, keys := range need {
-		byKey := map[flow.Key]*flow.Flow{}
-		flows := r.cfg.Regenerate(owner)
-		for i := range flows {
-			byKey[flows[i].Key()] = &flows[i]
-		}
-		for _, k := range keys {
-			f, ok := byKey[k]
-			if !ok {
-				// The owner changed since its last Set; the Set that
-				// follows removes the key. Install nothing for it now.
-				delete(r.desired, k)
-				continue
-			}
-			fm, err := f.FlowMod(openflow13.FC_ADD)
-			if err != nil {
-				return nil, fmt.Errorf("encode %q: %w", f.String(), err)
-			}
-			r.desired[k] = want{r.hash(f.Content()), owner}
-			adds[k] = fm
-		}
+	i := o.find(h)
+	if i < 0 || !bytes.Equal(o.record(i), rec) {
+		return nil // another key with the same hash
 	}
-	return adds, nil
-}
-
-func sortedKeys[V any](m map[flow.Key]V) []flow.Key {
-	keys := make([]flow.Key, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, flow.CompareKeys)
-	return keys
+	return &o.slots[i]
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 
 	"github.com/contiv/libOpenflow/openflow13"
@@ -28,19 +29,42 @@ type Switch struct {
 // New returns an empty switch.
 func New() *Switch { return &Switch{Flows: map[flow.Key]flow.Stats{}} }
 
-// DumpFlows returns every flow.
-func (s *Switch) DumpFlows(context.Context) ([]flow.Stats, error) {
+// DumpFlows calls each for every flow, in no particular order.
+func (s *Switch) DumpFlows(_ context.Context, each func(*flow.Stats) error) error {
 	s.Mu.Lock()
-	defer s.Mu.Unlock()
-	out := make([]flow.Stats, 0, len(s.Flows))
+	flows := make([]flow.Stats, 0, len(s.Flows))
 	for _, f := range s.Flows {
-		out = append(out, f)
+		flows = append(flows, f)
 	}
-	return out, nil
+	s.Mu.Unlock()
+	for i := range flows {
+		if err := each(&flows[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// Commit applies mods atomically.
-func (s *Switch) Commit(_ context.Context, mods []*openflow13.FlowMod) error {
+// DumpScope calls each for every flow of table whose cookie is cookie.
+func (s *Switch) DumpScope(ctx context.Context, table uint8, cookie uint64, each func(*flow.Stats) error) error {
+	return s.DumpFlows(ctx, func(st *flow.Stats) error {
+		if st.Table != table || st.Cookie != cookie {
+			return nil
+		}
+		return each(st)
+	})
+}
+
+// Commit applies mods atomically: nothing when the sequence yields an
+// error.
+func (s *Switch) Commit(_ context.Context, seq iter.Seq2[*openflow13.FlowMod, error]) error {
+	var mods []*openflow13.FlowMod
+	for m, err := range seq {
+		if err != nil {
+			return err
+		}
+		mods = append(mods, m)
+	}
 	s.Mu.Lock()
 	defer s.Mu.Unlock()
 	if s.FailNext {
