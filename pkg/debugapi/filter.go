@@ -201,9 +201,9 @@ func endpointPred(v string, e env) (func(item) bool, error) {
 	ip, ipErr := netip.ParseAddr(v)
 	for _, ep := range e.state.Endpoints {
 		if ep.Port == v || ipErr == nil && ep.IP == ip {
-			cookie := ep.Cookie()
+			object := ep.Cookie() & pipeline.ObjectMask // every role of its flows
 			return func(it item) bool {
-				return it.cookie == cookie || it.any(func(f flow.Flow) bool {
+				return it.cookie&pipeline.ObjectMask == object || it.any(func(f flow.Flow) bool {
 					return usesPort(f, ep.OFPort) || usesMAC(f, ep.MAC) || usesIP(f, ep.IP)
 				})
 			}, nil
@@ -253,14 +253,14 @@ func networkPred(v string, e env) (func(item) bool, error) {
 			names = append(names, n.Name)
 			continue
 		}
-		cookies := map[uint64]bool{n.Cookie(): true}
+		cookies := map[uint64]bool{n.Cookie(): true} // by cookie & ObjectMask: every role
 		for _, ep := range e.state.Endpoints {
 			if ep.Network == n.Name {
 				cookies[ep.Cookie()] = true
 			}
 		}
 		return func(it item) bool {
-			return cookies[it.cookie] || it.any(func(f flow.Flow) bool { return usesVNI(f, n.VNI) })
+			return cookies[it.cookie&pipeline.ObjectMask] || it.any(func(f flow.Flow) bool { return usesVNI(f, n.VNI) })
 		}, nil
 	}
 	return nil, badParam("network", "no network %q (known: %s)", v, strings.Join(names, ", "))

@@ -133,7 +133,7 @@ func EndpointFlows(n Network, e Endpoint) []flow.Flow {
 	out := []flow.Flow{
 		guard(flow.Match{EthType: flow.EthTypeIPv4, IPv4Src: flow.Host(e.IP)}, L2Forward),
 		guard(flow.Match{EthType: flow.EthTypeARP, ArpSpa: flow.Host(e.IP), ArpSha: e.MAC}, ARPResponder),
-		{Table: uint8(SpoofGuard), Priority: priorityPortDrop, Cookie: c, Match: flow.Match{InPort: e.OFPort}},
+		{Table: uint8(SpoofGuard), Priority: priorityPortDrop, Cookie: WithRole(c, RoleSpoofDrop), Match: flow.Match{InPort: e.OFPort}},
 		responder().Address(n.VNI, e.IP, e.MAC, c),
 		{Table: uint8(L2Forward), Priority: priorityEndpoint, Cookie: c,
 			Match:   flow.Match{EthDst: e.MAC}.WithReg(regNetwork, n.VNI),

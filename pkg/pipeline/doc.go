@@ -9,7 +9,8 @@
 // arguments: EndpointFlows on the endpoint and its network, RemoteHostFlows
 // on the host and the networks (its ranges), RemoteEndpointFlows on the
 // endpoint, its network and host, NetworkFlows on the network, FixedFlows on
-// the tunnel port. All flows of one object share its cookie (see Cookie).
+// the tunnel port. All flows of one object share its cookie, but for the
+// role field that singles out flows read on their own (see Cookie, Role).
 // Build leaves out network and remote flows while there is no tunnel port.
 //
 // How to add a table:

@@ -111,15 +111,17 @@ func tunnels() tunnel.Layout {
 //
 //	63..48  CookieMagic: the agent's flows, and only those, carry it
 //	47..40  Category of the object the flow belongs to
-//	39..32  reserved, zero
+//	39..32  Role of the flow within its object; zero for most flows
 //	31..0   object ID: FNV-1a of the object's identity (ObjectID)
 //
 // All of the agent's flows are selected by CookieMagic/MagicMask; all flows
-// of one object by its cookie/ObjectMask.
+// of one object by its cookie/ObjectMask (whatever their role); the flows
+// of one role in every object of a category by RoleCookie/RoleMask.
 const (
 	CookieMagic uint64 = 0xfca0 << 48
 	MagicMask   uint64 = 0xffff << 48
 	ObjectMask  uint64 = MagicMask | 0xff<<40 | 0xffffffff
+	RoleMask    uint64 = MagicMask | 0xff<<40 | 0xff<<32
 )
 
 // Category is the kind of object a flow belongs to.
@@ -138,6 +140,27 @@ const (
 func Cookie(c Category, id uint32) uint64 {
 	return CookieMagic | uint64(c)<<40 | uint64(id)
 }
+
+// Role marks the flows that a reader selects across objects by cookie, so
+// that Open vSwitch returns them alone (a flow-stats request with
+// RoleCookie/RoleMask) instead of every flow of their table.
+type Role uint8
+
+// Roles.
+const (
+	RoleNone Role = 0
+	// RoleSpoofDrop is a local endpoint's spoof_guard drop flow (in_port,
+	// no actions, below the flows admitting its own MAC and IP): its
+	// packet counter is the port's spoof-guard drops (the metrics read it).
+	RoleSpoofDrop Role = 1
+)
+
+// WithRole returns cookie with its role field set to r.
+func WithRole(cookie uint64, r Role) uint64 { return cookie&^(0xff<<32) | uint64(r)<<32 }
+
+// RoleCookie is, with RoleMask, the cookie selection of the flows of role r
+// in every object of category c.
+func RoleCookie(c Category, r Role) uint64 { return WithRole(Cookie(c, 0), r) }
 
 // ParseCookie splits an agent cookie; ok is false for a foreign cookie.
 func ParseCookie(cookie uint64) (c Category, id uint32, ok bool) {
