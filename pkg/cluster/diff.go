@@ -8,6 +8,9 @@ import (
 // Delta is what changed from one view to the next, so that the agent does
 // work proportional to the change. Every list is in the views' order.
 type Delta struct {
+	// From is the revision of the view the change starts from.
+	From int64
+
 	NetworksAdded, NetworksRemoved []Network
 	NetworksChanged                []NetworkChange
 	HostsAdded, HostsRemoved       []Host
@@ -43,7 +46,7 @@ func (d Delta) String() string {
 
 // Diff compares two normalized views in one pass over their sorted lists.
 func Diff(old, new View) Delta {
-	var d Delta
+	d := Delta{From: old.Revision}
 	d.NetworksAdded, d.NetworksRemoved, d.NetworksChanged = diffSorted(old.Networks, new.Networks,
 		func(a, b Network) int { return cmp.Compare(a.Name, b.Name) },
 		func(a, b Network) bool { return a == b },

@@ -1,7 +1,8 @@
 // Package cluster is the agent's view of the cluster: which networks exist
 // and which hosts (and, with the etcd backend, remote endpoints) are out
-// there. A Source delivers a View and every later change; Diff tells what
-// changed so that the agent does work proportional to the change.
+// there. A Source delivers a View and every later change; the View's
+// Delta (or Diff, when a source does not know it) tells what changed so
+// that the agent does work proportional to the change.
 //
 // The default Source, Static, reads one YAML file (annotated example:
 // docs/cluster.example.yaml):

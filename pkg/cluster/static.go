@@ -218,12 +218,12 @@ func (s *Static) reject(err error) {
 func (s *Static) publish(v, prev View) {
 	s.mu.Lock()
 	v.Revision = s.current.Revision + 1
+	s.mu.Unlock()
+	d := Diff(prev, v)
+	v.Delta = &d
+	s.mu.Lock()
 	s.current = v
 	s.mu.Unlock()
-	s.log.Info("cluster view updated", "revision", v.Revision, "change", Diff(prev, v).String())
-	select {
-	case <-s.updates:
-	default:
-	}
-	s.updates <- v
+	s.log.Info("cluster view updated", "revision", v.Revision, "change", d.String())
+	Offer(s.updates, v)
 }

@@ -29,6 +29,12 @@ type View struct {
 	// Revision increases with every distinct view a Source publishes. The
 	// static backend counts from 1; an etcd backend uses the store revision.
 	Revision int64
+
+	// Delta, if set, is what changed from the view of revision Delta.From
+	// to this one, as the Source knows it: a reader holding that view can
+	// apply it instead of computing Diff, which walks both views. Sources
+	// set it with Offer; nil means "use Diff".
+	Delta *Delta
 }
 
 // Network is an isolated layer-2 segment carried in tunnels under its VNI.

@@ -101,7 +101,8 @@ type index struct {
 
 	dirty                 map[ipKey]struct{}
 	netsDirty, hostsDirty bool
-	built                 bool // resolve ran once
+	built                 bool          // resolve ran once
+	delta                 cluster.Delta // what the last resolve changed in the view (From not set)
 
 	// reported holds the problem last reported per subject, so that each
 	// is reported once; previous is the map of the index this one replaces

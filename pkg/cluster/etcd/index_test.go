@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -264,7 +265,12 @@ func TestIndexIncrementalMatchesFresh(t *testing.T) {
 			}
 			batch = append(batch, o)
 		}
+		before := x.view(1)
 		apply(x, batch...)
+		d, diff := x.delta, cluster.Diff(before, x.view(2))
+		if d.From = before.Revision; !reflect.DeepEqual(d, diff) {
+			t.Fatalf("step %d: the index's delta differs from Diff:\n got %#v\nwant %#v", step, d, diff)
+		}
 		fresh := newIndex(tk, nil, nil)
 		for _, o := range live {
 			fresh.put(o.key, []byte(o.value), o.create)

@@ -13,11 +13,18 @@ import (
 // the view's lists. It reports whether the view changed.
 func (x *index) resolve() bool {
 	defer func() { x.previous, x.built = nil, true }()
+	before := cluster.View{Networks: x.networks, Hosts: x.hostList}
+	x.delta = cluster.Delta{}
 	netsChanged := x.netsDirty && x.resolveNetworks()
 	hostsChanged := false
 	var moved map[string]bool
 	if x.hostsDirty {
 		hostsChanged, moved = x.resolveHosts()
+	}
+	if netsChanged || hostsChanged {
+		d := cluster.Diff(before, cluster.View{Networks: x.networks, Hosts: x.hostList})
+		x.delta.NetworksAdded, x.delta.NetworksRemoved, x.delta.NetworksChanged = d.NetworksAdded, d.NetworksRemoved, d.NetworksChanged
+		x.delta.HostsAdded, x.delta.HostsRemoved, x.delta.HostsChanged = d.HostsAdded, d.HostsRemoved, d.HostsChanged
 	}
 	x.netsDirty, x.hostsDirty = false, false
 	if netsChanged {
@@ -279,21 +286,37 @@ func (x *index) settle(id ipKey) bool {
 }
 
 // merge returns a new sorted endpoint list: the previous one with the
-// changed IPs replaced by what the view now shows for them. It costs a
-// binary search per change and one copy of the list.
+// changed IPs replaced by what the view now shows for them, and records
+// the changes in x.delta. It costs a binary search per change and one copy
+// of the list.
 func (x *index) merge(changes []ipKey) []cluster.RemoteEndpoint {
 	slices.SortFunc(changes, compareIPKeys)
 	out := make([]cluster.RemoteEndpoint, 0, len(x.endpoints)+len(changes))
 	old := x.endpoints
+	d := &x.delta
 	for _, id := range changes {
 		i, found := slices.BinarySearchFunc(old, id, compareEndpointKey)
 		out = append(out, old[:i]...)
+		var was *cluster.RemoteEndpoint
 		if found {
+			was = &old[i]
 			i++ // replaced or removed
 		}
 		old = old[i:]
-		if st, ok := x.ips[id]; ok && st.inView {
-			out = append(out, endpointFor(id, st.shown))
+		st, ok := x.ips[id]
+		switch {
+		case ok && st.inView && was == nil:
+			e := endpointFor(id, st.shown)
+			out = append(out, e)
+			d.EndpointsAdded = append(d.EndpointsAdded, e)
+		case ok && st.inView:
+			e := endpointFor(id, st.shown)
+			out = append(out, e)
+			if !was.Equal(e) {
+				d.EndpointsChanged = append(d.EndpointsChanged, cluster.EndpointChange{Old: *was, New: e})
+			}
+		case was != nil:
+			d.EndpointsRemoved = append(d.EndpointsRemoved, *was)
 		}
 	}
 	return append(out, old...)

@@ -272,6 +272,11 @@ func (s *Source) publish(x *index, rev int64, listed bool) {
 	v := x.view(rev)
 	n, h, c := x.counts()
 	s.mu.Lock()
+	if !listed { // a list starts a new index: it knows no delta
+		d := x.delta
+		d.From = s.current.Revision
+		v.Delta = &d
+	}
 	same := s.have && listed && v.Equal(s.current)
 	s.current, s.have = v, true
 	s.state.Revision, s.state.Networks, s.state.Hosts, s.state.Claims = rev, n, h, c
@@ -282,11 +287,7 @@ func (s *Source) publish(x *index, rev int64, listed bool) {
 	}
 	s.log.Debug("cluster view from etcd", "revision", rev, "networks", len(v.Networks), "hosts", len(v.Hosts),
 		"endpoints", len(v.Endpoints))
-	select {
-	case <-s.updates:
-	default:
-	}
-	s.updates <- v
+	cluster.Offer(s.updates, v)
 }
 
 // setConnected records the connection state and logs its changes.
