@@ -75,6 +75,7 @@ func TestAttachArgs(t *testing.T) {
 		{"invalid cluster file", []string{"--cluster-file", bad, "--network", "blue", "--ip", "10.100.1.5/24", ns}, 1, "cluster file", "", ""},
 		{"bad mac", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", "--mac", "0a:58", ns}, 2, "--mac", "", ""},
 		{"bad gateway", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", "--gateway", "x", ns}, 2, "--gateway", "", ""},
+		{"bad tx offload", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", "--tx-offload", "no", ns}, 2, `--tx-offload "no": want auto, on or off`, "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,6 +127,23 @@ func prefixText(p netip.Prefix) string {
 		return ""
 	}
 	return p.String()
+}
+
+func TestAttachTxOffloadFlag(t *testing.T) {
+	for flagValue, want := range map[string]attach.TxOffload{"": attach.TxOffloadAuto, "auto": attach.TxOffloadAuto,
+		"on": attach.TxOffloadOn, "off": attach.TxOffloadOff} {
+		args := []string{"--network", "blue", "--ip", "10.1.2.3/24", "/var/run/netns/c1"}
+		if flagValue != "" {
+			args = append(args, "--tx-offload", flagValue)
+		}
+		if o, _, err := prepareArgs(args); err != nil || o.TxOffload != want {
+			t.Errorf("--tx-offload %q: %q, %v; want %q", flagValue, o.TxOffload, err, want)
+		}
+	}
+	res := newAttachResult(attach.Attachment{TxChecksum: "off"}, attach.Container{})
+	if res.TxChecksum != "off" || txText(res.TxChecksum) != ", tx checksum off" || txText("") != "" {
+		t.Errorf("result %+v, text %q", res, txText(res.TxChecksum))
+	}
 }
 
 func TestDetachArgs(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/config"
 	"github.com/ofctl-agent/ofctl-agent/pkg/httpserver"
 	"github.com/ofctl-agent/ofctl-agent/pkg/metrics"
+	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 )
 
@@ -80,7 +81,8 @@ func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics) (*
 	ac := agent.Config{NodeName: cfg.NodeName, OVSDB: cfg.OVSDB, OpenFlow: cfg.OpenFlow,
 		Bridge:     ovsdb.BridgeConfig{Name: cfg.Bridge, DatapathType: cfg.DatapathType},
 		TunnelPort: cfg.TunnelPort, TunnelOFPort: cfg.TunnelOFPort, Cluster: backend.source,
-		VerifyEvery: cfg.VerifyEvery, EchoInterval: cfg.EchoInterval, DeadInterval: cfg.DeadInterval,
+		VerifyEvery: cfg.VerifyEvery, MonitoredVerifyEvery: cfg.MonitorVerify, NoFlowMonitor: !cfg.FlowMonitor,
+		EchoInterval: cfg.EchoInterval, DeadInterval: cfg.DeadInterval,
 		Logger: log, OnReady: func() { sdNotify("READY=1") }, OnSync: loop.ObserveSync, OnApply: loop.ObserveApply}
 	if backend.publisher != nil {
 		ac.Publisher = backend.publisher
@@ -108,8 +110,16 @@ func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics) (*
 // if not nil, is registered too (the etcd backend's state).
 func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *metrics.LoopMetrics, log *slog.Logger,
 	extra prometheus.Collector) (*httpserver.Server, error) {
+	// The OVS collectors read on a connection of their own (the agent's
+	// while it is down): on the agent's, its flow_mods would wait behind
+	// their replies.
+	sw, err := metrics.OwnSwitch(ctx, openflow.Config{Addr: cfg.OpenFlow, EchoInterval: cfg.EchoInterval,
+		DeadInterval: cfg.DeadInterval, Logger: log.With("connection", "metrics")}, metrics.AgentSwitch(ag))
+	if err != nil {
+		return nil, err
+	}
 	src := metrics.Sources{Status: ag.Status, Loop: loop, Logger: log,
-		OVS: metrics.OVSConfig{Switch: metrics.AgentSwitch(ag), Ports: metrics.AgentPortLabels(ag)}}
+		OVS: metrics.OVSConfig{Switch: sw, Ports: metrics.AgentPortLabels(ag)}}
 	if extra != nil {
 		src.Extra = append(src.Extra, extra)
 	}

@@ -29,10 +29,19 @@ type Config struct {
 	TunnelOFPort int    // its ofport_request
 	TunnelIP     netip.Addr
 	Cluster      cluster.Source
-	VerifyEvery  time.Duration // drift check period (at least; longer when a Sync is slow)
-	EchoInterval time.Duration
-	DeadInterval time.Duration
-	Logger       *slog.Logger
+	// VerifyEvery: how often OVS is compared in full with the desired flows
+	// when it does not report flow changes (at least; longer when a Sync is
+	// slow). Default 1s.
+	VerifyEvery time.Duration
+	// MonitoredVerifyEvery: the same while OVS's flow monitor reports
+	// changes, which are repaired as they come: a safety net. Default 5m.
+	MonitoredVerifyEvery time.Duration
+	// NoFlowMonitor: do not ask OVS to report flow changes; drift is found
+	// by the comparison every VerifyEvery alone.
+	NoFlowMonitor bool
+	EchoInterval  time.Duration
+	DeadInterval  time.Duration
+	Logger        *slog.Logger
 	// OnReady is called once, after the first complete Sync (sd_notify).
 	OnReady func()
 	// OnApply, if set, is called after every batch of interface events
@@ -70,6 +79,9 @@ type Agent struct {
 	conn      atomic.Pointer[openflow.Conn]
 	ready     atomic.Bool
 	readyOnce sync.Once
+	monitored atomic.Bool  // OVS reports flow changes on the current connection
+	drift     *driftQueue  // what it reported, until repaired (monitor.go)
+	lastFull  atomic.Int64 // unix nanoseconds of the last successful full Sync
 
 	mu      sync.Mutex
 	rejects map[string]uint64
@@ -87,8 +99,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.VerifyEvery <= 0 {
 		cfg.VerifyEvery = time.Second
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, reg: endpoint.NewRegistry(), badIfaces: map[string]string{}, rejects: map[string]uint64{}}
+	if cfg.MonitoredVerifyEvery <= 0 {
+		cfg.MonitoredVerifyEvery = 5 * time.Minute
+	}
 	maxTable := uint8(len(pipeline.Tables()) - 1)
+	a := &Agent{cfg: cfg, log: cfg.Logger, reg: endpoint.NewRegistry(), badIfaces: map[string]string{}, rejects: map[string]uint64{},
+		drift: newDriftQueue(maxTable)}
 	a.rec = reconcile.New(reconcile.Config{
 		Switch:     ofSwitch{conn: a.conn.Load, maxTable: maxTable},
 		Regenerate: func(o reconcile.Owner) []flow.Flow { return a.model.regenerate(o) },
@@ -150,14 +166,26 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.ensureOVSDB(ctx); err != nil {
 		return nil // ctx ended
 	}
+	// Programming before the interfaces are known would remove every
+	// endpoint's flows from a bridge that has them (a restart).
+	select {
+	case <-a.db.Synced():
+	case <-ctx.Done():
+		return nil
+	}
 	sub := a.db.Subscribe()
 	defer sub.Close()
 	view, err := a.firstView(ctx)
 	if err != nil {
 		return nil
 	}
-	for _, iface := range a.db.Interfaces() {
-		a.handleInterface(ovsdb.InterfaceEvent{Kind: ovsdb.Added, Interface: iface})
+	select {
+	case snapshot := <-sub.C():
+		for _, ev := range snapshot {
+			a.handleInterface(ev)
+		}
+	case <-ctx.Done():
+		return nil
 	}
 	a.model.setView(view, a.reg.Active())
 	a.publish()

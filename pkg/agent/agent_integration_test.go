@@ -42,16 +42,17 @@ type harness struct {
 	done   chan struct{}
 }
 
-func startAgent(t *testing.T, node *testbed.Node, self string) *harness {
+func startAgent(t *testing.T, node *testbed.Node, self string, mod ...func(*Config)) *harness {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "cluster.yaml")
 	if err := os.WriteFile(file, []byte(clusterYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return startAgentWith(t, node, self, file)
+	return startAgentWith(t, node, self, file, mod...)
 }
 
-func startAgentWith(t *testing.T, node *testbed.Node, self, file string) *harness {
+// startAgentWith runs an agent on node; mod may change its Config.
+func startAgentWith(t *testing.T, node *testbed.Node, self, file string, mod ...func(*Config)) *harness {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var a *Agent
@@ -60,9 +61,13 @@ func startAgentWith(t *testing.T, node *testbed.Node, self, file string) *harnes
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err = New(Config{NodeName: self, OVSDB: node.DBAddr(), OpenFlow: node.MgmtAddr("br-int"),
+	cfg := Config{NodeName: self, OVSDB: node.DBAddr(), OpenFlow: node.MgmtAddr("br-int"),
 		Bridge: ovsdb.BridgeConfig{Name: "br-int", DatapathType: "netdev"}, TunnelPort: "gre0", TunnelOFPort: 100,
-		Cluster: src, VerifyEvery: 200 * time.Millisecond, EchoInterval: time.Second, DeadInterval: 3 * time.Second, Logger: log})
+		Cluster: src, VerifyEvery: 200 * time.Millisecond, EchoInterval: time.Second, DeadInterval: 3 * time.Second, Logger: log}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	a, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

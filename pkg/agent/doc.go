@@ -6,10 +6,12 @@
 //	ovsdb interfaces ─┐
 //	cluster view ─────┼─> model (owners) ─> reconcile.Set ─> Flush: one bundle ─> OVS
 //	openflow connect ─┘                                 └──> Sync: dump, diff, one bundle
+//	OVS flow monitor ───> reported drift ──> SyncScopes: dump one table+cookie, one bundle
 //
 // One goroutine (Run's loop) owns the model; the OpenFlow client's hook and
 // the periodic drift check call Sync, which regenerates owners' flows under
-// the model lock. Start-up is hitless: the model is loaded completely (all
+// the model lock. Out-of-band changes are repaired as OVS reports them
+// (monitor.go); the periodic full comparison is then a rare safety net. Start-up is hitless: the model is loaded completely (all
 // interfaces, a valid cluster view) before the first OpenFlow connection, so
 // the first Sync keeps every flow that is already right.
 package agent

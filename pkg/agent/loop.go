@@ -14,35 +14,43 @@ import (
 )
 
 // maxBatch bounds how many queued interface events are folded into one
-// bundle.
+// bundle (a single batch from the subscription may exceed it).
 const maxBatch = 1024
 
 // loop is the only writer of the model after start-up.
 func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 	verify := time.NewTimer(a.cfg.VerifyEvery)
 	defer verify.Stop()
+	repair := newRepairTimer()
+	defer repair.t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-sub.C():
-			start := time.Now()
-			events := 1
-			a.handleInterface(ev)
-			for i := 0; i < maxBatch; i++ {
-				select {
-				case ev := <-sub.C():
+		case batch := <-sub.C():
+			taken := time.Now()
+			start := taken
+			events := 0
+			for {
+				for _, ev := range batch {
+					// Latency starts when the update reached the agent.
+					if r := ev.Received; !r.IsZero() && r.Before(start) {
+						start = r
+					}
 					a.handleInterface(ev)
-					events++
-					continue
-				default:
 				}
-				break
+				events += len(batch)
+				if events >= maxBatch || !a.moreEvents(sub, &batch) {
+					break
+				}
 			}
+			flushed := time.Now()
 			n := a.flush(ctx)
 			a.publish()
 			if a.cfg.OnApply != nil {
-				a.cfg.OnApply(Applied{Events: events, FlowMods: n, Latency: time.Since(start)})
+				now := time.Now()
+				a.cfg.OnApply(Applied{Events: events, FlowMods: n, Latency: now.Sub(start),
+					Queued: taken.Sub(start), Commit: now.Sub(flushed)})
 			}
 		case v := <-a.cfg.Cluster.Updates():
 			a.log.Info("cluster view changed", "revision", v.Revision, "networks", len(v.Networks), "hosts", len(v.Hosts))
@@ -51,7 +59,22 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 		case <-verify.C:
 			next := a.verify(ctx)
 			verify.Reset(next)
+		case <-a.drift.kick:
+			repair.soon()
+		case <-repair.t.C:
+			repair.fired(a.repairDrift(ctx))
 		}
+	}
+}
+
+// moreEvents takes another batch if one is ready, without waiting.
+func (a *Agent) moreEvents(sub *ovsdb.Subscription, batch *[]ovsdb.InterfaceEvent) bool {
+	select {
+	case b, ok := <-sub.C():
+		*batch = b
+		return ok
+	default:
+		return false
 	}
 }
 
@@ -119,12 +142,16 @@ func (a *Agent) publish() {
 }
 
 // Applied describes one batch of OVSDB interface events turned into flows:
-// Latency runs from the first event's receipt to OVS's confirmation of the
-// bundle (the flows are in OVS).
+// Latency runs from the arrival of the first event's OVSDB update at the
+// agent to OVS's confirmation of the bundle (the flows are in OVS). Of it,
+// Queued is the wait before the loop took the event (the loop was busy),
+// Commit the flush (bundle round trip) and publication.
 type Applied struct {
 	Events   int
 	FlowMods int
 	Latency  time.Duration
+	Queued   time.Duration
+	Commit   time.Duration
 }
 
 // flush commits pending flow_mods and returns how many; a failure is left
@@ -146,22 +173,31 @@ func (a *Agent) flush(ctx context.Context) int {
 }
 
 // verify compares OVS with the desired flows and repairs drift. It returns
-// when to run next: VerifyEvery, or longer when a sync is slow, so the
-// check costs OVS at most ~20% of its time.
+// when to run next. Without the flow monitor: VerifyEvery, or longer when
+// a sync is slow, so the check costs OVS at most ~20% of its time. With
+// it, this is a safety net: a full Sync once per MonitoredVerifyEvery
+// (checked every VerifyEvery, so that losing the monitor on a reconnection
+// brings the old pace back).
 func (a *Agent) verify(ctx context.Context) time.Duration {
 	if c := a.conn.Load(); c == nil || c.Err() != nil {
 		return a.cfg.VerifyEvery
+	}
+	monitored := a.monitored.Load()
+	if since := time.Since(time.Unix(0, a.lastFull.Load())); monitored && since < a.cfg.MonitoredVerifyEvery {
+		return min(a.cfg.VerifyEvery, a.cfg.MonitoredVerifyEvery-since)
 	}
 	res, err := a.sync(ctx)
 	if err != nil {
 		a.log.Warn("drift check failed", "err", err)
 		return a.cfg.VerifyEvery
 	}
+	a.countRepairs(res)
 	if res.Changed() > 0 {
-		a.mu.Lock()
-		a.repairs += uint64(res.Changed())
-		a.mu.Unlock()
-		a.log.Warn("repaired drift in OVS", "added", res.Added, "modified", res.Modified, "deleted", res.Deleted, "took", res.Duration)
+		a.log.Warn("repaired drift in OVS", "added", res.Added, "modified", res.Modified, "deleted", res.Deleted,
+			"took", res.Duration, "flow_monitor", monitored)
+	}
+	if monitored {
+		return a.cfg.VerifyEvery
 	}
 	return max(a.cfg.VerifyEvery, 5*res.Duration)
 }
@@ -173,6 +209,10 @@ func (a *Agent) sync(ctx context.Context) (reconcile.SyncResult, error) {
 	if res.Duration == 0 {
 		res.Duration = time.Since(start) // failed: Sync sets it only on success
 	}
+	if err == nil {
+		a.lastFull.Store(time.Now().UnixNano())
+		a.drift.cover(start)
+	}
 	if a.cfg.OnSync != nil {
 		a.cfg.OnSync(res, err)
 	}
@@ -183,12 +223,15 @@ func (a *Agent) sync(ctx context.Context) (reconcile.SyncResult, error) {
 // repairs the whole pipeline in one bundle.
 func (a *Agent) onConnect(ctx context.Context, c *openflow.Conn) error {
 	a.conn.Store(c)
+	if err := a.startMonitor(ctx, c); err != nil { // before the Sync: see monitor.go
+		return err
+	}
 	res, err := a.sync(ctx)
 	if err != nil {
 		return err
 	}
 	a.log.Info("pipeline synchronised", "datapath", c.DatapathID(), "kept", res.Kept, "added", res.Added,
-		"modified", res.Modified, "deleted", res.Deleted, "took", res.Duration)
+		"modified", res.Modified, "deleted", res.Deleted, "took", res.Duration, "flow_monitor", a.monitored.Load())
 	a.ready.Store(true)
 	go func() {
 		<-c.Done()
@@ -209,8 +252,14 @@ type Status struct {
 	OpenFlow  openflow.State
 	Reconcile reconcile.Stats
 	Rejects   map[string]uint64
-	Repairs   uint64 // flows fixed by drift checks
+	Repairs   uint64 // flows fixed by drift checks and by repairs of drift OVS reported
 	Endpoints int    // programmed local endpoints
+	// FlowMonitor: OVS reports flow changes on the current connection
+	// (false: drift is found by the periodic full comparison alone).
+	FlowMonitor bool
+	// FlowMonitorPauses: how often OVS paused its reports (a mass change
+	// outran the connection; a full Sync followed).
+	FlowMonitorPauses uint64
 }
 
 // Status returns the agent's current status.
@@ -226,7 +275,8 @@ func (a *Agent) Status() Status {
 	eps := len(a.model.endpoints)
 	a.model.mu.Unlock()
 	return Status{Ready: a.ready.Load(), OVSDB: a.db.Stats(), OpenFlow: a.of.State(), Reconcile: a.rec.Stats(),
-		Rejects: rejects, Repairs: repairs, Endpoints: eps}
+		Rejects: rejects, Repairs: repairs, Endpoints: eps, FlowMonitor: a.monitored.Load() && a.Conn() != nil,
+		FlowMonitorPauses: a.drift.pauseCount()}
 }
 
 // Desired returns the flows the agent wants in OVS, grouped by owner with a

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -14,15 +15,19 @@ import (
 )
 
 // model is the desired state, split into owners whose flows are rebuilt
-// independently. Writers are the agent loop; Regenerate (from Sync) and
-// debug readers take mu too.
+// independently: the fixed flows, one per network, one per remote host
+// (with the remote endpoints on it), one per local endpoint. Writers are
+// the agent loop; Regenerate (from Flush and Sync) and debug readers take
+// mu or bmu.
 type model struct {
 	mu         sync.Mutex
 	self       string // this node's name in the cluster view
 	tunnelPort uint32
-	view       cluster.View
+	view       cluster.View // the view in force (its Delta dropped)
 	haveView   bool
 	networks   map[string]pipeline.Network
+	netList    []pipeline.Network // sorted by name; replaced, never changed
+	remotes    remotes
 	endpoints  map[string]pipeline.Endpoint // programmed local endpoints, by port
 	rec        *reconcile.Reconciler
 	onReject   func(kind string, err error)
@@ -37,8 +42,8 @@ type model struct {
 
 func newModel(self string, rec *reconcile.Reconciler, onReject func(string, error)) *model {
 	return &model{self: self, rec: rec, onReject: onReject, networks: map[string]pipeline.Network{},
-		endpoints: map[string]pipeline.Endpoint{}, builders: map[reconcile.Owner]func() []flow.Flow{},
-		names: map[reconcile.Owner]string{}}
+		remotes: newRemotes(), endpoints: map[string]pipeline.Endpoint{},
+		builders: map[reconcile.Owner]func() []flow.Flow{}, names: map[reconcile.Owner]string{}}
 }
 
 // regenerate is reconcile.Config.Regenerate.
@@ -75,36 +80,112 @@ func (m *model) disown(o reconcile.Owner) {
 	}
 }
 
-// setView replaces the cluster view and rebuilds every owner: view changes
-// are rare, and the reconciler sends only the flows that differ.
+// setView makes v the cluster view. It applies the change from the view in
+// force: v.Delta when the source says it starts there, else Diff (which
+// walks both views). Only the owners concerned are rebuilt, except when
+// networks change (every owner depends on them).
 func (m *model) setView(v cluster.View, active []endpoint.Endpoint) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.haveView {
-		d := cluster.Diff(m.view, v)
-		if len(d.NetworksAdded)+len(d.NetworksRemoved)+len(d.NetworksChanged)+
-			len(d.HostsAdded)+len(d.HostsRemoved)+len(d.HostsChanged) == 0 {
-			// Only remote endpoints changed (the common case with etcd):
-			// work proportional to the change.
-			m.view = v
-			for _, e := range d.EndpointsRemoved {
-				m.disown(remoteOwner(e))
-			}
-			for _, c := range d.EndpointsChanged {
-				m.setRemoteLocked(c.New)
-			}
-			for _, e := range d.EndpointsAdded {
-				m.setRemoteLocked(e)
-			}
-			return
-		}
+	d := v.Delta
+	v.Delta = nil
+	switch {
+	case !m.haveView:
+		m.loadLocked(v, active)
+		return
+	case v.Revision != 0 && v.Revision == m.view.Revision:
+		return // the view in force, offered again
+	case d == nil || d.From != m.view.Revision:
+		full := cluster.Diff(m.view, v)
+		d = &full
 	}
+	m.applyLocked(v, d, active)
+}
+
+// loadLocked builds everything from the first view.
+func (m *model) loadLocked(v cluster.View, active []endpoint.Endpoint) {
 	m.view, m.haveView = v, true
-	m.networks = make(map[string]pipeline.Network, len(v.Networks))
-	for _, n := range v.Networks {
-		m.networks[n.Name] = pipeline.Network{Name: n.Name, VNI: n.VNI, Subnet: n.Subnet}
+	m.setNetworksLocked(v.Networks)
+	for i := range v.Hosts {
+		m.remotes.setHost(v.Hosts[i].Name, &v.Hosts[i])
 	}
+	for _, e := range v.Endpoints {
+		m.addRemoteLocked(e)
+	}
+	m.remotes.endBatch()
 	m.rebuildLocked(active)
+}
+
+// applyLocked applies one delta: networks, then hosts, then endpoints, then
+// the owners of the hosts touched (or every owner, if networks changed).
+func (m *model) applyLocked(v cluster.View, d *cluster.Delta, active []endpoint.Endpoint) {
+	m.view = v
+	netsChanged := len(d.NetworksAdded)+len(d.NetworksRemoved)+len(d.NetworksChanged) > 0
+	if netsChanged {
+		m.setNetworksLocked(v.Networks)
+	}
+	touched := map[string]bool{}
+	for _, h := range d.HostsRemoved {
+		m.remotes.setHost(h.Name, nil)
+		touched[h.Name] = true
+	}
+	for _, c := range d.HostsChanged {
+		m.remotes.setHost(c.New.Name, &c.New)
+		touched[c.New.Name] = true
+	}
+	for i := range d.HostsAdded {
+		m.remotes.setHost(d.HostsAdded[i].Name, &d.HostsAdded[i])
+		touched[d.HostsAdded[i].Name] = true
+	}
+	for _, e := range d.EndpointsRemoved {
+		m.remotes.remove(e)
+		touched[e.Host] = true
+	}
+	for _, c := range d.EndpointsChanged {
+		m.remotes.remove(c.Old)
+		m.addRemoteLocked(c.New)
+		touched[c.Old.Host], touched[c.New.Host] = true, true
+	}
+	for _, e := range d.EndpointsAdded {
+		m.addRemoteLocked(e)
+		touched[e.Host] = true
+	}
+	m.remotes.endBatch()
+	if netsChanged {
+		m.rebuildLocked(active)
+		return
+	}
+	for _, name := range slices.Sorted(maps.Keys(touched)) {
+		m.setHostLocked(name)
+	}
+}
+
+func (m *model) setNetworksLocked(nets []cluster.Network) {
+	m.networks = make(map[string]pipeline.Network, len(nets))
+	m.netList = make([]pipeline.Network, 0, len(nets))
+	for _, n := range nets { // sorted by name
+		pn := pipeline.Network{Name: n.Name, VNI: n.VNI, Subnet: n.Subnet}
+		m.networks[n.Name] = pn
+		m.netList = append(m.netList, pn)
+	}
+}
+
+// addRemoteLocked records a remote endpoint of the view. One on this host
+// is the view's copy of a local endpoint: nothing to program for it. One
+// whose network or host is unknown is reported (and kept: it is programmed
+// once they appear).
+func (m *model) addRemoteLocked(e cluster.RemoteEndpoint) {
+	if e.Host == m.self {
+		return
+	}
+	_, okN := m.networks[e.Network]
+	h := m.remotes.hosts[e.Host]
+	if !okN || h == nil || !h.known {
+		m.onReject("endpoint", fmt.Errorf("remote endpoint %s/%s: unknown network or host %q", e.Network, e.IP, e.Host))
+	}
+	if !m.remotes.add(e) {
+		m.onReject("endpoint", fmt.Errorf("remote endpoint %s/%s: MAC %q is not 6 bytes long", e.Network, e.IP, e.MAC))
+	}
 }
 
 // setTunnelPort records the GRE port's ofport (0: none) and rebuilds.
@@ -129,25 +210,13 @@ func (m *model) rebuildLocked(active []endpoint.Endpoint) {
 	fixed := reconcile.Owner("fixed")
 	want[fixed] = true
 	m.own(fixed, "fixed", func() []flow.Flow { return pipeline.FixedFlows(tp) })
-	var networks []pipeline.Network
-	for _, cn := range m.view.Networks {
-		n := m.networks[cn.Name]
-		networks = append(networks, n)
+	for _, n := range m.netList {
 		o := reconcile.Owner("network/" + n.Name)
 		want[o] = true
 		m.own(o, "network "+n.Name, func() []flow.Flow { return onlyWithTunnel(tp, pipeline.NetworkFlows(n)) })
 	}
-	for _, ch := range m.view.Hosts {
-		if ch.Name == m.self {
-			continue
-		}
-		h := pipeline.RemoteHost{Name: ch.Name, TunnelIP: ch.TunnelIP, Ranges: ch.Ranges}
-		o := reconcile.Owner("host/" + h.Name)
-		want[o] = true
-		m.own(o, "host "+h.Name, func() []flow.Flow { return onlyWithTunnel(tp, pipeline.RemoteHostFlows(h, networks)) })
-	}
-	for _, e := range m.view.Endpoints {
-		if o, ok := m.setRemoteLocked(e); ok {
+	for _, h := range m.view.Hosts {
+		if o, ok := m.setHostLocked(h.Name); ok {
 			want[o] = true
 		}
 	}
@@ -168,6 +237,25 @@ func (m *model) rebuildLocked(active []endpoint.Endpoint) {
 	for _, o := range gone {
 		m.disown(o)
 	}
+}
+
+// setHostLocked programs a remote host of the view with the endpoints on
+// it, or removes its flows when it is this host or not in the view.
+func (m *model) setHostLocked(name string) (reconcile.Owner, bool) {
+	o := hostOwner(name)
+	rh := m.remotes.hosts[name]
+	if rh == nil || !rh.known || name == m.self {
+		m.disown(o)
+		return o, false
+	}
+	h := pipeline.RemoteHost{Name: name, TunnelIP: rh.host.TunnelIP, Ranges: rh.host.Ranges}
+	tp, nets, eps := m.tunnelPort, m.netList, rh.eps
+	what := "host " + name
+	if len(eps) > 0 {
+		what = fmt.Sprintf("host %s and its %d endpoints", name, len(eps))
+	}
+	m.own(o, what, func() []flow.Flow { return remoteHostFlows(tp, h, nets, eps) })
+	return o, true
 }
 
 func onlyWithTunnel(tunnelPort uint32, flows []flow.Flow) []flow.Flow {
@@ -213,32 +301,7 @@ func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) 
 // Owners are unique names (reconcile.Owner); cookies carry only a hash.
 func endpointOwner(port string) reconcile.Owner { return reconcile.Owner("endpoint/" + port) }
 
-func remoteOwner(e cluster.RemoteEndpoint) reconcile.Owner {
-	return reconcile.Owner("remote-endpoint/" + e.Network + "/" + e.IP.String())
-}
-
-// setRemoteLocked programs a remote endpoint (etcd mode). One on this host
-// is the view's copy of a local endpoint: nothing to program for it.
-func (m *model) setRemoteLocked(e cluster.RemoteEndpoint) (reconcile.Owner, bool) {
-	o := remoteOwner(e)
-	n, okN := m.networks[e.Network]
-	h, okH := m.view.Host(e.Host)
-	switch {
-	case e.Host == m.self:
-	case !okN || !okH:
-		m.onReject("endpoint", fmt.Errorf("remote endpoint %s/%s: unknown network or host %q", e.Network, e.IP, e.Host))
-	default:
-		rh := pipeline.RemoteHost{Name: h.Name, TunnelIP: h.TunnelIP, Ranges: h.Ranges}
-		re := pipeline.RemoteEndpoint{Network: e.Network, IP: e.IP, MAC: e.MAC, Host: e.Host}
-		tp := m.tunnelPort
-		m.own(o, fmt.Sprintf("remote endpoint %s %s on %s", e.Network, e.IP, e.Host), func() []flow.Flow {
-			return onlyWithTunnel(tp, pipeline.RemoteEndpointFlows(n, rh, re))
-		})
-		return o, true
-	}
-	m.disown(o)
-	return o, false
-}
+func hostOwner(name string) reconcile.Owner { return reconcile.Owner("host/" + name) }
 
 // removeEndpoint drops an endpoint's flows.
 func (m *model) removeEndpoint(ep endpoint.Endpoint) {
@@ -248,17 +311,14 @@ func (m *model) removeEndpoint(ep endpoint.Endpoint) {
 	m.disown(endpointOwner(ep.Port))
 }
 
-// state is the model as a pipeline.State (for debugging and tests).
+// state is the model as a pipeline.State (for debugging and tests). With
+// the etcd backend it holds every remote endpoint: localEndpoints is the
+// cheap part.
 func (m *model) state() pipeline.State {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := pipeline.State{TunnelPort: m.tunnelPort}
-	for _, cn := range m.view.Networks {
-		s.Networks = append(s.Networks, m.networks[cn.Name])
-	}
-	for _, e := range m.endpoints {
-		s.Endpoints = append(s.Endpoints, e)
-	}
+	s := pipeline.State{TunnelPort: m.tunnelPort, Networks: slices.Clone(m.netList), Endpoints: m.localEndpointsLocked(),
+		Hosts: make([]pipeline.RemoteHost, 0, len(m.view.Hosts)), RemoteEndpoints: make([]pipeline.RemoteEndpoint, 0, len(m.view.Endpoints))}
 	for _, h := range m.view.Hosts {
 		if h.Name != m.self {
 			s.Hosts = append(s.Hosts, pipeline.RemoteHost{Name: h.Name, TunnelIP: h.TunnelIP, Ranges: h.Ranges})
@@ -270,6 +330,23 @@ func (m *model) state() pipeline.State {
 		}
 	}
 	return s
+}
+
+func (m *model) localEndpointsLocked() []pipeline.Endpoint {
+	out := make([]pipeline.Endpoint, 0, len(m.endpoints))
+	for _, e := range m.endpoints {
+		out = append(out, e)
+	}
+	return out
+}
+
+// LocalEndpoints returns the programmed endpoints of this host, in no
+// particular order: State without the cluster's remote endpoints (for
+// metrics, scraped often).
+func (a *Agent) LocalEndpoints() []pipeline.Endpoint {
+	a.model.mu.Lock()
+	defer a.model.mu.Unlock()
+	return a.model.localEndpointsLocked()
 }
 
 // Owned is one owner's desired flows and what it is.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
@@ -159,9 +160,18 @@ func remote(network, ip, mac, host string) cluster.RemoteEndpoint {
 	return cluster.RemoteEndpoint{Network: network, IP: netip.MustParseAddr(ip), MAC: m, Host: host}
 }
 
-// TestModelRemoteEndpoints (etcd mode): endpoint-only view changes cost
-// work and flow_mods proportional to the change, and still equal a full build.
+// TestModelRemoteEndpoints (etcd mode): view changes cost work and
+// flow_mods proportional to the change, and still equal a full build,
+// whether the view carries the source's delta or the model computes it.
 func TestModelRemoteEndpoints(t *testing.T) {
+	for _, withDelta := range []bool{false, true} {
+		t.Run(map[bool]string{false: "diff", true: "delta"}[withDelta], func(t *testing.T) {
+			testModelRemoteEndpoints(t, withDelta)
+		})
+	}
+}
+
+func testModelRemoteEndpoints(t *testing.T, withDelta bool) {
 	r := newRig(t)
 	self := host("ha", "192.0.2.1", nil)
 	hb, hc := host("hb", "192.0.2.2", nil), host("hc", "192.0.2.3", nil)
@@ -171,6 +181,7 @@ func TestModelRemoteEndpoints(t *testing.T) {
 	}
 	v.Endpoints = append(v.Endpoints, remote("blue", "10.100.1.5", "02:00:00:00:01:05", "ha")) // our own, published
 	v.Normalize()
+	v.Revision = 1
 	r.m.setTunnelPort(100, nil)
 	r.m.setView(v, nil)
 	r.flush(t)
@@ -179,9 +190,15 @@ func TestModelRemoteEndpoints(t *testing.T) {
 	step := func(name string, wantMods int, change func(v *cluster.View)) {
 		t.Run(name, func(t *testing.T) {
 			nv := v
+			nv.Hosts = slices.Clone(v.Hosts)
 			nv.Endpoints = slices.Clone(v.Endpoints)
 			change(&nv)
 			nv.Normalize()
+			nv.Revision = v.Revision + 1
+			if withDelta {
+				d := cluster.Diff(v, nv)
+				nv.Delta = &d
+			}
 			before := r.rec.Stats().FlowMods
 			r.m.setView(nv, nil)
 			r.flush(t)
@@ -195,22 +212,38 @@ func TestModelRemoteEndpoints(t *testing.T) {
 			v = nv
 		})
 	}
+	byIP := func(v *cluster.View, ip string) int {
+		return slices.IndexFunc(v.Endpoints, func(e cluster.RemoteEndpoint) bool { return e.IP.String() == ip })
+	}
 	step("one endpoint added", 2, func(v *cluster.View) {
 		v.Endpoints = append(v.Endpoints, remote("blue", "10.100.3.1", "02:00:00:00:03:01", "hc"))
 	})
 	step("one endpoint moves to another host", 1, func(v *cluster.View) {
-		i := slices.IndexFunc(v.Endpoints, func(e cluster.RemoteEndpoint) bool { return e.IP.String() == "10.100.2.7" })
-		v.Endpoints[i].Host = "hc" // only its l2_forward flow changes
+		v.Endpoints[byIP(v, "10.100.2.7")].Host = "hc" // only its l2_forward flow changes
 	})
 	step("one endpoint changes MAC", 3, func(v *cluster.View) {
-		i := slices.IndexFunc(v.Endpoints, func(e cluster.RemoteEndpoint) bool { return e.IP.String() == "10.100.2.8" })
-		v.Endpoints[i].MAC = net.HardwareAddr{2, 0, 0, 0, 0xee, 8}
+		v.Endpoints[byIP(v, "10.100.2.8")].MAC = net.HardwareAddr{2, 0, 0, 0, 0xee, 8}
 	})
 	step("one endpoint removed", 2, func(v *cluster.View) {
-		v.Endpoints = slices.DeleteFunc(v.Endpoints, func(e cluster.RemoteEndpoint) bool { return e.IP.String() == "10.100.2.9" })
+		v.Endpoints = slices.Delete(v.Endpoints, byIP(v, "10.100.2.9"), byIP(v, "10.100.2.9")+1)
 	})
-	if len(r.rejects) != 0 {
-		t.Fatal(r.rejects)
+	step("the same view again", 0, func(*cluster.View) {})
+	step("host and its endpoints gone", 1+2*98, func(v *cluster.View) {
+		v.Hosts = slices.DeleteFunc(v.Hosts, func(h cluster.Host) bool { return h.Name == "hb" })
+		v.Endpoints = slices.DeleteFunc(v.Endpoints, func(e cluster.RemoteEndpoint) bool { return e.Host == "hb" })
+	})
+	step("endpoint before its host", 0, func(v *cluster.View) {
+		v.Endpoints = append(v.Endpoints, remote("blue", "10.100.4.1", "02:00:00:00:04:01", "hd"))
+	})
+	step("its host appears", 1+2, func(v *cluster.View) {
+		v.Hosts = append(v.Hosts, host("hd", "192.0.2.4", nil))
+	})
+	step("host's tunnel IP changes", 2+2, func(v *cluster.View) {
+		i := slices.IndexFunc(v.Hosts, func(h cluster.Host) bool { return h.Name == "hc" })
+		v.Hosts[i] = host("hc", "192.0.2.33", nil) // its tunnel flow (delete, add), its 2 endpoints' l2_forward flows
+	})
+	if len(r.rejects) != 1 || !strings.Contains(r.rejects[0], `unknown network or host "hd"`) {
+		t.Fatalf("rejects: %q, want one for the endpoint whose host was not there yet", r.rejects)
 	}
 }
 

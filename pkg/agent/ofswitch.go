@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"iter"
 
 	"github.com/contiv/libOpenflow/openflow13"
 
@@ -19,33 +20,49 @@ type ofSwitch struct {
 	maxTable uint8                 // the agent owns tables 0..maxTable
 }
 
-// DumpFlows reads every flow of the agent's tables, foreign ones included.
-func (s ofSwitch) DumpFlows(ctx context.Context) ([]flow.Stats, error) {
+// DumpFlows calls each for every flow of the agent's tables, foreign ones
+// included, reply by reply as OVS sends them.
+func (s ofSwitch) DumpFlows(ctx context.Context, each func(*flow.Stats) error) error {
 	c := s.conn()
 	if c == nil {
-		return nil, errNoSwitch
+		return errNoSwitch
 	}
-	raw, err := c.FlowStats(ctx, openflow.FlowStatsFilter{TableID: openflow13.OFPTT_ALL, RawOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]flow.Stats, 0, len(raw))
-	for i := range raw {
-		r := &raw[i]
+	return c.FlowStatsEach(ctx, openflow.FlowStatsFilter{TableID: openflow13.OFPTT_ALL}, func(r *openflow.FlowStats) error {
 		if r.TableID > s.maxTable {
-			continue
+			return nil
 		}
 		st, err := flow.FromReply(r)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, st)
-	}
-	return out, nil
+		return each(&st)
+	})
 }
 
-// Commit applies mods in one atomic, ordered bundle.
-func (s ofSwitch) Commit(ctx context.Context, mods []*openflow13.FlowMod) error {
+// DumpScope calls each for every flow of table whose cookie is exactly
+// cookie (OVS answers from its cookie index: the cost is the flows
+// returned). Tables beyond maxTable are not the agent's: nothing.
+func (s ofSwitch) DumpScope(ctx context.Context, table uint8, cookie uint64, each func(*flow.Stats) error) error {
+	c := s.conn()
+	if c == nil {
+		return errNoSwitch
+	}
+	if table > s.maxTable {
+		return nil
+	}
+	f := openflow.FlowStatsFilter{TableID: table, Cookie: cookie, CookieMask: ^uint64(0)}
+	return c.FlowStatsEach(ctx, f, func(r *openflow.FlowStats) error {
+		st, err := flow.FromReply(r)
+		if err != nil {
+			return err
+		}
+		return each(&st)
+	})
+}
+
+// Commit applies mods in one atomic, ordered bundle; an error from mods
+// discards it.
+func (s ofSwitch) Commit(ctx context.Context, mods iter.Seq2[*openflow13.FlowMod, error]) error {
 	c := s.conn()
 	if c == nil {
 		return errNoSwitch
@@ -54,8 +71,11 @@ func (s ofSwitch) Commit(ctx context.Context, mods []*openflow13.FlowMod) error 
 	if err != nil {
 		return err
 	}
-	for _, m := range mods {
-		if err := b.Add(m); err != nil {
+	for m, err := range mods {
+		if err == nil {
+			err = b.Add(m)
+		}
+		if err != nil {
 			_ = b.Discard(ctx)
 			return err
 		}

@@ -37,10 +37,14 @@ type Config struct {
 	Listen         string        `yaml:"listen"`          // HTTP: metrics, debug, health
 	LogFormat      string        `yaml:"log-format"`      // text or json
 	LogLevel       string        `yaml:"log-level"`       // debug, info, warn, error
-	VerifyEvery    time.Duration `yaml:"verify-interval"` // how often OVS is compared with the desired flows
+	VerifyEvery    time.Duration `yaml:"verify-interval"` // how often OVS is compared with the desired flows (without the flow monitor)
 	EchoInterval   time.Duration `yaml:"echo-interval"`   // OpenFlow keepalive
 	DeadInterval   time.Duration `yaml:"dead-interval"`   // silence after which the switch is declared gone
 	WebConfigFile  string        `yaml:"web-config-file"` // exporter-toolkit TLS/basic-auth file
+	// FlowMonitor: repair the flow changes OVS reports as they come;
+	// MonitorVerify: how often OVS is then compared in full (safety net).
+	FlowMonitor   bool          `yaml:"flow-monitor"`
+	MonitorVerify time.Duration `yaml:"monitored-verify-interval"`
 }
 
 // Etcd holds the settings of the etcd cluster backend.
@@ -85,6 +89,8 @@ func Default() Config {
 		VerifyEvery:    time.Second,
 		EchoInterval:   2 * time.Second,
 		DeadInterval:   6 * time.Second,
+		FlowMonitor:    true,
+		MonitorVerify:  5 * time.Minute,
 	}
 }
 
@@ -164,7 +170,9 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP listen address for /metrics, /debug, /healthz")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
-	fs.DurationVar(&c.VerifyEvery, "verify-interval", c.VerifyEvery, "how often OVS is compared with the desired flows")
+	fs.DurationVar(&c.VerifyEvery, "verify-interval", c.VerifyEvery, "how often OVS is compared with the desired flows when it does not report flow changes")
+	fs.DurationVar(&c.MonitorVerify, "monitored-verify-interval", c.MonitorVerify, "how often OVS is compared with the desired flows while it reports flow changes (safety net)")
+	fs.BoolVar(&c.FlowMonitor, "flow-monitor", c.FlowMonitor, "repair the flow changes OVS reports (flow monitor) as they come; false: the periodic comparison alone")
 	fs.DurationVar(&c.EchoInterval, "echo-interval", c.EchoInterval, "OpenFlow echo keepalive interval")
 	fs.DurationVar(&c.DeadInterval, "dead-interval", c.DeadInterval, "silence after which the switch is declared gone")
 	fs.StringVar(&c.WebConfigFile, "web-config-file", c.WebConfigFile, "TLS/basic-auth web config (Prometheus exporter-toolkit format)")
@@ -213,8 +221,8 @@ func (c Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format %q: want text or json", c.LogFormat)
 	}
-	if c.VerifyEvery <= 0 || c.EchoInterval <= 0 || c.DeadInterval <= c.EchoInterval {
-		bad("intervals: verify-interval and echo-interval must be > 0 and dead-interval > echo-interval")
+	if c.VerifyEvery <= 0 || c.MonitorVerify <= 0 || c.EchoInterval <= 0 || c.DeadInterval <= c.EchoInterval {
+		bad("intervals: verify-interval, monitored-verify-interval and echo-interval must be > 0 and dead-interval > echo-interval")
 	}
 	return errors.Join(errs...)
 }

@@ -79,3 +79,26 @@ func TestEmptyFileMeansDefaults(t *testing.T) {
 		t.Fatalf("bridge %q", c.Bridge)
 	}
 }
+
+// TestFlowMonitorKeys: the flow monitor is on by default with a 5 min safety
+// net; the file and the flags can change both.
+func TestFlowMonitorKeys(t *testing.T) {
+	if c := Default(); !c.FlowMonitor || c.MonitorVerify != 5*time.Minute {
+		t.Fatalf("defaults %v %v", c.FlowMonitor, c.MonitorVerify)
+	}
+	file := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(file, []byte("flow-monitor: false\nmonitored-verify-interval: 1m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load([]string{"-config", file})
+	if err != nil || c.FlowMonitor || c.MonitorVerify != time.Minute {
+		t.Fatalf("from file: %v %v, %v", c.FlowMonitor, c.MonitorVerify, err)
+	}
+	c, err = Load([]string{"-config", file, "-flow-monitor=true", "-monitored-verify-interval", "2m"})
+	if err != nil || !c.FlowMonitor || c.MonitorVerify != 2*time.Minute {
+		t.Fatalf("from flags: %v %v, %v", c.FlowMonitor, c.MonitorVerify, err)
+	}
+	if _, err := Load([]string{"-monitored-verify-interval", "0s"}); err == nil || !strings.Contains(err.Error(), "monitored-verify-interval") {
+		t.Fatalf("zero interval: %v", err)
+	}
+}

@@ -47,9 +47,11 @@ func BenchmarkAddPortAtScale(b *testing.B) {
 	seen := 0
 	for seen < benchPorts+1 { // the local port, then the dummies
 		select {
-		case ev := <-sub.C():
-			if ev.Kind == Added {
-				seen++
+		case b := <-sub.C():
+			for _, ev := range b {
+				if ev.Kind == Added {
+					seen++
+				}
 			}
 		case <-ctx.Done():
 			b.Fatalf("%d of %d interfaces seen", seen, benchPorts+1)
@@ -64,9 +66,12 @@ func BenchmarkAddPortAtScale(b *testing.B) {
 		if err := c.AddPort(ctx, PortSpec{Name: name}); err != nil {
 			b.Fatal(err)
 		}
-		for ev := range sub.C() {
-			if ev.Kind == Added && ev.Interface.Name == name {
-				break
+	wait:
+		for b := range sub.C() {
+			for _, ev := range b {
+				if ev.Kind == Added && ev.Interface.Name == name {
+					break wait
+				}
 			}
 		}
 	}

@@ -57,6 +57,8 @@ type Client struct {
 	known      map[string]Interface // interfaces on the bridge by UUID
 	subs       map[*Subscription]struct{}
 	stats      Stats
+	synced     chan struct{} // closed after the first read of the bridge's interfaces
+	syncedOnce sync.Once
 }
 
 // New checks cfg and returns a Client; Run connects it.
@@ -80,6 +82,7 @@ func New(cfg Config) (*Client, error) {
 		up:      make(chan struct{}),
 		known:   map[string]Interface{},
 		subs:    map[*Subscription]struct{}{},
+		synced:  make(chan struct{}),
 	}, nil
 }
 
@@ -351,8 +354,8 @@ func (c *Client) publish(now map[string]Interface) {
 }
 
 // publishDelta is publish for the interfaces with UUIDs in dirty: now holds
-// those still on the bridge.
-func (c *Client) publishDelta(dirty map[string]struct{}, now map[string]Interface) {
+// those still on the bridge; since is when the first change was reported.
+func (c *Client) publishDelta(dirty map[string]struct{}, now map[string]Interface, since time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := make(map[string]Interface, len(dirty))
@@ -367,10 +370,20 @@ func (c *Client) publishDelta(dirty map[string]struct{}, now map[string]Interfac
 		}
 	}
 	evs := diffInterfaces(old, now)
+	for i := range evs {
+		evs[i].Received = since
+	}
 	for s := range c.subs {
 		s.push(evs)
 	}
 }
+
+// Synced is closed once the interfaces on the bridge have been read from
+// the server for the first time. Before that, Interfaces and a Subscribe
+// snapshot are empty because nothing is known yet, not because the bridge
+// has no interfaces: a caller that acts on their absence (removes flows)
+// must wait for it.
+func (c *Client) Synced() <-chan struct{} { return c.synced }
 
 // Interfaces returns the interfaces on the bridge as last seen, by name.
 func (c *Client) Interfaces() []Interface {
@@ -390,8 +403,8 @@ func (c *Client) snapshotLocked() []Interface {
 	return out
 }
 
-// Subscribe returns a subscription that first delivers every interface now
-// on the bridge as Added, then every change. Close it when done.
+// Subscribe returns a subscription whose first batch is every interface now
+// on the bridge as Added (see Synced), then every change. Close it when done.
 func (c *Client) Subscribe() *Subscription {
 	c.mu.Lock()
 	defer c.mu.Unlock()

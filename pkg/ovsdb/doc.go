@@ -16,8 +16,9 @@
 //	err = c.EnsureBridge(ctx)            // waits for a connection (bounded by ctx)
 //	err = c.EnsureTunnelPort(ctx, ovsdb.TunnelSpec{Name: "gre0", OFPort: 10})
 //	err = c.AddPort(ctx, ovsdb.PortSpec{Name: "veth1", ExternalIDs: ids})
-//	sub := c.Subscribe()                 // current interfaces as Added, then changes
-//	for ev := range sub.C() { ... }
+//	<-c.Synced()                         // the bridge's interfaces were read once
+//	sub := c.Subscribe()                 // batches: current interfaces as Added, then changes
+//	for batch := range sub.C() { ... }
 //	c.Close()
 //
 // Once EnsureBridge or EnsureTunnelPort succeeded, the Client watches the rows

@@ -81,9 +81,9 @@ func record(s *Subscription) *recorder {
 	r := &recorder{done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		for ev := range s.C() {
+		for b := range s.C() {
 			r.mu.Lock()
-			r.evs = append(r.evs, ev)
+			r.evs = append(r.evs, b...)
 			r.mu.Unlock()
 		}
 	}()

@@ -3,6 +3,7 @@ package ovsdb
 import (
 	"maps"
 	"sort"
+	"time"
 )
 
 // Interface is an Interface row on the integration bridge, as OVSDB holds it.
@@ -53,6 +54,10 @@ func (k EventKind) String() string {
 type InterfaceEvent struct {
 	Kind      EventKind
 	Interface Interface
+	// Received is when the update that made the change reached this client
+	// (libovsdb's cache reported the first changed row); zero for the
+	// interfaces of a full reread.
+	Received time.Time
 }
 
 // rows is what the monitor cache holds for the tables that decide which

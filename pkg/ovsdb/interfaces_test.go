@@ -84,14 +84,14 @@ func TestDiffInterfaces(t *testing.T) {
 		want     []InterfaceEvent
 	}{
 		{"nothing", nil, nil, nil},
-		{"add", nil, []Interface{b, a}, []InterfaceEvent{{Added, a}, {Added, b}}},
-		{"delete", []Interface{a, b}, []Interface{b}, []InterfaceEvent{{Deleted, a}}},
-		{"ofport assigned", []Interface{b}, []Interface{b2}, []InterfaceEvent{{Updated, b2}}},
-		{"external_ids changed", []Interface{c}, []Interface{c2}, []InterfaceEvent{{Updated, c2}}},
+		{"add", nil, []Interface{b, a}, []InterfaceEvent{{Kind: Added, Interface: a}, {Kind: Added, Interface: b}}},
+		{"delete", []Interface{a, b}, []Interface{b}, []InterfaceEvent{{Kind: Deleted, Interface: a}}},
+		{"ofport assigned", []Interface{b}, []Interface{b2}, []InterfaceEvent{{Kind: Updated, Interface: b2}}},
+		{"external_ids changed", []Interface{c}, []Interface{c2}, []InterfaceEvent{{Kind: Updated, Interface: c2}}},
 		{"unchanged", []Interface{a, c}, []Interface{a, c}, nil},
-		{"recreated: delete before add", []Interface{a}, []Interface{a2}, []InterfaceEvent{{Deleted, a}, {Added, a2}}},
+		{"recreated: delete before add", []Interface{a}, []Interface{a2}, []InterfaceEvent{{Kind: Deleted, Interface: a}, {Kind: Added, Interface: a2}}},
 		{"mixed order", []Interface{a, b, c}, []Interface{b2, c, a2},
-			[]InterfaceEvent{{Deleted, a}, {Added, a2}, {Updated, b2}}},
+			[]InterfaceEvent{{Kind: Deleted, Interface: a}, {Kind: Added, Interface: a2}, {Kind: Updated, Interface: b2}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -157,15 +157,18 @@ func TestPorts(t *testing.T) {
 	for _, i := range c.Interfaces() {
 		want[i.Name] = true
 	}
-	for range want {
-		select {
-		case ev := <-late.C():
+	select {
+	case b := <-late.C():
+		if len(b) != len(want) {
+			t.Errorf("late subscriber's snapshot has %d events, want %d", len(b), len(want))
+		}
+		for _, ev := range b {
 			if ev.Kind != Added || !want[ev.Interface.Name] {
 				t.Errorf("late subscriber got %s %s, want Added of %v", ev.Kind, ev.Interface.Name, want)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("late subscriber got no snapshot")
 		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("late subscriber got no snapshot")
 	}
 }
 

@@ -116,6 +116,7 @@ func TestCloseWhileServerDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := c.Subscribe()
+	<-sub.C() // the snapshot
 	n.KillOVSDB(t)
 	testbed.Eventually(t, 5*time.Second, func() bool { return c.Stats().ConnectFailures >= 1 }, "no failed attempt")
 	start := time.Now()

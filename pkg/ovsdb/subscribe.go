@@ -2,35 +2,42 @@ package ovsdb
 
 import "sync"
 
-// Subscription delivers interface events in order. Its queue is unbounded: a
-// slow reader delays nothing else and loses nothing.
+// Subscription delivers interface events in order, in batches: the first
+// batch is always sent, even empty; it starts with the interfaces on the
+// bridge when Subscribe was called, as Added, followed by any change queued
+// since. Every later batch is the changes queued since the reader took the
+// previous one. Its queue is unbounded: a slow reader delays
+// nothing else and loses nothing, and a reader that falls behind gets the
+// backlog at once (one bundle for many changes, not one each).
 type Subscription struct {
-	ch     chan InterfaceEvent
-	wake   chan struct{}
-	done   chan struct{}
-	exited chan struct{}
-	mu     sync.Mutex
-	queue  []InterfaceEvent
-	once   sync.Once
-	detach func(*Subscription)
+	ch      chan []InterfaceEvent
+	wake    chan struct{}
+	done    chan struct{}
+	exited  chan struct{}
+	mu      sync.Mutex
+	queue   []InterfaceEvent
+	initial bool // the snapshot batch is not delivered yet
+	once    sync.Once
+	detach  func(*Subscription)
 }
 
 func newSubscription(detach func(*Subscription), initial []InterfaceEvent) *Subscription {
 	s := &Subscription{
-		ch:     make(chan InterfaceEvent),
-		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		exited: make(chan struct{}),
-		queue:  initial,
-		detach: detach,
+		ch:      make(chan []InterfaceEvent),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		exited:  make(chan struct{}),
+		queue:   initial,
+		initial: true,
+		detach:  detach,
 	}
 	go s.pump()
 	return s
 }
 
-// C returns the event channel. It is closed after Close (or the Client's
+// C returns the batch channel. It is closed after Close (or the Client's
 // Close); events still queued then are dropped.
-func (s *Subscription) C() <-chan InterfaceEvent { return s.ch }
+func (s *Subscription) C() <-chan []InterfaceEvent { return s.ch }
 
 // Close stops the subscription and waits for its goroutine to end.
 func (s *Subscription) Close() {
@@ -59,19 +66,26 @@ func (s *Subscription) push(evs []InterfaceEvent) {
 	}
 }
 
+// take removes and returns everything queued; ok is false when there is
+// nothing to deliver.
+func (s *Subscription) take() (batch []InterfaceEvent, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 && !s.initial {
+		return nil, false
+	}
+	batch, s.queue, s.initial = s.queue, nil, false
+	if batch == nil {
+		batch = []InterfaceEvent{}
+	}
+	return batch, true
+}
+
 func (s *Subscription) pump() {
 	defer close(s.exited)
 	defer close(s.ch)
 	for {
-		s.mu.Lock()
-		var ev InterfaceEvent
-		ok := len(s.queue) > 0
-		if ok {
-			ev = s.queue[0]
-			s.queue[0] = InterfaceEvent{}
-			s.queue = s.queue[1:]
-		}
-		s.mu.Unlock()
+		batch, ok := s.take()
 		if !ok {
 			select {
 			case <-s.wake:
@@ -81,7 +95,7 @@ func (s *Subscription) pump() {
 			}
 		}
 		select {
-		case s.ch <- ev:
+		case s.ch <- batch:
 		case <-s.done:
 			return
 		}

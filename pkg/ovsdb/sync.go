@@ -23,6 +23,7 @@ func (c *Client) sync(ctx context.Context, cl client.Client) error {
 		c.changes.setFull() // the taken changes are lost: start over
 		return err
 	}
+	c.syncedOnce.Do(func() { close(c.synced) })
 	return c.reconcile(ctx, cl)
 }
 
@@ -87,7 +88,7 @@ func (c *Client) syncDelta(ctx context.Context, cl client.Client, ch changeSet) 
 			now[iu] = toInterface(row, port)
 		}
 	}
-	c.publishDelta(ifaces, now)
+	c.publishDelta(ifaces, now, ch.since)
 	return nil
 }
 

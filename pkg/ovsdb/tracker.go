@@ -2,6 +2,7 @@ package ovsdb
 
 import (
 	"sync"
+	"time"
 
 	"github.com/ovn-org/libovsdb/model"
 )
@@ -19,12 +20,16 @@ type changeSet struct {
 	bridges bool
 	ports   map[string]struct{}
 	ifaces  map[string]struct{}
+	since   time.Time // when the first change of the set was reported
 }
 
 // mark records that a row of table changed.
 func (ch *changes) mark(m model.Model) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
+	if ch.set.since.IsZero() {
+		ch.set.since = time.Now()
+	}
 	switch row := m.(type) {
 	case *bridgeRow:
 		ch.set.bridges = true
