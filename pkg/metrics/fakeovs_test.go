@@ -107,10 +107,13 @@ func (f *fakeOVS) handle(ss *sw.Session, b []byte) bool {
 				entries = append(entries, fl.bytes())
 			}
 		}
-	case openflow13.MultipartType_Aggregate:
-		e := make([]byte, 24)
-		binary.BigEndian.PutUint32(e[16:20], uint32(f.tableFlows(body[0])))
-		entries = append(entries, e)
+	case openflow13.MultipartType_Table:
+		for id := range 254 { // as Open vSwitch: every table but the hidden 254
+			e := make([]byte, 24)
+			e[0] = uint8(id)
+			binary.BigEndian.PutUint32(e[4:8], uint32(f.tableFlows(uint8(id))))
+			entries = append(entries, e)
+		}
 	default:
 		return false
 	}

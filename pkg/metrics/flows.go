@@ -3,11 +3,9 @@ package metrics
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 
 	"github.com/contiv/libOpenflow/openflow13"
 
@@ -23,10 +21,11 @@ var (
 		"Packets from a local endpoint's port dropped by spoof_guard (wrong source MAC or IP, or neither IPv4 nor ARP): the port's drop flow counter.", "counter"}
 )
 
-// Cookie selection of the local endpoints' flows (any endpoint).
+// Cookie selection of the local endpoints' spoof_guard drop flows: one per
+// endpoint (the role), not every flow of the table.
 var (
-	endpointCookie     = pipeline.Cookie(pipeline.CategoryLocalEndpoint, 0)
-	endpointCookieMask = pipeline.MagicMask | 0xff<<40
+	spoofDropCookie     = pipeline.RoleCookie(pipeline.CategoryLocalEndpoint, pipeline.RoleSpoofDrop)
+	spoofDropCookieMask = pipeline.RoleMask
 )
 
 // spoofResult is what the spoof_guard collector read: drops by ofport.
@@ -37,13 +36,13 @@ type spoofDrops struct {
 	packets uint64
 }
 
-// readSpoofGuard reads the endpoints' spoof_guard flows (raw, not
-// decoded) for each endpoint port's drop counter: its in_port=X flow
-// without instructions, below the flows admitting its own MAC and IP. At
-// four flows per endpoint this is the costly part of a scrape.
+// readSpoofGuard reads each endpoint port's drop counter: the in_port=X
+// flow without instructions below the flows admitting its own MAC and IP,
+// which its cookie's role singles out (Open vSwitch sends these alone, one
+// per endpoint, not the three spoof_guard flows of each; raw, not decoded).
 func (o *OVS) readSpoofGuard(ctx context.Context, sc *scrape) (spoofResult, error) {
 	flows, err := sc.sw.FlowStats(ctx, openflow.FlowStatsFilter{TableID: uint8(pipeline.SpoofGuard),
-		Cookie: endpointCookie, CookieMask: endpointCookieMask, RawOnly: true})
+		Cookie: spoofDropCookie, CookieMask: spoofDropCookieMask, RawOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("spoof_guard flow stats: %w", err)
 	}
@@ -83,29 +82,29 @@ type tablesResult struct {
 	missDrops map[uint8]uint64 // by table ID, tables whose miss flow drops
 }
 
-// readTables reads the flow count of every pipeline table (an aggregate
-// request each: one small reply however many flows) and the tables' miss
-// flows (the agent's fixed flows, a handful).
+// readTables reads the flow count of every pipeline table (one table-stats
+// request: Open vSwitch keeps the counts, so it visits no flow) and the
+// tables' miss flows (the agent's fixed flows, a handful, selected by their
+// exact cookie, which Open vSwitch looks up in its cookie index).
 func (o *OVS) readTables(ctx context.Context, sc *scrape) (tablesResult, error) {
 	tables := pipeline.Tables()
-	res := tablesResult{flows: make([]uint32, len(tables)), missDrops: map[uint8]uint64{}}
-	errs := make([]error, len(tables))
-	var wg sync.WaitGroup
-	for i, t := range tables { // concurrent: the requests share round trips
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if res.flows[i], errs[i] = flowCount(ctx, sc.sw, t.ID); errs[i] != nil {
-				errs[i] = fmt.Errorf("table %s: %w", t.Name, errs[i])
-			}
-		}()
+	stats, err := sc.sw.TableStats(ctx)
+	if err != nil {
+		return tablesResult{}, fmt.Errorf("table stats: %w", err)
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return tablesResult{}, err
+	res := tablesResult{flows: make([]uint32, len(tables)), missDrops: map[uint8]uint64{}}
+	seen := 0
+	for _, ts := range stats {
+		if int(ts.TableID) < len(tables) {
+			res.flows[ts.TableID] = ts.ActiveCount
+			seen++
+		}
+	}
+	if seen != len(tables) {
+		return tablesResult{}, fmt.Errorf("table stats: %d of the %d pipeline tables in the reply", seen, len(tables))
 	}
 	fixed, err := sc.sw.FlowStats(ctx, openflow.FlowStatsFilter{TableID: openflow.AllTables,
-		Cookie: pipeline.FixedCookie(), CookieMask: pipeline.ObjectMask, RawOnly: true})
+		Cookie: pipeline.FixedCookie(), CookieMask: ^uint64(0), RawOnly: true})
 	if err != nil {
 		return tablesResult{}, fmt.Errorf("miss flow stats: %w", err)
 	}
@@ -129,50 +128,6 @@ func (r tablesResult) write(t *textWriter) {
 			t.counter(famMissDrops.name, labelSet("table", tb.Name), v)
 		}
 	}
-}
-
-// flowCount asks the switch how many flows table holds (OFPMP_AGGREGATE).
-func flowCount(ctx context.Context, sw Switch, table uint8) (uint32, error) {
-	reply, err := sw.Request(ctx, aggregateRequest{table: table})
-	if err != nil {
-		return 0, err
-	}
-	mp, ok := reply.(*openflow13.MultipartReply)
-	if !ok || mp.Type != openflow13.MultipartType_Aggregate || len(mp.Body) != 1 {
-		return 0, fmt.Errorf("aggregate stats: unexpected reply %T", reply)
-	}
-	agg, ok := mp.Body[0].(*openflow13.AggregateStats)
-	if !ok {
-		return 0, fmt.Errorf("aggregate stats: unexpected body %T", mp.Body[0])
-	}
-	return agg.FlowCount, nil
-}
-
-// aggregateRequest is an OpenFlow 1.3 OFPMP_AGGREGATE request for every
-// flow of one table (any cookie, port and group, empty match);
-// pkg/openflow has no method for it. The connection sets the xid.
-type aggregateRequest struct{ table uint8 }
-
-const aggregateRequestLen = 8 + 8 + 32 + 8 // header, multipart header, body, empty ofp_match
-
-func (aggregateRequest) Len() uint16 { return aggregateRequestLen }
-
-func (r aggregateRequest) MarshalBinary() ([]byte, error) {
-	b := make([]byte, aggregateRequestLen)
-	b[0], b[1] = 4, openflow13.Type_MultiPartRequest
-	binary.BigEndian.PutUint16(b[2:4], aggregateRequestLen)
-	binary.BigEndian.PutUint16(b[8:10], openflow13.MultipartType_Aggregate)
-	body := b[16:]
-	body[0] = r.table
-	binary.BigEndian.PutUint32(body[4:8], openflow13.P_ANY)
-	binary.BigEndian.PutUint32(body[8:12], openflow13.OFPG_ANY)
-	binary.BigEndian.PutUint16(body[32:34], openflow13.MatchType_OXM)
-	binary.BigEndian.PutUint16(body[34:36], 4) // no match fields
-	return b, nil
-}
-
-func (aggregateRequest) UnmarshalBinary([]byte) error {
-	return errors.New("aggregate request: encode only")
 }
 
 // matchInPort returns the OXM in_port of a raw ofp_match (header and

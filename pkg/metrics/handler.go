@@ -48,7 +48,8 @@ type Handler struct {
 	log *slog.Logger
 }
 
-// NewHandler returns the /metrics handler of s.
+// NewHandler returns the /metrics handler of s. Close stops the
+// background reads of Open vSwitch.
 func NewHandler(s Sources) *Handler {
 	if s.Logger == nil {
 		s.Logger = slog.Default()
@@ -58,6 +59,9 @@ func NewHandler(s Sources) *Handler {
 	}
 	return &Handler{reg: NewRegistry(s), ovs: NewOVS(s.OVS), log: s.Logger}
 }
+
+// Close stops the background reads of Open vSwitch (see OVS).
+func (h *Handler) Close() { h.ovs.Close() }
 
 var gzipPool = sync.Pool{New: func() any {
 	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)

@@ -41,8 +41,10 @@ func testHandler(t *testing.T) *Handler {
 	loop.ObserveSync(reconcile.SyncResult{Duration: 20 * time.Millisecond}, nil)
 	loop.ObserveApply(agent.Applied{Events: 1, Latency: 3 * time.Millisecond})
 	extra := prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_extra_value", Help: "An extra collector."})
-	return NewHandler(Sources{Status: testStatus, Loop: loop, Logger: quiet, Extra: []prometheus.Collector{extra},
+	h := NewHandler(Sources{Status: testStatus, Loop: loop, Logger: quiet, Extra: []prometheus.Collector{extra},
 		OVS: OVSConfig{Switch: func() Switch { return c }, Ports: testLabels}})
+	t.Cleanup(h.Close)
+	return h
 }
 
 // get serves one request; gzip asks for a compressed answer.
@@ -118,7 +120,7 @@ func TestHandlerCollectSelection(t *testing.T) {
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics?collect[]=agent&collect[]=tables", nil))
 	got = flatten(parse(t, rec.Body.String()))
-	if _, ok := got[key(ns+"_ready")]; !ok || count(got, ns+"_port_receive_packets_total") != 0 || got[key(ns+"_table_flows", "table", "spoof_guard")] != 5 {
+	if _, ok := got[key(ns+"_ready")]; !ok || count(got, ns+"_port_receive_packets_total") != 0 || got[key(ns+"_table_flows", "table", "spoof_guard")] != 6 {
 		t.Errorf("collect[]=agent&collect[]=tables:\n%.1500s", rec.Body)
 	}
 	rec = httptest.NewRecorder()

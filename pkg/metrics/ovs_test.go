@@ -44,22 +44,29 @@ func testFlows() []fakeFlow {
 		{table: 5, cookie: fixedCookie, packets: 5, drop: true}, // l2_forward miss
 		{table: 6, cookie: fixedCookie, packets: 8},             // tunnel_egress miss: output
 		{table: 1, priority: 200, cookie: vc1Cookie, inPort: 1, packets: 50},
-		{table: 1, priority: 100, cookie: vc1Cookie, inPort: 1, packets: 7, drop: true},
-		{table: 1, priority: 100, cookie: 0x1234, inPort: 2, packets: 99, drop: true}, // foreign
+		{table: 1, priority: 100, cookie: spoofDrop(vc1Cookie), inPort: 1, packets: 7, drop: true},
+		{table: 1, priority: 100, cookie: 0x1234, inPort: 2, packets: 99, drop: true},    // foreign
+		{table: 1, priority: 100, cookie: vc1Cookie, inPort: 2, packets: 98, drop: true}, // no drop role
 		// a second endpoint's drop flow on ofport 1 (a stale owner): summed
-		{table: 1, priority: 100, cookie: pipeline.Endpoint{Port: "old"}.Cookie(), inPort: 1, packets: 1, drop: true},
+		{table: 1, priority: 100, cookie: spoofDrop(pipeline.Endpoint{Port: "old"}.Cookie()), inPort: 1, packets: 1, drop: true},
 		{table: 5, priority: 200, cookie: vc1Cookie, packets: 60},
 	}
 }
+
+// spoofDrop is the cookie of an endpoint's spoof_guard drop flow.
+func spoofDrop(endpoint uint64) uint64 { return pipeline.WithRole(endpoint, pipeline.RoleSpoofDrop) }
 
 func testLabels() map[string]PortLabels {
 	return map[string]PortLabels{"vc1": {Network: "blue", IP: "10.100.1.10", Container: "c1"}, "vc2": {Container: "c2"}}
 }
 
-// newTestOVS connects an OVS reader to a fake switch.
+// newTestOVS connects an OVS reader to a fake switch; every scrape reads
+// the switch (no cache: cache_test.go tests it).
 func newTestOVS(t *testing.T, f *fakeOVS, timeout time.Duration) (*OVS, *openflow.Conn, *sw.Session) {
 	c, ss := f.dial(t)
-	return NewOVS(OVSConfig{Switch: func() Switch { return c }, Ports: testLabels, Timeout: timeout, Logger: quiet}), c, ss
+	o := NewOVS(OVSConfig{Switch: func() Switch { return c }, Ports: testLabels, Timeout: timeout, MaxAge: -1, Logger: quiet})
+	t.Cleanup(o.Close)
+	return o, c, ss
 }
 
 // key formats a sample as name{label="value",...} with sorted labels.
@@ -148,7 +155,7 @@ func TestOVSCollector(t *testing.T) {
 		key(ns+"_port_receive_packets_total", vc2...): 30, key(ns+"_port_transmit_bytes_total", vc2...): 4000,
 		key(ns+"_port_receive_packets_total", local...): 1, key(ns+"_port_receive_packets_total", gre...): 5,
 		key(ns+"_spoof_drops_packets_total", vc1...):  8,
-		key(ns+"_table_flows", "table", "classifier"): 1, key(ns+"_table_flows", "table", "spoof_guard"): 5,
+		key(ns+"_table_flows", "table", "classifier"): 1, key(ns+"_table_flows", "table", "spoof_guard"): 6,
 		key(ns+"_table_flows", "table", "l2_forward"): 2, key(ns+"_table_flows", "table", "tunnel_egress"): 1,
 		key(ns+"_table_miss_drops_packets_total", "table", "spoof_guard"):    3,
 		key(ns+"_table_miss_drops_packets_total", "table", "arp_responder"):  4,
@@ -165,7 +172,7 @@ func TestOVSCollector(t *testing.T) {
 	}
 	absent := []string{
 		key(ns+"_port_receive_errors_total", gre...),                     // all ones: unavailable
-		key(ns+"_spoof_drops_packets_total", vc2...),                     // the foreign drop flow
+		key(ns+"_spoof_drops_packets_total", vc2...),                     // a foreign flow, a flow without the role
 		key(ns+"_table_miss_drops_packets_total", "table", "classifier"), // miss goes on
 		key(ns+"_table_miss_drops_packets_total", "table", "tunnel_egress"),
 	}
@@ -197,7 +204,7 @@ func TestOVSCollectorFailures(t *testing.T) {
 			success: map[string]float64{"ports": 1, "tables": 0, "spoof_guard": 0}, ports: 4},
 		{name: "flow stats time out", stall: []uint16{openflow13.MultipartType_Flow},
 			success: map[string]float64{"ports": 1, "tables": 0, "spoof_guard": 0}, ports: 4},
-		{name: "aggregate refused", fail: []uint16{openflow13.MultipartType_Aggregate},
+		{name: "table stats refused", fail: []uint16{openflow13.MultipartType_Table},
 			success: map[string]float64{"ports": 1, "tables": 0, "spoof_guard": 1}, ports: 4},
 		{name: "port desc refused", fail: []uint16{openflow13.MultipartType_PortDesc},
 			success: map[string]float64{"ports": 0, "tables": 1, "spoof_guard": 0}},
@@ -309,28 +316,15 @@ func TestMatchInPort(t *testing.T) {
 	}
 }
 
-func TestAggregateRequestBytes(t *testing.T) {
-	b, err := aggregateRequest{table: 5}.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := openflow13.NewAggregateStatsRequest()
-	if err := req.UnmarshalBinary(b[16:]); err != nil {
-		t.Fatal(err)
-	}
-	if len(b) != int(aggregateRequest{}.Len()) || b[1] != openflow13.Type_MultiPartRequest ||
-		req.TableId != 5 || req.OutPort != openflow13.P_ANY || req.OutGroup != openflow13.OFPG_ANY || req.CookieMask != 0 {
-		t.Errorf("aggregate request %x decodes to %+v", b, req)
-	}
-}
-
 // Endpoint labels follow the agent's view from one scrape to the next
 // (the rendered label sets are cached per port).
 func TestLabelsFollowEndpoints(t *testing.T) {
 	f := newFakeOVS(t, testPorts(), testFlows())
 	c, _ := f.dial(t)
 	labels := testLabels()
-	o := NewOVS(OVSConfig{Switch: func() Switch { return c }, Ports: func() map[string]PortLabels { return maps.Clone(labels) }, Logger: quiet})
+	o := NewOVS(OVSConfig{Switch: func() Switch { return c }, Ports: func() map[string]PortLabels { return maps.Clone(labels) },
+		MaxAge: -1, Logger: quiet})
+	t.Cleanup(o.Close)
 	before := port("vc2", "2", "", "", "c2")
 	if _, ok := samples(t, o)[key(ns+"_port_receive_packets_total", before...)]; !ok {
 		t.Fatal("vc2 not exported as a plain port")

@@ -1,11 +1,42 @@
 package metrics
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 )
+
+// OwnSwitch keeps an OpenFlow connection of the metrics' own to the switch
+// at cfg.Addr until ctx ends (reconnecting with backoff) and returns
+// OVSConfig.Switch for it, falling back to fallback (the agent's
+// connection: AgentSwitch) while it is down, e.g. before the bridge exists.
+// Open vSwitch answers each connection's messages in order: on the agent's
+// connection, its flow_mods and barriers would wait behind a port-stats
+// reply of a megabyte at 10,000 ports.
+func OwnSwitch(ctx context.Context, cfg openflow.Config, fallback func() Switch) (func() Switch, error) {
+	if cfg.SentHistory == 0 {
+		cfg.SentHistory = 64 // requests only: no flow_mod for an error to name
+	}
+	cl, err := openflow.NewClient(openflow.ClientConfig{Conn: cfg, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("metrics connection: %w", err)
+	}
+	go func() { _ = cl.Run(ctx) }()
+	return func() Switch {
+		if c := cl.Current(); c != nil && c.Err() == nil {
+			return c
+		}
+		if fallback != nil {
+			return fallback()
+		}
+		return nil // not a typed nil
+	}, nil
+}
 
 // AgentSwitch is OVSConfig.Switch for an agent: its current connection.
 func AgentSwitch(ag *agent.Agent) func() Switch {
@@ -20,7 +51,7 @@ func AgentSwitch(ag *agent.Agent) func() Switch {
 // AgentPortLabels is OVSConfig.Ports for an agent: network and IP of the
 // programmed endpoints, container from the interfaces' external_ids.
 func AgentPortLabels(ag *agent.Agent) func() map[string]PortLabels {
-	return func() map[string]PortLabels { return portLabels(ag.Interfaces(), ag.State().Endpoints) }
+	return func() map[string]PortLabels { return portLabels(ag.Interfaces(), ag.LocalEndpoints()) }
 }
 
 func portLabels(ifaces []ovsdb.Interface, eps []pipeline.Endpoint) map[string]PortLabels {

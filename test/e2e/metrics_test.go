@@ -56,7 +56,7 @@ func TestMetricsE2E(t *testing.T) {
 				}
 			}
 		}
-		s := mxScrape(t, tp.pa, "", "")
+		s := mxFresh(t, tp.pa, "ports", time.Now())
 		labels := `{container="cid-cc",ip="10.100.1.11",network="blue",ofport="` + mxOFPort(t, cc) + `",port="vcc"}`
 		if _, ok := s[mxNS+"port_receive_packets_total"+labels]; !ok {
 			t.Errorf("no port_receive_packets_total%s in:\n%s", labels, mxGrep(s, "port_receive_packets"))
@@ -104,7 +104,7 @@ func TestMetricsE2E(t *testing.T) {
 	})
 
 	t.Run("table flows and miss drops match ovs-ofctl", func(t *testing.T) {
-		s := mxScrape(t, tp.pa, "", "")
+		s := mxFresh(t, tp.pa, "tables", time.Now())
 		for id, name := range []string{"classifier", "spoof_guard", "arp_responder", "tunnel_ingress", "tunnel_network", "l2_forward", "tunnel_egress"} {
 			agg := tp.a.Ofctl(t, "dump-aggregate", "br-int", fmt.Sprintf("table=%d", id))
 			if got, want := s[mxNS+`table_flows{table="`+name+`"}`], mxField(t, agg, "flow_count"); got != want || want == 0 {
@@ -125,7 +125,7 @@ func TestMetricsE2E(t *testing.T) {
 			t.Skip("promtool not on PATH") // only outside CI: see above
 		}
 		text := mxGet(t, tp.pa.listen, "/metrics", "", "")
-		for _, m := range []string{"scrape_collector_success", "sync_duration_seconds_bucket", "spoof_drops_packets_total", "port_receive_bytes_total"} {
+		for _, m := range []string{"scrape_collector_success", "scrape_collector_age_seconds", "sync_duration_seconds_bucket", "spoof_drops_packets_total", "port_receive_bytes_total"} {
 			if !strings.Contains(text, mxNS+m) {
 				t.Errorf("/metrics lacks %s%s", mxNS, m)
 			}
@@ -209,6 +209,36 @@ func mxScrape(t *testing.T, p *agProc, user, password string) map[string]float64
 	return out
 }
 
+// mxMaxAge is the agent's stated bound on the age of the Open vSwitch
+// values it serves (metrics.DefaultMaxAge).
+const mxMaxAge = 5 * time.Second
+
+// mxFresh scrapes p until collector's values were read from Open vSwitch
+// after since (the exported age says when the read started) and returns
+// that scrape. The agent reads in the background while it is scraped, so
+// this takes at most about mxMaxAge; longer fails the test.
+func mxFresh(t *testing.T, p *agProc, collector string, since time.Time) map[string]float64 {
+	t.Helper()
+	ageKey := mxNS + `scrape_collector_age_seconds{collector="` + collector + `"}`
+	okKey := mxNS + `scrape_collector_success{collector="` + collector + `"}`
+	for {
+		asked := time.Now()
+		s := mxScrape(t, p, "", "")
+		age, ok := s[ageKey]
+		if !ok || age < 0 || age > mxMaxAge.Seconds() {
+			t.Fatalf("%s = %v (exported %v): want an age within the stated %v", ageKey, age, ok, mxMaxAge)
+		}
+		// The read started age before the agent answered, which is after asked.
+		if s[okKey] == 1 && !asked.Add(-time.Duration(age*float64(time.Second))).Before(since) {
+			return s
+		}
+		if waited := time.Since(since); waited > mxMaxAge+2*time.Second {
+			t.Fatalf("%s: no values read after %v within %v (age %vs, success %v)", collector, since.Format(time.StampMilli), waited, age, s[okKey])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // mxGrep lists the samples whose key contains sub (for failure messages).
 func mxGrep(s map[string]float64, sub string) string {
 	var out []string
@@ -231,9 +261,11 @@ func mxPortSample(s map[string]float64, metric, port string) (float64, bool) {
 	return 0, false
 }
 
+// mxSpoofDrops is c's spoof-guard drop counter, read from Open vSwitch
+// after now.
 func mxSpoofDrops(t *testing.T, p *agProc, c *testbed.Container) float64 {
 	t.Helper()
-	v, ok := mxPortSample(mxScrape(t, p, "", ""), "spoof_drops_packets_total", c.HostIf)
+	v, ok := mxPortSample(mxFresh(t, p, "spoof_guard", time.Now()), "spoof_drops_packets_total", c.HostIf)
 	if !ok {
 		t.Fatalf("no spoof_drops_packets_total for %s", c.HostIf)
 	}
@@ -245,13 +277,16 @@ var mxDumpPort = regexp.MustCompile(`(rx|tx) pkts=(\d+), bytes=(\d+), drop=(\d+|
 // mxPortCounters reads c's port counters from the agent and from
 // ovs-ofctl dump-ports in quick succession, until two agent reads around
 // one ovs-ofctl read agree (no packet in between), and checks that they
-// are equal. Keys: receive_packets, transmit_bytes, ...
+// are equal. The agent serves values it read from Open vSwitch in the
+// background, at most mxMaxAge old: each agent read here waits for values
+// read after the moment it brackets (mxFresh). Keys: receive_packets,
+// transmit_bytes, ...
 func mxPortCounters(t *testing.T, p *agProc, c *testbed.Container) map[string]float64 {
 	t.Helper()
 	for attempt := 0; attempt < 10; attempt++ {
-		first := mxAgentPort(t, p, c.HostIf)
+		first := mxAgentPort(t, p, c.HostIf, time.Now())
 		ofctl := mxOfctlPort(t, p.node, c.HostIf)
-		if second := mxAgentPort(t, p, c.HostIf); !maps2Equal(first, second) {
+		if second := mxAgentPort(t, p, c.HostIf, time.Now()); !maps2Equal(first, second) {
 			continue // traffic between the reads
 		}
 		if !maps2Equal(first, ofctl) {
@@ -263,9 +298,11 @@ func mxPortCounters(t *testing.T, p *agProc, c *testbed.Container) map[string]fl
 	return nil
 }
 
-func mxAgentPort(t *testing.T, p *agProc, port string) map[string]float64 {
+// mxAgentPort is port's counters as the agent exports them, read from
+// Open vSwitch after since.
+func mxAgentPort(t *testing.T, p *agProc, port string, since time.Time) map[string]float64 {
 	t.Helper()
-	s := mxScrape(t, p, "", "")
+	s := mxFresh(t, p, "ports", since)
 	out := map[string]float64{}
 	for _, dir := range []string{"receive", "transmit"} {
 		for _, what := range []string{"packets", "bytes", "drops", "errors"} {
