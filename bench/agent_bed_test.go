@@ -112,6 +112,15 @@ func (e *agentBed) start(b *testing.B, onApply func(agent.Applied)) *runningAgen
 	b.Helper()
 	rec := &logRecorder{}
 	log := slog.New(rec)
+	if path := os.Getenv("OFCTL_BENCH_AGENT_LOG"); path != "" {
+		// Keep the agent's whole log (debug level) for a closer look.
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { f.Close() })
+		rec.tee = slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})
+	}
 	src, err := cluster.NewStatic(cluster.StaticConfig{Path: e.cluster, Logger: log})
 	if err != nil {
 		b.Fatal(err)
@@ -122,7 +131,9 @@ func (e *agentBed) start(b *testing.B, onApply func(agent.Applied)) *runningAgen
 		Bridge:     ovsdb.BridgeConfig{Name: agentBridge, DatapathType: "netdev"},
 		TunnelPort: agentTunnel, TunnelOFPort: agentTunnelOF, Cluster: src, Logger: log, OnApply: onApply,
 		VerifyEvery: time.Second, EchoInterval: 2 * time.Second, DeadInterval: 6 * time.Second, // pkg/config defaults
-		OnReady: func() { once.Do(func() { r.readyAt = time.Now(); close(r.ready) }) }})
+		// OFCTL_BENCH_NO_FLOW_MONITOR=1: the periodic full comparison alone (flow-monitor: false).
+		NoFlowMonitor: os.Getenv("OFCTL_BENCH_NO_FLOW_MONITOR") != "",
+		OnReady:       func() { once.Do(func() { r.readyAt = time.Now(); close(r.ready) }) }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -186,11 +197,11 @@ func (e *agentBed) flowCount() int {
 	return -1
 }
 
-// cookieFlows returns the flows with exactly this cookie, as ovs-ofctl
-// prints them, and their number.
+// cookieFlows returns the flows of this cookie's object (role bits aside),
+// as ovs-ofctl prints them, and their number.
 func (e *agentBed) cookieFlows(b *testing.B, cookie uint64) (string, int) {
 	b.Helper()
-	out := e.node.Ofctl(b, "dump-flows", agentBridge, fmt.Sprintf("cookie=%#x/-1", cookie))
+	out := e.node.Ofctl(b, "dump-flows", agentBridge, fmt.Sprintf("cookie=%#x/%#x", cookie, pipeline.ObjectMask))
 	return out, strings.Count(out, "cookie=")
 }
 
@@ -216,6 +227,7 @@ func (e *agentBed) programmed(b *testing.B, n int, onApply func(agent.Applied)) 
 type logRecorder struct {
 	mu   sync.Mutex
 	recs []logRecord
+	tee  slog.Handler // optional: every record also goes here
 }
 
 type logRecord struct {
@@ -224,11 +236,19 @@ type logRecord struct {
 	attrs map[string]slog.Value
 }
 
-func (l *logRecorder) Enabled(_ context.Context, lv slog.Level) bool { return lv >= slog.LevelInfo }
-func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler            { return l }
-func (l *logRecorder) WithGroup(string) slog.Handler                 { return l }
+func (l *logRecorder) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= slog.LevelInfo || l.tee != nil && l.tee.Enabled(ctx, lv)
+}
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
 
-func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+func (l *logRecorder) Handle(ctx context.Context, r slog.Record) error {
+	if l.tee != nil {
+		_ = l.tee.Handle(ctx, r)
+	}
+	if r.Level < slog.LevelInfo {
+		return nil
+	}
 	rec := logRecord{time: r.Time, msg: r.Message, attrs: map[string]slog.Value{}}
 	r.Attrs(func(a slog.Attr) bool { rec.attrs[a.Key] = a.Value; return true })
 	l.mu.Lock()

@@ -47,6 +47,8 @@ func (l *applyLog) drain() []agent.Applied {
 // addResult is what one endpoint addition cost.
 type addResult struct {
 	latency  time.Duration // agent: OnApply.Latency of the batch that sent flow_mods
+	queued   time.Duration // of it: the OVSDB update waiting for the agent's loop
+	commit   time.Duration // of it: the bundle round trip
 	flowMods int           // every flow_mod the agent sent for this add
 	e2e      time.Duration // OVSDB commit (ovsdb-client started) -> OVS's flow monitor reported all its flows
 	ovs      time.Duration // OVSDB commit -> ofport in OVSDB (ovs-vswitchd's share)
@@ -55,7 +57,8 @@ type addResult struct {
 
 // BenchmarkAgentAddEndpoint measures adding one endpoint (one OVS port)
 // while 10,000 are programmed, 200 times in a row. Per add: the agent's
-// latency (OnApply: event taken by the loop -> bundle confirmed), its
+// latency (OnApply: OVSDB update at the agent -> bundle confirmed; of it,
+// the wait for the loop and the bundle round trip apart), its
 // flow_mods (must be exactly one endpoint's flows), the end-to-end time from
 // the OVSDB commit to the flows being visible in ovs-ofctl, and the part of
 // it ovs-vswitchd needs to assign the ofport. It also reports the memory of
@@ -118,7 +121,7 @@ func addOne(b *testing.B, e *agentBed, r *runningAgent, log *applyLog, obs obser
 		case a := <-log.ch:
 			res.flowMods += a.FlowMods
 			if a.FlowMods > 0 {
-				res.latency = a.Latency
+				res.latency, res.queued, res.commit = a.Latency, a.Queued, a.Commit
 			}
 		case <-deadline:
 			b.Fatalf("endpoint %d: no OnApply with flow_mods", i)
@@ -155,10 +158,11 @@ func checkAdds(b *testing.B, res []addResult) {
 }
 
 func reportAdds(b *testing.B, res []addResult, rss, heap float64) {
-	var lat, e2e, ovs, agentSide, withSync []time.Duration
+	var lat, e2e, ovs, agentSide, withSync, queued, commit []time.Duration
 	fm := 0
 	for _, r := range res {
 		lat, e2e, ovs = append(lat, r.latency), append(e2e, r.e2e), append(ovs, r.ovs)
+		queued, commit = append(queued, r.queued), append(commit, r.commit)
 		agentSide = append(agentSide, r.e2e-r.ovs)
 		fm += r.flowMods
 		if r.syncs > 0 {
@@ -167,6 +171,8 @@ func reportAdds(b *testing.B, res []addResult, rss, heap float64) {
 	}
 	b.ReportMetric(ms(quantile(lat, 0.5)), "p50-ms")
 	b.ReportMetric(ms(quantile(lat, 0.99)), "p99-ms")
+	b.ReportMetric(ms(quantile(queued, 0.99)), "queued-p99-ms")
+	b.ReportMetric(ms(quantile(commit, 0.99)), "commit-p99-ms")
 	b.ReportMetric(float64(fm)/float64(len(res)), "flow_mods/add")
 	b.ReportMetric(ms(quantile(e2e, 0.5)), "e2e-p50-ms")
 	b.ReportMetric(ms(quantile(e2e, 0.99)), "e2e-p99-ms")

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 )
 
 // Independent observers: long-running OVS tools whose output lines are
@@ -81,6 +83,7 @@ func (e *agentBed) watchFlows(b *testing.B) *flowWatch {
 		if _, err := fmt.Sscanf(line[i+len(" cookie="):], "%v", &c); err != nil {
 			return
 		}
+		c &= pipeline.ObjectMask // an object's flows may carry role bits
 		w.mu.Lock()
 		w.added[c]++
 		w.last[c] = now
@@ -89,7 +92,8 @@ func (e *agentBed) watchFlows(b *testing.B) *flowWatch {
 	return w
 }
 
-// seen returns how many flows with cookie were added and when the last was.
+// seen returns how many flows of cookie's object (role bits aside) were
+// added and when the last was.
 func (w *flowWatch) seen(cookie uint64) (int, time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -99,7 +99,10 @@ type fieldInfo struct {
 func (f Field) info() (fieldInfo, bool) {
 	if f >= FieldReg0 && f <= FieldReg7 {
 		n := uint8(f - FieldReg0)
-		return fieldInfo{name: fmt.Sprintf("reg%d", n), nxmName: fmt.Sprintf("NXM_NX_REG%d", n),
+		// Slices of constants: info runs for every field of every flow
+		// encoded, and formatting the names showed in profiles.
+		const names, nxmNames = "reg0reg1reg2reg3reg4reg5reg6reg7", "0123456789"
+		return fieldInfo{name: names[4*n : 4*n+4], nxmName: "NXM_NX_REG" + nxmNames[n:n+1],
 			nxm: mkHeader(classNXM1, n, 4), bytes: 4, writable: true, format: fmtHex}, true
 	}
 	switch f {

@@ -17,14 +17,14 @@ import (
 )
 
 // TestDebugAPI checks /debug/flows and /debug/trace, and the dump-flows and
-// trace commands, against the real agent and OVS. Agent a runs with a 1h
-// drift check so that rogue and tampered flows stay until a restart repairs
-// them (the Sync after connecting).
+// trace commands, against the real agent and OVS. Agent a runs without the
+// flow monitor and with a 1h drift check so that rogue and tampered flows
+// stay until a restart repairs them (the Sync after connecting).
 func TestDebugAPI(t *testing.T) {
 	tp := agSetup(t)
 	p := tp.pa
 	p.kill(syscall.SIGTERM)
-	p.args = append(p.args, "--verify-interval", "1h", "--vswitchd-ctl", tp.a.VswitchdCtl())
+	p.args = append(p.args, "--flow-monitor=false", "--verify-interval", "1h", "--vswitchd-ctl", tp.a.VswitchdCtl())
 	p.start(t)
 
 	t.Run("flows are what ovs-ofctl lists", func(t *testing.T) {
