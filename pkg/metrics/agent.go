@@ -36,6 +36,9 @@ var agentSpecs = []metricSpec{
 	{"bundle_failures_total", "Bundles OVS refused (nothing was applied).", nil},
 	{"syncs_total", "Full comparisons of OVS with the desired flows.", nil},
 	{"drift_repairs_total", "Flows fixed because OVS differed from the desired flows (drift).", nil},
+	{"scoped_repairs_total", "Repairs of the table and cookie OVS's flow monitor reported changed by someone else.", nil},
+	{"flow_monitor_active", "1 while OVS reports flow changes made by others (flow monitor) on the current connection.", nil},
+	{"flow_monitor_pauses_total", "Times OVS paused its flow change reports (a mass change; a full comparison follows).", nil},
 	{"last_sync_duration_seconds", "Duration of the last full comparison.", nil},
 	{"desired_flows", "Flows the agent wants in OVS.", nil},
 	{"endpoints", "Local endpoints programmed.", nil},
@@ -88,6 +91,9 @@ func (c *AgentCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("bundle_failures_total", s.Reconcile.Failures)
 	counter("syncs_total", s.Reconcile.Syncs)
 	counter("drift_repairs_total", s.Repairs)
+	counter("scoped_repairs_total", s.Reconcile.ScopeSyncs)
+	gauge("flow_monitor_active", b2f(s.FlowMonitor))
+	counter("flow_monitor_pauses_total", s.FlowMonitorPauses)
 	gauge("last_sync_duration_seconds", s.Reconcile.LastSync.Seconds())
 	gauge("desired_flows", float64(s.Reconcile.DesiredFlows))
 	gauge("endpoints", float64(s.Endpoints))
