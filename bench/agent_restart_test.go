@@ -61,6 +61,8 @@ func BenchmarkAgentRestart(b *testing.B) {
 // check included), and stops it.
 func (e *agentBed) restart(b *testing.B, wantMods uint64) restartResult {
 	b.Helper()
+	e.fullCheckEvery = time.Second
+	defer func() { e.fullCheckEvery = 0 }()
 	r := e.start(b, nil)
 	var res restartResult
 	res.ready = r.waitReady(b, 2*time.Minute)
