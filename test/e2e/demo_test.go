@@ -255,7 +255,7 @@ func dmRequireTools(t *testing.T, tools ...string) {
 			if os.Getenv("CI") == "true" {
 				t.Fatalf("%s required: %v", tool, err)
 			}
-			t.Skipf("%s not found: %v", tool, err)
+			t.Skipf("%s not found (with CI=true this fails): %v", tool, err)
 		}
 	}
 }
