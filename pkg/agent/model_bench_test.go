@@ -12,6 +12,7 @@ import (
 	"github.com/contiv/libOpenflow/openflow13"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
 )
@@ -132,5 +133,32 @@ func BenchmarkModelHostGone(b *testing.B) {
 			b.Fatal(err)
 		}
 		v.Revision = nv.Revision
+	}
+}
+
+// BenchmarkModelLocalLoad: the model of 10,000 local endpoints (50,009
+// flows) built from the first view, and the first Sync generating them:
+// the agent's share of a restart at 10,000 endpoints.
+func BenchmarkModelLocalLoad(b *testing.B) {
+	v := benchView(0, 0)
+	v.Networks[0].Subnet = netip.MustParsePrefix("10.100.0.0/16")
+	active := make([]endpoint.Endpoint, 10000)
+	for i := range active {
+		ip := netip.AddrFrom4([4]byte{10, 100, byte((i + 2) >> 8), byte(i + 2)})
+		active[i] = endpoint.Endpoint{Port: fmt.Sprintf("d%d", i), OFPort: uint32(i + 1000), Network: "blue", IP: ip,
+			MAC: net.HardwareAddr{0x0a, 0x58, 10, 100, byte((i + 2) >> 8), byte(i + 2)}}
+	}
+	b.ReportAllocs()
+	for range b.N {
+		sw := &countSwitch{}
+		var m *model
+		rec := reconcile.New(reconcile.Config{Switch: sw, Regenerate: func(o reconcile.Owner) []flow.Flow { return m.regenerate(o) }})
+		m = newModel("self", rec, func(kind string, err error) { b.Fatalf("%s: %v", kind, err) })
+		m.setTunnelPort(100, nil)
+		m.setView(v, active)
+		if _, err := rec.Sync(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(sw.mods), "flowmods")
 	}
 }
