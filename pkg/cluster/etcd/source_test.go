@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -62,6 +63,13 @@ type harness struct {
 	src *Source
 	mu  sync.Mutex
 	rep reports
+}
+
+// String formats the reports (locked: the source may be adding one).
+func (h *harness) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return fmt.Sprintf("%q", []string(h.rep))
 }
 
 func (h *harness) count(kind string) int {
@@ -209,7 +217,7 @@ func TestSourceCountsBadRecords(t *testing.T) {
 	put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.1"), "hb"), `{"version":1,"mac":"ff:ff:ff:ff:ff:ff"}`)
 	put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.1"), "hc"), `{"version":1,"mac":"02:00:00:00:00:0c"}`)
 	eventually(t, 5*time.Second, func() bool { return h.count(KindRecord) == 2 && h.count(KindConflict) == 1 },
-		"a bad watched record or a conflict was not reported: %q", h.rep)
+		"a bad watched record or a conflict was not reported: %v", h)
 	if !h.has("10.100.0.1") || !h.src.State().Connected {
 		t.Error("bad records disturbed the source")
 	}
