@@ -17,9 +17,11 @@ setup:
 vet:
 	$(GO) vet $(PKGS)
 
-## test: vet, unit tests, fuzz seed corpora and integration tests against real OVS.
+## test: vet, unit tests, fuzz seed corpora and integration tests against real OVS,
+## then the packages again under the race detector.
 test: setup vet
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	$(GO) test -race $(TESTFLAGS) ./pkg/... ./cmd/...
 
 ## unit: tests that need no root and no OVS (integration tests skip outside CI).
 unit:
