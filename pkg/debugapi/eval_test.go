@@ -14,12 +14,12 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 )
 
-// TestRefStateIsPipelineReference: the fixture's owners give exactly
+// TestOwnersGiveReferenceFlows: the fixture's owners give exactly
 // pkg/pipeline's reference flows, the ones the captured traces ran on.
-func TestRefStateIsPipelineReference(t *testing.T) {
-	got := allFlows(owners(refState()))
+func TestOwnersGiveReferenceFlows(t *testing.T) {
+	got := allFlows(owners(pipeline.Reference()))
 	flow.Sort(got)
-	if d := flow.Dump(pipeline.Build(refState())); flow.Dump(got) != d {
+	if d := flow.Dump(pipeline.Build(pipeline.Reference())); flow.Dump(got) != d {
 		t.Fatalf("owners differ from Build:\n%s\nwant\n%s", flow.Dump(got), d)
 	}
 	golden, err := os.ReadFile(filepath.Join("..", "pipeline", "testdata", "reference.golden"))
@@ -27,7 +27,7 @@ func TestRefStateIsPipelineReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	if flow.Dump(got) != string(golden) {
-		t.Fatal("refState no longer matches pkg/pipeline/testdata/reference.golden")
+		t.Fatal("pipeline.Reference no longer matches pkg/pipeline/testdata/reference.golden")
 	}
 }
 
@@ -46,7 +46,7 @@ func packetOf(t *testing.T, query string) tracePacket {
 }
 
 func TestModelGolden(t *testing.T) {
-	m := NewModel(owners(refState()))
+	m := NewModel(owners(pipeline.Reference()))
 	tests := []struct {
 		name    string
 		query   string
@@ -116,7 +116,7 @@ func TestModelGolden(t *testing.T) {
 // output (captured from OVS 3.1 running the reference flows) agree, and
 // a tampered capture is flagged.
 func TestModelAgreesWithCapturedOVS(t *testing.T) {
-	m := NewModel(owners(refState()))
+	m := NewModel(owners(pipeline.Reference()))
 	tests := []struct{ file, query string }{
 		{"arp-range.trace", "in_port=1&arp_tpa=10.1.2.77"},
 		{"icmp-tunnel.trace", "in_port=1&nw_dst=10.1.2.5"},

@@ -26,39 +26,6 @@ func mac(s string) net.HardwareAddr {
 func addr(s string) netip.Addr  { return netip.MustParseAddr(s) }
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
-// refState is pkg/pipeline's reference topology (testdata/reference.golden
-// there; TestRefStateIsPipelineReference checks it): blue (VNI 100) with
-// blue-a (port 1, 10.1.1.2, derived MAC) and blue-b (port 2, 10.1.1.3, MAC
-// 02:00:00:00:01:03); red (VNI 200) with red-a (port 3), red-b (port 4);
-// tunnel port 100; host h2 192.0.2.2 (blue 10.1.2.0/24, red 10.2.2.0/24),
-// h3 192.0.2.3 (blue 10.1.3.0/25); remote endpoints 10.1.4.7 (blue, on
-// h3) and 10.2.4.9 (red, on h2).
-func refState() pipeline.State {
-	return pipeline.State{
-		TunnelPort: 100,
-		Networks: []pipeline.Network{
-			{Name: "blue", VNI: 100, Subnet: pfx("10.1.0.0/16")},
-			{Name: "red", VNI: 200, Subnet: pfx("10.2.0.0/16")},
-		},
-		Endpoints: []pipeline.Endpoint{
-			{Network: "blue", Port: "vblue-a", OFPort: 1, MAC: mac("0a:58:0a:01:01:02"), IP: addr("10.1.1.2")},
-			{Network: "blue", Port: "vblue-b", OFPort: 2, MAC: mac("02:00:00:00:01:03"), IP: addr("10.1.1.3")},
-			{Network: "red", Port: "vred-a", OFPort: 3, MAC: mac("0a:58:0a:02:01:02"), IP: addr("10.2.1.2")},
-			{Network: "red", Port: "vred-b", OFPort: 4, MAC: mac("0a:58:0a:02:01:03"), IP: addr("10.2.1.3")},
-		},
-		Hosts: []pipeline.RemoteHost{
-			{Name: "h2", TunnelIP: addr("192.0.2.2"), Ranges: map[string]netip.Prefix{
-				"blue": pfx("10.1.2.0/24"), "red": pfx("10.2.2.0/24")}},
-			{Name: "h3", TunnelIP: addr("192.0.2.3"), Ranges: map[string]netip.Prefix{
-				"blue": pfx("10.1.3.0/25")}},
-		},
-		RemoteEndpoints: []pipeline.RemoteEndpoint{
-			{Network: "blue", IP: addr("10.1.4.7"), MAC: mac("02:00:00:00:04:07"), Host: "h3"},
-			{Network: "red", IP: addr("10.2.4.9"), MAC: mac("0a:58:0a:02:04:09"), Host: "h2"},
-		},
-	}
-}
-
 // owners splits a state's flows by object, named as the agent names them.
 func owners(s pipeline.State) []agent.Owned {
 	out := []agent.Owned{{Name: "fixed", Flows: pipeline.FixedFlows(s.TunnelPort)}}
@@ -119,7 +86,7 @@ func (f fakeSource) Interfaces() []ovsdb.Interface { return f.ifs }
 func (f fakeSource) State() pipeline.State         { return f.state }
 
 func refSource() fakeSource {
-	s := refState()
+	s := pipeline.Reference()
 	ifs := []ovsdb.Interface{{Name: "gre0", OFPort: 100, Type: "gre"}, {Name: "broken", OFPort: -1}}
 	for _, e := range s.Endpoints {
 		ifs = append(ifs, ovsdb.Interface{Name: e.Port, OFPort: int(e.OFPort)})

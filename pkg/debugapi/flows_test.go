@@ -24,7 +24,7 @@ type drifted struct {
 
 func driftedOVS(t *testing.T) drifted {
 	var d drifted
-	for i, f := range pipeline.Build(refState()) {
+	for i, f := range pipeline.Build(pipeline.Reference()) {
 		switch {
 		case f.Table == 2 && f.Priority == 124 && d.missing.Cookie == 0:
 			d.missing = f // an ARP range answer of h2
@@ -55,9 +55,9 @@ func byFlow(items []item) map[string]item {
 
 func TestCompareFlows(t *testing.T) {
 	d := driftedOVS(t)
-	items := compareFlows(owners(refState()), d.stats)
+	items := compareFlows(owners(pipeline.Reference()), d.stats)
 	got := byFlow(items)
-	want := len(pipeline.Build(refState())) + 4
+	want := len(pipeline.Build(pipeline.Reference())) + 4
 	if len(items) != want {
 		t.Fatalf("%d items, want %d", len(items), want)
 	}

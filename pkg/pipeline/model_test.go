@@ -46,7 +46,7 @@ func TestValidate(t *testing.T) {
 		{"tunnel port reserved", func(s *State) { s.TunnelPort = 0xfffffffe }, "not an ordinary ofport"},
 	}
 	for _, tt := range tests {
-		s := reference()
+		s := Reference()
 		s.Hosts[0].Ranges = map[string]netip.Prefix{"blue": pfx("10.1.2.0/24"), "red": pfx("10.2.2.0/24")}
 		tt.mutate(&s)
 		err := s.Validate()
@@ -62,7 +62,7 @@ func TestValidate(t *testing.T) {
 // TestBuildSkipsInvalid checks that Build leaves out what it cannot program
 // instead of failing, and never produces a flow OVS would reject.
 func TestBuildSkipsInvalid(t *testing.T) {
-	s := reference()
+	s := Reference()
 	s.Networks = append(s.Networks, Network{Name: "bad", VNI: 0, Subnet: pfx("10.3.0.0/16")})
 	s.Endpoints = append(s.Endpoints,
 		Endpoint{Network: "nowhere", Port: "x1", OFPort: 9, MAC: mac("02:00:00:00:00:09"), IP: addr("10.1.1.9")},
@@ -74,7 +74,7 @@ func TestBuildSkipsInvalid(t *testing.T) {
 		RemoteHost{Name: "h8", TunnelIP: addr("192.0.2.8"), Ranges: map[string]netip.Prefix{"blue": {}, "red": pfx("10.9.0.0/24")}})
 	s.RemoteEndpoints = append(s.RemoteEndpoints, RemoteEndpoint{Network: "blue", IP: addr("10.1.5.5"), MAC: mac("02:00:00:00:05:05"), Host: "h9"})
 	got := Build(s)
-	if want := len(Build(reference())) + 1; len(got) != want { // h8: its tunnel flow only
+	if want := len(Build(Reference())) + 1; len(got) != want { // h8: its tunnel flow only
 		t.Errorf("Build kept %d flows, want %d:\n%s", len(got), want, flow.Dump(got))
 	}
 	for _, f := range got {

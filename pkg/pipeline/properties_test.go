@@ -21,7 +21,7 @@ func networksByName(s State) map[string]Network {
 }
 
 func TestFlowsPerObject(t *testing.T) {
-	s := reference()
+	s := Reference()
 	nets := networksByName(s)
 	total := len(FixedFlows(s.TunnelPort))
 	if n := len(FixedFlows(100)); n != 8 {
@@ -109,7 +109,7 @@ func TestStableOrder(t *testing.T) {
 // TestCookiesSelectObjects checks that every flow carries the agent magic and
 // that cookie/ObjectMask selects exactly the flows of one object.
 func TestCookiesSelectObjects(t *testing.T) {
-	s := reference()
+	s := Reference()
 	all := Build(s)
 	nets := networksByName(s)
 	hosts := map[string]RemoteHost{}
@@ -159,7 +159,7 @@ func TestCookiesSelectObjects(t *testing.T) {
 // misses) matches reg0 exactly with the VNI of its own object's network, and
 // that reg0 is only ever set to the VNI the packet's port or tun_id proves.
 func TestIsolation(t *testing.T) {
-	s := reference()
+	s := Reference()
 	vnis := map[uint64][]uint32{} // object cookie -> VNIs its flows may match
 	nets := networksByName(s)
 	for _, e := range s.Endpoints {
@@ -206,7 +206,7 @@ func checkLoadsVNI(t *testing.T, f flow.Flow, allowed []uint32) {
 // require reg1 bit 0 clear go to tunnel_egress; only tunnel_egress outputs to
 // the tunnel port.
 func TestTunnelRules(t *testing.T) {
-	s := reference()
+	s := Reference()
 	for _, f := range Build(s) {
 		for _, a := range f.Actions {
 			switch a := a.(type) {

@@ -9,7 +9,7 @@ import (
 // RoleCookie/RoleMask selects the spoof_guard drop flow of every local
 // endpoint and nothing else; the role leaves category and object intact.
 func TestSpoofDropRole(t *testing.T) {
-	s := reference()
+	s := Reference()
 	sel := RoleCookie(CategoryLocalEndpoint, RoleSpoofDrop)
 	var got []flow.Flow
 	for _, f := range Build(s) {

@@ -45,7 +45,7 @@ func parseTrace(out string) traceResult {
 // (ofproto/trace: the OpenFlow tables, not a model of them) and checks
 // forwarding, ARP answers, spoofing, tunneling and isolation.
 func TestOVSTrace(t *testing.T) {
-	n, _ := installed(t, reference())
+	n, _ := installed(t, Reference())
 	tests := []struct {
 		name   string
 		packet string
