@@ -42,12 +42,12 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	srv, err := serveHTTP(ctx, cfg, ag, loop, log, backend.collector)
+	srv, closeHTTP, err := serveHTTP(ctx, cfg, ag, loop, log, backend.collector)
 	if err != nil {
 		log.Error("cannot serve http", "addr", cfg.Listen, "err", err)
 		return 1
 	}
-	defer srv.Close()
+	defer closeHTTP()
 	log.Info("ofctl-agent starting", "version", version, "node", cfg.NodeName, "bridge", cfg.Bridge,
 		"openflow", cfg.OpenFlow, "ovsdb", cfg.OVSDB, "http", srv.Addr(), "web_config", cfg.WebConfigFile)
 	if err := ag.Run(ctx); err != nil {
@@ -107,23 +107,29 @@ func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics) (*
 
 // serveHTTP starts the HTTP server: /metrics, /healthz, /readyz,
 // /debug/pprof/; the debug API mounts its handlers with srv.Mount. extra,
-// if not nil, is registered too (the etcd backend's state).
+// if not nil, is registered too (the etcd backend's state). closeHTTP stops
+// the server and the metrics' OpenFlow connection.
 func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *metrics.LoopMetrics, log *slog.Logger,
-	extra prometheus.Collector) (*httpserver.Server, error) {
+	extra prometheus.Collector) (srv *httpserver.Server, closeHTTP func(), err error) {
 	// The OVS collectors read on a connection of their own (the agent's
 	// while it is down): on the agent's, its flow_mods would wait behind
 	// their replies.
-	sw, err := metrics.OwnSwitch(ctx, openflow.Config{Addr: cfg.OpenFlow, EchoInterval: cfg.EchoInterval,
+	sw, stopSwitch, err := metrics.OwnSwitch(ctx, openflow.Config{Addr: cfg.OpenFlow, EchoInterval: cfg.EchoInterval,
 		DeadInterval: cfg.DeadInterval, Logger: log.With("connection", "metrics")}, metrics.AgentSwitch(ag))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	defer func() {
+		if err != nil {
+			stopSwitch()
+		}
+	}()
 	src := metrics.Sources{Status: ag.Status, Loop: loop, Logger: log,
 		OVS: metrics.OVSConfig{Switch: sw, Ports: metrics.AgentPortLabels(ag)}}
 	if extra != nil {
 		src.Extra = append(src.Extra, extra)
 	}
-	srv, err := httpserver.New(httpserver.Config{Addr: cfg.Listen, WebConfigFile: cfg.WebConfigFile, Metrics: metrics.NewHandler(src),
+	srv, err = httpserver.New(httpserver.Config{Addr: cfg.Listen, WebConfigFile: cfg.WebConfigFile, Metrics: metrics.NewHandler(src),
 		Logger: log, Handlers: debugHandlers(cfg, ag, log), Ready: func() error {
 			if !ag.Status().Ready {
 				return errors.New("pipeline not (yet) in OVS")
@@ -131,12 +137,12 @@ func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *me
 			return nil
 		}})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := srv.Start(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return srv, nil
+	return srv, func() { srv.Close(); stopSwitch() }, nil
 }
 
 // sdNotify tells systemd (Type=notify) about our state; a no-op elsewhere.

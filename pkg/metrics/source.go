@@ -12,22 +12,25 @@ import (
 )
 
 // OwnSwitch keeps an OpenFlow connection of the metrics' own to the switch
-// at cfg.Addr until ctx ends (reconnecting with backoff) and returns
-// OVSConfig.Switch for it, falling back to fallback (the agent's
+// at cfg.Addr until ctx ends or stop is called (reconnecting with backoff)
+// and returns OVSConfig.Switch for it, falling back to fallback (the agent's
 // connection: AgentSwitch) while it is down, e.g. before the bridge exists.
 // Open vSwitch answers each connection's messages in order: on the agent's
 // connection, its flow_mods and barriers would wait behind a port-stats
-// reply of a megabyte at 10,000 ports.
-func OwnSwitch(ctx context.Context, cfg openflow.Config, fallback func() Switch) (func() Switch, error) {
+// reply of a megabyte at 10,000 ports. stop closes the connection and
+// returns once its goroutine has ended (nothing logs after it).
+func OwnSwitch(ctx context.Context, cfg openflow.Config, fallback func() Switch) (get func() Switch, stop func(), err error) {
 	if cfg.SentHistory == 0 {
 		cfg.SentHistory = 64 // requests only: no flow_mod for an error to name
 	}
 	cl, err := openflow.NewClient(openflow.ClientConfig{Conn: cfg, Logger: cfg.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("metrics connection: %w", err)
+		return nil, nil, fmt.Errorf("metrics connection: %w", err)
 	}
-	go func() { _ = cl.Run(ctx) }()
-	return func() Switch {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = cl.Run(ctx) }()
+	get = func() Switch {
 		if c := cl.Current(); c != nil && c.Err() == nil {
 			return c
 		}
@@ -35,7 +38,8 @@ func OwnSwitch(ctx context.Context, cfg openflow.Config, fallback func() Switch)
 			return fallback()
 		}
 		return nil // not a typed nil
-	}, nil
+	}
+	return get, func() { cancel(); <-done }, nil
 }
 
 // AgentSwitch is OVSConfig.Switch for an agent: its current connection.

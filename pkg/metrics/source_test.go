@@ -28,10 +28,11 @@ func TestOwnSwitch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			t.Cleanup(cancel)
-			get, err := OwnSwitch(ctx, openflow.Config{Addr: tt.addr(t), Logger: quiet}, func() Switch { return fallback })
+			get, stop, err := OwnSwitch(ctx, openflow.Config{Addr: tt.addr(t), Logger: quiet}, func() Switch { return fallback })
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(stop)
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				_, own := get().(*openflow.Conn)
@@ -48,7 +49,7 @@ func TestOwnSwitch(t *testing.T) {
 			}
 		})
 	}
-	if _, err := OwnSwitch(context.Background(), openflow.Config{Addr: "bogus"}, nil); err == nil {
+	if _, _, err := OwnSwitch(context.Background(), openflow.Config{Addr: "bogus"}, nil); err == nil {
 		t.Error("OwnSwitch accepted a bad address")
 	}
 }
