@@ -33,13 +33,17 @@ const txChunk = 300 // ports per transaction: the JSON is one argv string (< 128
 
 // addEndpoints creates endpoints [from, to) (from and to even) as paired
 // patch ports on br-int and waits until ovs-vswitchd gave each an ofport.
-func (e *agentBed) addEndpoints(b *testing.B, from, to int) {
+func (e *agentBed) addEndpoints(b *testing.B, from, to int) { e.addPorts(b, from, to, true) }
+
+// addPorts creates ports [from, to) as addEndpoints does; unless labelled,
+// without the external_ids that make them endpoints.
+func (e *agentBed) addPorts(b *testing.B, from, to int, labelled bool) {
 	b.Helper()
 	if from%2 != 0 || to%2 != 0 {
-		b.Fatalf("addEndpoints(%d, %d): patch pairs need even bounds", from, to)
+		b.Fatalf("addPorts(%d, %d): patch pairs need even bounds", from, to)
 	}
 	for lo := from; lo < to; lo += txChunk {
-		e.transact(b, addPortsTxn(lo, min(lo+txChunk, to), "patch"))
+		e.transact(b, addPortsTxn(lo, min(lo+txChunk, to), "patch", labelled))
 	}
 	e.waitOFPorts(b, 2*time.Minute)
 }
@@ -47,7 +51,20 @@ func (e *agentBed) addEndpoints(b *testing.B, from, to int) {
 // addDummy creates endpoint i as one type=dummy port, in one transaction.
 func (e *agentBed) addDummy(b *testing.B, i int) {
 	b.Helper()
-	e.transact(b, addPortsTxn(i, i+1, "dummy"))
+	e.transact(b, addPortsTxn(i, i+1, "dummy", true))
+}
+
+// labelPort makes the existing port of endpoint i an endpoint: one
+// transaction adds its external_ids.
+func (e *agentBed) labelPort(b *testing.B, i int) {
+	b.Helper()
+	e.transact(b, fmt.Sprintf(`["Open_vSwitch",{"op":"mutate","table":"Interface","where":[["name","==",%q]],`+
+		`"mutations":[["external_ids","insert",%s]]}]`, portName(i), endpointIDs(i)))
+}
+
+// endpointIDs is the OVSDB map of endpoint i's external_ids.
+func endpointIDs(i int) string {
+	return fmt.Sprintf(`["map",[[%q,%q],[%q,%q]]]`, endpoint.KeyNetwork, benchNet, endpoint.KeyIP, endpointIP(i, 0))
 }
 
 // transact runs one OVSDB transaction (JSON, RFC 7047) with ovsdb-client.
@@ -78,8 +95,9 @@ func (e *agentBed) waitOFPorts(b *testing.B, timeout time.Duration) {
 }
 
 // addPortsTxn inserts endpoints [from, to) as Interface and Port rows of the
-// given type ("patch": peer d(i^1)) and adds the ports to br-int.
-func addPortsTxn(from, to int, typ string) string {
+// given type ("patch": peer d(i^1)), with the endpoint's external_ids if
+// labelled, and adds the ports to br-int.
+func addPortsTxn(from, to int, typ string, labelled bool) string {
 	var sb strings.Builder
 	sb.WriteString(`["Open_vSwitch"`)
 	var ports []string
@@ -88,9 +106,12 @@ func addPortsTxn(from, to int, typ string) string {
 		if typ == "patch" {
 			options = fmt.Sprintf(`["map",[["peer",%q]]]`, portName(i^1))
 		}
+		ids := `["map",[]]`
+		if labelled {
+			ids = endpointIDs(i)
+		}
 		fmt.Fprintf(&sb, `,{"op":"insert","table":"Interface","uuid-name":"i%d","row":{"name":%q,"type":%q,"options":%s,`+
-			`"external_ids":["map",[[%q,%q],[%q,%q]]]}}`,
-			i, portName(i), typ, options, endpoint.KeyNetwork, benchNet, endpoint.KeyIP, endpointIP(i, 0))
+			`"external_ids":%s}}`, i, portName(i), typ, options, ids)
 		fmt.Fprintf(&sb, `,{"op":"insert","table":"Port","uuid-name":"p%d","row":{"name":%q,"interfaces":["named-uuid","i%d"]}}`,
 			i, portName(i), i)
 		ports = append(ports, fmt.Sprintf(`["named-uuid","p%d"]`, i))

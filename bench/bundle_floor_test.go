@@ -1,0 +1,87 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/contiv/libOpenflow/openflow13"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
+)
+
+// floorBundles is how many bundles BenchmarkBundleFloor sends per case.
+const floorBundles = 200
+
+// BenchmarkBundleFloor is the reference for BenchmarkAgentAddEndpoint: the
+// same five flows of one new endpoint, in one bundle sent with pkg/openflow
+// on a bare connection (no agent, no model, no event), on a bridge with 0
+// or 10,000 programmed endpoints (ports and 50,009 flows). The time from
+// opening the bundle to the commit reply is what ovs-vswitchd needs; an
+// agent's add cannot beat it. Bundles are 250 ms apart, as the adds are.
+func BenchmarkBundleFloor(b *testing.B) {
+	for _, n := range []int{0, benchEndpoints} {
+		b.Run(fmt.Sprintf("endpoints=%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				e := newAgentBed(b, "bflr")
+				e.programmed(b, n, nil).stop()
+				time.Sleep(2 * time.Second) // let ovs-vswitchd settle
+				lat, cpu := e.bundleRounds(b, n)
+				b.ReportMetric(ms(quantile(lat, 0.5)), "p50-ms")
+				b.ReportMetric(ms(quantile(lat, 0.99)), "p99-ms")
+				b.ReportMetric(ms(quantile(lat, 1)), "max-ms")
+				b.ReportMetric(ms(cpu)/floorBundles, "vswitchd-cpu-ms/bundle")
+				b.ReportMetric(0, "ns/op")
+			}
+		})
+	}
+}
+
+// bundleRounds commits floorBundles bundles, each with the flows of a new
+// endpoint (numbered from first), and returns their latencies and the CPU
+// ovs-vswitchd used meanwhile (pauses included).
+func (e *agentBed) bundleRounds(b *testing.B, first int) ([]time.Duration, time.Duration) {
+	b.Helper()
+	ctx := context.Background()
+	c, err := openflow.Dial(ctx, openflow.Config{Addr: e.node.MgmtAddr(agentBridge)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	lat := make([]time.Duration, floorBundles)
+	cpu0 := procCPU(b, e.node.VswitchdPid())
+	for k := range lat {
+		net, ep := benchEndpoint(first+k, 0)
+		ep.OFPort = uint32(60_000 + k) // unused by the programmed ports: its in_port flow is new
+		var mods []*openflow13.FlowMod
+		for _, f := range pipeline.EndpointFlows(net, ep) {
+			fm, err := f.FlowMod(openflow13.FC_ADD)
+			if err != nil {
+				b.Fatal(err)
+			}
+			mods = append(mods, fm)
+		}
+		time.Sleep(250 * time.Millisecond)
+		start := time.Now()
+		bu, err := c.Bundle(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, fm := range mods {
+			if err := bu.Add(fm); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := bu.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+		lat[k] = time.Since(start)
+	}
+	cpu := procCPU(b, e.node.VswitchdPid()) - cpu0
+	if got, want := e.flowCount(), pipelineFlows(first+floorBundles); got != want {
+		b.Fatalf("br-int holds %d flows after the bundles, want %d", got, want)
+	}
+	return lat, cpu
+}
