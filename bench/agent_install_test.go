@@ -66,6 +66,20 @@ func fullInstall(b *testing.B, n int) {
 // the file is not timed); it checks the count afterwards.
 func (e *agentBed) ofctlReinstall(b *testing.B, want int) time.Duration {
 	b.Helper()
+	path := e.flowsFile(b, want)
+	e.node.Ofctl(b, "del-flows", agentBridge)
+	e.waitFlows(b, 0, 10*time.Second)
+	start := time.Now()
+	e.node.Ofctl(b, "--bundle", "add-flows", agentBridge, path)
+	took := time.Since(start)
+	e.waitFlows(b, want, 10*time.Second)
+	return took
+}
+
+// flowsFile writes br-int's flows (want of them) to a file that
+// `ovs-ofctl add-flows` reads, and returns its path.
+func (e *agentBed) flowsFile(b *testing.B, want int) string {
+	b.Helper()
 	var sb strings.Builder
 	for _, line := range strings.Split(e.node.Ofctl(b, "dump-flows", "--no-stats", agentBridge), "\n") {
 		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "OFPST_FLOW") {
@@ -80,11 +94,5 @@ func (e *agentBed) ofctlReinstall(b *testing.B, want int) time.Duration {
 	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	e.node.Ofctl(b, "del-flows", agentBridge)
-	e.waitFlows(b, 0, 10*time.Second)
-	start := time.Now()
-	e.node.Ofctl(b, "--bundle", "add-flows", agentBridge, path)
-	took := time.Since(start)
-	e.waitFlows(b, want, 10*time.Second)
-	return took
+	return path
 }

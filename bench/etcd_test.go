@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,12 +9,8 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -146,88 +141,11 @@ func BenchmarkEtcdConverge(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-type etcdAgent struct {
-	cmd     *exec.Cmd
-	listen  string
-	logPath string
-	done    chan struct{}
-	once    sync.Once
-}
-
-func etcdStartAgent(b *testing.B, node *testbed.Node, endpoint string) *etcdAgent {
+func etcdStartAgent(b *testing.B, node *testbed.Node, endpoint string) *daemon {
 	b.Helper()
-	bin := filepath.Join(b.TempDir(), "ofctl-agent")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/ofctl-agent/ofctl-agent/cmd/ofctl-agent").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v: %s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := &etcdAgent{listen: ln.Addr().String(), logPath: filepath.Join(node.Dir, "agent-etcd.log"), done: make(chan struct{})}
-	ln.Close()
-	a.cmd = exec.Command(bin, "run", "--node-name", etcdNodeName, "--ovsdb", node.DBAddr(), "--ovs-rundir", node.Dir,
-		"--datapath-type", "netdev", "--tunnel-ip", "192.0.2.1", "--tunnel-port", agentTunnel, "--tunnel-ofport", strconv.Itoa(agentTunnelOF),
-		"--cluster-backend", "etcd", "--etcd-endpoints", endpoint, "--etcd-prefix", etcdPrefix,
-		"--cluster-file", filepath.Join(node.Dir, "none.yaml"), "--listen", a.listen, "--log-level", "info")
-	log, err := os.Create(a.logPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a.cmd.Stdout, a.cmd.Stderr = log, log
-	if err := a.cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = a.cmd.Wait(); log.Close(); close(a.done) }()
-	b.Cleanup(a.stop)
-	return a
-}
-
-func (a *etcdAgent) stop() {
-	a.once.Do(func() {
-		_ = a.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-a.done:
-		case <-time.After(10 * time.Second):
-			_ = a.cmd.Process.Kill()
-			<-a.done
-		}
-	})
-}
-
-// metric returns one unlabelled sample of the agent's /metrics.
-func (a *etcdAgent) metric(b *testing.B, name string) float64 {
-	b.Helper()
-	resp, err := http.Get("http://" + a.listen + "/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	s := bufio.NewScanner(resp.Body)
-	s.Buffer(make([]byte, 1<<20), 1<<20)
-	for s.Scan() {
-		if f := strings.Fields(s.Text()); len(f) == 2 && f[0] == name {
-			v, err := strconv.ParseFloat(f[1], 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return v
-		}
-	}
-	b.Fatalf("no %s in /metrics", name)
-	return 0
-}
-
-// memory forces a GC in the agent (pprof heap ?gc=1) and returns its RSS
-// and live heap in MiB.
-func (a *etcdAgent) memory(b *testing.B) (rss, heap float64) {
-	b.Helper()
-	resp, err := http.Get("http://" + a.listen + "/debug/pprof/heap?gc=1")
-	if err != nil {
-		b.Fatal(err)
-	}
-	resp.Body.Close()
-	return a.metric(b, "process_resident_memory_bytes") / (1 << 20), a.metric(b, "go_memstats_heap_alloc_bytes") / (1 << 20)
+	args := append(daemonArgs(node, etcdNodeName), "--cluster-backend", "etcd", "--etcd-endpoints", endpoint,
+		"--etcd-prefix", etcdPrefix, "--cluster-file", filepath.Join(node.Dir, "none.yaml"))
+	return startDaemon(b, buildAgent(b), filepath.Join(node.Dir, "agent-etcd.log"), args...)
 }
 
 // etcdWaitFlows polls dump-aggregate until br-int holds want flows.
@@ -259,7 +177,7 @@ type changeResult struct {
 // etcdChangeOne changes single records and waits for OVS to show each:
 // first a MAC change (same host), then a move to another host. The flow
 // checked is the endpoint's l2_forward flow (dl_dst=MAC, reg2=host).
-func etcdChangeOne(b *testing.B, c *clientv3.Client, node *testbed.Node, a *etcdAgent) (mac, move changeResult) {
+func etcdChangeOne(b *testing.B, c *clientv3.Client, node *testbed.Node, a *daemon) (mac, move changeResult) {
 	b.Helper()
 	run := func(change func(i int) (m net.HardwareAddr, host int)) changeResult {
 		var lat []time.Duration
@@ -298,7 +216,7 @@ func etcdChangeOne(b *testing.B, c *clientv3.Client, node *testbed.Node, a *etcd
 
 // etcdHostsGone deletes hosts with all their endpoints in one transaction
 // each, as a lease expiry does, and times until their flows left OVS.
-func etcdHostsGone(b *testing.B, c *clientv3.Client, node *testbed.Node, a *etcdAgent, flows int) changeResult {
+func etcdHostsGone(b *testing.B, c *clientv3.Client, node *testbed.Node, a *daemon, flows int) changeResult {
 	b.Helper()
 	const hosts = 3
 	perHost := 1 + 2*etcdPerHost // the tunnel flow and two per endpoint
@@ -354,30 +272,14 @@ func etcdWaitFlow(b *testing.B, node *testbed.Node, mac net.HardwareAddr, host i
 }
 
 // etcdListTook is the agent's initial list time, from its log.
-func (a *etcdAgent) etcdListTook(b *testing.B) time.Duration {
+func (a *daemon) etcdListTook(b *testing.B) time.Duration {
 	b.Helper()
-	data, err := os.ReadFile(a.logPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if !strings.Contains(line, `msg="etcd listed"`) {
-			continue
-		}
-		if i := strings.Index(line, " took="); i >= 0 {
-			d, err := time.ParseDuration(strings.Fields(line[i+6:])[0])
-			if err == nil {
-				return d
-			}
-		}
-	}
-	b.Fatal("no \"etcd listed\" line in the agent's log")
-	return 0
+	return logDuration(b, a.logLine(b, "etcd listed"), "took")
 }
 
 // saveProfile keeps the agent's heap profile and log in dir, if set
 // (OFCTL_BENCH_PROFILE_DIR), for `go tool pprof`.
-func (a *etcdAgent) saveProfile(b *testing.B, dir string) {
+func (a *daemon) saveProfile(b *testing.B, dir string) {
 	b.Helper()
 	if dir == "" {
 		return
@@ -399,7 +301,7 @@ func (a *etcdAgent) saveProfile(b *testing.B, dir string) {
 }
 
 // cpuProfile records the agent's first 40 s of CPU into dir, if set.
-func (a *etcdAgent) cpuProfile(b *testing.B, dir string) <-chan struct{} {
+func (a *daemon) cpuProfile(b *testing.B, dir string) <-chan struct{} {
 	done := make(chan struct{})
 	if dir == "" {
 		close(done)

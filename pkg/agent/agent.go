@@ -77,6 +77,7 @@ type Agent struct {
 	model     *model
 
 	conn      atomic.Pointer[openflow.Conn]
+	synced    atomic.Pointer[openflow.Conn] // conn once its first Sync is done: flushes may go
 	ready     atomic.Bool
 	readyOnce sync.Once
 	monitored atomic.Bool  // OVS reports flow changes on the current connection
@@ -116,7 +117,11 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.db = db
 	of, err := openflow.NewClient(openflow.ClientConfig{
-		Conn:      openflow.Config{Addr: cfg.OpenFlow, EchoInterval: cfg.EchoInterval, DeadInterval: cfg.DeadInterval, Logger: cfg.Logger},
+		Conn: openflow.Config{Addr: cfg.OpenFlow, EchoInterval: cfg.EchoInterval, DeadInterval: cfg.DeadInterval, Logger: cfg.Logger},
+		// The switch is local: a failed dial costs next to nothing, and
+		// after an ovs-vswitchd restart every second waited is a second
+		// with an empty pipeline. Retry at least once a second.
+		Backoff:   openflow.Backoff{Max: time.Second},
 		OnConnect: a.onConnect,
 		Logger:    cfg.Logger,
 	})

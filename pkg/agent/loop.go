@@ -155,10 +155,13 @@ type Applied struct {
 }
 
 // flush commits pending flow_mods and returns how many; a failure is left
-// to the next Sync.
+// to the next Sync. Until the current connection's first Sync is done the
+// reconciler does not know what OVS holds: a Flush then would send every
+// flow not yet seen as an add (a restart would rewrite the whole pipeline).
+// Changes made meanwhile stay pending and that Sync folds them in.
 func (a *Agent) flush(ctx context.Context) int {
-	if a.conn.Load() == nil {
-		return 0 // the first Sync will install everything
+	if c := a.conn.Load(); c == nil || a.synced.Load() != c {
+		return 0
 	}
 	start := time.Now()
 	n, err := a.rec.Flush(ctx)
@@ -229,6 +232,12 @@ func (a *Agent) onConnect(ctx context.Context, c *openflow.Conn) error {
 	res, err := a.sync(ctx)
 	if err != nil {
 		return err
+	}
+	a.synced.Store(c)
+	// A change the loop made after the Sync but before the line above was
+	// not flushed: send it now rather than with the next event.
+	if a.rec.Pending() > 0 {
+		a.flush(ctx)
 	}
 	a.log.Info("pipeline synchronised", "datapath", c.DatapathID(), "kept", res.Kept, "added", res.Added,
 		"modified", res.Modified, "deleted", res.Deleted, "took", res.Duration, "flow_monitor", a.monitored.Load())

@@ -185,11 +185,27 @@ func agContainer(t *testing.T, n *testbed.Node, name, ip string) *testbed.Contai
 	return c
 }
 
-// pingStats runs a continuous ping from c to dst while during() runs, then
+// pingDuring runs a continuous ping from c to dst while during() runs, then
 // returns transmitted and received counts.
 func pingDuring(t *testing.T, c *testbed.Container, dst netip.Addr, interval string, during func()) (sent, recv int) {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", string(c.NS), "ping", "-n", "-i", interval, "-W", "1", dst.String())
+	r := pingRun(t, c, dst, interval, during)
+	return r.sent, r.recv
+}
+
+// pingResult is what a continuous ping saw.
+type pingResult struct {
+	sent, recv int
+	// gap is the longest time between two consecutive replies: how long
+	// the path was broken (to the ping interval's precision).
+	gap time.Duration
+}
+
+// pingRun runs a continuous ping (-D: replies timestamped) from c to dst
+// while during() runs, and summarises it.
+func pingRun(t *testing.T, c *testbed.Container, dst netip.Addr, interval string, during func()) pingResult {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", string(c.NS), "ping", "-n", "-D", "-i", interval, "-W", "1", dst.String())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -213,27 +229,41 @@ func pingDuring(t *testing.T, c *testbed.Container, dst netip.Addr, interval str
 	_ = cmd.Process.Signal(syscall.SIGINT) // ping prints its summary
 	<-done
 	_ = cmd.Wait()
+	return parsePing(t, lines)
+}
+
+// parsePing reads ping -D output: replies "[unix time] ... icmp_seq=N ..."
+// and the "N packets transmitted, M received" summary.
+func parsePing(t *testing.T, lines []string) pingResult {
+	t.Helper()
 	re := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
-	seqRe := regexp.MustCompile(`icmp_seq=(\d+) `)
+	replyRe := regexp.MustCompile(`^\[(\d+\.\d+)\].* icmp_seq=(\d+) `)
 	got := map[int]bool{}
+	var res pingResult
+	var last float64
 	for _, l := range lines {
-		if m := seqRe.FindStringSubmatch(l); m != nil {
-			n, _ := strconv.Atoi(m[1])
+		if m := replyRe.FindStringSubmatch(l); m != nil {
+			n, _ := strconv.Atoi(m[2])
 			got[n] = true
+			at, _ := strconv.ParseFloat(m[1], 64)
+			if last > 0 {
+				res.gap = max(res.gap, time.Duration((at-last)*float64(time.Second)))
+			}
+			last = at
 		}
 	}
 	for _, l := range lines {
 		if m := re.FindStringSubmatch(l); m != nil {
-			sent, _ = strconv.Atoi(m[1])
-			recv, _ = strconv.Atoi(m[2])
+			res.sent, _ = strconv.Atoi(m[1])
+			res.recv, _ = strconv.Atoi(m[2])
 			// The last echo may still be in flight when ping is
 			// interrupted: it was not lost, just not waited for.
-			if recv == sent-1 && !got[sent] {
-				sent--
+			if res.recv == res.sent-1 && !got[res.sent] {
+				res.sent--
 			}
-			return sent, recv
+			return res
 		}
 	}
 	t.Fatalf("no ping summary in:\n%s", strings.Join(lines, "\n"))
-	return 0, 0
+	return res
 }

@@ -1,0 +1,144 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// daemonStart is one start of the ofctl-agent binary on a bridge that
+// already holds the pipeline of benchEndpoints endpoints.
+type daemonStart struct {
+	ready    time.Duration // process start -> first /readyz 200 (polled every 5 ms)
+	ovsdb    time.Duration // process start -> "ovsdb connected" logged (initial OVSDB read done)
+	load     time.Duration // process start -> "model loaded" logged (log times are in ms)
+	sync     time.Duration // the first Sync ("pipeline synchronised" took)
+	flowMods int           // added + modified + deleted of the first Sync
+}
+
+// ovsdbSelectTxn selects the Interface and Port columns the agent reads at
+// start: how long ovsdb-server takes to hand them out is the floor of any
+// agent start.
+const ovsdbSelectTxn = `["Open_vSwitch",{"op":"select","table":"Interface","where":[],` +
+	`"columns":["name","type","options","external_ids","ofport","ofport_request","mac_in_use","error"]},` +
+	`{"op":"select","table":"Port","where":[],"columns":["name","interfaces"]}]`
+
+// BenchmarkAgentDaemon runs the real ofctl-agent binary on a bridge already
+// programmed with 10,000 local endpoints (by an in-process agent, then
+// stopped): start to ready and the first Sync's flow_mods for a first
+// start, a start after SIGTERM (asserted exit 0 within 10 s) and a start
+// after SIGKILL, each asserted to send no flow_mod (the Sync's log line and
+// /metrics at ready) and to leave the whole pipeline in OVS; its memory
+// after the first start (RSS and live heap after a forced GC, peak RSS);
+// and, as the floor, one ovsdb-client select of the rows the agent reads at
+// start. The first start also sets gre0's options:local_ip (the in-process
+// agent has no tunnel IP): one OVSDB update, no flow change.
+func BenchmarkAgentDaemon(b *testing.B) {
+	bin := buildAgent(b)
+	for i := 0; i < b.N; i++ {
+		e := newAgentBed(b, "bdmn")
+		e.programmed(b, benchEndpoints, nil).stop()
+		selWall, selCPU := e.ovsdbSelect(b)
+
+		d, first := e.daemonStart(b, bin, "first")
+		time.Sleep(3 * time.Second) // idle: the first drift checks ran
+		rss, heap := d.memory(b)
+		peak := d.peakRSS(b)
+		if mods := d.metric(b, "ofctl_agent_flow_mods_total"); mods != 0 {
+			b.Fatalf("agent sent %v flow_mods in its first 3 s, want 0", mods)
+		}
+		exit := d.terminate(b)
+		e.checkFlows(b, "after SIGTERM")
+
+		d, term := e.daemonStart(b, bin, "term")
+		d.kill(b)
+		e.checkFlows(b, "after SIGKILL")
+		_, kill := e.daemonStart(b, bin, "kill")
+
+		for _, s := range []struct {
+			name string
+			r    daemonStart
+		}{{"first", first}, {"term", term}, {"kill", kill}} {
+			b.ReportMetric(s.r.ready.Seconds(), s.name+"-ready-s")
+			b.ReportMetric(s.r.ovsdb.Seconds(), s.name+"-ovsdb-s")
+			b.ReportMetric(s.r.load.Seconds(), s.name+"-load-s")
+			b.ReportMetric(s.r.sync.Seconds(), s.name+"-sync-s")
+			b.ReportMetric(float64(s.r.flowMods), s.name+"-flow_mods")
+		}
+		b.ReportMetric(exit.Seconds(), "sigterm-exit-s")
+		b.ReportMetric(rss, "rss-MiB")
+		b.ReportMetric(heap, "heap-MiB")
+		b.ReportMetric(peak, "peak-rss-MiB")
+		b.ReportMetric(selWall.Seconds(), "ovsdb-select-s")
+		b.ReportMetric(selCPU.Seconds(), "ovsdb-client-cpu-s")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// daemonStart starts the agent binary on the bed's node with its cluster
+// file, waits until /readyz answers 200 and checks that the first Sync sent
+// no flow_mod and that OVS still holds the whole pipeline.
+func (e *agentBed) daemonStart(b *testing.B, bin, name string) (*daemon, daemonStart) {
+	b.Helper()
+	args := append(daemonArgs(e.node, agentNode), "--cluster-file", e.cluster)
+	d := startDaemon(b, bin, filepath.Join(e.node.Dir, "agent-daemon-"+name+".log"), args...)
+	var r daemonStart
+	r.ready = d.waitReady(b, 2*time.Minute)
+	synced := d.logLine(b, "pipeline synchronised") // logged before /readyz turns 200
+	r.sync = logDuration(b, synced, "took")
+	for _, key := range []string{"added", "modified", "deleted"} {
+		n, err := strconv.Atoi(synced[key])
+		if err != nil {
+			b.Fatalf("%s start: pipeline synchronised %s=%q: %v", name, key, synced[key], err)
+		}
+		r.flowMods += n
+	}
+	r.ovsdb = logTime(b, d.logLine(b, "ovsdb connected")).Sub(d.started)
+	r.load = logTime(b, d.logLine(b, "model loaded")).Sub(d.started)
+	if mods := d.metric(b, "ofctl_agent_flow_mods_total"); r.flowMods != 0 || mods != 0 {
+		b.Fatalf("%s start: first Sync sent %d flow_mods (/metrics: %v), want 0", name, r.flowMods, mods)
+	}
+	e.checkFlows(b, name+" start")
+	return d, r
+}
+
+// checkFlows requires br-int to hold the whole pipeline of benchEndpoints
+// endpoints now (ovs-ofctl dump-aggregate).
+func (e *agentBed) checkFlows(b *testing.B, when string) {
+	b.Helper()
+	if got, want := e.flowCount(), pipelineFlows(benchEndpoints); got != want {
+		b.Fatalf("%s: br-int holds %d flows, want %d", when, got, want)
+	}
+}
+
+// ovsdbSelect runs one ovsdb-client select of the Interface and Port rows
+// and returns its wall time and the client's own CPU (user + system); the
+// rest of the wall time is mostly ovsdb-server.
+func (e *agentBed) ovsdbSelect(b *testing.B) (wall, cpu time.Duration) {
+	b.Helper()
+	var out, stderr bytes.Buffer
+	cmd := exec.Command("ovsdb-client", "transact", e.node.DBAddr(), ovsdbSelectTxn)
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	wall = time.Since(start)
+	if err != nil {
+		b.Fatalf("ovsdb-client transact: %v: %s", err, stderr.Bytes())
+	}
+	var results []struct {
+		Rows  []json.RawMessage `json:"rows"`
+		Error string            `json:"error"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &results); err != nil || len(results) != 2 || results[0].Error+results[1].Error != "" {
+		b.Fatalf("ovsdb-client select: %v: %.500s", err, out.Bytes())
+	}
+	// Every endpoint has an Interface and a Port row.
+	if n := len(results[0].Rows) + len(results[1].Rows); n < 2*benchEndpoints {
+		b.Fatalf("ovsdb-client select returned %d rows, want at least %d", n, 2*benchEndpoints)
+	}
+	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+}
