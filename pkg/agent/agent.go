@@ -119,9 +119,9 @@ func New(cfg Config) (*Agent, error) {
 	of, err := openflow.NewClient(openflow.ClientConfig{
 		Conn: openflow.Config{Addr: cfg.OpenFlow, EchoInterval: cfg.EchoInterval, DeadInterval: cfg.DeadInterval, Logger: cfg.Logger},
 		// The switch is local: a failed dial costs next to nothing, and
-		// after an ovs-vswitchd restart every second waited is a second
-		// with an empty pipeline. Retry at least once a second.
-		Backoff:   openflow.Backoff{Max: time.Second},
+		// after an ovs-vswitchd restart every moment waited is spent with
+		// an empty pipeline. Retry at least 4 times a second.
+		Backoff:   openflow.Backoff{Max: 250 * time.Millisecond},
 		OnConnect: a.onConnect,
 		Logger:    cfg.Logger,
 	})

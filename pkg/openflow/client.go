@@ -130,7 +130,13 @@ func (cl *Client) Run(ctx context.Context) error {
 		}
 		delay := cl.cfg.Backoff.Delay(attempt, cl.rand)
 		attempt++
-		cl.log.Info("openflow: reconnecting", "in", delay, "err", err)
+		// The first failures and then one in 20 at Info: a switch that
+		// stays away for hours must not fill the log at a short backoff.
+		level := slog.LevelInfo
+		if attempt > 3 && attempt%20 != 0 {
+			level = slog.LevelDebug
+		}
+		cl.log.Log(ctx, level, "openflow: reconnecting", "in", delay, "attempt", attempt, "err", err)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
