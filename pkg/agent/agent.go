@@ -76,13 +76,16 @@ type Agent struct {
 	toPublish bool // active endpoints changed since the last publish (loop-owned)
 	model     *model
 
-	conn      atomic.Pointer[openflow.Conn]
-	synced    atomic.Pointer[openflow.Conn] // conn once its first Sync is done: flushes may go
-	ready     atomic.Bool
-	readyOnce sync.Once
-	monitored atomic.Bool  // OVS reports flow changes on the current connection
-	drift     *driftQueue  // what it reported, until repaired (monitor.go)
-	lastFull  atomic.Int64 // unix nanoseconds of the last successful full Sync
+	conn   atomic.Pointer[openflow.Conn]
+	synced atomic.Pointer[openflow.Conn] // conn once its first Sync is done: flushes may go
+	// restoreWait: flow-restore-wait could not be checked or cleared after
+	// the last Sync (loop.go releaseRestoreWait): retry.
+	restoreWait atomic.Bool
+	ready       atomic.Bool
+	readyOnce   sync.Once
+	monitored   atomic.Bool  // OVS reports flow changes on the current connection
+	drift       *driftQueue  // what it reported, until repaired (monitor.go)
+	lastFull    atomic.Int64 // unix nanoseconds of the last successful full Sync
 
 	mu      sync.Mutex
 	rejects map[string]uint64

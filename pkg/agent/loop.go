@@ -185,6 +185,9 @@ func (a *Agent) verify(ctx context.Context) time.Duration {
 	if c := a.conn.Load(); c == nil || c.Err() != nil {
 		return a.cfg.VerifyEvery
 	}
+	if a.restoreWait.Load() { // clearing it failed after the last Sync
+		a.releaseRestoreWait(ctx)
+	}
 	monitored := a.monitored.Load()
 	if since := time.Since(time.Unix(0, a.lastFull.Load())); monitored && since < a.cfg.MonitoredVerifyEvery {
 		return min(a.cfg.VerifyEvery, a.cfg.MonitoredVerifyEvery-since)
@@ -241,6 +244,7 @@ func (a *Agent) onConnect(ctx context.Context, c *openflow.Conn) error {
 	}
 	a.log.Info("pipeline synchronised", "datapath", c.DatapathID(), "kept", res.Kept, "added", res.Added,
 		"modified", res.Modified, "deleted", res.Deleted, "took", res.Duration, "flow_monitor", a.monitored.Load())
+	a.releaseRestoreWait(ctx)
 	a.ready.Store(true)
 	go func() {
 		<-c.Done()
@@ -252,6 +256,27 @@ func (a *Agent) onConnect(ctx context.Context, c *openflow.Conn) error {
 		}
 	})
 	return nil
+}
+
+// releaseRestoreWait clears other_config:flow-restore-wait once the
+// pipeline is in OVS. Whoever restarts ovs-vswitchd may set it first: the
+// new ovs-vswitchd then keeps the datapath's flows and handles no packet
+// until it is cleared, which the controller that restored the flow tables
+// does; here that is the agent, after its Sync. If reading or clearing
+// fails, the next drift check (every VerifyEvery) tries again.
+func (a *Agent) releaseRestoreWait(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	on, err := a.db.FlowRestoreWait(ctx)
+	if err == nil && on {
+		if err = a.db.SetFlowRestoreWait(ctx, false); err == nil {
+			a.log.Info("flow-restore-wait cleared: the pipeline is in OVS, ovs-vswitchd handles packets again")
+		}
+	}
+	a.restoreWait.Store(err != nil)
+	if err != nil {
+		a.log.Warn("could not check or clear flow-restore-wait; retrying", "err", err)
+	}
 }
 
 // Status is a snapshot for metrics, health and debugging.

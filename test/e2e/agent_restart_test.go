@@ -104,6 +104,33 @@ func TestAgentVswitchdRestart(t *testing.T) {
 	}
 }
 
+// TestAgentClearsFlowRestoreWait: an operator sets flow-restore-wait and
+// restarts ovs-vswitchd (the hot-restart procedure). The new ovs-vswitchd
+// handles no packet until the flag is cleared; the agent clears it only
+// after its Sync has put the whole pipeline back, and traffic resumes.
+func TestAgentClearsFlowRestoreWait(t *testing.T) {
+	tp := agSetup(t)
+	want := agFlowCount(tp.a)
+	tp.a.Vsctl(t, "set", "Open_vSwitch", ".", "other_config:flow-restore-wait=true")
+	tp.a.KillVswitchd(t)
+	start := time.Now()
+	tp.a.StartVswitchd(t)
+	restoreWait := func() bool {
+		return strings.Contains(tp.a.Vsctl(t, "get", "Open_vSwitch", ".", "other_config"), "flow-restore-wait")
+	}
+	testbed.Eventually(t, 10*time.Second, func() bool { return !restoreWait() && agFlowCount(tp.a) == want },
+		"flow-restore-wait not cleared or pipeline not back")
+	synced := tp.pa.logged(t, `msg="pipeline synchronised"`, start)
+	cleared := tp.pa.logged(t, `msg="flow-restore-wait cleared`, start)
+	if added := synced.attr("added"); added != strconv.Itoa(want) || cleared.at.Before(synced.at) {
+		t.Fatalf("want the Sync of all %d flows before the flag is cleared; got:\n%s\n%s", want, synced.line, cleared.line)
+	}
+	testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := tp.ca.Ping(tp.cb.Addr.Addr(), 1); return ok },
+		"ping does not work after flow-restore-wait was cleared")
+	t.Logf("flow-restore-wait: pipeline synchronised %v and flag cleared %v after ovs-vswitchd was started",
+		synced.at.Sub(start).Round(time.Millisecond), cleared.at.Sub(start).Round(time.Millisecond))
+}
+
 // logLine is one line of an agent's text log.
 type logLine struct {
 	at   time.Time
