@@ -2,12 +2,10 @@ package agent
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow/ofswitchtest"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
@@ -18,17 +16,9 @@ import (
 // OVS holds yet and would send every desired flow as an add (found as a
 // restart re-sending 50,009 flows when an event arrived in that window).
 func TestFlushWaitsForTheFirstSync(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "cluster.yaml")
-	if err := os.WriteFile(file, []byte(clusterYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	src, err := cluster.NewStatic(cluster.StaticConfig{Path: file})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sw := ofswitchtest.Start(t, ofswitchtest.Options{})
 	a, err := New(Config{NodeName: "ha", OVSDB: "unix:" + filepath.Join(t.TempDir(), "none.sock"), OpenFlow: sw.Addr(),
-		TunnelPort: "gre0", Cluster: src})
+		TunnelPort: "gre0", Cluster: staticSource(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,10 +46,9 @@ func (p *fakePublisher) ips() (ips []string, calls int, ran bool) {
 	return ips, p.n, p.ran
 }
 
-// TestPublisherSeesLocalEndpoints: the Publisher runs with the agent and
-// gets the active endpoints after each change, none when nothing changed.
-func TestPublisherSeesLocalEndpoints(t *testing.T) {
-	node := testbed.NewNode(t, "pub")
+// staticSource is a static cluster source reading clusterYAML.
+func staticSource(t *testing.T) *cluster.Static {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "cluster.yaml")
 	if err := os.WriteFile(file, []byte(clusterYAML), 0o644); err != nil {
 		t.Fatal(err)
@@ -58,6 +57,14 @@ func TestPublisherSeesLocalEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return src
+}
+
+// TestPublisherSeesLocalEndpoints: the Publisher runs with the agent and
+// gets the active endpoints after each change, none when nothing changed.
+func TestPublisherSeesLocalEndpoints(t *testing.T) {
+	node := testbed.NewNode(t, "pub")
+	src := staticSource(t)
 	pub := &fakePublisher{}
 	a, err := New(Config{NodeName: "ha", OVSDB: node.DBAddr(), OpenFlow: node.MgmtAddr("br-int"),
 		Bridge: ovsdb.BridgeConfig{Name: "br-int", DatapathType: "netdev"}, TunnelPort: "gre0", TunnelOFPort: 100,
