@@ -2,6 +2,7 @@ package flow
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -57,9 +58,22 @@ func (e entry) libField() openflow13.MatchField {
 	return mf
 }
 
+// tlv is the entry as an OXM/NXM TLV: the bytes libField marshals to,
+// written directly (flow keys are computed for every desired flow, and
+// going through libOpenflow's types allocated several objects per field).
 func (e entry) tlv() []byte {
-	mf := e.libField()
-	b, _ := mf.MarshalBinary() // never fails with raw values
+	fi, _ := e.field.info()
+	n := fi.bytes
+	h, size := uint32(fi.wire())&^0x1ff, n
+	if e.mask != fullMask(n) {
+		h, size = h|0x100, 2*n
+	}
+	b := make([]byte, 4+size)
+	binary.BigEndian.PutUint32(b, h|uint32(size))
+	putValue(b[4:], e.value, n)
+	if size > n {
+		putValue(b[4+n:], e.mask, n)
+	}
 	return b
 }
 
