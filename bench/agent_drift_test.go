@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/contiv/libOpenflow/openflow13"
+	"github.com/contiv/libOpenflow/util"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
@@ -93,14 +94,7 @@ func (e *agentBed) ovsCosts(b *testing.B, n int) ovsCosts {
 		out.bundle = append(out.bundle, timed(b, func() error {
 			fm := openflow13.NewFlowMod()
 			fm.TableId, fm.Priority, fm.Cookie = 200, uint16(i+1), 0x0dd1
-			bu, err := c.Bundle(ctx)
-			if err == nil {
-				err = bu.Add(fm)
-			}
-			if err == nil {
-				err = bu.Commit(ctx)
-			}
-			return err
+			return installBundle(ctx, c, []util.Message{fm})
 		}))
 		time.Sleep(10 * time.Millisecond)
 	}

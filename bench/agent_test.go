@@ -1,11 +1,7 @@
 package bench
 
 import (
-	"fmt"
 	"os"
-	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -176,24 +172,6 @@ func addOne(b *testing.B, r *runningAgent, log *applyLog, obs observers, i int, 
 	return res
 }
 
-// procCPU is the user+system CPU time a process has used so far.
-func procCPU(b *testing.B, pid int) time.Duration {
-	b.Helper()
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Fields after the command name (which may hold spaces): utime and
-	// stime are fields 14 and 15, in clock ticks (100 per second here).
-	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("parse /proc/%d/stat: %v %v", pid, err1, err2)
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
 // observers are the independent views of OVS used per add.
 type observers struct {
 	ofports *ofportWatch
@@ -251,30 +229,4 @@ func reportAdds(b *testing.B, res []addResult, rss, heap float64, ofports bool) 
 	b.ReportMetric(rss, "rss-MiB")
 	b.ReportMetric(heap, "heap-MiB")
 	b.ReportMetric(0, "ns/op")
-}
-
-// memory returns the test process's resident set (VmRSS) and its live Go
-// heap after a GC, in MiB. The process holds the agent and the harness.
-func memory(b *testing.B) (rss, heap float64) {
-	b.Helper()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			rss = kb / 1024
-		}
-	}
-	if rss == 0 {
-		b.Fatal(fmt.Errorf("no VmRSS in /proc/self/status"))
-	}
-	return rss, float64(m.HeapAlloc) / (1 << 20)
 }

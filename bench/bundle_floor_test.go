@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/contiv/libOpenflow/openflow13"
-	"github.com/contiv/libOpenflow/util"
-
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 )
@@ -61,22 +58,19 @@ func (e *agentBed) bundleRounds(b *testing.B, first, port int, bundle bool) ([]t
 		b.Fatal(err)
 	}
 	defer c.Close()
+	install := installPipelined
+	if bundle {
+		install = installBundle
+	}
 	lat := make([]time.Duration, floorBundles)
 	cpu0 := procCPU(b, e.node.VswitchdPid())
 	for k := range lat {
 		net, ep := benchEndpoint(first+k, 0)
 		ep.OFPort = uint32(60_000 + port + k) // unused by the programmed ports: its in_port flow is new
-		var mods []util.Message
-		for _, f := range pipeline.EndpointFlows(net, ep) {
-			fm, err := f.FlowMod(openflow13.FC_ADD)
-			if err != nil {
-				b.Fatal(err)
-			}
-			mods = append(mods, fm)
-		}
+		mods := addMods(b, pipeline.EndpointFlows(net, ep))
 		time.Sleep(250 * time.Millisecond)
 		start := time.Now()
-		if err := send(ctx, c, mods, bundle); err != nil {
+		if err := install(ctx, c, mods); err != nil {
 			b.Fatal(err)
 		}
 		lat[k] = time.Since(start)
@@ -86,21 +80,4 @@ func (e *agentBed) bundleRounds(b *testing.B, first, port int, bundle bool) ([]t
 		b.Fatalf("br-int holds %d flows after the bundles, want %d", got, want)
 	}
 	return lat, cpu
-}
-
-// send applies msgs in one bundle or, unless bundle, as one pipeline.
-func send(ctx context.Context, c *openflow.Conn, msgs []util.Message, bundle bool) error {
-	if !bundle {
-		return c.Pipeline(ctx, msgs)
-	}
-	bu, err := c.Bundle(ctx)
-	if err != nil {
-		return err
-	}
-	for _, m := range msgs {
-		if err := bu.Add(m); err != nil {
-			return err
-		}
-	}
-	return bu.Commit(ctx)
 }

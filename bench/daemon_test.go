@@ -183,25 +183,10 @@ func (d *daemon) memory(b *testing.B) (rss, heap float64) {
 	return d.metric(b, "process_resident_memory_bytes") / (1 << 20), d.metric(b, "go_memstats_heap_alloc_bytes") / (1 << 20)
 }
 
-// peakRSS is the process's peak resident set (VmHWM in /proc/PID/status)
-// in MiB.
+// peakRSS is the process's peak resident set (VmHWM) in MiB.
 func (d *daemon) peakRSS(b *testing.B) float64 {
 	b.Helper()
-	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(d.cmd.Process.Pid), "status"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" && f[2] == "kB" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return kb / 1024
-		}
-	}
-	b.Fatal("no VmHWM in /proc/PID/status")
-	return 0
+	return procStatusMiB(b, strconv.Itoa(d.cmd.Process.Pid), "VmHWM")
 }
 
 // logLine returns the attributes (time, level, msg and the rest, values

@@ -5,16 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/contiv/libOpenflow/openflow13"
-	"github.com/contiv/libOpenflow/util"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
@@ -132,15 +128,7 @@ func (d *dpBed) pipelineMode(b *testing.B) {
 		h.node.Vsctl(b, "set", "interface", "gre0", "options:remote_ip=flow", "options:key=flow")
 		h.node.Ofctl(b, "del-flows", "br-int")
 		flows := pipeline.Build(h.state)
-		msgs := make([]util.Message, 0, len(flows))
-		for _, f := range flows {
-			fm, err := f.FlowMod(openflow13.FC_ADD)
-			if err != nil {
-				b.Fatalf("encode %s: %v", f, err)
-			}
-			msgs = append(msgs, fm)
-		}
-		if err := installBundle(context.Background(), h.conn, msgs); err != nil {
+		if err := installBundle(context.Background(), h.conn, addMods(b, flows)); err != nil {
 			b.Fatalf("%s: install the pipeline: %v", h.node.Name, err)
 		}
 		check(b, h.node, len(flows))
@@ -247,22 +235,9 @@ func (d *dpBed) clearStats(b *testing.B) float64 {
 	var cpu float64
 	for _, h := range d.hosts {
 		h.node.Appctl(b, "dpif-netdev/pmd-stats-clear")
-		cpu += dpCPU(b, h.node.VswitchdPid())
+		cpu += procCPU(b, h.node.VswitchdPid()).Seconds()
 	}
 	return cpu
-}
-
-// dpCPU is a process's user + system CPU time in seconds (/proc/PID/stat
-// fields 14 and 15, in clock ticks of 1/100 s).
-func dpCPU(b *testing.B, pid int) float64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatalf("ovs-vswitchd CPU time: %v", err)
-	}
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:])) // f[0] is field 3
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100
 }
 
 // stats reads the datapath counters and flows after a run; cpu0 is what
@@ -270,7 +245,7 @@ func dpCPU(b *testing.B, pid int) float64 {
 func (d *dpBed) stats(b *testing.B, cpu0 float64) dpStats {
 	s := dpStats{cpu: -cpu0}
 	for i, h := range d.hosts {
-		s.cpu += dpCPU(b, h.node.VswitchdPid())
+		s.cpu += procCPU(b, h.node.VswitchdPid()).Seconds()
 		for _, m := range dpStatRE.FindAllStringSubmatch(h.node.Appctl(b, "dpif-netdev/pmd-stats-show"), -1) {
 			v, _ := strconv.Atoi(m[2])
 			switch m[1] {

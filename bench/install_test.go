@@ -10,6 +10,7 @@ import (
 	"github.com/contiv/libOpenflow/openflow13"
 	"github.com/contiv/libOpenflow/util"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/test/testbed"
 )
@@ -33,6 +34,20 @@ func flowMods(n int) []util.Message {
 	msgs := make([]util.Message, n)
 	for i := range msgs {
 		msgs[i] = benchFlow(i).flowMod()
+	}
+	return msgs
+}
+
+// addMods encodes flows as OFPFC_ADD flow_mods.
+func addMods(b *testing.B, flows []flow.Flow) []util.Message {
+	b.Helper()
+	msgs := make([]util.Message, 0, len(flows))
+	for _, f := range flows {
+		fm, err := f.FlowMod(openflow13.FC_ADD)
+		if err != nil {
+			b.Fatalf("encode %s: %v", f, err)
+		}
+		msgs = append(msgs, fm)
 	}
 	return msgs
 }

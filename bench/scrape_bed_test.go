@@ -10,9 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -160,30 +158,4 @@ func scStatus(listen, path string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// scCPU is the user+system CPU time pid has used (/proc/PID/stat fields
-// 14 and 15, in clock ticks of 10ms).
-func scCPU(b *testing.B, pid int) time.Duration {
-	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := string(raw)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 on
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("parsing %s", raw)
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
-// scQuantile is the q-quantile (nearest rank) of ds.
-func scQuantile(ds []time.Duration, q float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(q*float64(len(s))+0.5) - 1
-	return s[min(max(i, 0), len(s)-1)]
 }

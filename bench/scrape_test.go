@@ -93,7 +93,7 @@ func scMeasure(b *testing.B, p pids, listen, path string, ports, endpoints int) 
 		scGet(b, listen, path)
 	}
 	for i := 0; i < b.N; i++ {
-		cpu0, ovs0 := scCPU(b, p.agent), scCPU(b, p.vswitchd)
+		cpu0, ovs0 := procCPU(b, p.agent), procCPU(b, p.vswitchd)
 		lat := make([]time.Duration, scScrapes)
 		read, age := map[string][]time.Duration{}, map[string][]time.Duration{}
 		var size int
@@ -110,9 +110,9 @@ func scMeasure(b *testing.B, p pids, listen, path string, ports, endpoints int) 
 			}
 		}
 		wall := time.Since(start)
-		cpu, ovs := (scCPU(b, p.agent)-cpu0)/scScrapes, scCPU(b, p.vswitchd)-ovs0
+		cpu, ovs := (procCPU(b, p.agent)-cpu0)/scScrapes, procCPU(b, p.vswitchd)-ovs0
 		idleAgent, idleOVS := scIdleCPU(b, p)
-		p50, p99 := scQuantile(lat, 0.50), scQuantile(lat, 0.99)
+		p50, p99 := quantile(lat, 0.50), quantile(lat, 0.99)
 		b.ReportMetric(float64(p50)/1e6, "p50-ms")
 		b.ReportMetric(float64(p99)/1e6, "p99-ms")
 		b.ReportMetric(float64(cpu)/1e6, "cpu-ms/scrape")
@@ -123,9 +123,9 @@ func scMeasure(b *testing.B, p pids, listen, path string, ports, endpoints int) 
 			100*ovs.Seconds()/wall.Seconds(), float64(size)/1e6)
 		for _, name := range []string{"ports", "tables", "spoof_guard"} {
 			if ds := read[name]; len(ds) > 0 {
-				msg += fmt.Sprintf("; %s: read p50 %v max %v, age p50 %v max %v", name, scQuantile(ds, 0.5).Round(100*time.Microsecond),
-					scQuantile(ds, 1).Round(100*time.Microsecond), scQuantile(age[name], 0.5).Round(10*time.Millisecond),
-					scQuantile(age[name], 1).Round(10*time.Millisecond))
+				msg += fmt.Sprintf("; %s: read p50 %v max %v, age p50 %v max %v", name, quantile(ds, 0.5).Round(100*time.Microsecond),
+					quantile(ds, 1).Round(100*time.Microsecond), quantile(age[name], 0.5).Round(10*time.Millisecond),
+					quantile(age[name], 1).Round(10*time.Millisecond))
 			}
 		}
 		b.Log(msg)
@@ -136,9 +136,9 @@ func scMeasure(b *testing.B, p pids, listen, path string, ports, endpoints int) 
 // scIdleCPU is the share of a CPU the agent and ovs-vswitchd use over
 // scIdle without scrapes.
 func scIdleCPU(b *testing.B, p pids) (agent, ovs float64) {
-	a0, o0 := scCPU(b, p.agent), scCPU(b, p.vswitchd)
+	a0, o0 := procCPU(b, p.agent), procCPU(b, p.vswitchd)
 	time.Sleep(scIdle)
-	return (scCPU(b, p.agent) - a0).Seconds() / scIdle.Seconds(), (scCPU(b, p.vswitchd) - o0).Seconds() / scIdle.Seconds()
+	return (procCPU(b, p.agent) - a0).Seconds() / scIdle.Seconds(), (procCPU(b, p.vswitchd) - o0).Seconds() / scIdle.Seconds()
 }
 
 var (
