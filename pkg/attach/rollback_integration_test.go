@@ -76,7 +76,7 @@ func TestIntegrationRollback(t *testing.T) {
 		a.Links = fixedOffload{Netlink{}}
 		err := b.expectRollback(t, &a, c, o, "set container tx checksum offload")
 		t.Logf("the kernel's answer: %v", err)
-		if !strings.Contains(err.Error(), "lo") {
+		if !strings.Contains(err.Error(), "offload of lo ") {
 			t.Errorf("want the failing interface named, got %v", err)
 		}
 	})
