@@ -108,7 +108,7 @@ func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics) (*
 // serveHTTP starts the HTTP server: /metrics, /healthz, /readyz,
 // /debug/pprof/; the debug API mounts its handlers with srv.Mount. extra,
 // if not nil, is registered too (the etcd backend's state). closeHTTP stops
-// the server and the metrics' OpenFlow connection.
+// the server, the metrics' background reads and their OpenFlow connection.
 func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *metrics.LoopMetrics, log *slog.Logger,
 	extra prometheus.Collector) (srv *httpserver.Server, closeHTTP func(), err error) {
 	// The OVS collectors read on a connection of their own (the agent's
@@ -119,17 +119,19 @@ func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *me
 	if err != nil {
 		return nil, nil, err
 	}
-	defer func() {
-		if err != nil {
-			stopSwitch()
-		}
-	}()
 	src := metrics.Sources{Status: ag.Status, Loop: loop, Logger: log,
 		OVS: metrics.OVSConfig{Switch: sw, Ports: metrics.AgentPortLabels(ag)}}
 	if extra != nil {
 		src.Extra = append(src.Extra, extra)
 	}
-	srv, err = httpserver.New(httpserver.Config{Addr: cfg.Listen, WebConfigFile: cfg.WebConfigFile, Metrics: metrics.NewHandler(src),
+	h := metrics.NewHandler(src)
+	stop := func() { h.Close(); stopSwitch() }
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	srv, err = httpserver.New(httpserver.Config{Addr: cfg.Listen, WebConfigFile: cfg.WebConfigFile, Metrics: h,
 		Logger: log, Handlers: debugHandlers(cfg, ag, log), Ready: func() error {
 			if !ag.Status().Ready {
 				return errors.New("pipeline not (yet) in OVS")
@@ -142,7 +144,7 @@ func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *me
 	if err := srv.Start(ctx); err != nil {
 		return nil, nil, err
 	}
-	return srv, func() { srv.Close(); stopSwitch() }, nil
+	return srv, func() { srv.Close(); stop() }, nil
 }
 
 // sdNotify tells systemd (Type=notify) about our state; a no-op elsewhere.

@@ -49,13 +49,10 @@ type txAction struct {
 
 // String is "on", "off" or "" (left alone), as Attachment.TxChecksum.
 func (t txAction) String() string {
-	switch {
-	case !t.set:
+	if !t.set {
 		return ""
-	case t.on:
-		return "on"
 	}
-	return "off"
+	return onOff(t.on)
 }
 
 // decideTxChecksum turns the mode and the bridge's datapath_type into what

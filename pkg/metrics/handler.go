@@ -70,8 +70,7 @@ var gzipPool = sync.Pool{New: func() any {
 
 // ServeHTTP implements http.Handler. As with node_exporter,
 // ?collect[]=NAME (repeatable) limits what is collected: "agent" (the
-// registry: status, histograms, Go and process) or an OVS collector. The
-// dump behind spoof_guard can then be scraped less often, in its own job.
+// registry: status, histograms, Go and process) or an OVS collector.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	agentToo, ovsOnly, err := selection(r.URL.Query()["collect[]"])
 	if err != nil {
