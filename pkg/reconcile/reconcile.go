@@ -22,7 +22,6 @@ import (
 	"iter"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -154,7 +153,7 @@ func (r *Reconciler) Flush(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	dels := slices.SortedFunc(maps.Keys(r.gone), flow.CompareKeys)
-	owners := slices.SortedFunc(maps.Keys(r.todo), func(a, b *ownerFlows) int { return strings.Compare(string(a.name), string(b.name)) })
+	owners := slices.SortedFunc(maps.Keys(r.todo), byName)
 	a := r.newAdds(owners)
 	if err := r.commit(ctx, dels, a); err != nil {
 		return 0, err
@@ -194,8 +193,8 @@ func (r *Reconciler) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.stats
-	// O(pending), not O(flows): Status and every scrape call this while
-	// the event loop may be waiting for the lock.
+	// Counting pending adds walks the slots of the owners in todo: few
+	// after the first Sync, every flow before it.
 	s.DesiredFlows, s.PendingFlows = len(r.byKey), r.pendingLocked()
 	return s
 }

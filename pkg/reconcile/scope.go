@@ -1,12 +1,11 @@
 package reconcile
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
@@ -56,7 +55,7 @@ func (r *Reconciler) SyncScopes(ctx context.Context, scopes []Scope) (SyncResult
 			return SyncResult{}, fmt.Errorf("scoped sync of table %d cookie %#x: %w", s.Table, s.Cookie, err)
 		}
 	}
-	owners := p.dirtyOwners()
+	owners := r.queueDirty(maps.Keys(p.owners))
 	slices.SortFunc(p.dels, flow.CompareKeys)
 	p.dels = slices.CompactFunc(p.dels, func(a, b flow.Key) bool { return a == b })
 	res := p.res
@@ -86,20 +85,6 @@ type scopePlan struct {
 	res    SyncResult
 	dels   []flow.Key               // flows to delete: in a scope, desired by nobody
 	owners map[*ownerFlows]struct{} // owners whose flows were checked
-}
-
-// dirtyOwners returns the owners concerned that need adds, sorted, and
-// marks them pending until the commit succeeds.
-func (p *scopePlan) dirtyOwners() []*ownerFlows {
-	owners := make([]*ownerFlows, 0, len(p.owners))
-	for o := range p.owners {
-		if o.dirty() {
-			owners = append(owners, o)
-			p.r.todo[o] = struct{}{}
-		}
-	}
-	slices.SortFunc(owners, func(a, b *ownerFlows) int { return strings.Compare(string(a.name), string(b.name)) })
-	return owners
 }
 
 // scan reads one scope from the switch and compares it with the desired
@@ -180,8 +165,8 @@ func (p *scopePlan) checkOwner(o *ownerFlows, s Scope, seen map[uint64]bool) {
 			continue
 		}
 		buf = appendKey(buf[:0], f.Key())
-		i := o.find(maphash.Bytes(p.r.seed, buf))
-		if i < 0 || !bytes.Equal(o.record(i), buf) || seen[o.slots[i].key] {
+		i := o.index(maphash.Bytes(p.r.seed, buf), buf)
+		if i < 0 || seen[o.slots[i].key] {
 			continue // not (or no longer) held by o, or already accounted
 		}
 		p.missing(&o.slots[i])
@@ -205,9 +190,8 @@ func (r *Reconciler) slotOf(rec []byte) (*ownerFlows, int) {
 	if o == nil {
 		return nil, -1
 	}
-	i := o.find(h)
-	if i < 0 || !bytes.Equal(o.record(i), rec) {
-		return nil, -1
+	if i := o.index(h, rec); i >= 0 {
+		return o, i
 	}
-	return o, i
+	return nil, -1
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"iter"
 	"slices"
+	"strings"
 
 	"github.com/contiv/libOpenflow/openflow13"
 
@@ -57,10 +59,36 @@ func (o *ownerFlows) record(i int) []byte {
 // flowKey returns slot i's key.
 func (o *ownerFlows) flowKey(i int) flow.Key { return decodeKey(o.record(i)) }
 
+// index returns the index of the slot whose key record is rec (h its
+// hash), or -1: the hash finds the slot, the record rules out a collision.
+func (o *ownerFlows) index(h uint64, rec []byte) int {
+	if i := o.find(h); i >= 0 && bytes.Equal(o.record(i), rec) {
+		return i
+	}
+	return -1
+}
+
 // has reports whether o has e's flow: the same key and content.
 func (o *ownerFlows) has(e keyed) bool {
-	i := o.find(e.key)
-	return i >= 0 && o.slots[i].want == e.want && bytes.Equal(o.record(i), e.rec)
+	i := o.index(e.key, e.rec)
+	return i >= 0 && o.slots[i].want == e.want
+}
+
+// byName orders owners by name (bundles list owners in a stable order).
+func byName(a, b *ownerFlows) int { return strings.Compare(string(a.name), string(b.name)) }
+
+// queueDirty returns those of owners that need adds, sorted by name, and
+// marks them pending until a commit succeeds.
+func (r *Reconciler) queueDirty(owners iter.Seq[*ownerFlows]) []*ownerFlows {
+	var out []*ownerFlows
+	for o := range owners {
+		if o.dirty() {
+			out = append(out, o)
+			r.todo[o] = struct{}{}
+		}
+	}
+	slices.SortFunc(out, byName)
+	return out
 }
 
 // dirty reports whether any slot waits for an add.
@@ -243,8 +271,8 @@ func (a *adds) mods(yield func(*openflow13.FlowMod, error) bool) {
 		for i := range flows {
 			f := &flows[i]
 			buf = appendKey(buf[:0], f.Key())
-			j := o.find(maphash.Bytes(a.r.seed, buf))
-			if j < 0 || o.slots[j].clean() || o.slots[j].sending || !bytes.Equal(o.record(j), buf) {
+			j := o.index(maphash.Bytes(a.r.seed, buf), buf)
+			if j < 0 || o.slots[j].clean() || o.slots[j].sending {
 				continue
 			}
 			fm, err := f.FlowMod(openflow13.FC_ADD)

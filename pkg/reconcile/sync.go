@@ -1,12 +1,10 @@
 package reconcile
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"hash/maphash"
+	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
@@ -45,7 +43,8 @@ func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) {
 	err := r.cfg.Switch.DumpFlows(ctx, func(st *flow.Stats) error {
 		k := st.Key()
 		buf = appendKey(buf[:0], k)
-		if s := r.lookup(buf); s != nil {
+		if o, i := r.slotOf(buf); o != nil {
+			s := &o.slots[i]
 			s.seen, s.installed, s.have = true, true, r.hash(st.Content())
 			if s.have == s.want {
 				res.Kept++
@@ -61,7 +60,6 @@ func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) {
 	if err != nil {
 		return SyncResult{}, fmt.Errorf("dump flows: %w", err)
 	}
-	var owners []*ownerFlows
 	for _, o := range r.owners {
 		for i := range o.slots {
 			if s := &o.slots[i]; !s.seen {
@@ -69,12 +67,8 @@ func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) {
 				res.Added++
 			}
 		}
-		if o.dirty() {
-			owners = append(owners, o)
-			r.todo[o] = struct{}{} // pending until committed
-		}
 	}
-	slices.SortFunc(owners, func(a, b *ownerFlows) int { return strings.Compare(string(a.name), string(b.name)) })
+	owners := r.queueDirty(maps.Values(r.owners))
 	slices.SortFunc(dels, flow.CompareKeys)
 	if len(dels)+len(owners) > 0 {
 		if err := r.commit(ctx, dels, r.newAdds(owners)); err != nil {
@@ -88,18 +82,4 @@ func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) {
 	res.Duration = time.Since(start)
 	r.stats.LastSync = res.Duration
 	return res, nil
-}
-
-// lookup returns the desired slot whose key record is rec, or nil.
-func (r *Reconciler) lookup(rec []byte) *slot {
-	h := maphash.Bytes(r.seed, rec)
-	o := r.byKey[h]
-	if o == nil {
-		return nil
-	}
-	i := o.find(h)
-	if i < 0 || !bytes.Equal(o.record(i), rec) {
-		return nil // another key with the same hash
-	}
-	return &o.slots[i]
 }
