@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/binary"
 	"sync"
 	"time"
 
@@ -128,10 +127,11 @@ func (q *driftQueue) addUpdate(u *openflow.FlowUpdate) {
 	if u.Event == openflow.FlowAbbrev || u.TableID > q.maxTable || q.full {
 		return // ours, not our table, or a full Sync covers it anyway
 	}
+	k, err := updateKey(u)
 	id := scopeID{u.TableID, u.Cookie}
-	q.scopes[id] = append(q.scopes[id], updateKey(u))
+	q.scopes[id] = append(q.scopes[id], k)
 	q.keys++
-	if len(q.scopes) > maxScopes || q.keys > maxScopeKeys {
+	if err != nil || len(q.scopes) > maxScopes || q.keys > maxScopeKeys {
 		q.full = true
 		clear(q.scopes)
 		q.keys = 0
@@ -195,17 +195,11 @@ func (q *driftQueue) reset() {
 	q.paused = false
 }
 
-// updateKey is the key of the reported flow (its ofp_match without header
-// and padding, as flow.Stats holds it).
-func updateKey(u *openflow.FlowUpdate) flow.Key {
-	m := u.MatchBytes
-	st := flow.Stats{Table: u.TableID, Priority: u.Priority}
-	if len(m) >= 4 { // checked by pkg/openflow; kept safe here
-		if n := int(binary.BigEndian.Uint16(m[2:4])); n >= 4 && n <= len(m) {
-			st.Match = m[4:n]
-		}
-	}
-	return st.Key()
+// updateKey is the key of the reported flow. pkg/openflow has checked the
+// match; if it still cannot be read, the caller falls back to a full Sync.
+func updateKey(u *openflow.FlowUpdate) (flow.Key, error) {
+	st, err := flow.FromReply(&openflow.FlowStats{TableID: u.TableID, Priority: u.Priority, MatchBytes: u.MatchBytes})
+	return st.Key(), err
 }
 
 // startMonitor asks OVS for flow change reports on c. A refusal (an OVS

@@ -83,11 +83,13 @@ func TestDriftQueue(t *testing.T) {
 func TestUpdateKey(t *testing.T) {
 	f := flow.Flow{Table: 1, Priority: 100, Match: flow.Match{InPort: 3}}
 	u := fu(1, 0, 3)
-	if got := updateKey(&u); got != f.Key() {
-		t.Fatalf("key %+v, want %+v", got, f.Key())
+	if got, err := updateKey(&u); err != nil || got != f.Key() {
+		t.Fatalf("key %+v (%v), want %+v", got, err, f.Key())
 	}
 	u.MatchBytes = u.MatchBytes[:2] // cannot happen (pkg/openflow checks), must not panic
-	_ = updateKey(&u)
+	if _, err := updateKey(&u); err == nil {
+		t.Fatal("a 2-byte match gave a key")
+	}
 }
 
 func TestRepairTimer(t *testing.T) {

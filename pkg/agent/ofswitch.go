@@ -23,35 +23,29 @@ type ofSwitch struct {
 // DumpFlows calls each for every flow of the agent's tables, foreign ones
 // included, reply by reply as OVS sends them.
 func (s ofSwitch) DumpFlows(ctx context.Context, each func(*flow.Stats) error) error {
-	c := s.conn()
-	if c == nil {
-		return errNoSwitch
-	}
-	return c.FlowStatsEach(ctx, openflow.FlowStatsFilter{TableID: openflow13.OFPTT_ALL}, func(r *openflow.FlowStats) error {
-		if r.TableID > s.maxTable {
-			return nil
-		}
-		st, err := flow.FromReply(r)
-		if err != nil {
-			return err
-		}
-		return each(&st)
-	})
+	return s.dump(ctx, openflow.FlowStatsFilter{TableID: openflow13.OFPTT_ALL}, each)
 }
 
 // DumpScope calls each for every flow of table whose cookie is exactly
 // cookie (OVS answers from its cookie index: the cost is the flows
 // returned). Tables beyond maxTable are not the agent's: nothing.
 func (s ofSwitch) DumpScope(ctx context.Context, table uint8, cookie uint64, each func(*flow.Stats) error) error {
+	if table > s.maxTable {
+		return nil
+	}
+	return s.dump(ctx, openflow.FlowStatsFilter{TableID: table, Cookie: cookie, CookieMask: ^uint64(0)}, each)
+}
+
+// dump calls each for every flow f selects in the agent's tables.
+func (s ofSwitch) dump(ctx context.Context, f openflow.FlowStatsFilter, each func(*flow.Stats) error) error {
 	c := s.conn()
 	if c == nil {
 		return errNoSwitch
 	}
-	if table > s.maxTable {
-		return nil
-	}
-	f := openflow.FlowStatsFilter{TableID: table, Cookie: cookie, CookieMask: ^uint64(0)}
 	return c.FlowStatsEach(ctx, f, func(r *openflow.FlowStats) error {
+		if r.TableID > s.maxTable {
+			return nil
+		}
 		st, err := flow.FromReply(r)
 		if err != nil {
 			return err

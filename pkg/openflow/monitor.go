@@ -208,7 +208,7 @@ func (c *Conn) fencedMultipart(ctx context.Context, mpType uint16, body []byte) 
 			return nil, errCallFailed(describe(b).String(), xid, cl.err)
 		}
 		var bodies [][]byte
-		err := c.takeParts(cl, mpType, func(b []byte) error { bodies = append(bodies, b); return nil })
+		err := c.takeParts(cl, mpType, collect(&bodies))
 		return bodies, err
 	default:
 	}

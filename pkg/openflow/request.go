@@ -79,20 +79,17 @@ func (c *Conn) roundTrip(ctx context.Context, what string, msgs [][]byte, cl *ca
 	case <-ctx.Done():
 	case <-c.quit:
 	}
-	c.mu.Lock()
-	if c.calls[xid] == cl {
-		delete(c.calls, xid)
+	why := c.Err()
+	if why == nil {
+		why = context.Cause(ctx)
 	}
-	c.mu.Unlock()
+	err := c.abandon(what, xid, cl, why)
 	select {
 	case <-cl.done: // completed meanwhile
 		return cl.err
 	default:
+		return err
 	}
-	if err := c.Err(); err != nil {
-		return errCallFailed(what, xid, err)
-	}
-	return errCallFailed(what, xid, context.Cause(ctx))
 }
 
 // Request sends msg and waits for its single reply, decoded with
@@ -152,14 +149,15 @@ func (c *Conn) Pipeline(ctx context.Context, msgs []util.Message) error {
 // the bodies of all its replies (OFPMPF_REPLY_MORE followed).
 func (c *Conn) multipart(ctx context.Context, mpType uint16, body []byte) ([][]byte, error) {
 	var bodies [][]byte
-	err := c.multipartEach(ctx, mpType, body, func(b []byte) error {
-		bodies = append(bodies, b)
-		return nil
-	})
-	if err != nil {
+	if err := c.multipartEach(ctx, mpType, body, collect(&bodies)); err != nil {
 		return nil, err
 	}
 	return bodies, nil
+}
+
+// collect is a multipartEach callback that appends every body to bodies.
+func collect(bodies *[][]byte) func([]byte) error {
+	return func(b []byte) error { *bodies = append(*bodies, b); return nil }
 }
 
 // multipartEach sends a multipart request of type mpType with body and
@@ -169,12 +167,8 @@ func (c *Conn) multipart(ctx context.Context, mpType uint16, body []byte) ([][]b
 func (c *Conn) multipartEach(ctx context.Context, mpType uint16, body []byte, each func([]byte) error) error {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	req := make([]byte, 8+len(body))
-	binary.BigEndian.PutUint16(req[0:2], mpType)
-	copy(req[8:], body)
-	b := newMessage(typeMultipartRequest, req)
 	xid := c.nextXid()
-	stamp(b, xid)
+	b := multipartRequest(mpType, body, xid)
 	what := describe(b).String()
 	cl := newCall()
 	cl.multipart, cl.arrived = true, make(chan struct{}, 1)
