@@ -247,6 +247,42 @@ func testModelRemoteEndpoints(t *testing.T, withDelta bool) {
 	}
 }
 
+// TestModelAppliesTheViewsDelta: setView applies the delta a view carries
+// when it starts at the view in force, computes the change itself when it
+// does not, and ignores a view with the revision in force. Each case gives
+// a delta that says nothing changed while one endpoint was added: only the
+// flow_mods tell which path ran.
+func TestModelAppliesTheViewsDelta(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		from     int64 // the delta's From (the view in force is revision 1)
+		revision int64 // the new view's revision
+		wantMods uint64
+	}{
+		{"delta from the view in force is applied", 1, 2, 0},
+		{"stale delta: the change is computed", 7, 2, 2},
+		{"same revision: ignored", 1, 1, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			v := view(100, host("ha", "192.0.2.1", nil), host("hb", "192.0.2.2", nil))
+			v.Revision = 1
+			r.m.setTunnelPort(100, nil)
+			r.m.setView(v, nil)
+			r.flush(t)
+			nv := v
+			nv.Endpoints = []cluster.RemoteEndpoint{remote("blue", "10.100.2.1", "02:00:00:00:02:01", "hb")}
+			nv.Revision, nv.Delta = c.revision, &cluster.Delta{From: c.from}
+			before := r.rec.Stats().FlowMods
+			r.m.setView(nv, nil)
+			r.flush(t)
+			if got := r.rec.Stats().FlowMods - before; got != c.wantMods {
+				t.Fatalf("%d flow_mods, want %d", got, c.wantMods)
+			}
+		})
+	}
+}
+
 // Two ports whose cookie object IDs collide (FNV-32 of "endpoint/<port>")
 // must still be two owners: one must not replace the other's flows.
 func TestModelCookieCollisionKeepsBothEndpoints(t *testing.T) {
