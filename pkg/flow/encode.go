@@ -64,9 +64,9 @@ func (e entry) libField() openflow13.MatchField {
 func (e entry) tlv() []byte {
 	fi, _ := e.field.info()
 	n := fi.bytes
-	h, size := uint32(fi.wire())&^0x1ff, n
+	h, size := fi.wire().id(), n
 	if e.mask != fullMask(n) {
-		h, size = h|0x100, 2*n
+		h, size = h|hasMaskBit, 2*n
 	}
 	b := make([]byte, 4+size)
 	binary.BigEndian.PutUint32(b, h|uint32(size))

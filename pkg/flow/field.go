@@ -77,8 +77,12 @@ func mkHeader(class uint16, field uint8, length int) header {
 
 func (h header) class() uint16 { return uint16(h >> 16) }
 func (h header) field() uint8  { return uint8(h>>9) & 0x7f }
-func (h header) hasMask() bool { return h&0x100 != 0 }
-func (h header) length() int   { return int(h & 0xff) }
+func (h header) hasMask() bool { return h&hasMaskBit != 0 }
+
+// hasMaskBit is the header bit of a masked TLV.
+const hasMaskBit = 0x100
+
+func (h header) length() int { return int(h & 0xff) }
 
 // id is the header without the mask bit and length: the field's identity.
 func (h header) id() uint32 { return uint32(h) &^ 0x1ff }
