@@ -2,14 +2,12 @@ package e2e
 
 import (
 	"bufio"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -198,21 +196,8 @@ func rmWaitReady(t *testing.T, notify *net.UnixConn, listen string) {
 	}
 }
 
-var rmDesiredRE = regexp.MustCompile(`(?m)^ofctl_agent_desired_flows (\d+)$`)
-
 // rmDesiredFlows is the agent's ofctl_agent_desired_flows.
 func rmDesiredFlows(t *testing.T, listen string) int {
 	t.Helper()
-	resp, err := http.Get("http://" + listen + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := rmDesiredRE.FindSubmatch(b)
-	if m == nil {
-		t.Fatalf("no ofctl_agent_desired_flows in /metrics")
-	}
-	n, _ := strconv.Atoi(string(m[1]))
-	return n
+	return int(agMetric(t, &agProc{listen: listen}, "ofctl_agent_desired_flows"))
 }
