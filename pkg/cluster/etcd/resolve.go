@@ -10,7 +10,8 @@ import (
 )
 
 // resolve applies the recorded changes: it settles conflicts and updates
-// the view's lists. It reports whether the view changed.
+// the view's lists, and records the change in x.delta, except the first
+// time (a new index's view is published whole, without a delta).
 func (x *index) resolve() bool {
 	defer func() { x.previous, x.built = nil, true }()
 	before := cluster.View{Networks: x.networks, Hosts: x.hostList}
@@ -21,10 +22,8 @@ func (x *index) resolve() bool {
 	if x.hostsDirty {
 		hostsChanged, moved = x.resolveHosts()
 	}
-	if netsChanged || hostsChanged {
-		d := cluster.Diff(before, cluster.View{Networks: x.networks, Hosts: x.hostList})
-		x.delta.NetworksAdded, x.delta.NetworksRemoved, x.delta.NetworksChanged = d.NetworksAdded, d.NetworksRemoved, d.NetworksChanged
-		x.delta.HostsAdded, x.delta.HostsRemoved, x.delta.HostsChanged = d.HostsAdded, d.HostsRemoved, d.HostsChanged
+	if x.built && (netsChanged || hostsChanged) {
+		x.delta = cluster.Diff(before, cluster.View{Networks: x.networks, Hosts: x.hostList})
 	}
 	x.netsDirty, x.hostsDirty = false, false
 	if netsChanged {
@@ -287,13 +286,17 @@ func (x *index) settle(id ipKey) bool {
 
 // merge returns a new sorted endpoint list: the previous one with the
 // changed IPs replaced by what the view now shows for them, and records
-// the changes in x.delta. It costs a binary search per change and one copy
-// of the list.
+// the changes in x.delta (not on the first resolve: nobody reads that
+// delta, and it would copy the whole list). It costs a binary search per
+// change and one copy of the list.
 func (x *index) merge(changes []ipKey) []cluster.RemoteEndpoint {
 	slices.SortFunc(changes, compareIPKeys)
 	out := make([]cluster.RemoteEndpoint, 0, len(x.endpoints)+len(changes))
 	old := x.endpoints
-	d := &x.delta
+	var d *cluster.Delta // nil: not recorded
+	if x.built {
+		d = &x.delta
+	}
 	for _, id := range changes {
 		i, found := slices.BinarySearchFunc(old, id, compareEndpointKey)
 		out = append(out, old[:i]...)
@@ -308,14 +311,16 @@ func (x *index) merge(changes []ipKey) []cluster.RemoteEndpoint {
 		case ok && st.inView && was == nil:
 			e := endpointFor(id, st.shown)
 			out = append(out, e)
-			d.EndpointsAdded = append(d.EndpointsAdded, e)
+			if d != nil {
+				d.EndpointsAdded = append(d.EndpointsAdded, e)
+			}
 		case ok && st.inView:
 			e := endpointFor(id, st.shown)
 			out = append(out, e)
-			if !was.Equal(e) {
+			if d != nil && !was.Equal(e) {
 				d.EndpointsChanged = append(d.EndpointsChanged, cluster.EndpointChange{Old: *was, New: e})
 			}
-		case was != nil:
+		case was != nil && d != nil:
 			d.EndpointsRemoved = append(d.EndpointsRemoved, *was)
 		}
 	}
