@@ -188,17 +188,11 @@ func (e *agentBed) waitFlows(b *testing.B, want int, timeout time.Duration) time
 // flowCount is br-int's flow count per ovs-ofctl, -1 while it cannot answer
 // (ovs-vswitchd restarting).
 func (e *agentBed) flowCount() int {
-	out, err := e.node.OfctlErr("dump-aggregate", agentBridge)
+	n, err := e.node.FlowCount(agentBridge)
 	if err != nil {
 		return -1
 	}
-	var n int
-	if i := strings.Index(out, "flow_count="); i >= 0 {
-		if _, err := fmt.Sscanf(out[i:], "flow_count=%d", &n); err == nil {
-			return n
-		}
-	}
-	return -1
+	return n
 }
 
 // cookieFlows returns the flows of this cookie's object (role bits aside),

@@ -154,12 +154,8 @@ func etcdWaitFlows(b *testing.B, node *testbed.Node, want int, timeout time.Dura
 	start := time.Now()
 	got := -1
 	for time.Since(start) < timeout {
-		out, err := node.OfctlErr("dump-aggregate", agentBridge)
-		if err == nil {
-			if i := strings.Index(out, "flow_count="); i >= 0 {
-				_, _ = fmt.Sscanf(out[i:], "flow_count=%d", &got)
-			}
-			if got == want {
+		if n, err := node.FlowCount(agentBridge); err == nil {
+			if got = n; got == want {
 				return time.Since(start)
 			}
 		}

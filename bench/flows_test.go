@@ -57,10 +57,10 @@ func ofctlBundleInstall(b *testing.B, node *testbed.Node, bridge string, n int) 
 
 // countFlows asks OVS (the independent observer) how many flows the bridge has.
 func countFlows(b *testing.B, node *testbed.Node, bridge string) int {
-	out := node.Ofctl(b, "dump-aggregate", bridge)
-	var count int
-	if i := strings.Index(out, "flow_count="); i >= 0 {
-		fmt.Sscanf(out[i:], "flow_count=%d", &count)
+	b.Helper()
+	count, err := node.FlowCount(bridge)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return count
 }

@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -113,28 +111,25 @@ func scIP(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, 100, byte(1 + i/250), byte(2 + i%250)})
 }
 
-var scFlowCount = regexp.MustCompile(`flow_count=(\d+)`)
-
 // scWaitFlows waits, polling ovs-ofctl dump-aggregate every second, until
 // br-int holds the flows of endpoints endpoints.
 func scWaitFlows(b *testing.B, node *testbed.Node, ports, endpoints int) {
 	b.Helper()
 	net := pipeline.Network{Name: "blue", VNI: 100, Subnet: netip.MustParsePrefix("10.100.0.0/16")}
 	ep := pipeline.Endpoint{Network: "blue", Port: "d0", OFPort: 1, IP: scIP(0), MAC: endpoint.DerivedMAC(scIP(0))}
-	want := strconv.Itoa(len(pipeline.FixedFlows(100)) + len(pipeline.NetworkFlows(net)) + endpoints*len(pipeline.EndpointFlows(net, ep)))
+	want := len(pipeline.FixedFlows(100)) + len(pipeline.NetworkFlows(net)) + endpoints*len(pipeline.EndpointFlows(net, ep))
 	start := time.Now()
-	got := ""
+	got := -1
 	for time.Since(start) < 20*time.Minute {
-		out, err := node.OfctlErr("dump-aggregate", "br-int")
-		if m := scFlowCount.FindStringSubmatch(out); err == nil && m != nil {
-			if got = m[1]; got == want {
+		if n, err := node.FlowCount("br-int"); err == nil {
+			if got = n; got == want {
 				b.Logf("%d ports, %d endpoints programmed after %v more", ports, endpoints, time.Since(start).Round(time.Millisecond))
 				return
 			}
 		}
 		time.Sleep(time.Second)
 	}
-	b.Fatalf("br-int holds %s flows, want %s for %d endpoints", got, want, endpoints)
+	b.Fatalf("br-int holds %d flows, want %d for %d endpoints", got, want, endpoints)
 }
 
 func scGet(b *testing.B, listen, path string) string {

@@ -114,10 +114,10 @@ func rogueFlows(t *testing.T, n int) string {
 
 // flowCount is the bridge's flow count per ovs-ofctl dump-aggregate.
 func flowCount(t *testing.T, n *testbed.Node) int {
-	out := n.Ofctl(t, "dump-aggregate", "br-int")
-	var c int
-	if i := strings.Index(out, "flow_count="); i >= 0 {
-		_, _ = fmt.Sscanf(out[i:], "flow_count=%d", &c)
+	t.Helper()
+	c, err := n.FlowCount("br-int")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return c
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -132,6 +133,25 @@ func (n *Node) Ofctl(t testing.TB, args ...string) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// FlowCount is how many flows bridge holds (those matching match, e.g.
+// "table=3", if given), per ovs-ofctl dump-aggregate. It fails while
+// ovs-ofctl cannot answer (ovs-vswitchd restarting).
+func (n *Node) FlowCount(bridge string, match ...string) (int, error) {
+	out, err := n.OfctlErr(append([]string{"dump-aggregate", bridge}, match...)...)
+	if err != nil {
+		return 0, err
+	}
+	i := strings.Index(out, "flow_count=")
+	if i < 0 {
+		return 0, fmt.Errorf("no flow_count in ovs-ofctl dump-aggregate: %q", out)
+	}
+	var c int
+	if _, err := fmt.Sscanf(out[i:], "flow_count=%d", &c); err != nil {
+		return 0, fmt.Errorf("ovs-ofctl dump-aggregate %q: %w", out, err)
+	}
+	return c, nil
 }
 
 // OfctlErr is Ofctl returning the error instead of failing the test.
