@@ -20,7 +20,7 @@ import (
 type fakeBundles struct {
 	badAddPrio, badCommitPrio uint16
 	openErr                   bool          // refuse the open request (OFPBFC_BAD_ID)
-	openDelay                 time.Duration // answer the open request this late
+	holdOpen                  chan struct{} // if set, answer the open request once it is closed
 
 	mu      sync.Mutex
 	ctrl    []uint16 // control types received, in order
@@ -47,7 +47,11 @@ func (f *fakeBundles) handle(ss *sw.Session, b []byte) bool {
 		typ := binary.BigEndian.Uint16(b[20:22])
 		f.ctrl = append(f.ctrl, typ)
 		if typ == openflow13.OFPBCT_OPEN_REQUEST {
-			time.Sleep(f.openDelay)
+			if f.holdOpen != nil {
+				f.mu.Unlock()
+				<-f.holdOpen
+				f.mu.Lock()
+			}
 			if f.openErr {
 				_ = ss.Send(sw.ExperimenterError(xidOf(b), onfBundleCodeBase+2, onfExperimenter, b))
 				return true
@@ -178,17 +182,29 @@ func TestBundleDiscard(t *testing.T) {
 // round trip less); a refused open fails the Commit, which discards.
 func TestBundleOpenPipelined(t *testing.T) {
 	for _, refused := range []bool{false, true} {
-		fake := &fakeBundles{openErr: refused, openDelay: 300 * time.Millisecond, pending: make(map[uint32][]byte)}
+		fake := &fakeBundles{openErr: refused, holdOpen: make(chan struct{}), pending: make(map[uint32][]byte)}
 		c, _ := dialFake(t, sw.Options{Handler: fake.handle}, nil)
-		start := time.Now()
-		b, err := c.Bundle(testCtx(t))
-		if err != nil || time.Since(start) > 150*time.Millisecond {
-			t.Fatalf("Bundle took %v (%v): it waited for the open reply", time.Since(start), err)
+		var b *Bundle
+		opened := make(chan error, 1)
+		go func() {
+			var err error
+			b, err = c.Bundle(testCtx(t))
+			opened <- err
+		}()
+		select { // the switch withholds the open reply until released
+		case err := <-opened:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			close(fake.holdOpen)
+			t.Fatal("Bundle waited for the open reply")
 		}
+		close(fake.holdOpen)
 		if err := b.Add(flowMod(1, 1, 0xb0)); err != nil {
 			t.Fatal(err)
 		}
-		err = b.Commit(testCtx(t))
+		err := b.Commit(testCtx(t))
 		want := []uint16{openflow13.OFPBCT_OPEN_REQUEST, openflow13.OFPBCT_COMMIT_REQUEST}
 		var be *BundleError
 		if refused {

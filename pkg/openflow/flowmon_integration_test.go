@@ -190,8 +190,7 @@ func TestOVSFlowMonitor(t *testing.T) {
 		n.Ofctl(t, "add-flow", "br-int", "table=2,cookie=0x2,actions=drop")
 		oneUpdate(t, m2, FlowUpdate{Event: FlowAdded, TableID: 2, Cookie: 0x2, Priority: 0x8000})
 		_ = c.Close()
-		for range m2.C {
-		}
+		untilClosed(t, m2)
 	})
 	if *capture {
 		rec.write(t)
@@ -293,7 +292,7 @@ func testPauseResume(t *testing.T, n *testbed.Node, m *FlowMonitor, rec *recorde
 			}
 		}
 		if count != nFlows {
-			t.Fatalf("%s: %d updates before the pause, want %d", step.name, count, nFlows)
+			t.Fatalf("%s: %d updates until the resume, want %d", step.name, count, nFlows)
 		}
 	}
 	rec.set("after-resume")

@@ -189,9 +189,28 @@ func TestFlowMonitorFake(t *testing.T) {
 		t.Fatalf("second monitor %v, %v", m2, err)
 	}
 	_ = c.Close()
-	for ev := range m2.C {
+	for _, ev := range untilClosed(t, m2) {
 		if ev.Kind != FlowMonitorUpdates {
 			t.Fatalf("event after close %+v", ev)
+		}
+	}
+}
+
+// untilClosed returns the events m delivers until its channel closes, and
+// fails the test if it is still open after 5 s.
+func untilClosed(t *testing.T, m *FlowMonitor) []FlowMonitorEvent {
+	t.Helper()
+	var evs []FlowMonitorEvent
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev, ok := <-m.C:
+			if !ok {
+				return evs
+			}
+			evs = append(evs, ev)
+		case <-deadline:
+			t.Fatal("the monitor's channel is still open 5 s after the connection closed")
 		}
 	}
 }
