@@ -32,7 +32,8 @@ const ovsdbSelectTxn = `["Open_vSwitch",{"op":"select","table":"Interface","wher
 // stopped): start to ready and the first Sync's flow_mods for a first
 // start, a start after SIGTERM (asserted exit 0 within 10 s) and a start
 // after SIGKILL, each asserted to send no flow_mod (the Sync's log line and
-// /metrics at ready) and to leave the whole pipeline in OVS; its memory
+// /metrics at ready, and OVS's own flow monitor, which reports even a flow
+// re-added unchanged) and to leave the whole pipeline in OVS; its memory
 // after the first start (RSS and live heap after a forced GC, peak RSS);
 // and, as the floor, one ovsdb-client select of the rows the agent reads at
 // start. The first start also sets gre0's options:local_ip (the in-process
@@ -43,8 +44,9 @@ func BenchmarkAgentDaemon(b *testing.B) {
 		e := newAgentBed(b, "bdmn")
 		e.programmed(b, benchEndpoints, nil).stop()
 		selWall, selCPU := e.ovsdbSelect(b)
+		w := e.watchEvents(b) // independent: OVS reports every flow added, changed or removed
 
-		d, first := e.daemonStart(b, bin, "first")
+		d, first := e.daemonStart(b, bin, "first", w)
 		time.Sleep(3 * time.Second) // idle: the first drift checks ran
 		rss, heap := d.memory(b)
 		peak := d.peakRSS(b)
@@ -52,12 +54,14 @@ func BenchmarkAgentDaemon(b *testing.B) {
 			b.Fatalf("agent sent %v flow_mods in its first 3 s, want 0", mods)
 		}
 		exit := d.terminate(b)
-		e.checkFlows(b, "after SIGTERM")
+		e.checkFlows(b, "after SIGTERM", w)
 
-		d, term := e.daemonStart(b, bin, "term")
+		d, term := e.daemonStart(b, bin, "term", w)
 		d.kill(b)
-		e.checkFlows(b, "after SIGKILL")
-		_, kill := e.daemonStart(b, bin, "kill")
+		e.checkFlows(b, "after SIGKILL", w)
+		_, kill := e.daemonStart(b, bin, "kill", w)
+		time.Sleep(time.Second) // let late reports of the last start arrive
+		e.checkFlows(b, "after the last start", w)
 
 		for _, s := range []struct {
 			name string
@@ -82,7 +86,7 @@ func BenchmarkAgentDaemon(b *testing.B) {
 // daemonStart starts the agent binary on the bed's node with its cluster
 // file, waits until /readyz answers 200 and checks that the first Sync sent
 // no flow_mod and that OVS still holds the whole pipeline.
-func (e *agentBed) daemonStart(b *testing.B, bin, name string) (*daemon, daemonStart) {
+func (e *agentBed) daemonStart(b *testing.B, bin, name string, w *eventWatch) (*daemon, daemonStart) {
 	b.Helper()
 	args := append(daemonArgs(e.node, agentNode), "--cluster-file", e.cluster)
 	d := startDaemon(b, bin, filepath.Join(e.node.Dir, "agent-daemon-"+name+".log"), args...)
@@ -102,16 +106,21 @@ func (e *agentBed) daemonStart(b *testing.B, bin, name string) (*daemon, daemonS
 	if mods := d.metric(b, "ofctl_agent_flow_mods_total"); r.flowMods != 0 || mods != 0 {
 		b.Fatalf("%s start: first Sync sent %d flow_mods (/metrics: %v), want 0", name, r.flowMods, mods)
 	}
-	e.checkFlows(b, name+" start")
+	e.checkFlows(b, name+" start", w)
 	return d, r
 }
 
 // checkFlows requires br-int to hold the whole pipeline of benchEndpoints
-// endpoints now (ovs-ofctl dump-aggregate).
-func (e *agentBed) checkFlows(b *testing.B, when string) {
+// endpoints now (ovs-ofctl dump-aggregate) and OVS's monitor to have
+// reported no flow change since w started: not even one flow re-added as
+// it was.
+func (e *agentBed) checkFlows(b *testing.B, when string, w *eventWatch) {
 	b.Helper()
 	if got, want := e.flowCount(), pipelineFlows(benchEndpoints); got != want {
 		b.Fatalf("%s: br-int holds %d flows, want %d", when, got, want)
+	}
+	if n := w.total(); n != 0 {
+		b.Fatalf("%s: OVS reported %d flow changes, want none", when, n)
 	}
 }
 

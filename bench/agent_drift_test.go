@@ -118,6 +118,17 @@ type eventWatch struct {
 	seen map[string][]time.Time // "ADDED/0x.." -> arrival times
 }
 
+// total is the number of events seen so far.
+func (w *eventWatch) total() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, ts := range w.seen {
+		n += len(ts)
+	}
+	return n
+}
+
 func (e *agentBed) watchEvents(b *testing.B) *eventWatch {
 	b.Helper()
 	w := &eventWatch{seen: map[string][]time.Time{}}
