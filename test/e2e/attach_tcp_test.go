@@ -30,7 +30,7 @@ type atTCPCtr struct {
 // shows why: a TCP handshake with it never completes.
 func TestAttachTCP(t *testing.T) {
 	testbed.Require(t)
-	dmRequireTools(t, "iperf3", "ethtool", "ss")
+	testbed.RequireTools(t, "iperf3", "ethtool", "ss")
 	file := filepath.Join(t.TempDir(), "cluster.yaml")
 	if err := os.WriteFile(file, []byte(agCluster), 0o644); err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ const dmMinChecks = 23
 // (Ctrl-C) cleans up as well.
 func TestDemo(t *testing.T) {
 	testbed.Require(t)
-	dmRequireTools(t, "make", "git", "curl", "tcpdump")
+	testbed.RequireTools(t, "make", "git", "curl", "tcpdump")
 	root := dmRepoRoot(t)
 	a, b := dmCheckout(t, root), dmCheckout(t, root)
 	for _, dir := range []string{a, b} {
@@ -244,20 +244,6 @@ func dmRepoRoot(t *testing.T) string {
 		t.Fatalf("repository root: %v", err)
 	}
 	return root
-}
-
-// dmRequireTools fails (CI=true) or skips without the tools the demo needs
-// besides OVS.
-func dmRequireTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s required: %v", tool, err)
-			}
-			t.Skipf("%s not found (with CI=true this fails): %v", tool, err)
-		}
-	}
 }
 
 // dmBuffer collects a command's output while the test reads it.

@@ -25,7 +25,7 @@ import (
 // checked with `systemd-analyze verify`.
 func TestReadmeInstall(t *testing.T) {
 	testbed.Require(t)
-	dmRequireTools(t, "systemd-analyze", "install")
+	testbed.RequireTools(t, "systemd-analyze", "install")
 	repo, root := dmRepoRoot(t), t.TempDir()
 	for _, cmd := range rmInstallCommands(t, repo) {
 		if strings.HasPrefix(cmd, "systemctl ") {

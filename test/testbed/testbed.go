@@ -23,15 +23,32 @@ var binaries = []string{"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl
 // elsewhere. Setting OFCTL_NO_OVS=1 skips outside CI (a quick unit run).
 func Require(t testing.TB) {
 	t.Helper()
-	reason := unusable()
-	if reason == "" {
-		cleanLeftoversOnce()
+	if reason := unusable(); reason != "" {
+		missing(t, "real OVS not usable: "+reason)
 		return
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("real OVS required in CI: %s", reason)
+	cleanLeftoversOnce()
+}
+
+// RequireTools is Require for other programs a test runs: it fails (with
+// CI=true) or skips when one of tools is not on PATH.
+func RequireTools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing(t, fmt.Sprintf("%s not found: %v", tool, err))
+			return
+		}
 	}
-	t.Skipf("real OVS not usable: %s", reason) // only outside CI: see above
+}
+
+// missing fails the test under CI=true and skips it elsewhere.
+func missing(t testing.TB, reason string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("required in CI: %s", reason)
+	}
+	t.Skipf("%s (with CI=true this fails)", reason)
 }
 
 func unusable() string {
