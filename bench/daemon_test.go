@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,8 +48,8 @@ func daemonArgs(node *testbed.Node, self string) []string {
 		"--tunnel-ofport", strconv.Itoa(agentTunnelOF)}
 }
 
-// startDaemon runs bin with args plus a free --listen address and
-// --log-level info (OFCTL_BENCH_DAEMON_LOG_LEVEL overrides it), its output
+// startDaemon runs bin with args plus a free --listen address and, unless
+// args set one, --log-level info (OFCTL_BENCH_DAEMON_LOG_LEVEL overrides it), its output
 // written to logPath (truncated). It does not wait for anything; the
 // process is stopped at cleanup, and its log printed if the benchmark
 // failed.
@@ -60,8 +61,11 @@ func startDaemon(b *testing.B, bin, logPath string, args ...string) *daemon {
 	}
 	d := &daemon{listen: ln.Addr().String(), logPath: logPath, done: make(chan struct{})}
 	ln.Close()
-	level := cmp.Or(os.Getenv("OFCTL_BENCH_DAEMON_LOG_LEVEL"), "info")
-	d.cmd = exec.Command(bin, append(args, "--listen", d.listen, "--log-level", level)...)
+	args = append(args, "--listen", d.listen)
+	if !slices.Contains(args, "--log-level") {
+		args = append(args, "--log-level", cmp.Or(os.Getenv("OFCTL_BENCH_DAEMON_LOG_LEVEL"), "info"))
+	}
+	d.cmd = exec.Command(bin, args...)
 	log, err := os.Create(logPath)
 	if err != nil {
 		b.Fatal(err)

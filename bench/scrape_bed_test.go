@@ -3,13 +3,10 @@ package bench
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,48 +31,17 @@ hosts:
 // pid and HTTP address once the agent is ready.
 func scStartAgent(b *testing.B, node *testbed.Node) (int, string) {
 	b.Helper()
-	dir := b.TempDir()
-	bin, cluster := filepath.Join(dir, "ofctl-agent"), filepath.Join(dir, "cluster.yaml")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/ofctl-agent/ofctl-agent/cmd/ofctl-agent").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v: %s", err, out)
-	}
+	cluster := filepath.Join(b.TempDir(), "cluster.yaml")
 	if err := os.WriteFile(cluster, []byte(scCluster), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "run", "--node-name", "self", "--ovsdb", node.DBAddr(), "--ovs-rundir", node.Dir,
-		"--datapath-type", "netdev", "--tunnel-ip", "192.0.2.1", "--tunnel-port", "gre0", "--tunnel-ofport", "100",
-		"--cluster-file", cluster, "--listen", listen, "--verify-interval", "1h", "--log-level", "warn",
+	args := append(daemonArgs(node, "self"), "--cluster-file", cluster, "--verify-interval", "1h", "--log-level", "warn",
 		// ovs-vswitchd stalls for seconds while it adds 1000 ports at once:
 		// do not take it for dead (a reconnect resyncs every flow).
 		"--echo-interval", "10s", "--dead-interval", "2m")
-	log, err := os.Create(filepath.Join(node.Dir, "agent-scrape.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		log.Close()
-	})
-	testbed.Eventually(b, 30*time.Second, func() bool { return scStatus(listen, "/readyz") == http.StatusOK }, "agent never ready")
-	return cmd.Process.Pid, listen
+	d := startDaemon(b, buildAgent(b), filepath.Join(node.Dir, "agent-scrape.log"), args...)
+	d.waitReady(b, 30*time.Second)
+	return d.cmd.Process.Pid, d.listen
 }
 
 // scAddPorts adds dummy ports [from, to) as endpoints in one ovs-vsctl
@@ -144,13 +110,4 @@ func scGet(b *testing.B, listen, path string) string {
 		b.Fatalf("%s: %d %v", path, resp.StatusCode, err)
 	}
 	return string(body)
-}
-
-func scStatus(listen, path string) int {
-	resp, err := http.Get("http://" + listen + path)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
