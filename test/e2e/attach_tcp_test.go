@@ -67,9 +67,18 @@ func TestAttachTCP(t *testing.T) {
 		})
 	}
 	t.Run("control with offload on", func(t *testing.T) {
-		if got, out := atIperf(t, client, control, 1); got > 0 {
+		got, out := atIperf(t, client, control, 1)
+		if got > 0 {
 			t.Fatalf("TCP to a container with TX checksum offload on worked (%.0f bytes): the userspace datapath no longer needs it off\n%s",
 				got, tail([]byte(out), 1500))
+		}
+		// Failing for another reason (no server, a broken iperf3) proves
+		// nothing: the TCP connection itself must be what never came up.
+		var r struct {
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil || !strings.Contains(r.Error, "unable to connect") {
+			t.Fatalf("want iperf3 unable to connect, got error %q\n%s", r.Error, tail([]byte(out), 1500))
 		}
 	})
 }
