@@ -171,8 +171,9 @@ func TestCachePeriod(t *testing.T) {
 }
 
 // Through the OVS reader: a counter that changed in the switch shows in
-// the scrapes within max age, without any scrape forcing a read, and the
-// exported age never exceeds max age.
+// the scrapes within max age, and the exported age never exceeds max age.
+// (That the reads happen in the background, not in a scrape, is
+// TestCacheBackgroundReads.)
 func TestOVSValuesAtMostMaxAgeOld(t *testing.T) {
 	const maxAge = 300 * time.Millisecond
 	f := newFakeOVS(t, testPorts(), testFlows())
