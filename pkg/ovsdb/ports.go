@@ -2,8 +2,10 @@ package ovsdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/model"
@@ -20,13 +22,37 @@ func (c *Client) AddPort(ctx context.Context, spec PortSpec) error {
 	return c.withConn(ctx, func(cl client.Client) error {
 		c.opMu.Lock()
 		defer c.opMu.Unlock()
-		r, err := readRows(ctx, cl, spec.Name)
-		if err != nil {
+		return whenCacheCaughtUp(ctx, func() error {
+			r, err := readRows(ctx, cl, spec.Name)
+			if err != nil {
+				return err
+			}
+			_, err = c.ensurePort(ctx, cl, &r, spec, nil)
+			return err
+		})
+	})
+}
+
+// whenCacheCaughtUp runs f, which decides from the client's cache and
+// writes, again while the server refuses the write with a constraint
+// violation: another client (ovs-vsctl, another attach) has just created a
+// row of that name that our cache does not show yet. Once the cache shows
+// it, f decides right (the port is ours already, or another bridge's: an
+// ErrPortConflict). If it never does, the violation is an ErrPortConflict.
+func whenCacheCaughtUp(ctx context.Context, f func() error) error {
+	var err error
+	for range 5 {
+		var cv *ovsdb.ConstraintViolation
+		if err = f(); !errors.As(err, &cv) {
 			return err
 		}
-		_, err = c.ensurePort(ctx, cl, &r, spec, nil)
-		return err
-	})
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrPortConflict, err)
 }
 
 // EnsureTunnelPort makes sure the bridge has the flow-based GRE port
@@ -44,15 +70,17 @@ func (c *Client) EnsureTunnelPort(ctx context.Context, spec TunnelSpec) error {
 	return c.withConn(ctx, func(cl client.Client) error {
 		c.opMu.Lock()
 		defer c.opMu.Unlock()
-		r, err := readRows(ctx, cl, spec.Name)
-		if err != nil {
+		return whenCacheCaughtUp(ctx, func() error {
+			r, err := readRows(ctx, cl, spec.Name)
+			if err != nil {
+				return err
+			}
+			wrote, err := c.ensurePort(ctx, cl, &r, spec.portSpec(), spec.options())
+			if err == nil {
+				c.appliedTunnel(want, wrote)
+			}
 			return err
-		}
-		wrote, err := c.ensurePort(ctx, cl, &r, spec.portSpec(), spec.options())
-		if err == nil {
-			c.appliedTunnel(want, wrote)
-		}
-		return err
+		})
 	})
 }
 
