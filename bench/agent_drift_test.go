@@ -57,12 +57,12 @@ func BenchmarkAgentDriftRepair(b *testing.B) {
 func driftRounds(b *testing.B, e *agentBed, w *eventWatch, endpoints int) (rogue, restore []time.Duration) {
 	for k := range driftRepeats {
 		cookie := uint64(0x0dd0_0000_0000_0000) | uint64(k)
-		spec := fmt.Sprintf("table=%d,cookie=%#x,priority=999,ip,nw_dst=10.99.0.%d,actions=drop", pipeline.L2Forward, cookie, k)
+		spec := fmt.Sprintf("table=%d,cookie=%#x,priority=999,ip,nw_dst=10.99.0.%d,actions=drop", pipeline.L2Forward.ID(), cookie, k)
 		e.node.Ofctl(b, "add-flow", agentBridge, spec)
 		rogue = append(rogue, w.between(b, cookie, "ADDED", "DELETED"))
 
 		_, ep := benchEndpoint(k*endpoints/driftRepeats, 0)
-		e.node.Ofctl(b, "del-flows", agentBridge, fmt.Sprintf("table=%d,cookie=%#x/-1", pipeline.L2Forward, ep.Cookie()))
+		e.node.Ofctl(b, "del-flows", agentBridge, fmt.Sprintf("table=%d,cookie=%#x/-1", pipeline.L2Forward.ID(), ep.Cookie()))
 		restore = append(restore, w.between(b, ep.Cookie(), "DELETED", "ADDED"))
 	}
 	return rogue, restore
@@ -88,7 +88,7 @@ func (e *agentBed) ovsCosts(b *testing.B, n int) ovsCosts {
 	for i := range n {
 		out.echo = append(out.echo, timed(b, func() error { _, err := c.Request(ctx, openflow13.NewEchoRequest()); return err }))
 		out.dump = append(out.dump, timed(b, func() error {
-			_, err := c.FlowStats(ctx, openflow.FlowStatsFilter{TableID: uint8(pipeline.L2Forward), Cookie: ep.Cookie(), CookieMask: ^uint64(0)})
+			_, err := c.FlowStats(ctx, openflow.FlowStatsFilter{TableID: pipeline.L2Forward.ID(), Cookie: ep.Cookie(), CookieMask: ^uint64(0)})
 			return err
 		}))
 		out.bundle = append(out.bundle, timed(b, func() error {

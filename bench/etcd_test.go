@@ -254,7 +254,7 @@ func etcdWaitFlow(b *testing.B, node *testbed.Node, mac net.HardwareAddr, host i
 	b.Helper()
 	ip := etcdHostIP(host).As4()
 	want := fmt.Sprintf("%#x", uint32(ip[0])<<24|uint32(ip[1])<<16|uint32(ip[2])<<8|uint32(ip[3]))
-	match := fmt.Sprintf("table=%d,dl_dst=%s", pipeline.L2Forward, mac)
+	match := fmt.Sprintf("table=%d,dl_dst=%s", pipeline.L2Forward.ID(), mac)
 	deadline := time.Now().Add(30 * time.Second)
 	var out string
 	for time.Now().Before(deadline) {

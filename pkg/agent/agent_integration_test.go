@@ -15,6 +15,7 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/test/testbed"
 )
 
@@ -98,6 +99,9 @@ func attach(t *testing.T, n *testbed.Node, name, network, ip string, ofport int)
 	return c
 }
 
+// tableMatch selects a pipeline table in ovs-ofctl syntax ("table=5").
+func tableMatch(t pipeline.Table) string { return fmt.Sprintf("table=%d", t.ID()) }
+
 // agentFlows counts the flows with the agent's cookie magic, as ovs-ofctl sees them.
 func agentFlows(t *testing.T, n *testbed.Node, filter string) int {
 	out := n.Ofctl(t, "dump-flows", "br-int", "cookie=0xfca0000000000000/0xffff000000000000"+filter)
@@ -139,9 +143,9 @@ func TestAgentProgramsAndRepairs(t *testing.T) {
 	})
 
 	t.Run("rogue flow removed", func(t *testing.T) {
-		node.Ofctl(t, "add-flow", "br-int", "table=5,priority=300,actions=output:11")
+		node.Ofctl(t, "add-flow", "br-int", tableMatch(pipeline.L2Forward)+",priority=300,actions=output:11")
 		took := testbed.Eventually(t, 2*time.Second, func() bool {
-			return !strings.Contains(node.Ofctl(t, "dump-flows", "br-int", "table=5"), "priority=300")
+			return !strings.Contains(node.Ofctl(t, "dump-flows", "br-int", tableMatch(pipeline.L2Forward)), "priority=300")
 		}, "rogue flow still there")
 		t.Logf("rogue flow removed in %v", took)
 	})

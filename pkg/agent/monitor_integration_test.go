@@ -28,7 +28,7 @@ func TestAgentRepairsReportedDrift(t *testing.T) {
 		t.Fatal("flow monitor not active")
 	}
 	cookie := fmt.Sprintf(",cookie=%#x/-1", endpointCookie(h, c1))
-	spoof, l2 := fmt.Sprintf(",table=%d", pipeline.SpoofGuard), fmt.Sprintf(",table=%d", pipeline.L2Forward)
+	spoof, l2 := ","+tableMatch(pipeline.SpoofGuard), ","+tableMatch(pipeline.L2Forward)
 	guards := agentFlows(t, node, cookie+spoof)
 	if guards == 0 {
 		t.Fatal("no spoof-guard flow with the endpoint's cookie")
@@ -39,9 +39,9 @@ func TestAgentRepairsReportedDrift(t *testing.T) {
 		fixed  func() bool
 	}{
 		{"rogue flow in a table removed", func() {
-			node.Ofctl(t, "add-flow", "br-int", "table=5,priority=300,ip,nw_dst=10.100.9.9,actions=drop")
+			node.Ofctl(t, "add-flow", "br-int", tableMatch(pipeline.L2Forward)+",priority=300,ip,nw_dst=10.100.9.9,actions=drop")
 		}, func() bool {
-			return !strings.Contains(node.Ofctl(t, "dump-flows", "br-int", "table=5"), "priority=300")
+			return !strings.Contains(node.Ofctl(t, "dump-flows", "br-int", tableMatch(pipeline.L2Forward)), "priority=300")
 		}},
 		{"deleted endpoint flows restored", func() { node.Ofctl(t, "del-flows", "br-int", strings.TrimPrefix(cookie+spoof, ",")) },
 			func() bool { return agentFlows(t, node, cookie+spoof) == guards }},
@@ -88,9 +88,9 @@ func TestAgentWithoutFlowMonitor(t *testing.T) {
 		t.Fatal("flow monitor active")
 	}
 	before := h.agent.Status().Reconcile
-	node.Ofctl(t, "add-flow", "br-int", "table=5,priority=300,actions=drop")
+	node.Ofctl(t, "add-flow", "br-int", tableMatch(pipeline.L2Forward)+",priority=300,actions=drop")
 	took := testbed.Eventually(t, 2*time.Second, func() bool {
-		return !strings.Contains(node.Ofctl(t, "dump-flows", "br-int", "table=5"), "priority=300")
+		return !strings.Contains(node.Ofctl(t, "dump-flows", "br-int", tableMatch(pipeline.L2Forward)), "priority=300")
 	}, "rogue flow still there")
 	t.Logf("rogue flow removed by the periodic comparison in %v", took)
 	if after := h.agent.Status().Reconcile; after.ScopeSyncs != 0 || after.Syncs == before.Syncs {
@@ -98,12 +98,12 @@ func TestAgentWithoutFlowMonitor(t *testing.T) {
 	}
 }
 
-// rogueFlows writes n flows for ovs-ofctl add-flows in table 5 (cookie 0)
+// rogueFlows writes n flows for ovs-ofctl add-flows in l2_forward (cookie 0)
 // and returns the file's path.
 func rogueFlows(t *testing.T, n int) string {
 	var b strings.Builder
 	for i := range n {
-		fmt.Fprintf(&b, "table=5,priority=1,ip,nw_dst=10.99.%d.%d,actions=drop\n", i>>8, i&0xff)
+		fmt.Fprintf(&b, "%s,priority=1,ip,nw_dst=10.99.%d.%d,actions=drop\n", tableMatch(pipeline.L2Forward), i>>8, i&0xff)
 	}
 	path := filepath.Join(t.TempDir(), "rogue.flows")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {

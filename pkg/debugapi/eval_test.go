@@ -50,48 +50,49 @@ func TestModelGolden(t *testing.T) {
 	tests := []struct {
 		name    string
 		query   string
-		tables  []uint8
+		tables  []pipeline.Table
 		owners  []string // owner of the last step's flow
 		outputs []string
 		changed map[string]string // exactly the rewritten fields
 	}{
-		{"ARP request answered in place", "in_port=vblue-a&arp_tpa=10.1.1.3", []uint8{0, 1, 2},
+		{"ARP request answered in place", "in_port=vblue-a&arp_tpa=10.1.1.3", []pipeline.Table{pipeline.Classifier, pipeline.SpoofGuard, pipeline.ARPResponder},
 			[]string{"endpoint vblue-b (blue 10.1.1.3)"}, []string{"IN_PORT"}, map[string]string{
 				"reg0": "0x64", "dl_src": "02:00:00:00:01:03", "dl_dst": "0a:58:0a:01:01:02", "arp_op": "2",
 				"arp_spa": "10.1.1.3", "arp_tpa": "10.1.1.2", "arp_sha": "02:00:00:00:01:03", "arp_tha": "0a:58:0a:01:01:02"}},
-		{"ARP for a remote range: derived MAC", "in_port=1&arp&arp_tpa=10.1.2.77", []uint8{0, 1, 2},
+		{"ARP for a remote range: derived MAC", "in_port=1&arp&arp_tpa=10.1.2.77", []pipeline.Table{pipeline.Classifier, pipeline.SpoofGuard, pipeline.ARPResponder},
 			[]string{"host h2"}, []string{"IN_PORT"}, map[string]string{
 				"reg0": "0x64", "dl_src": "0a:58:0a:01:02:4d", "dl_dst": "0a:58:0a:01:01:02", "arp_op": "2",
 				"arp_spa": "10.1.2.77", "arp_tpa": "10.1.1.2", "arp_sha": "0a:58:0a:01:02:4d", "arp_tha": "0a:58:0a:01:01:02"}},
-		{"cross-host ICMP to the tunnel", "in_port=vblue-a&nw_dst=10.1.2.5", []uint8{0, 1, 5, 6},
+		{"cross-host ICMP to the tunnel", "in_port=vblue-a&nw_dst=10.1.2.5", []pipeline.Table{pipeline.Classifier, pipeline.SpoofGuard, pipeline.L2Forward, pipeline.TunnelEgress},
 			[]string{"fixed"}, []string{"output:100"}, map[string]string{
 				"reg0": "0x64", "reg2": "0xc0000202", "tun_dst": "192.0.2.2", "tun_id": "0x64"}},
-		{"remote endpoint through h3", "in_port=vblue-a&icmp&nw_dst=10.1.4.7&dl_dst=02:00:00:00:04:07", []uint8{0, 1, 5, 6},
+		{"remote endpoint through h3", "in_port=vblue-a&icmp&nw_dst=10.1.4.7&dl_dst=02:00:00:00:04:07", []pipeline.Table{pipeline.Classifier, pipeline.SpoofGuard, pipeline.L2Forward, pipeline.TunnelEgress},
 			[]string{"fixed"}, []string{"output:100"}, map[string]string{
 				"reg0": "0x64", "reg2": "0xc0000203", "tun_dst": "192.0.2.3", "tun_id": "0x64"}},
-		{"spoofed MAC dropped in spoof_guard", "in_port=vblue-a&dl_src=0a:58:0a:01:01:09&nw_dst=10.1.1.3", []uint8{0, 1},
+		{"spoofed MAC dropped in spoof_guard", "in_port=vblue-a&dl_src=0a:58:0a:01:01:09&nw_dst=10.1.1.3", []pipeline.Table{pipeline.Classifier, pipeline.SpoofGuard},
 			[]string{"endpoint vblue-a (blue 10.1.1.2)"}, nil, map[string]string{}},
-		{"spoofed IP dropped in spoof_guard", "in_port=vblue-a&nw_src=10.1.1.9&nw_dst=10.1.1.3", []uint8{0, 1},
+		{"spoofed IP dropped in spoof_guard", "in_port=vblue-a&nw_src=10.1.1.9&nw_dst=10.1.1.3", []pipeline.Table{pipeline.Classifier, pipeline.SpoofGuard},
 			[]string{"endpoint vblue-a (blue 10.1.1.2)"}, nil, map[string]string{}},
-		{"cross-network dropped in l2_forward", "in_port=vblue-a&nw_dst=10.2.1.2", []uint8{0, 1, 5},
+		{"cross-network dropped in l2_forward", "in_port=vblue-a&nw_dst=10.2.1.2", []pipeline.Table{pipeline.Classifier, pipeline.SpoofGuard, pipeline.L2Forward},
 			[]string{"fixed"}, nil, map[string]string{"reg0": "0x64"}},
-		{"ARP for another network unanswered", "in_port=vblue-a&arp_tpa=10.2.1.2", []uint8{0, 1, 2},
+		{"ARP for another network unanswered", "in_port=vblue-a&arp_tpa=10.2.1.2", []pipeline.Table{pipeline.Classifier, pipeline.SpoofGuard, pipeline.ARPResponder},
 			[]string{"fixed"}, nil, map[string]string{"reg0": "0x64"}},
-		{"local delivery", "in_port=vblue-a&nw_dst=10.1.1.3", []uint8{0, 1, 5},
+		{"local delivery", "in_port=vblue-a&nw_dst=10.1.1.3", []pipeline.Table{pipeline.Classifier, pipeline.SpoofGuard, pipeline.L2Forward},
 			[]string{"endpoint vblue-b (blue 10.1.1.3)"}, []string{"output:2"}, map[string]string{"reg0": "0x64"}},
 		{"from tunnel to a derived MAC: rewritten", "in_port=gre0&tun_src=192.0.2.2&tun_id=100&dl_src=0a:58:0a:01:02:05&nw_src=10.1.2.5&nw_dst=10.1.1.3&dl_dst=0a:58:0a:01:01:03",
-			[]uint8{0, 3, 4, 5}, []string{"endpoint vblue-b (blue 10.1.1.3)"}, []string{"output:2"},
+			[]pipeline.Table{pipeline.Classifier, pipeline.TunnelIngress, pipeline.TunnelNetwork, pipeline.L2Forward}, []string{"endpoint vblue-b (blue 10.1.1.3)"}, []string{"output:2"},
 			map[string]string{"reg0": "0x64", "reg1": "0x1", "dl_dst": "02:00:00:00:01:03"}},
 		{"from an unknown host", "in_port=gre0&tun_src=192.0.2.99&tun_id=100&dl_src=0a:58:0a:01:02:05&nw_src=10.1.2.5&nw_dst=10.1.1.2",
-			[]uint8{0, 3}, []string{"fixed"}, nil, map[string]string{}},
+			[]pipeline.Table{pipeline.Classifier, pipeline.TunnelIngress}, []string{"fixed"}, nil, map[string]string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tp := packetOf(t, tt.query)
 			pr := m.Run(tp.pkt)
-			var tables []uint8
+			var tables []pipeline.Table
 			for _, s := range pr.Steps {
-				tables = append(tables, s.Table)
+				tb, _ := pipeline.TableByID(s.Table)
+				tables = append(tables, tb)
 				if s.Hit == nil {
 					t.Errorf("table %d: no flow matched; every table has a miss flow", s.Table)
 				}

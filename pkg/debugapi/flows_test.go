@@ -26,20 +26,20 @@ func driftedOVS(t *testing.T) drifted {
 	var d drifted
 	for i, f := range pipeline.Build(pipeline.Reference()) {
 		switch {
-		case f.Table == 2 && f.Priority == 124 && d.missing.Cookie == 0:
+		case f.Table == pipeline.ARPResponder.ID() && f.Priority == 124 && d.missing.Cookie == 0:
 			d.missing = f // an ARP range answer of h2
 			continue
-		case f.Table == 5 && f.Priority == 200 && len(f.Actions) == 1 && d.different.Cookie == 0:
+		case f.Table == pipeline.L2Forward.ID() && f.Priority == 200 && len(f.Actions) == 1 && d.different.Cookie == 0:
 			d.different = f // a local delivery
 			f.Actions = nil
 		}
 		d.stats = append(d.stats, statsOfFlow(t, f, uint64(i)))
 	}
-	d.foreign = statsOfFlow(t, flow.Flow{Table: 5, Priority: 300, Cookie: 0x1234, Match: flow.Match{EthDst: mac("0a:58:0a:01:01:02")}}, 7)
-	d.stale = statsOfFlow(t, flow.Flow{Table: 1, Priority: 200, Cookie: pipeline.Endpoint{Port: "gone"}.Cookie(),
+	d.foreign = statsOfFlow(t, flow.Flow{Table: pipeline.L2Forward.ID(), Priority: 300, Cookie: 0x1234, Match: flow.Match{EthDst: mac("0a:58:0a:01:01:02")}}, 7)
+	d.stale = statsOfFlow(t, flow.Flow{Table: pipeline.SpoofGuard.ID(), Priority: 200, Cookie: pipeline.Endpoint{Port: "gone"}.Cookie(),
 		Match: flow.Match{InPort: 9}}, 0)
 	d.outside = statsOfFlow(t, flow.Flow{Table: 50, Priority: 1}, 0)
-	d.undecodable = statsOfFlow(t, flow.Flow{Table: 3, Priority: 50, Match: flow.Match{InPort: 4}}, 0)
+	d.undecodable = statsOfFlow(t, flow.Flow{Table: pipeline.TunnelIngress.ID(), Priority: 50, Match: flow.Match{InPort: 4}}, 0)
 	d.undecodable.Instructions = []byte{0, 3, 0, 8, 0, 0, 0, 0} // write_actions: not modelled
 	d.stats = append(d.stats, d.foreign, d.stale, d.outside, d.undecodable)
 	return d
@@ -144,7 +144,7 @@ func TestFlowsFilters(t *testing.T) {
 		each  func(f FlowEntry) bool // every listed flow satisfies it
 	}{
 		{"", 47, func(FlowEntry) bool { return true }},
-		{"table=l2_forward", 12, func(f FlowEntry) bool { return f.Table == 5 }},
+		{"table=l2_forward", 12, func(f FlowEntry) bool { return f.Table == pipeline.L2Forward.ID() }},
 		{"table=50", 1, func(f FlowEntry) bool { return f.Table == 50 }},
 		{"status=missing,different", 2, func(f FlowEntry) bool { return f.Status != StatusExpected && f.Status != StatusUnexpected }},
 		{"status=unexpected", 4, func(f FlowEntry) bool { return f.Status == StatusUnexpected }},

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 )
 
 // replay is an ofproto/trace stand-in answering with text, recording the
@@ -67,8 +70,9 @@ func TestTraceFlagsDifferences(t *testing.T) {
 		t.Fatal("tampered trace agrees")
 	}
 	joined := strings.Join(r.Differences, "\n")
-	for _, s := range []string{"table 5 l2_forward: same flow, actions set_field:0xc0000202->reg2,goto_table:6 desired, drop in OVS",
-		"the model continues to table 6 tunnel_egress", "outputs: model output:100, OVS none"} {
+	l2, egress := pipeline.L2Forward.ID(), pipeline.TunnelEgress.ID()
+	for _, s := range []string{fmt.Sprintf("table %d l2_forward: same flow, actions set_field:0xc0000202->reg2,goto_table:%d desired, drop in OVS", l2, egress),
+		fmt.Sprintf("the model continues to table %d tunnel_egress", egress), "outputs: model output:100, OVS none"} {
 		if !strings.Contains(joined, s) {
 			t.Errorf("differences lack %q:\n%s", s, joined)
 		}

@@ -41,7 +41,7 @@ type spoofDrops struct {
 // which its cookie's role singles out (Open vSwitch sends these alone, one
 // per endpoint, not the three spoof_guard flows of each; raw, not decoded).
 func (o *OVS) readSpoofGuard(ctx context.Context, sc *scrape) (spoofResult, error) {
-	flows, err := sc.sw.FlowStats(ctx, openflow.FlowStatsFilter{TableID: uint8(pipeline.SpoofGuard),
+	flows, err := sc.sw.FlowStats(ctx, openflow.FlowStatsFilter{TableID: pipeline.SpoofGuard.ID(),
 		Cookie: spoofDropCookie, CookieMask: spoofDropCookieMask, RawOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("spoof_guard flow stats: %w", err)

@@ -90,23 +90,46 @@ func dedupe(fs []flow.Flow) []flow.Flow {
 	return out
 }
 
-// FixedFlows are the flows that belong to no object: the classifier and
-// every table's miss flow. tunnelPort 0 means no tunnel.
+// FixedFlows are the flows that belong to no object: every table's miss
+// flow, as declared, and the classifier's and tunnel_egress's own flows.
+// tunnelPort 0 means no tunnel.
 func FixedFlows(tunnelPort uint32) []flow.Flow {
 	c := FixedCookie()
-	out := []flow.Flow{{Table: uint8(Classifier), Priority: priorityMiss, Cookie: c,
-		Actions: []flow.Action{flow.GotoTable{Table: uint8(SpoofGuard)}}}}
+	var own []flow.Flow
 	if tunnelPort != 0 {
-		out = append(out, flow.Flow{Table: uint8(Classifier), Priority: priorityTunnelPort, Cookie: c,
-			Match: flow.Match{InPort: tunnelPort}, Actions: []flow.Action{flow.GotoTable{Table: uint8(TunnelIngress)}}})
+		own = []flow.Flow{
+			{Table: Classifier.ID(), Priority: priorityTunnelPort, Cookie: c,
+				Match: flow.Match{InPort: tunnelPort}, Actions: []flow.Action{gotoTable(TunnelIngress)}},
+			tunnels().EgressFlow(tunnelPort, c),
+		}
 	}
-	for _, t := range []Table{SpoofGuard, ARPResponder, TunnelIngress, TunnelNetwork, L2Forward} {
-		out = append(out, flow.Flow{Table: uint8(t), Priority: priorityMiss, Cookie: c})
+	return withMissFlows(own, c)
+}
+
+// withMissFlows adds each declared table's miss flow to own, table by table
+// in pipeline order: the miss flow first, then the table's flows of own. A
+// flow of own with the miss flow's key (priority 0, empty match: the
+// tunnel output of tunnel_egress) replaces it.
+func withMissFlows(own []flow.Flow, cookie uint64) []flow.Flow {
+	out := make([]flow.Flow, 0, len(declared)+len(own))
+	for _, t := range Tables() {
+		miss := flow.Flow{Table: t.ID, Priority: priorityMiss, Cookie: cookie}
+		if t.MissTo != "" {
+			miss.Actions = []flow.Action{gotoTable(t.MissTo)}
+		}
+		var rest []flow.Flow
+		for _, f := range own {
+			switch {
+			case f.Table != t.ID:
+			case f.Key() == miss.Key():
+				miss = f
+			default:
+				rest = append(rest, f)
+			}
+		}
+		out = append(append(out, miss), rest...)
 	}
-	if tunnelPort != 0 {
-		return append(out, tunnels().EgressFlow(tunnelPort, c))
-	}
-	return append(out, flow.Flow{Table: uint8(TunnelEgress), Priority: priorityMiss, Cookie: c})
+	return out
 }
 
 // NetworkFlows are a network's own flows: accepting it from the tunnel.
@@ -127,21 +150,21 @@ func EndpointFlows(n Network, e Endpoint) []flow.Flow {
 	c := e.Cookie()
 	guard := func(m flow.Match, next Table) flow.Flow {
 		m.InPort, m.EthSrc = e.OFPort, e.MAC
-		return flow.Flow{Table: uint8(SpoofGuard), Priority: priorityAllow, Cookie: c, Match: m,
-			Actions: []flow.Action{flow.LoadReg(regNetwork, n.VNI), flow.GotoTable{Table: uint8(next)}}}
+		return flow.Flow{Table: SpoofGuard.ID(), Priority: priorityAllow, Cookie: c, Match: m,
+			Actions: []flow.Action{flow.LoadReg(regNetwork, n.VNI), gotoTable(next)}}
 	}
 	out := []flow.Flow{
 		guard(flow.Match{EthType: flow.EthTypeIPv4, IPv4Src: flow.Host(e.IP)}, L2Forward),
 		guard(flow.Match{EthType: flow.EthTypeARP, ArpSpa: flow.Host(e.IP), ArpSha: e.MAC}, ARPResponder),
-		{Table: uint8(SpoofGuard), Priority: priorityPortDrop, Cookie: WithRole(c, RoleSpoofDrop), Match: flow.Match{InPort: e.OFPort}},
+		{Table: SpoofGuard.ID(), Priority: priorityPortDrop, Cookie: WithRole(c, RoleSpoofDrop), Match: flow.Match{InPort: e.OFPort}},
 		responder().Address(n.VNI, e.IP, e.MAC, c),
-		{Table: uint8(L2Forward), Priority: priorityEndpoint, Cookie: c,
+		{Table: L2Forward.ID(), Priority: priorityEndpoint, Cookie: c,
 			Match:   flow.Match{EthDst: e.MAC}.WithReg(regNetwork, n.VNI),
 			Actions: []flow.Action{flow.Output{Port: e.OFPort}}},
 	}
 	if !arp.IsDerived(e.MAC, e.IP) {
 		// Remote hosts in static mode know only the derived MAC.
-		out = append(out, flow.Flow{Table: uint8(L2Forward), Priority: priorityRewrite, Cookie: c,
+		out = append(out, flow.Flow{Table: L2Forward.ID(), Priority: priorityRewrite, Cookie: c,
 			Match:   flow.Match{EthDst: arp.DerivedMAC(e.IP)}.WithReg(regNetwork, n.VNI).WithReg(regFromTunnel, 1),
 			Actions: []flow.Action{flow.SetEthDst(e.MAC), flow.Output{Port: e.OFPort}}})
 	}
@@ -165,7 +188,7 @@ func RemoteHostFlows(h RemoteHost, networks []Network) []flow.Flow {
 		mac, mask := arp.DerivedRange(p)
 		out = append(out,
 			responder().Range(n.VNI, p, c),
-			flow.Flow{Table: uint8(L2Forward), Priority: uint16(priorityRangeBase + p.Bits()), Cookie: c,
+			flow.Flow{Table: L2Forward.ID(), Priority: uint16(priorityRangeBase + p.Bits()), Cookie: c,
 				Match:   flow.Match{EthDst: mac, EthDstMask: mask}.WithReg(regNetwork, n.VNI).WithReg(regFromTunnel, 0),
 				Actions: tunnels().ToHost(h.TunnelIP)})
 	}
@@ -181,7 +204,7 @@ func RemoteEndpointFlows(n Network, h RemoteHost, e RemoteEndpoint) []flow.Flow 
 	c := e.Cookie()
 	return []flow.Flow{
 		responder().Address(n.VNI, e.IP, e.MAC, c),
-		{Table: uint8(L2Forward), Priority: priorityEndpoint, Cookie: c,
+		{Table: L2Forward.ID(), Priority: priorityEndpoint, Cookie: c,
 			Match:   flow.Match{EthDst: e.MAC}.WithReg(regNetwork, n.VNI).WithReg(regFromTunnel, 0),
 			Actions: tunnels().ToHost(h.TunnelIP)},
 	}

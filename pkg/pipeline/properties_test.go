@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -174,7 +175,7 @@ func TestIsolation(t *testing.T) {
 		}
 	}
 	for _, f := range Build(s) {
-		switch Table(f.Table) {
+		switch tableOf(f.Table) {
 		case ARPResponder, L2Forward:
 			if f.Priority == priorityMiss {
 				continue
@@ -211,18 +212,18 @@ func TestTunnelRules(t *testing.T) {
 		for _, a := range f.Actions {
 			switch a := a.(type) {
 			case flow.Output:
-				if a.Port == s.TunnelPort && Table(f.Table) != TunnelEgress {
+				if a.Port == s.TunnelPort && tableOf(f.Table) != TunnelEgress {
 					t.Errorf("outputs to the tunnel outside tunnel_egress: %s", f)
 				}
-				if Table(f.Table) == ARPResponder && a.Port != flow.PortInPort {
+				if tableOf(f.Table) == ARPResponder && a.Port != flow.PortInPort {
 					t.Errorf("ARP answer not sent back in place: %s", f)
 				}
 			case flow.GotoTable:
 				r := f.Match.Regs[regFromTunnel.Reg]
-				if Table(a.Table) == TunnelEgress && (r.Mask&regFromTunnel.Mask() == 0 || r.Value&regFromTunnel.Mask() != 0) {
+				if tableOf(a.Table) == TunnelEgress && (r.Mask&regFromTunnel.Mask() == 0 || r.Value&regFromTunnel.Mask() != 0) {
 					t.Errorf("may send tunneled packets back into the tunnel: %s", f)
 				}
-				if Table(a.Table) == TunnelEgress && f.Match.EthType == flow.EthTypeARP {
+				if tableOf(a.Table) == TunnelEgress && f.Match.EthType == flow.EthTypeARP {
 					t.Errorf("ARP towards the tunnel: %s", f)
 				}
 			}
@@ -240,6 +241,13 @@ func TestAllFlowsValid(t *testing.T) {
 	}
 }
 
+func tableOf(id uint8) Table {
+	t, _ := TableByID(id)
+	return t
+}
+
+// TestTables: the declaration gives unique names, consecutive IDs, docs,
+// and miss targets later in the pipeline; every table is in the docs.
 func TestTables(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/pipeline.md")
 	if err != nil {
@@ -251,13 +259,53 @@ func TestTables(t *testing.T) {
 			t.Errorf("table %d: %+v", i, ti)
 		}
 		names[ti.Name] = true
-		if Table(i).String() != ti.Name {
-			t.Errorf("table %d String %q", i, Table(i))
+		if tb := Table(ti.Name); tb.ID() != ti.ID || tableOf(ti.ID) != tb || tb.String() != ti.Name {
+			t.Errorf("table %s: ID %d, by ID %q", ti.Name, tb.ID(), tableOf(ti.ID))
+		}
+		if ti.MissTo != "" && ti.MissTo.ID() <= ti.ID {
+			t.Errorf("table %s: misses go back to %s", ti.Name, ti.MissTo)
 		}
 		if !strings.Contains(string(doc), ti.Name) {
 			t.Errorf("docs/pipeline.md does not describe table %s", ti.Name)
 		}
 	}
+	if _, ok := TableByID(uint8(len(Tables()))); ok {
+		t.Error("a table past the last one")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("ID of an undeclared table did not panic")
+		}
+	}()
+	Table("nowhere").ID()
+}
+
+// TestMissFlows: each table has one priority-0 flow with the fixed cookie,
+// doing what its declaration says (tunnel_egress's is the tunnel output
+// when there is a tunnel port).
+func TestMissFlows(t *testing.T) {
+	for _, port := range []uint32{0, 100} {
+		miss := map[uint8]flow.Flow{}
+		for _, f := range FixedFlows(port) {
+			if f.Priority == priorityMiss && f.Match.String() == "" {
+				miss[f.Table] = f
+			}
+		}
+		for _, ti := range Tables() {
+			f, ok := miss[ti.ID]
+			switch {
+			case !ok:
+				t.Errorf("port %d: table %s has no miss flow", port, ti.Name)
+			case ti.MissTo != "" && flow.ActionsString(f.Actions) != fmt.Sprintf("goto_table:%d", ti.MissTo.ID()):
+				t.Errorf("port %d: table %s misses to %s", port, ti.Name, f)
+			case ti.MissTo == "" && len(f.Actions) != 0 && !(port != 0 && Table(ti.Name) == TunnelEgress):
+				t.Errorf("port %d: table %s's miss flow does not drop: %s", port, ti.Name, f)
+			}
+		}
+	}
+}
+
+func TestRegisterFields(t *testing.T) {
 	for _, r := range []flow.RegField{regNetwork, regFromTunnel, regTunnelDst} {
 		for _, o := range []flow.RegField{regNetwork, regFromTunnel, regTunnelDst} {
 			if r != o && r.Reg == o.Reg && r.Mask()&o.Mask() != 0 {

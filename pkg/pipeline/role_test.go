@@ -26,7 +26,7 @@ func TestSpoofDropRole(t *testing.T) {
 	}
 	for _, f := range got {
 		e, ok := ports[f.Match.InPort]
-		if !ok || f.Table != uint8(SpoofGuard) || f.Priority != priorityPortDrop || len(f.Actions) != 0 ||
+		if !ok || f.Table != SpoofGuard.ID() || f.Priority != priorityPortDrop || len(f.Actions) != 0 ||
 			f.Match.String() != (flow.Match{InPort: e.OFPort}).String() {
 			t.Errorf("not an endpoint's drop flow: %s", f)
 		}

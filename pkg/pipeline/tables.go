@@ -8,65 +8,93 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/tunnel"
 )
 
-// Table is a pipeline stage. Its OpenFlow table ID is its position in this
-// list, which is also the order packets visit the tables: goto_table only
-// goes forward.
-type Table uint8
+// Table names a pipeline table. Its OpenFlow table ID is its position in
+// the declaration below (see ID), which is also the order packets visit the
+// tables: goto_table only goes forward.
+type Table string
 
-// The tables, in order. Every table ends with a priority-0 miss flow
-// (drop, except where noted), whose packet counter counts what it drops.
+// The tables' names. Their order, purpose and miss policy are declared once,
+// in declared.
 const (
-	// Classifier splits tunnel traffic from local traffic by in_port.
-	Classifier Table = iota
-	// SpoofGuard admits a local endpoint's IPv4 and ARP only with its own
-	// MAC and IP, and sets the network register.
-	SpoofGuard
-	// ARPResponder answers ARP requests for known addresses in place.
-	ARPResponder
-	// TunnelIngress admits tunneled packets from known remote hosts.
-	TunnelIngress
-	// TunnelNetwork maps the tunnel key to a known network.
-	TunnelNetwork
-	// L2Forward delivers by destination MAC within the packet's network:
-	// to a local port, or to a remote host through the tunnel.
-	L2Forward
-	// TunnelEgress encapsulates towards the remote host (miss: tunnel output).
-	TunnelEgress
-	numTables
+	Classifier    Table = "classifier"
+	SpoofGuard    Table = "spoof_guard"
+	ARPResponder  Table = "arp_responder"
+	TunnelIngress Table = "tunnel_ingress"
+	TunnelNetwork Table = "tunnel_network"
+	L2Forward     Table = "l2_forward"
+	TunnelEgress  Table = "tunnel_egress"
 )
+
+// declaration is one table: its name, what it does, and where packets that
+// none of its flows match go (its miss flow, priority 0, owned by
+// FixedFlows).
+type declaration struct {
+	table Table
+	doc   string
+	// missTo is where unmatched packets continue; "" drops them, and the
+	// miss flow's packet counter counts what the table dropped.
+	missTo Table
+}
+
+// declared is the pipeline, one table per line, top to bottom in the order
+// packets visit them. A table's ID is its index here: inserting a table
+// renumbers the later ones, and everything else (goto_table targets, miss
+// flows, tests, golden files, metrics and debug names) follows from this
+// list. See docs/pipeline.md, "Adding a table".
+var declared = [...]declaration{
+	{Classifier, "tunnel port -> tunnel_ingress, anything else -> spoof_guard", SpoofGuard},
+	{SpoofGuard, "per local port: IPv4 and ARP with the endpoint's own MAC and IP set reg0 and continue; all else dropped", ""},
+	{ARPResponder, "requests for known addresses become replies sent back in place; all other ARP dropped", ""},
+	{TunnelIngress, "tunneled packets from known remote hosts (tun_src) continue", ""},
+	{TunnelNetwork, "tunneled IPv4 of a known network (tun_id) sets reg0 and the from-tunnel bit", ""},
+	{L2Forward, "by network and destination MAC: output to a local port, or reg2=host and go to tunnel_egress", ""},
+	{TunnelEgress, "tun_dst from reg2, tun_id from reg0, output to the tunnel port", ""},
+}
 
 // TableInfo names and describes a table.
 type TableInfo struct {
 	ID   uint8
 	Name string
 	Doc  string
+	// MissTo is the table that packets no flow matches continue in; ""
+	// when the table drops them.
+	MissTo Table
 }
 
-// Tables lists the pipeline's tables in order.
+// Tables lists the pipeline's tables in order (index = ID).
 func Tables() []TableInfo {
-	docs := [numTables][2]string{
-		Classifier:    {"classifier", "tunnel port -> tunnel_ingress, anything else -> spoof_guard"},
-		SpoofGuard:    {"spoof_guard", "per local port: IPv4 and ARP with the endpoint's own MAC and IP set reg0 and continue; all else dropped"},
-		ARPResponder:  {"arp_responder", "requests for known addresses become replies sent back in place; all other ARP dropped"},
-		TunnelIngress: {"tunnel_ingress", "tunneled packets from known remote hosts (tun_src) continue"},
-		TunnelNetwork: {"tunnel_network", "tunneled IPv4 of a known network (tun_id) sets reg0 and the from-tunnel bit"},
-		L2Forward:     {"l2_forward", "by network and destination MAC: output to a local port, or reg2=host and go to tunnel_egress"},
-		TunnelEgress:  {"tunnel_egress", "tun_dst from reg2, tun_id from reg0, output to the tunnel port"},
-	}
-	out := make([]TableInfo, numTables)
-	for t := range numTables {
-		out[t] = TableInfo{ID: uint8(t), Name: docs[t][0], Doc: docs[t][1]}
+	out := make([]TableInfo, len(declared))
+	for i, d := range declared {
+		out[i] = TableInfo{ID: uint8(i), Name: string(d.table), Doc: d.doc, MissTo: d.missTo}
 	}
 	return out
 }
 
-// String is the table's name.
-func (t Table) String() string {
-	if t < numTables {
-		return Tables()[t].Name
+// ID is the table's OpenFlow table ID, its position in the declaration. A
+// Table that is not declared is a programming error (every builder runs in
+// the package's tests): it panics.
+func (t Table) ID() uint8 {
+	for i := range declared {
+		if declared[i].table == t {
+			return uint8(i)
+		}
 	}
-	return "unknown"
+	panic("pipeline: table " + string(t) + " is not declared")
 }
+
+// TableByID is the table with OpenFlow table ID id, if the pipeline has one.
+func TableByID(id uint8) (Table, bool) {
+	if int(id) < len(declared) {
+		return declared[id].table, true
+	}
+	return "", false
+}
+
+// String is the table's name.
+func (t Table) String() string { return string(t) }
+
+// gotoTable continues in table t.
+func gotoTable(t Table) flow.Action { return flow.GotoTable{Table: t.ID()} }
 
 // Register fields: the layout is fixed; each field is named once here with
 // its bits and never written to at run time.
@@ -96,13 +124,13 @@ const (
 )
 
 func responder() arp.Responder {
-	return arp.Responder{Table: uint8(ARPResponder), Network: regNetwork}
+	return arp.Responder{Table: ARPResponder.ID(), Network: regNetwork}
 }
 
 func tunnels() tunnel.Layout {
 	return tunnel.Layout{
-		IngressTable: uint8(TunnelIngress), NetworkTable: uint8(TunnelNetwork),
-		NextTable: uint8(L2Forward), EgressTable: uint8(TunnelEgress),
+		IngressTable: TunnelIngress.ID(), NetworkTable: TunnelNetwork.ID(),
+		NextTable: L2Forward.ID(), EgressTable: TunnelEgress.ID(),
 		VNI: regNetwork, FromTunnel: regFromTunnel, Destination: regTunnelDst,
 	}
 }

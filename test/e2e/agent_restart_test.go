@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/test/testbed"
 )
 
@@ -191,10 +192,14 @@ func TestAgentRepairsOutOfBandChanges(t *testing.T) {
 		fixed  func() bool
 	}{
 		{"del-flows", func() { n.Ofctl(t, "del-flows", "br-int") }, func() bool { return agFlowCount(n) == want }},
-		{"rogue flow", func() { n.Ofctl(t, "add-flow", "br-int", "table=5,priority=999,actions=drop") },
-			func() bool { return !strings.Contains(n.Ofctl(t, "dump-flows", "br-int", "table=5"), "priority=999") }},
-		{"actions modified", func() { n.Ofctl(t, "mod-flows", "br-int", "table=6,actions=drop") },
-			func() bool { return strings.Contains(n.Ofctl(t, "dump-flows", "br-int", "table=6"), "output:100") }},
+		{"rogue flow", func() { n.Ofctl(t, "add-flow", "br-int", ofTable(pipeline.L2Forward)+",priority=999,actions=drop") },
+			func() bool {
+				return !strings.Contains(n.Ofctl(t, "dump-flows", "br-int", ofTable(pipeline.L2Forward)), "priority=999")
+			}},
+		{"actions modified", func() { n.Ofctl(t, "mod-flows", "br-int", ofTable(pipeline.TunnelEgress)+",actions=drop") },
+			func() bool {
+				return strings.Contains(n.Ofctl(t, "dump-flows", "br-int", ofTable(pipeline.TunnelEgress)), "output:100")
+			}},
 		{"fail_mode standalone", func() { n.Vsctl(t, "set-fail-mode", "br-int", "standalone") },
 			func() bool { return strings.TrimSpace(n.Vsctl(t, "get", "bridge", "br-int", "fail_mode")) == "secure" }},
 		{"GRE port deleted", func() { n.Vsctl(t, "del-port", "br-int", "gre0") },

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/debugapi"
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/test/testbed"
 )
 
@@ -31,16 +33,17 @@ func TestDebugAPI(t *testing.T) {
 		dbgSameAsOfctl(t, tp.a, dbgFlows(t, p, ""))
 	})
 	t.Run("rogue flow unexpected until repaired", func(t *testing.T) {
-		tp.a.Ofctl(t, "add-flow", "br-int", "table=5,priority=300,dl_dst=0a:58:0a:64:02:0a,actions=drop")
+		tp.a.Ofctl(t, "add-flow", "br-int", ofTable(pipeline.L2Forward)+",priority=300,dl_dst=0a:58:0a:64:02:0a,actions=drop")
+		rogue := ofTable(pipeline.L2Forward) + ", priority=300,dl_dst=0a:58:0a:64:02:0a actions=drop"
 		r := dbgFlows(t, p, "status=unexpected")
 		es := dbgEntries(r)
-		if len(es) != 1 || es[0].Flow != "table=5, priority=300,dl_dst=0a:58:0a:64:02:0a actions=drop" ||
+		if len(es) != 1 || es[0].Flow != rogue ||
 			!strings.Contains(es[0].Note, "foreign cookie") {
 			t.Fatalf("unexpected flows: %+v", es)
 		}
 		dbgSameAsOfctl(t, tp.a, dbgFlows(t, p, ""))
 		if code, out := dbgCLI(t, "dump-flows", "--listen", p.listen, "--table", "l2_forward"); code != 1 ||
-			!strings.Contains(out, "UNEXPECTED") || !strings.Contains(out, "table=5, priority=300,dl_dst=0a:58:0a:64:02:0a actions=drop") {
+			!strings.Contains(out, "UNEXPECTED") || !strings.Contains(out, rogue) {
 			t.Errorf("dump-flows with a rogue flow: exit %d\n%s", code, out)
 		}
 		dbgRestart(t, p)
@@ -78,7 +81,7 @@ func TestDebugAPI(t *testing.T) {
 		tp.a.Ofctl(t, "--strict", "mod-flows", "br-int", spec+",actions=drop")
 		r := dbgTrace(t, p, icmp)
 		if r.Agree() || !slices.ContainsFunc(r.Differences, func(d string) bool {
-			return strings.HasPrefix(d, "table 5 l2_forward: same flow, actions set_field:0xc0000202->reg2,goto_table:6 desired, drop in OVS")
+			return strings.HasPrefix(d, fmt.Sprintf("table %d l2_forward: same flow, actions set_field:0xc0000202->reg2,goto_table:%d desired, drop in OVS", pipeline.L2Forward.ID(), pipeline.TunnelEgress.ID()))
 		}) {
 			t.Errorf("tampered: differences %q\n%s", r.Differences, r.OVSText)
 		}

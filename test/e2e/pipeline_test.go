@@ -136,10 +136,10 @@ func (b *plBed) checkResponders(t *testing.T) {
 			cookies["host "+h.Name] = h.Cookie()
 		}
 		for who, c := range cookies {
-			sum, hit, flows := plSumPackets(t, n, fmt.Sprintf("table=%d,cookie=%#x/-1", pipeline.ARPResponder, c))
+			sum, hit, flows := plSumPackets(t, n, ofTable(pipeline.ARPResponder)+fmt.Sprintf(",cookie=%#x/-1", c))
 			if flows == 0 || hit != flows {
 				t.Errorf("%s: %s: %d of %d arp_responder flows answered (%d packets)\n%s",
-					n.Name, who, hit, flows, sum, n.Ofctl(t, "dump-flows", "br-int", "table=2"))
+					n.Name, who, hit, flows, sum, n.Ofctl(t, "dump-flows", "br-int", ofTable(pipeline.ARPResponder)))
 			}
 			t.Logf("%s: arp_responder flows of %s answered %d requests", n.Name, who, sum)
 		}
@@ -152,7 +152,7 @@ func (b *plBed) checkRewrite(t *testing.T) {
 	found := 0
 	for hi, n := range b.nodes {
 		for _, f := range pipeline.Build(b.states[hi]) {
-			if f.Table != uint8(pipeline.L2Forward) || f.Priority != 190 {
+			if f.Table != pipeline.L2Forward.ID() || f.Priority != 190 {
 				continue
 			}
 			found++
@@ -238,11 +238,14 @@ func (b *plBed) checkNoLeak(t *testing.T, underlay *plCapture, epCaps []*plCaptu
 	return control
 }
 
+// ofTable selects a pipeline table in ovs-ofctl syntax ("table=5").
+func ofTable(t pipeline.Table) string { return fmt.Sprintf("table=%d", t.ID()) }
+
 // l2Misses sums the l2_forward miss counters of both hosts.
 func (b *plBed) l2Misses(t *testing.T) uint64 {
 	var sum uint64
 	for _, n := range b.nodes {
-		sum += plFlowPackets(t, n, fmt.Sprintf("table=%d", pipeline.L2Forward), 0, "")
+		sum += plFlowPackets(t, n, ofTable(pipeline.L2Forward), 0, "")
 	}
 	return sum
 }

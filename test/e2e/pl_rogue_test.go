@@ -75,7 +75,7 @@ func (b *plBed) testRogueTunnel(t *testing.T) {
 	const perCase = 3
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			filter := fmt.Sprintf("table=%d", c.table)
+			filter := ofTable(c.table)
 			before := plFlowPackets(t, a, filter, 0, "")
 			rogue.send(t, c.src, c.key, c.victim, uint16(0x4e00+i), perCase)
 			got := plWaitPackets(t, a, filter, 0, "", before+perCase) - before

@@ -83,7 +83,7 @@ func (b *plBed) testSpoofing(t *testing.T) {
 	cases := plSpoofCases(s, victims)
 	caps := plVictims(t, victims...)
 	n := b.nodes[s.host]
-	filter, match := fmt.Sprintf("table=%d,in_port=%d", pipeline.SpoofGuard, s.ep.OFPort), fmt.Sprintf("in_port=%d", s.ep.OFPort)
+	filter, match := ofTable(pipeline.SpoofGuard)+fmt.Sprintf(",in_port=%d", s.ep.OFPort), fmt.Sprintf("in_port=%d", s.ep.OFPort)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := plFlowPackets(t, n, filter, 100, match)
