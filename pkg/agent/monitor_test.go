@@ -81,7 +81,7 @@ func TestDriftQueue(t *testing.T) {
 // TestUpdateKey: the key of a reported flow equals the key of the flow
 // the agent generates for it.
 func TestUpdateKey(t *testing.T) {
-	f := flow.Flow{Table: 1, Priority: 100, Match: flow.Match{InPort: 3}}
+	f := flow.Flow{Table: 1, Priority: 100, Match: flow.NewMatch(flow.FieldInPort.Is(3))}
 	u := fu(1, 0, 3)
 	if got, err := updateKey(&u); err != nil || got != f.Key() {
 		t.Fatalf("key %+v (%v), want %+v", got, err, f.Key())

@@ -63,7 +63,8 @@ type Responder struct {
 
 // request matches ARP requests for target in network vni.
 func (r Responder) request(vni uint32, target netip.Prefix) flow.Match {
-	return flow.Match{EthType: flow.EthTypeARP, ArpOp: flow.ArpRequest, ArpTpa: target}.WithReg(r.Network, vni)
+	return flow.NewMatch(flow.FieldEthType.Is(uint64(flow.EthTypeARP)), r.Network.Is(vni),
+		flow.FieldArpTpa.Prefix(target), flow.FieldArpOp.Is(uint64(flow.ArpRequest)))
 }
 
 // Address answers requests for ip in network vni with mac.
@@ -73,12 +74,12 @@ func (r Responder) Address(vni uint32, ip netip.Addr, mac net.HardwareAddr, cook
 		Match: r.request(vni, flow.Host(ip)),
 		Actions: []flow.Action{
 			flow.Move{Src: flow.Whole(flow.FieldEthSrc), Dst: flow.Whole(flow.FieldEthDst)},
-			flow.SetEthSrc(mac),
-			flow.SetArpOp(flow.ArpReply),
+			flow.FieldEthSrc.SetMAC(mac),
+			flow.FieldArpOp.Set(uint64(flow.ArpReply)),
 			flow.Move{Src: flow.Whole(flow.FieldArpSha), Dst: flow.Whole(flow.FieldArpTha)},
-			flow.SetArpSha(mac),
+			flow.FieldArpSha.SetMAC(mac),
 			flow.Move{Src: flow.Whole(flow.FieldArpSpa), Dst: flow.Whole(flow.FieldArpTpa)},
-			flow.SetArpSpa(ip),
+			flow.FieldArpSpa.SetAddr(ip),
 			flow.Output{Port: flow.PortInPort},
 		},
 	}
@@ -95,9 +96,9 @@ func (r Responder) Range(vni uint32, p netip.Prefix, cookie uint64) flow.Flow {
 		Match: r.request(vni, p.Masked()),
 		Actions: []flow.Action{
 			flow.Move{Src: flow.Whole(flow.FieldEthSrc), Dst: flow.Whole(flow.FieldEthDst)},
-			flow.SetEthSrc(DerivedMAC(netip.IPv4Unspecified())),
+			flow.FieldEthSrc.SetMAC(DerivedMAC(netip.IPv4Unspecified())),
 			flow.Move{Src: flow.Whole(flow.FieldArpTpa), Dst: low32},
-			flow.SetArpOp(flow.ArpReply),
+			flow.FieldArpOp.Set(uint64(flow.ArpReply)),
 			flow.Move{Src: flow.Whole(flow.FieldArpSha), Dst: flow.Whole(flow.FieldArpTha)},
 			flow.Move{Src: flow.Whole(flow.FieldEthSrc), Dst: flow.Whole(flow.FieldArpSha)},
 			flow.Move{Src: flow.Whole(flow.FieldArpSpa), Dst: flow.Whole(flow.FieldArpTpa)},

@@ -2,8 +2,6 @@ package debugapi
 
 import (
 	"fmt"
-	"net"
-	"net/netip"
 	"slices"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
@@ -21,7 +19,10 @@ type rule struct {
 // switch does: in each table the matching flow of highest priority runs
 // its actions in order (set_field, load, move, output); goto_table
 // continues in a later table; no goto_table ends the pipeline. It models
-// the fields of flow.Match and nothing else.
+// the fields of Packet and those actions, nothing else: a table whose
+// choice depends on a flow matching another field, or whose chosen flow
+// runs another action, cannot be evaluated, and the prediction stops there
+// saying so (Step.CannotEvaluate) instead of guessing.
 type Model struct {
 	tables map[uint8][]rule // each by descending priority, then key
 }
@@ -43,11 +44,15 @@ func NewModel(owned []agent.Owned) *Model {
 // Step is what happened to a packet in one table.
 type Step struct {
 	Table uint8
-	Hit   *flow.Flow // nil: no flow matched (table miss: drop)
+	Hit   *flow.Flow // nil: no flow matched (table miss: drop), or CannotEvaluate
 	Owner string
 	// Tie is set when another flow of the same priority matched too: the
 	// switch may pick either.
 	Tie bool
+	// CannotEvaluate says why the model cannot tell what the table does
+	// (a flow matching or an action writing what the model does not
+	// model); the prediction ends here.
+	CannotEvaluate string
 }
 
 // Prediction is a packet's predicted path.
@@ -63,8 +68,13 @@ func (m *Model) Run(p Packet) Prediction {
 	table := uint8(0)
 	for range 256 { // goto_table only goes forward: at most 255 hops
 		st := m.lookup(table, &p)
+		if st.Hit != nil && st.CannotEvaluate == "" {
+			if a := unmodelledAction(st.Hit.Actions); a != nil {
+				st.CannotEvaluate = fmt.Sprintf("action %s of the flow that matches is not modelled", a)
+			}
+		}
 		pr.Steps = append(pr.Steps, st)
-		if st.Hit == nil {
+		if st.Hit == nil || st.CannotEvaluate != "" {
 			break
 		}
 		next, ok := apply(st.Hit.Actions, &p, &pr.Outputs)
@@ -83,6 +93,11 @@ func (m *Model) lookup(table uint8, p *Packet) Step {
 		if st.Hit != nil && r.flow.Priority < st.Hit.Priority {
 			break
 		}
+		if fm, ok := unmodelledField(r.flow.Match); ok {
+			st.Hit, st.Owner = nil, ""
+			st.CannotEvaluate = fmt.Sprintf("flow %q matches %s, which the model does not evaluate", r.flow.String(), fm.Field)
+			return st
+		}
 		if !matches(r.flow.Match, p) {
 			continue
 		}
@@ -96,12 +111,45 @@ func (m *Model) lookup(table uint8, p *Packet) Step {
 	return st
 }
 
+// unmodelledField is a field of m that Packet does not hold, if any.
+func unmodelledField(m flow.Match) (flow.FieldMatch, bool) {
+	for _, fm := range m.Fields() {
+		if _, ok := fieldIndex(fm.Field); !ok {
+			return fm, true
+		}
+	}
+	return flow.FieldMatch{}, false
+}
+
+// unmodelledAction is the first action apply cannot run faithfully, if any.
+func unmodelledAction(actions []flow.Action) flow.Action {
+	for _, a := range actions {
+		ok := false
+		switch a := a.(type) {
+		case flow.SetField:
+			_, ok = fieldIndex(a.Field)
+		case flow.Load:
+			_, ok = fieldIndex(a.Dst.Field)
+		case flow.Move:
+			_, ok1 := fieldIndex(a.Src.Field)
+			_, ok2 := fieldIndex(a.Dst.Field)
+			ok = ok1 && ok2
+		case flow.Output, flow.GotoTable:
+			ok = true
+		}
+		if !ok {
+			return a
+		}
+	}
+	return nil
+}
+
 // apply runs actions on p; it returns the goto_table target, if any.
 func apply(actions []flow.Action, p *Packet, outputs *[]string) (uint8, bool) {
 	for _, a := range actions {
 		switch a := a.(type) {
 		case flow.SetField:
-			p.Set(a.Field, a.Value)
+			p.Set(a.Field, a.Value.U64())
 		case flow.Load:
 			writeBits(p, a.Dst, a.Value)
 		case flow.Move:
@@ -131,62 +179,22 @@ func writeBits(p *Packet, s flow.Subfield, v uint64) {
 	p.Set(s.Field, p.Get(s.Field)&^mask|v<<s.Ofs&mask)
 }
 
-// matches reports whether p satisfies every field of m.
+// matches reports whether p satisfies every field of m (all modelled).
 func matches(m flow.Match, p *Packet) bool {
-	if m.InPort != 0 && p.Get(flow.FieldInPort) != uint64(m.InPort) {
-		return false
-	}
-	if m.EthType != 0 && p.Get(flow.FieldEthType) != uint64(m.EthType) {
-		return false
-	}
-	if m.ArpOp != 0 && p.Get(flow.FieldArpOp) != uint64(m.ArpOp) {
-		return false
-	}
-	macs := []struct {
-		f         flow.Field
-		mac, mask net.HardwareAddr
-	}{{flow.FieldEthSrc, m.EthSrc, m.EthSrcMask}, {flow.FieldEthDst, m.EthDst, m.EthDstMask},
-		{flow.FieldArpSha, m.ArpSha, nil}, {flow.FieldArpTha, m.ArpTha, nil}}
-	for _, c := range macs {
-		if !macMatches(p.Get(c.f), c.mac, c.mask) {
-			return false
-		}
-	}
-	prefixes := []struct {
-		f flow.Field
-		p netip.Prefix
-	}{{flow.FieldIPv4Src, m.IPv4Src}, {flow.FieldIPv4Dst, m.IPv4Dst}, {flow.FieldArpSpa, m.ArpSpa},
-		{flow.FieldArpTpa, m.ArpTpa}, {flow.FieldTunSrc, m.TunSrc}, {flow.FieldTunDst, m.TunDst}}
-	for _, c := range prefixes {
-		if c.p.IsValid() && c.p.Bits() > 0 && !c.p.Contains(u64Addr(p.Get(c.f))) {
-			return false
-		}
-	}
-	if p.Get(flow.FieldTunID)&m.TunID.Mask != m.TunID.Value&m.TunID.Mask {
-		return false
-	}
-	for i, r := range m.Regs {
-		if uint32(p.Get(flow.FieldReg0+flow.Field(i)))&r.Mask != r.Value&r.Mask {
+	for _, fm := range m.Fields() {
+		if !fm.Matches(flow.U64(p.Get(fm.Field))) {
 			return false
 		}
 	}
 	return true
 }
 
-func macMatches(v uint64, mac, mask net.HardwareAddr) bool {
-	if len(mac) != 6 {
-		return true
-	}
-	mk := bitMask(48)
-	if len(mask) == 6 {
-		mk = macU64(mask)
-	}
-	return v&mk == macU64(mac)&mk
-}
-
 // String is a one-line summary, for logs and test failures.
 func (s Step) String() string {
-	if s.Hit == nil {
+	switch {
+	case s.CannotEvaluate != "":
+		return fmt.Sprintf("table %d: cannot evaluate: %s", s.Table, s.CannotEvaluate)
+	case s.Hit == nil:
 		return fmt.Sprintf("table %d: no match", s.Table)
 	}
 	return fmt.Sprintf("table %d: %s", s.Table, s.Hit)

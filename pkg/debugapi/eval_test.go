@@ -159,9 +159,9 @@ func readTestdata(t *testing.T, name string) string {
 }
 
 func TestModelTiesMissesAndBackwardGoto(t *testing.T) {
-	a := flow.Flow{Table: 0, Priority: 5, Match: flow.Match{InPort: 1}, Actions: []flow.Action{flow.Output{Port: 2}}}
-	b := flow.Flow{Table: 0, Priority: 5, Match: flow.Match{EthType: flow.EthTypeIPv4}, Actions: []flow.Action{flow.Output{Port: 3}}}
-	c := flow.Flow{Table: 0, Priority: 1, Match: flow.Match{InPort: 7}, Actions: []flow.Action{flow.GotoTable{Table: 2}}}
+	a := flow.Flow{Table: 0, Priority: 5, Match: flow.NewMatch(flow.FieldInPort.Is(1)), Actions: []flow.Action{flow.Output{Port: 2}}}
+	b := flow.Flow{Table: 0, Priority: 5, Match: flow.NewMatch(flow.FieldEthType.Is(uint64(flow.EthTypeIPv4))), Actions: []flow.Action{flow.Output{Port: 3}}}
+	c := flow.Flow{Table: 0, Priority: 1, Match: flow.NewMatch(flow.FieldInPort.Is(7)), Actions: []flow.Action{flow.GotoTable{Table: 2}}}
 	back := flow.Flow{Table: 2, Priority: 1, Actions: []flow.Action{flow.GotoTable{Table: 1}}}
 	m := NewModel([]agent.Owned{{Name: "t", Flows: []flow.Flow{a, b, c, back}}})
 	var p Packet

@@ -189,7 +189,7 @@ func (it item) any(pred func(flow.Flow) bool) bool { return slices.ContainsFunc(
 
 // usesPort: the flow matches in_port=n or outputs to n.
 func usesPort(f flow.Flow, n uint32) bool {
-	if f.Match.InPort == n {
+	if in, ok := f.Match.Get(flow.FieldInPort); ok && in.Value.U64() == uint64(n) {
 		return true
 	}
 	return slices.ContainsFunc(f.Actions, func(a flow.Action) bool { o, ok := a.(flow.Output); return ok && o.Port == n })
@@ -220,28 +220,28 @@ func endpointPred(v string, e env) (func(item) bool, error) {
 
 // usesMAC: the flow matches mac (masks applied) or writes it.
 func usesMAC(f flow.Flow, mac net.HardwareAddr) bool {
-	m := f.Match
-	v := macU64(mac)
-	for _, c := range [][2]net.HardwareAddr{{m.EthSrc, m.EthSrcMask}, {m.EthDst, m.EthDstMask}, {m.ArpSha, nil}, {m.ArpTha, nil}} {
-		if len(c[0]) == 6 && macMatches(v, c[0], c[1]) {
+	v, ok := flow.MACValue(mac)
+	if !ok {
+		return false
+	}
+	macs := []flow.Field{flow.FieldEthSrc, flow.FieldEthDst, flow.FieldArpSha, flow.FieldArpTha}
+	for _, fm := range f.Match.Fields() {
+		if slices.Contains(macs, fm.Field) && fm.Matches(v) {
 			return true
 		}
 	}
 	return slices.ContainsFunc(f.Actions, func(a flow.Action) bool {
 		s, ok := a.(flow.SetField)
-		return ok && (s.Field == flow.FieldEthSrc || s.Field == flow.FieldEthDst || s.Field == flow.FieldArpSha) && s.Value == v
+		return ok && slices.Contains(macs[:3], s.Field) && s.Value == v
 	})
 }
 
 // usesIP: an IPv4 prefix of the match contains ip.
 func usesIP(f flow.Flow, ip netip.Addr) bool {
-	m := f.Match
-	for _, p := range []netip.Prefix{m.IPv4Src, m.IPv4Dst, m.ArpSpa, m.ArpTpa} {
-		if p.IsValid() && p.Bits() > 0 && p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	v := flow.AddrValue(ip)
+	return slices.ContainsFunc(f.Match.Fields(), func(fm flow.FieldMatch) bool {
+		return slices.Contains([]flow.Field{flow.FieldIPv4Src, flow.FieldIPv4Dst, flow.FieldArpSpa, flow.FieldArpTpa}, fm.Field) && fm.Matches(v)
+	})
 }
 
 // networkPred selects the flows of a network: matching or loading its VNI
@@ -267,15 +267,13 @@ func networkPred(v string, e env) (func(item) bool, error) {
 }
 
 func usesVNI(f flow.Flow, vni uint32) bool {
-	m := f.Match
-	if r := m.Regs[0]; r.Mask == ^uint32(0) && r.Value == vni {
-		return true
-	}
-	if m.TunID.Mask == ^uint64(0) && m.TunID.Value == uint64(vni) {
-		return true
+	for _, fm := range f.Match.Fields() {
+		if (fm.Field == flow.Reg(0) || fm.Field == flow.FieldTunID) && fm == fm.Field.Is(uint64(vni)) {
+			return true
+		}
 	}
 	return slices.ContainsFunc(f.Actions, func(a flow.Action) bool {
 		s, ok := a.(flow.SetField)
-		return ok && s.Field == flow.FieldReg0 && s.Value == uint64(vni)
+		return ok && s.Field == flow.Reg(0) && s.Value == flow.U64(uint64(vni))
 	})
 }

@@ -35,11 +35,11 @@ func driftedOVS(t *testing.T) drifted {
 		}
 		d.stats = append(d.stats, statsOfFlow(t, f, uint64(i)))
 	}
-	d.foreign = statsOfFlow(t, flow.Flow{Table: pipeline.L2Forward.ID(), Priority: 300, Cookie: 0x1234, Match: flow.Match{EthDst: mac("0a:58:0a:01:01:02")}}, 7)
+	d.foreign = statsOfFlow(t, flow.Flow{Table: pipeline.L2Forward.ID(), Priority: 300, Cookie: 0x1234, Match: flow.NewMatch(flow.FieldEthDst.MAC(mac("0a:58:0a:01:01:02")))}, 7)
 	d.stale = statsOfFlow(t, flow.Flow{Table: pipeline.SpoofGuard.ID(), Priority: 200, Cookie: pipeline.Endpoint{Port: "gone"}.Cookie(),
-		Match: flow.Match{InPort: 9}}, 0)
+		Match: flow.NewMatch(flow.FieldInPort.Is(9))}, 0)
 	d.outside = statsOfFlow(t, flow.Flow{Table: 50, Priority: 1}, 0)
-	d.undecodable = statsOfFlow(t, flow.Flow{Table: pipeline.TunnelIngress.ID(), Priority: 50, Match: flow.Match{InPort: 4}}, 0)
+	d.undecodable = statsOfFlow(t, flow.Flow{Table: pipeline.TunnelIngress.ID(), Priority: 50, Match: flow.NewMatch(flow.FieldInPort.Is(4))}, 0)
 	d.undecodable.Instructions = []byte{0, 3, 0, 8, 0, 0, 0, 0} // write_actions: not modelled
 	d.stats = append(d.stats, d.foreign, d.stale, d.outside, d.undecodable)
 	return d

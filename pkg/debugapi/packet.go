@@ -10,31 +10,48 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
 )
 
-// numFields covers every flow.Field (registers last).
-const numFields = int(flow.FieldReg7) + 1
+// modelled are the fields the model evaluates. A flow matching or writing
+// any other field cannot be evaluated (see Model).
+var modelled = [...]flow.Field{flow.FieldInPort, flow.FieldEthSrc, flow.FieldEthDst, flow.FieldEthType,
+	flow.FieldIPv4Src, flow.FieldIPv4Dst, flow.FieldArpOp, flow.FieldArpSpa, flow.FieldArpTpa, flow.FieldArpSha,
+	flow.FieldArpTha, flow.FieldTunID, flow.FieldTunSrc, flow.FieldTunDst,
+	flow.Reg(0), flow.Reg(1), flow.Reg(2), flow.Reg(3), flow.Reg(4), flow.Reg(5), flow.Reg(6), flow.Reg(7)}
 
-// Packet is the model's view of a packet in the pipeline: every field the
-// flows match or write, indexed by flow.Field, MACs and IPv4 addresses as
-// big-endian integers (as flow.SetField holds them).
-type Packet [numFields]uint64
-
-// Get returns field f (0 for an unknown field).
-func (p *Packet) Get(f flow.Field) uint64 {
-	if int(f) >= numFields {
-		return 0
+// fieldIndex is f's place in Packet, if the model holds it.
+func fieldIndex(f flow.Field) (int, bool) {
+	for i, m := range modelled {
+		if m == f {
+			return i, true
+		}
 	}
-	return p[f]
+	return 0, false
 }
 
-// Set writes field f, truncated to its width.
+// Packet is the model's view of a packet in the pipeline: every modelled
+// field, MACs and IPv4 addresses as big-endian integers (as flow.Value's U64
+// holds them).
+type Packet [len(modelled)]uint64
+
+// Get returns field f (0 for a field the model does not hold).
+func (p *Packet) Get(f flow.Field) uint64 {
+	i, ok := fieldIndex(f)
+	if !ok {
+		return 0
+	}
+	return p[i]
+}
+
+// Set writes field f, truncated to its width (nothing for a field the
+// model does not hold).
 func (p *Packet) Set(f flow.Field, v uint64) {
-	if int(f) >= numFields {
+	i, ok := fieldIndex(f)
+	if !ok {
 		return
 	}
 	if bits := f.Bits(); bits < 64 {
 		v &= 1<<bits - 1
 	}
-	p[f] = v
+	p[i] = v
 }
 
 // kind is how OVS prints a field in a flow ("Flow:", "Final flow:").
@@ -59,7 +76,7 @@ type traceField struct {
 var traceFields = func() []traceField {
 	fs := make([]traceField, 0, 8+13)
 	for i := range 8 {
-		fs = append(fs, traceField{flow.FieldReg0 + flow.Field(i), fmt.Sprintf("reg%d", i), kindHex})
+		fs = append(fs, traceField{flow.Reg(i), fmt.Sprintf("reg%d", i), kindHex})
 	}
 	return append(fs,
 		traceField{flow.FieldTunID, "tun_id", kindHex},

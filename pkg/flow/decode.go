@@ -3,103 +3,99 @@ package flow
 import (
 	"encoding/binary"
 	"fmt"
-	"math/bits"
-	"net/netip"
-
-	"github.com/contiv/libOpenflow/openflow13"
+	"maps"
 )
 
+// Vocabulary is the set of fields and action kinds that decoding knows:
+// Stats.Flow decodes with Standard(), Stats.FlowIn with any vocabulary.
+type Vocabulary struct {
+	fields  map[uint32]Field        // by header id, OXM and NXM
+	actions map[actionID]ActionKind // by type, experimenter, subtype
+}
+
+type actionID struct {
+	typ          uint16
+	experimenter uint32
+	subtype      uint16
+}
+
+func (k ActionKind) id() actionID {
+	if k.Type != ActionExperimenter {
+		return actionID{typ: k.Type}
+	}
+	return actionID{k.Type, k.Experimenter, k.Subtype}
+}
+
+// With returns v also knowing fields and actions.
+func (v Vocabulary) With(fields []Field, actions ...ActionKind) Vocabulary {
+	out := Vocabulary{fields: maps.Clone(v.fields), actions: maps.Clone(v.actions)}
+	if out.fields == nil {
+		out.fields, out.actions = map[uint32]Field{}, map[actionID]ActionKind{}
+	}
+	for _, f := range fields {
+		for _, h := range []Header{f.s.NXM, f.s.OXM} {
+			if h != 0 {
+				out.fields[h.id()] = f
+			}
+		}
+	}
+	for _, a := range actions {
+		out.actions[a.id()] = a
+	}
+	return out
+}
+
+// standard is the vocabulary of the standard fields and actions.
+var standard = Vocabulary{}.With(
+	append([]Field{FieldInPort, FieldEthDst, FieldEthSrc, FieldEthType, FieldIPv4Src, FieldIPv4Dst, FieldArpOp,
+		FieldArpSpa, FieldArpTpa, FieldArpSha, FieldArpTha, FieldTunID, FieldTunSrc, FieldTunDst}, registers[:]...),
+	ActionKind{Name: "output", Type: ActionOutput, Decode: decodeOutput},
+	ActionKind{Name: "set_field", Type: ActionSetField, Decode: decodeSetField},
+	ActionKind{Name: "move", Type: ActionExperimenter, Experimenter: NiciraExperimenter, Subtype: nxastRegMove, Decode: decodeMove},
+	ActionKind{Name: "load", Type: ActionExperimenter, Experimenter: NiciraExperimenter, Subtype: nxastRegLoad, Decode: decodeLoad},
+)
+
+// Standard is the vocabulary of this package's fields and actions.
+func Standard() Vocabulary { return standard }
+
+// Field is the known field with header h's class and field number.
+func (v Vocabulary) Field(h Header) (Field, bool) {
+	f, ok := v.fields[h.id()]
+	return f, ok
+}
+
 // decodeMatch turns TLVs (validated by splitTLVs) into a Match.
-func decodeMatch(tlvs [][]byte) (Match, error) {
-	var m Match
-	seen := map[Field]bool{}
+func (v Vocabulary) decodeMatch(tlvs [][]byte) (Match, error) {
+	fms := make([]FieldMatch, 0, len(tlvs))
 	for _, t := range tlvs {
-		h := header(binary.BigEndian.Uint32(t))
-		f, fi, ok := fieldByHeader(h)
-		if !ok || h.id() != fi.wire().id() {
+		h := Header(binary.BigEndian.Uint32(t))
+		f, ok := v.Field(h)
+		if !ok || h.id() != f.wire().id() {
 			return Match{}, fmt.Errorf("%w: match field class 0x%04x field %d", ErrUnsupported, h.class(), h.field())
 		}
-		n := fi.bytes
+		n := f.s.Bytes
 		if h.hasMask() && h.length() != 2*n || !h.hasMask() && h.length() != n {
-			return Match{}, fmt.Errorf("%w: %s of %d bytes", ErrMalformed, fi.name, h.length())
+			return Match{}, fmt.Errorf("%w: %s of %d bytes", ErrMalformed, f, h.length())
 		}
-		if seen[f] {
-			return Match{}, fmt.Errorf("%w: %s twice", ErrMalformed, fi.name)
-		}
-		seen[f] = true
-		e := entry{field: f, value: getValue(t[4 : 4+n]), mask: fullMask(n)}
+		fm := f.IsValue(valueOf(t[4:4+n]), ones(n))
 		if h.hasMask() {
-			e.mask = getValue(t[4+n : 4+2*n])
+			fm = f.IsValue(valueOf(t[4:4+n]), valueOf(t[4+n:4+2*n]))
 		}
-		if err := m.set(e, fi); err != nil {
-			return Match{}, err
+		if _, cidr := prefixLen(fm.Mask, n); f.s.Masks == ExactOnly && !fm.exact() || f.s.Masks == CIDRMask && !cidr {
+			return Match{}, fmt.Errorf("%w: %s mask %s", ErrUnsupported, f, hexText(fm.Mask, n))
 		}
+		for _, o := range fms {
+			if o.Field == f {
+				return Match{}, fmt.Errorf("%w: %s twice", ErrMalformed, f)
+			}
+		}
+		fms = append(fms, fm)
 	}
-	return m, nil
-}
-
-// set stores one entry in the match.
-func (m *Match) set(e entry, fi fieldInfo) error {
-	exact := e.mask == fullMask(fi.bytes)
-	if !exact && e.field != FieldEthSrc && e.field != FieldEthDst && e.field != FieldTunID &&
-		fi.format != fmtIPv4 && (e.field < FieldReg0 || e.field > FieldReg7) {
-		return fmt.Errorf("%w: masked %s", ErrUnsupported, fi.name)
-	}
-	var err error
-	switch e.field {
-	case FieldInPort:
-		m.InPort = uint32(e.value)
-	case FieldEthSrc:
-		m.EthSrc, m.EthSrcMask = macMask(e)
-	case FieldEthDst:
-		m.EthDst, m.EthDstMask = macMask(e)
-	case FieldEthType:
-		m.EthType = uint16(e.value)
-	case FieldIPv4Src:
-		m.IPv4Src, err = prefix(e, fi)
-	case FieldIPv4Dst:
-		m.IPv4Dst, err = prefix(e, fi)
-	case FieldArpOp:
-		m.ArpOp = uint16(e.value)
-	case FieldArpSpa:
-		m.ArpSpa, err = prefix(e, fi)
-	case FieldArpTpa:
-		m.ArpTpa, err = prefix(e, fi)
-	case FieldArpSha:
-		m.ArpSha = u64ToMAC(e.value)
-	case FieldArpTha:
-		m.ArpTha = u64ToMAC(e.value)
-	case FieldTunID:
-		m.TunID = Masked64{e.value, e.mask}
-	case FieldTunSrc:
-		m.TunSrc, err = prefix(e, fi)
-	case FieldTunDst:
-		m.TunDst, err = prefix(e, fi)
-	default: // registers
-		m.Regs[e.field-FieldReg0] = Masked32{uint32(e.value), uint32(e.mask)}
-	}
-	return err
-}
-
-func macMask(e entry) (mac, mask []byte) {
-	if e.mask == fullMask(6) {
-		return u64ToMAC(e.value), nil
-	}
-	return u64ToMAC(e.value), u64ToMAC(e.mask)
-}
-
-// prefix turns a CIDR-masked IPv4 value into a prefix.
-func prefix(e entry, fi fieldInfo) (netip.Prefix, error) {
-	mask := uint32(e.mask)
-	ones := bits.LeadingZeros32(^mask)
-	if ones == 0 || mask != ^uint32(0)<<(32-ones) {
-		return netip.Prefix{}, fmt.Errorf("%w: %s mask %s is not a CIDR mask", ErrUnsupported, fi.name, u64ToAddr(e.mask))
-	}
-	return netip.PrefixFrom(u64ToAddr(e.value), ones), nil
+	return NewMatch(fms...), nil
 }
 
 // decodeInstructions accepts apply_actions then goto_table, each optional.
-func decodeInstructions(b []byte) ([]Action, error) {
+func (v Vocabulary) decodeInstructions(b []byte) ([]Action, error) {
 	var actions []Action
 	gotoSeen, applySeen := false, false
 	for len(b) > 0 {
@@ -111,14 +107,14 @@ func decodeInstructions(b []byte) ([]Action, error) {
 			return nil, fmt.Errorf("%w: instruction of %d bytes with %d left", ErrMalformed, n, len(b))
 		}
 		switch {
-		case typ == openflow13.InstrType_APPLY_ACTIONS && !applySeen && !gotoSeen:
-			as, err := decodeActions(b[8:n])
+		case typ == instrApplyActions && !applySeen && !gotoSeen:
+			as, err := v.DecodeActions(b[8:n])
 			if err != nil {
 				return nil, err
 			}
 			actions = append(actions, as...)
 			applySeen = true
-		case typ == openflow13.InstrType_GOTO_TABLE && !gotoSeen && n == 8:
+		case typ == instrGotoTable && !gotoSeen && n == 8:
 			actions = append(actions, GotoTable{b[4]})
 			gotoSeen = true
 		default:
@@ -129,7 +125,9 @@ func decodeInstructions(b []byte) ([]Action, error) {
 	return actions, nil
 }
 
-func decodeActions(b []byte) ([]Action, error) {
+// DecodeActions decodes a list of actions (the body of apply_actions, or
+// the actions nested in another action).
+func (v Vocabulary) DecodeActions(b []byte) ([]Action, error) {
 	var out []Action
 	for len(b) > 0 {
 		if len(b) < 8 {
@@ -139,7 +137,15 @@ func decodeActions(b []byte) ([]Action, error) {
 		if n < 8 || n%8 != 0 || n > len(b) {
 			return nil, fmt.Errorf("%w: action of %d bytes with %d left", ErrMalformed, n, len(b))
 		}
-		a, err := decodeAction(typ, b[:n])
+		id := actionID{typ: typ}
+		if typ == ActionExperimenter && n >= 16 {
+			id = actionID{typ, binary.BigEndian.Uint32(b[4:8]), binary.BigEndian.Uint16(b[8:10])}
+		}
+		k, ok := v.actions[id]
+		if !ok {
+			return nil, fmt.Errorf("%w: action type %d of %d bytes", ErrUnsupported, typ, n)
+		}
+		a, err := k.Decode(b[:n], v)
 		if err != nil {
 			return nil, err
 		}
@@ -149,62 +155,56 @@ func decodeActions(b []byte) ([]Action, error) {
 	return out, nil
 }
 
-const nxVendor = 0x00002320
-
-func decodeAction(typ uint16, a []byte) (Action, error) {
-	be := binary.BigEndian
-	switch {
-	case typ == openflow13.ActionType_Output && len(a) == 16:
-		return Output{Port: be.Uint32(a[4:8])}, nil
-	case typ == openflow13.ActionType_SetField:
-		return decodeSetField(a)
-	case typ == openflow13.ActionType_Experimenter && len(a) == 24 && be.Uint32(a[4:8]) == nxVendor:
-		switch be.Uint16(a[8:10]) {
-		case openflow13.NXAST_REG_MOVE:
-			return decodeMove(a)
-		case openflow13.NXAST_REG_LOAD:
-			return decodeLoad(a)
-		}
+func decodeOutput(a []byte, _ Vocabulary) (Action, error) {
+	if len(a) != 16 || binary.BigEndian.Uint16(a[8:10]) != 0 {
+		return nil, fmt.Errorf("%w: output of %d bytes or with max_len", ErrUnsupported, len(a))
 	}
-	return nil, fmt.Errorf("%w: action type %d of %d bytes", ErrUnsupported, typ, len(a))
+	return Output{Port: binary.BigEndian.Uint32(a[4:8])}, nil
 }
 
-func decodeSetField(a []byte) (Action, error) {
-	h := header(binary.BigEndian.Uint32(a[4:8]))
-	f, fi, ok := fieldByHeader(h)
-	if !ok || h.hasMask() || h.length() != fi.bytes || 8+fi.bytes > len(a) {
+func decodeSetField(a []byte, v Vocabulary) (Action, error) {
+	h := Header(binary.BigEndian.Uint32(a[4:8]))
+	f, ok := v.Field(h)
+	if !ok || h.hasMask() || h.length() != f.s.Bytes || 8+f.s.Bytes > len(a) {
 		return nil, fmt.Errorf("%w: set_field class 0x%04x field %d len %d", ErrUnsupported, h.class(), h.field(), h.length())
 	}
-	return SetField{Field: f, Value: getValue(a[8 : 8+fi.bytes])}, nil
+	return SetField{Field: f, Value: valueOf(a[8 : 8+f.s.Bytes])}, nil
 }
 
-// nxmSubfield resolves an NXM header plus bit range into a Subfield.
-func nxmSubfield(h header, ofs, n int) (Subfield, error) {
-	f, fi, ok := fieldByHeader(h)
-	if !ok || h.hasMask() || h.length() != fi.bytes || n < 1 || ofs+n > fi.bytes*8 {
+// Subfield resolves an NXM header plus bit range (as move and load carry
+// them) into a Subfield.
+func (v Vocabulary) Subfield(h Header, ofs, n int) (Subfield, error) {
+	f, ok := v.Field(h)
+	if !ok || h.hasMask() || h.length() != f.s.Bytes || n < 1 || ofs+n > f.Bits() {
 		return Subfield{}, fmt.Errorf("%w: NXM field class 0x%04x field %d bits %d+%d", ErrUnsupported, h.class(), h.field(), ofs, n)
 	}
 	return Subfield{Field: f, Ofs: uint8(ofs), Bits: uint8(n)}, nil
 }
 
-func decodeMove(a []byte) (Action, error) {
+func decodeMove(a []byte, v Vocabulary) (Action, error) {
+	if len(a) != 24 {
+		return nil, fmt.Errorf("%w: move of %d bytes", ErrUnsupported, len(a))
+	}
 	be := binary.BigEndian
 	n := int(be.Uint16(a[10:12]))
-	src, err := nxmSubfield(header(be.Uint32(a[16:20])), int(be.Uint16(a[12:14])), n)
+	src, err := v.Subfield(Header(be.Uint32(a[16:20])), int(be.Uint16(a[12:14])), n)
 	if err != nil {
 		return nil, err
 	}
-	dst, err := nxmSubfield(header(be.Uint32(a[20:24])), int(be.Uint16(a[14:16])), n)
+	dst, err := v.Subfield(Header(be.Uint32(a[20:24])), int(be.Uint16(a[14:16])), n)
 	if err != nil {
 		return nil, err
 	}
 	return Move{Src: src, Dst: dst}, nil
 }
 
-func decodeLoad(a []byte) (Action, error) {
+func decodeLoad(a []byte, v Vocabulary) (Action, error) {
+	if len(a) != 24 {
+		return nil, fmt.Errorf("%w: load of %d bytes", ErrUnsupported, len(a))
+	}
 	be := binary.BigEndian
 	ofsNbits := be.Uint16(a[10:12])
-	dst, err := nxmSubfield(header(be.Uint32(a[12:16])), int(ofsNbits>>6), int(ofsNbits&0x3f)+1)
+	dst, err := v.Subfield(Header(be.Uint32(a[12:16])), int(ofsNbits>>6), int(ofsNbits&0x3f)+1)
 	if err != nil {
 		return nil, err
 	}

@@ -1,21 +1,20 @@
 package flow
 
 import (
-	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/contiv/libOpenflow/openflow13"
 )
 
-// Encoding goes through libOpenflow's message types (FlowMod, Match,
-// MatchField, instructions, OFPAT_OUTPUT/SET_FIELD, NXAST_REG_LOAD/MOVE),
-// avoiding the parts that are wrong for OVS:
-//   - match and set_field values are raw bytes (rawValue): libOpenflow's
-//     typed values cover few masked fields, and its NXRange mask helper
-//     returns the wrong mask for a range ending at bit 0;
+// Encoding: each Action writes its own bytes (AppendWire), and the
+// instructions are written here; libOpenflow's FlowMod carries them as raw
+// bytes, and its Match carries raw field values. What libOpenflow would get
+// wrong for OVS is thereby avoided:
+//   - its typed match values cover few masked fields, and its NXRange mask
+//     helper returns the wrong mask for a range ending at bit 0;
 //   - NewActionOutput sets max_len 256; OVS stores and returns max_len, and
 //     ovs-ofctl sends 0 for ports other than CONTROLLER, so we send 0;
 //   - FlowMod.Len leaves instructions out for DELETE* but MarshalBinary still
@@ -24,165 +23,78 @@ import (
 //   - FlowMod.MarshalBinary writes OutPort into out_group too, harmless only
 //     while both stay ANY, which is all we send.
 
-// rawValue is a match or set_field value (or mask) as wire bytes.
+// rawValue is a match value (or mask) as wire bytes.
 type rawValue struct{ b []byte }
 
 func (r *rawValue) Len() uint16                    { return uint16(len(r.b)) }
 func (r *rawValue) MarshalBinary() ([]byte, error) { return slices.Clone(r.b), nil }
 func (r *rawValue) UnmarshalBinary(b []byte) error { r.b = slices.Clone(b); return nil }
 
-func newRaw(v uint64, n int) *rawValue {
-	r := &rawValue{make([]byte, n)}
-	putValue(r.b, v, n)
-	return r
+// rawInstructions are encoded instructions, as a libOpenflow Instruction.
+type rawInstructions struct{ b []byte }
+
+func (r *rawInstructions) Len() uint16                    { return uint16(len(r.b)) }
+func (r *rawInstructions) MarshalBinary() ([]byte, error) { return slices.Clone(r.b), nil }
+func (r *rawInstructions) UnmarshalBinary(b []byte) error { r.b = slices.Clone(b); return nil }
+func (r *rawInstructions) AddAction(openflow13.Action, bool) error {
+	return errors.New("encoded instructions are final")
 }
 
-// headerField is a libOpenflow MatchField carrying only a header, as move
-// and load operands.
-func headerField(h header) *openflow13.MatchField {
-	return &openflow13.MatchField{Class: h.class(), Field: h.field(), Length: uint8(h.length())}
-}
-
-// libField is the entry as a libOpenflow match field: exact fields carry no
-// mask, as OVS returns them.
-func (e entry) libField() openflow13.MatchField {
-	fi, _ := e.field.info()
-	n := fi.bytes
-	mf := *headerField(fi.wire())
-	mf.Value = newRaw(e.value, n)
-	if e.mask != fullMask(n) {
+// libField is the match field as a libOpenflow match field: exact fields
+// carry no mask, as OVS returns them.
+func (fm FieldMatch) libField() openflow13.MatchField {
+	n, h := fm.Field.s.Bytes, fm.Field.wire()
+	mf := openflow13.MatchField{Class: h.class(), Field: h.field(), Length: uint8(n),
+		Value: &rawValue{slices.Clone(fm.Value.bytes(n))}}
+	if !fm.exact() {
 		mf.HasMask = true
-		mf.Mask = newRaw(e.mask, n)
+		mf.Mask = &rawValue{slices.Clone(fm.Mask.bytes(n))}
 		mf.Length = uint8(2 * n)
 	}
 	return mf
 }
 
-// tlv is the entry as an OXM/NXM TLV: the bytes libField marshals to,
-// written directly (flow keys are computed for every desired flow, and
-// going through libOpenflow's types allocated several objects per field).
-func (e entry) tlv() []byte {
-	fi, _ := e.field.info()
-	n := fi.bytes
-	h, size := fi.wire().id(), n
-	if e.mask != fullMask(n) {
-		h, size = h|hasMaskBit, 2*n
-	}
-	b := make([]byte, 4+size)
-	binary.BigEndian.PutUint32(b, h|uint32(size))
-	putValue(b[4:], e.value, n)
-	if size > n {
-		putValue(b[4+n:], e.mask, n)
-	}
-	return b
-}
-
-// encodeMatchTLVs is the match as OXM/NXM TLVs, in OVS's order.
-func encodeMatchTLVs(m Match) [][]byte {
-	es := m.entries()
-	out := make([][]byte, len(es))
-	for i, e := range es {
-		out[i] = e.tlv()
-	}
-	return out
-}
-
-// canonicalMatch sorts TLVs and joins them: the same set of fields gives the
-// same string whatever order the switch or we put them in.
-func canonicalMatch(tlvs [][]byte) string {
-	s := slices.Clone(tlvs)
-	slices.SortFunc(s, bytes.Compare)
-	var b strings.Builder
-	for _, t := range s {
-		b.Write(t)
-	}
-	return b.String()
-}
-
 func libMatch(m Match) openflow13.Match {
 	lm := *openflow13.NewMatch()
-	for _, e := range m.entries() {
-		lm.AddField(e.libField())
+	for _, fm := range m.fs {
+		if fm.err == nil {
+			lm.AddField(fm.libField())
+		}
 	}
 	return lm
 }
 
-// libAction converts one action (not GotoTable) to libOpenflow.
-func libAction(a Action) (openflow13.Action, error) {
-	switch a := a.(type) {
-	case Output:
-		out := openflow13.NewActionOutput(a.Port)
-		out.MaxLen = 0
-		return out, nil
-	case SetField:
-		fi, ok := a.Field.info()
-		if !ok {
-			return nil, fmt.Errorf("set_field: unknown field %d", a.Field)
-		}
-		mf := headerField(fi.wire())
-		mf.Value = newRaw(a.Value, fi.bytes)
-		return openflow13.NewActionSetField(*mf), nil
-	case Load:
-		fi, ok := a.Dst.Field.info()
-		if !ok || a.Dst.Bits == 0 {
-			return nil, fmt.Errorf("load: bad destination %v", a.Dst)
-		}
-		ofsNbits := uint16(a.Dst.Ofs)<<6 | uint16(a.Dst.Bits-1)
-		return openflow13.NewNXActionRegLoad(ofsNbits, headerField(fi.nxm), a.Value), nil
-	case Move:
-		src, ok1 := a.Src.Field.info()
-		dst, ok2 := a.Dst.Field.info()
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("move: unknown field")
-		}
-		return openflow13.NewNXActionRegMove(uint16(a.Src.Bits), uint16(a.Src.Ofs), uint16(a.Dst.Ofs),
-			headerField(src.nxm), headerField(dst.nxm)), nil
-	case invalid:
-		return nil, a.err
-	}
-	return nil, fmt.Errorf("unsupported action %T", a)
-}
+// OpenFlow 1.3 instruction types.
+const (
+	instrGotoTable    uint16 = 1
+	instrApplyActions uint16 = 4
+)
 
-// libInstructions is apply_actions (if any) then goto_table (if any), the
-// order in which OVS returns them.
-func libInstructions(actions []Action) ([]openflow13.Instruction, error) {
-	var out []openflow13.Instruction
-	apply := openflow13.NewInstrApplyActions()
-	var gotoTable *openflow13.InstrGotoTable
+// encodeInstructions is apply_actions (if any actions) then goto_table (if
+// any), the order in which OVS returns them.
+func encodeInstructions(actions []Action) ([]byte, error) {
+	b := make([]byte, 8, 8+24*len(actions)+8)
+	var gotoTable *GotoTable
 	for _, a := range actions {
 		if g, ok := a.(GotoTable); ok {
-			gotoTable = openflow13.NewInstrGotoTable(g.Table)
+			gotoTable = &g
 			continue
 		}
-		la, err := libAction(a)
-		if err != nil {
-			return nil, err
-		}
-		if err := apply.AddAction(la, false); err != nil {
+		var err error
+		if b, err = a.AppendWire(b); err != nil {
 			return nil, err
 		}
 	}
-	if len(apply.Actions) > 0 {
-		out = append(out, apply)
+	if len(b) == 8 {
+		b = b[:0]
+	} else {
+		binary.BigEndian.PutUint16(b[0:2], instrApplyActions)
+		binary.BigEndian.PutUint16(b[2:4], uint16(len(b)))
 	}
 	if gotoTable != nil {
-		out = append(out, gotoTable)
-	}
-	return out, nil
-}
-
-func encodeInstructions(actions []Action) ([]byte, error) {
-	instrs, err := libInstructions(actions)
-	if err != nil {
-		return nil, err
-	}
-	var b []byte
-	for _, in := range instrs {
-		data, err := in.MarshalBinary()
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, data...)
+		b = binary.BigEndian.AppendUint16(b, instrGotoTable)
+		b = binary.BigEndian.AppendUint16(b, 8)
+		b = append(b, gotoTable.Table, 0, 0, 0)
 	}
 	return b, nil
 }
@@ -212,11 +124,13 @@ func (f Flow) FlowMod(cmd uint8) (*openflow13.FlowMod, error) {
 	fm.Cookie = f.Cookie
 	fm.Match = libMatch(f.Match)
 	if cmd != openflow13.FC_DELETE_STRICT {
-		instrs, err := libInstructions(f.Actions)
+		instr, err := encodeInstructions(f.Actions)
 		if err != nil {
 			return nil, fmt.Errorf("flow %q: %w", f.String(), err)
 		}
-		fm.Instructions = instrs
+		if len(instr) > 0 {
+			fm.Instructions = []openflow13.Instruction{&rawInstructions{instr}}
+		}
 	}
 	return fm, nil
 }

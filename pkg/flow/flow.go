@@ -2,6 +2,7 @@ package flow
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -86,7 +87,7 @@ func (f Flow) Validate() error {
 			}
 			continue
 		}
-		errs = append(errs, validateAction(a, f.Match))
+		errs = append(errs, a.Check(f.Match))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("flow %q: %w", f.String(), err)
@@ -105,7 +106,7 @@ type Key struct {
 
 // Key is the flow's identity in the switch.
 func (f Flow) Key() Key {
-	return Key{Table: f.Table, Priority: f.Priority, Match: canonicalMatch(encodeMatchTLVs(f.Match))}
+	return Key{Table: f.Table, Priority: f.Priority, Match: matchKey(f.Match)}
 }
 
 // Content is what a flow does: its cookie and its instructions in the
@@ -124,9 +125,9 @@ func (f Flow) Content() Content {
 }
 
 func makeContent(cookie uint64, instr []byte) Content {
-	var c [8]byte
-	putValue(c[:], cookie, 8)
-	return Content(append(c[:], instr...))
+	b := make([]byte, 8, 8+len(instr))
+	binary.BigEndian.PutUint64(b, cookie)
+	return Content(append(b, instr...))
 }
 
 // Compare orders flows as ovs-ofctl's dump lists them per table: by table,

@@ -26,33 +26,37 @@ func TestCasesValid(t *testing.T) {
 }
 
 func TestValidateRejects(t *testing.T) {
-	arp := Match{EthType: EthTypeARP}
+	arpM := NewMatch(arp)
 	tests := []struct {
 		name string
 		f    Flow
 		want string
 	}{
-		{"nw_src without ip", Flow{Match: Match{IPv4Src: Host(ip("10.0.0.1"))}}, "ip_src needs eth_type 0x0800"},
-		{"arp_op without arp", Flow{Match: Match{ArpOp: 1}}, "arp_op needs eth_type 0x0806"},
-		{"set arp_op without arp", Flow{Actions: []Action{SetArpOp(2)}}, "arp_op needs a match on eth_type 0x0806"},
+		{"nw_src without ip", Flow{Match: NewMatch(FieldIPv4Src.Addr(ip("10.0.0.1")))}, "ip_src needs eth_type 0x0800"},
+		{"arp_op without arp", Flow{Match: NewMatch(FieldArpOp.Is(1))}, "arp_op needs eth_type 0x0806"},
+		{"set arp_op without arp", Flow{Actions: []Action{FieldArpOp.Set(2)}}, "arp_op needs a match on eth_type 0x0806"},
 		{"move arp without arp", Flow{Actions: []Action{Move{Whole(FieldArpSpa), Whole(FieldArpTpa)}}}, "arp_spa needs a match"},
-		{"short mac", Flow{Match: Match{EthSrc: []byte{1, 2, 3}}}, "dl_src: not a 6-byte MAC"},
-		{"mask alone", Flow{Match: Match{EthDstMask: mac("ff:ff:ff:ff:ff:00")}}, "dl_dst: mask without a value"},
-		{"ipv6 prefix", Flow{Match: Match{TunSrc: pfx("2001:db8::/32")}}, "tun_src: 2001:db8::/32 is not an IPv4 prefix"},
+		{"short mac", Flow{Match: NewMatch(FieldEthSrc.MAC([]byte{1, 2, 3}))}, "dl_src: not a 6-byte MAC"},
+		{"short mask", Flow{Match: NewMatch(FieldEthDst.MACMasked(mac("0a:00:00:00:00:00"), []byte{1}))}, "dl_dst: not a 6-byte MAC"},
+		{"ipv6 prefix", Flow{Match: NewMatch(FieldTunSrc.Prefix(pfx("2001:db8::/32")))}, "tun_src: 2001:db8::/32 is not an IPv4 prefix"},
+		{"masked in_port", Flow{Match: NewMatch(FieldInPort.Masked(1, 1))}, "in_port: mask 1 not allowed"},
+		{"non-cidr", Flow{Match: NewMatch(FieldTunSrc.Masked(0x0a000000, 0xff00ff00))}, "tun_src: mask 255.0.255.0 not allowed"},
+		{"too wide", Flow{Match: NewMatch(FieldArpOp.Masked(1, 0x10001))}, "arp_op: value wider than 16 bits"},
 		{"goto not last", Flow{Actions: []Action{GotoTable{2}, Output{1}}}, "goto_table must be the last action"},
 		{"goto backward", Flow{Table: 3, Actions: []Action{GotoTable{3}}}, "tables only go forward"},
 		{"output 0", Flow{Actions: []Action{Output{0}}}, "unsupported port 0"},
 		{"output controller", Flow{Actions: []Action{Output{0xfffffffd}}}, "unsupported port"},
-		{"bad set mac", Flow{Actions: []Action{SetEthDst([]byte{1})}}, "not a 6-byte MAC"},
-		{"bad set ip", Flow{Actions: []Action{SetTunDst(ip("::1"))}}, "not an IPv4 address"},
-		{"set read-only", Flow{Actions: []Action{SetField{FieldInPort, 1}}}, "in_port is not writable"},
-		{"set too wide", Flow{Match: arp, Actions: []Action{SetField{FieldArpOp, 0x10000}}}, "does not fit arp_op"},
-		{"load too wide", Flow{Actions: []Action{Load{Bits(FieldReg1, 0, 1), 2}}}, "does not fit 1 bits"},
-		{"load outside", Flow{Actions: []Action{Load{Bits(FieldReg1, 30, 4), 1}}}, "outside the 32-bit field"},
-		{"move widths", Flow{Actions: []Action{Move{Whole(FieldReg0), Whole(FieldEthSrc)}}}, "32 bits into 48 bits"},
-		{"move into eth_type", Flow{Actions: []Action{Move{Bits(FieldReg0, 0, 16), Whole(FieldEthType)}}}, "eth_type is read-only"},
-		{"move in_port", Flow{Actions: []Action{Move{Whole(FieldInPort), Whole(FieldReg0)}}}, "in_port cannot be moved"},
-		{"no register 9", Flow{Actions: []Action{LoadReg(RegField{Reg: 9, Bits: 1}, 1)}}, "no register 9"},
+		{"bad set mac", Flow{Actions: []Action{FieldEthDst.SetMAC([]byte{1})}}, "not a 6-byte MAC"},
+		{"bad set ip", Flow{Actions: []Action{FieldTunDst.SetAddr(ip("::1"))}}, "not an IPv4 address"},
+		{"set read-only", Flow{Actions: []Action{FieldInPort.Set(1)}}, "in_port is not writable"},
+		{"set too wide", Flow{Match: arpM, Actions: []Action{FieldArpOp.Set(0x10000)}}, "does not fit arp_op"},
+		{"load too wide", Flow{Actions: []Action{Load{Bits(Reg(1), 0, 1), 2}}}, "does not fit 1 bits"},
+		{"load outside", Flow{Actions: []Action{Load{Bits(Reg(1), 30, 4), 1}}}, "outside the 32-bit field"},
+		{"move widths", Flow{Actions: []Action{Move{Whole(Reg(0)), Whole(FieldEthSrc)}}}, "32 bits into 48 bits"},
+		{"move into eth_type", Flow{Actions: []Action{Move{Bits(Reg(0), 0, 16), Whole(FieldEthType)}}}, "eth_type is read-only"},
+		{"move in_port", Flow{Actions: []Action{Move{Whole(FieldInPort), Whole(Reg(0))}}}, "in_port cannot be moved"},
+		{"no register 9", Flow{Actions: []Action{RegField{Reg: 9, Bits: 1}.Load(1)}}, "no register 9"},
+		{"no register 9 match", Flow{Match: NewMatch(RegField{Reg: 9, Bits: 1}.Is(1))}, "no register 9"},
 	}
 	for _, tt := range tests {
 		err := tt.f.Validate()
@@ -150,7 +154,7 @@ func TestKeyDistinguishes(t *testing.T) {
 		t.Error("cookie must change content, not key")
 	}
 	b = a
-	b.Actions = []Action{LoadReg(regVNI, 101), GotoTable{5}}
+	b.Actions = []Action{regVNI.Load(101), GotoTable{5}}
 	if a.Key() != b.Key() || a.Content() == b.Content() {
 		t.Error("actions must change content, not key")
 	}

@@ -1,231 +1,262 @@
 package flow
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
-// Masked32 is a 32-bit value under a mask; a zero mask matches anything.
-type Masked32 struct{ Value, Mask uint32 }
-
-// Masked64 is a 64-bit value under a mask; a zero mask matches anything.
-type Masked64 struct{ Value, Mask uint64 }
-
-// Match is what a flow matches. Zero values match anything. IPv4 prefixes
-// match the masked network (a /32 is exact); a nil MAC mask means exact.
-// Fields of an upper layer need EthType set to that layer (OVS rejects a
-// flow without the prerequisite): IPv4Src/IPv4Dst need EthTypeIPv4, the Arp*
-// fields EthTypeARP.
-type Match struct {
-	InPort     uint32 // OpenFlow port number; 0 matches any port
-	EthSrc     net.HardwareAddr
-	EthSrcMask net.HardwareAddr
-	EthDst     net.HardwareAddr
-	EthDstMask net.HardwareAddr
-	EthType    uint16 // EthTypeIPv4 prints as "ip", EthTypeARP as "arp", EthTypeIPv6 as "ipv6"
-	IPv4Src    netip.Prefix
-	IPv4Dst    netip.Prefix
-	ArpOp      uint16
-	ArpSpa     netip.Prefix
-	ArpTpa     netip.Prefix
-	ArpSha     net.HardwareAddr
-	ArpTha     net.HardwareAddr
-	TunID      Masked64
-	TunSrc     netip.Prefix
-	TunDst     netip.Prefix
-	Regs       [8]Masked32
+// FieldMatch is one field of a match: Value under Mask. Value is already
+// masked; a Mask of all ones over the field's width is an exact match. Make
+// one with the Field's methods (Is, Masked, MAC, Prefix, ...).
+type FieldMatch struct {
+	Field Field
+	Value Value
+	Mask  Value
+	err   error // the constructor's complaint about its input
 }
+
+// Is matches the field exactly equal to v.
+func (f Field) Is(v uint64) FieldMatch { return f.IsValue(U64(v), ones(f.s.Bytes)) }
+
+// Masked matches the bits of mask equal to v's.
+func (f Field) Masked(v, mask uint64) FieldMatch { return f.IsValue(U64(v), U64(mask)) }
+
+// IsValue matches the bits of mask equal to v's, for values of any width.
+func (f Field) IsValue(v, mask Value) FieldMatch {
+	return FieldMatch{Field: f, Value: v.and(mask), Mask: mask}
+}
+
+// MAC matches the field equal to mac.
+func (f Field) MAC(mac net.HardwareAddr) FieldMatch {
+	v, ok := MACValue(mac)
+	if !ok {
+		return f.invalid("%s: not a 6-byte MAC address", f.s.MatchName)
+	}
+	return f.IsValue(v, ones(f.s.Bytes))
+}
+
+// MACMasked matches the bits of mask equal to mac's.
+func (f Field) MACMasked(mac, mask net.HardwareAddr) FieldMatch {
+	v, ok1 := MACValue(mac)
+	m, ok2 := MACValue(mask)
+	if !ok1 || !ok2 {
+		return f.invalid("%s: not a 6-byte MAC address", f.s.MatchName)
+	}
+	return f.IsValue(v, m)
+}
+
+// Prefix matches the field, an IPv4 or IPv6 address, within p. A prefix of
+// length 0 matches anything: the field is not matched at all.
+func (f Field) Prefix(p netip.Prefix) FieldMatch {
+	n := f.s.Bytes
+	if !p.IsValid() || p.Addr().BitLen() != 8*n {
+		return f.invalid("%s: %s is not an IPv%d prefix", f.s.MatchName, p, map[bool]int{true: 4, false: 6}[n == 4])
+	}
+	var mask Value
+	for i := range p.Bits() {
+		mask[valueBytes-n+i/8] |= 0x80 >> (i % 8)
+	}
+	return f.IsValue(AddrValue(p.Addr()), mask)
+}
+
+// Addr matches the field equal to address a.
+func (f Field) Addr(a netip.Addr) FieldMatch { return f.Prefix(netip.PrefixFrom(a, a.BitLen())) }
+
+func (f Field) invalid(format string, args ...any) FieldMatch {
+	return FieldMatch{Field: f, err: fmt.Errorf(format, args...)}
+}
+
+// Matches reports whether a packet whose field holds v satisfies fm.
+func (fm FieldMatch) Matches(v Value) bool { return v.and(fm.Mask) == fm.Value }
+
+// exact reports whether fm matches all bits of its field.
+func (fm FieldMatch) exact() bool { return fm.Mask == ones(fm.Field.s.Bytes) }
 
 // Host is the /32 prefix of an IPv4 address, for exact address matches.
 func Host(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, 32) }
 
-// WithReg returns m also matching register field r equal to v.
-func (m Match) WithReg(r RegField, v uint32) Match {
-	mask := r.Mask()
-	reg := &m.Regs[r.Reg%8]
-	reg.Value = reg.Value&^mask | v<<r.Ofs&mask
-	reg.Mask |= mask
-	return m
-}
+// Match is what a flow matches: at most one FieldMatch per field, kept in
+// the order OVS encodes them. The zero Match matches every packet. A Match
+// is a value: With returns a new one.
+type Match struct{ fs []FieldMatch }
 
-// entry is one matched field with value and mask normalised: value&mask,
-// mask non-zero; an all-ones mask means exact.
-type entry struct {
-	field       Field
-	value, mask uint64
-}
+// NewMatch is the match of the given fields (see With).
+func NewMatch(fms ...FieldMatch) Match { return Match{}.With(fms...) }
 
-// entries lists the matched fields in the order OVS encodes them in
-// OpenFlow 1.3. Invalid values (wrong MAC length, IPv6 prefix) are skipped:
-// Validate reports them.
-func (m Match) entries() []entry {
-	var es []entry
-	add := func(f Field, v, mask uint64) {
-		if mask != 0 {
-			es = append(es, entry{f, v & mask, mask})
+// With returns m also matching fms. A field already matched keeps its other
+// bits: the new mask's bits are added to it (so two register fields in one
+// register combine). A FieldMatch with an empty mask adds nothing.
+func (m Match) With(fms ...FieldMatch) Match {
+	out := make([]FieldMatch, len(m.fs), len(m.fs)+len(fms))
+	copy(out, m.fs)
+	for _, fm := range fms {
+		if fm.err == nil && (fm.Field.IsZero() || fm.Mask == (Value{})) {
+			continue
+		}
+		i := slices.IndexFunc(out, func(o FieldMatch) bool { return o.Field == fm.Field })
+		switch {
+		case i < 0 && fm.Field.IsZero(): // invalid, kept for Validate
+			out = append(out, fm)
+		case i < 0:
+			i, _ = slices.BinarySearchFunc(out, fm.Field.s.WireOrder, func(o FieldMatch, w int) int {
+				if o.Field.IsZero() {
+					return 1
+				}
+				return o.Field.s.WireOrder - w
+			})
+			out = slices.Insert(out, i, fm)
+		case fm.err != nil || out[i].err != nil:
+			out[i] = fm
+		default:
+			o := &out[i]
+			for b := range o.Mask {
+				o.Value[b] = o.Value[b]&^fm.Mask[b] | fm.Value[b]
+				o.Mask[b] |= fm.Mask[b]
+			}
 		}
 	}
-	if m.InPort != 0 {
-		add(FieldInPort, uint64(m.InPort), fullMask(4))
-	}
-	addMAC(add, FieldEthDst, m.EthDst, m.EthDstMask)
-	addMAC(add, FieldEthSrc, m.EthSrc, m.EthSrcMask)
-	if m.EthType != 0 {
-		add(FieldEthType, uint64(m.EthType), fullMask(2))
-	}
-	addPrefix(add, FieldIPv4Src, m.IPv4Src)
-	addPrefix(add, FieldIPv4Dst, m.IPv4Dst)
-	if m.ArpOp != 0 {
-		add(FieldArpOp, uint64(m.ArpOp), fullMask(2))
-	}
-	addPrefix(add, FieldArpSpa, m.ArpSpa)
-	addPrefix(add, FieldArpTpa, m.ArpTpa)
-	addMAC(add, FieldArpSha, m.ArpSha, nil)
-	addMAC(add, FieldArpTha, m.ArpTha, nil)
-	add(FieldTunID, m.TunID.Value, m.TunID.Mask)
-	addPrefix(add, FieldTunSrc, m.TunSrc)
-	addPrefix(add, FieldTunDst, m.TunDst)
-	for i, r := range m.Regs {
-		add(FieldReg0+Field(i), uint64(r.Value), uint64(r.Mask))
-	}
-	return es
+	return Match{out}
 }
 
-func addMAC(add func(Field, uint64, uint64), f Field, mac, mask net.HardwareAddr) {
-	if len(mac) != 6 {
-		return
-	}
-	mk := fullMask(6)
-	if mask != nil {
-		if len(mask) != 6 {
-			return
+// Fields lists the matched fields in encoding order.
+func (m Match) Fields() []FieldMatch { return slices.Clone(m.fs) }
+
+// Get is the match on field f, if any.
+func (m Match) Get(f Field) (FieldMatch, bool) {
+	for _, fm := range m.fs {
+		if fm.Field == f {
+			return fm, true
 		}
-		mk = macToU64(mask)
 	}
-	add(f, macToU64(mac), mk)
+	return FieldMatch{}, false
 }
 
-func addPrefix(add func(Field, uint64, uint64), f Field, p netip.Prefix) {
-	if !p.IsValid() || !p.Addr().Is4() || p.Bits() == 0 {
-		return
+// EthType is the matched eth_type, 0 if none.
+func (m Match) EthType() uint16 {
+	if fm, ok := m.Get(FieldEthType); ok && fm.err == nil && fm.exact() {
+		return uint16(fm.Value.U64())
 	}
-	add(f, addrToU64(p.Addr()), fullMask(4)&^(1<<(32-p.Bits())-1))
+	return 0
 }
 
-// Validate reports malformed values and missing prerequisites.
+// Validate reports malformed values, masks the field does not take, and
+// missing prerequisites.
 func (m Match) Validate() error {
 	var errs []error
-	for _, c := range []struct {
-		name      string
-		mac, mask net.HardwareAddr
-	}{{"dl_src", m.EthSrc, m.EthSrcMask}, {"dl_dst", m.EthDst, m.EthDstMask}, {"arp_sha", m.ArpSha, nil}, {"arp_tha", m.ArpTha, nil}} {
-		if c.mac != nil && len(c.mac) != 6 || c.mask != nil && len(c.mask) != 6 {
-			errs = append(errs, fmt.Errorf("%s: not a 6-byte MAC address", c.name))
-		}
-		if c.mac == nil && c.mask != nil {
-			errs = append(errs, fmt.Errorf("%s: mask without a value", c.name))
-		}
-	}
-	for _, c := range []struct {
-		name string
-		p    netip.Prefix
-	}{{"nw_src", m.IPv4Src}, {"nw_dst", m.IPv4Dst}, {"arp_spa", m.ArpSpa}, {"arp_tpa", m.ArpTpa}, {"tun_src", m.TunSrc}, {"tun_dst", m.TunDst}} {
-		if c.p.IsValid() && !c.p.Addr().Is4() {
-			errs = append(errs, fmt.Errorf("%s: %s is not an IPv4 prefix", c.name, c.p))
-		}
-	}
-	for _, e := range m.entries() {
-		fi, _ := e.field.info()
-		if fi.prereq != 0 && m.EthType != fi.prereq {
-			errs = append(errs, fmt.Errorf("%s needs eth_type 0x%04x", fi.name, fi.prereq))
-		}
+	for _, fm := range m.fs {
+		errs = append(errs, fm.validate(m))
 	}
 	return errors.Join(errs...)
 }
 
+func (fm FieldMatch) validate(m Match) error {
+	if fm.err != nil {
+		return fm.err
+	}
+	s, n := fm.Field.s, fm.Field.s.Bytes
+	_, cidr := prefixLen(fm.Mask, n)
+	switch {
+	case !fm.Mask.fits(n):
+		return fmt.Errorf("%s: value wider than %d bits", s.MatchName, 8*n)
+	case s.Masks == ExactOnly && !fm.exact(), s.Masks == CIDRMask && !cidr:
+		return fmt.Errorf("%s: mask %s not allowed", s.MatchName, s.Format.Text(fm.Mask, ones(n), n))
+	}
+	return prereq(fm.Field, m, "needs eth_type")
+}
+
+// prereq checks that m matches the eth_type f requires.
+func prereq(f Field, m Match, needs string) error {
+	if p := f.s.Prereq; p != 0 && m.EthType() != p {
+		return fmt.Errorf("%s %s 0x%04x", f.s.Name, needs, p)
+	}
+	return nil
+}
+
 // String formats the match as ovs-ofctl prints it, without priority.
 func (m Match) String() string {
-	var parts []string
-	shorthand := ethTypeShorthand(m.EthType)
-	if shorthand != "" {
-		parts = append(parts, shorthand)
+	type part struct {
+		order int
+		text  string
 	}
-	for i, r := range m.Regs {
-		if r.Mask != 0 {
-			parts = append(parts, fmt.Sprintf("reg%d=%s", i, maskedHex(uint64(r.Value&r.Mask), uint64(r.Mask), fullMask(4))))
+	parts := make([]part, 0, len(m.fs))
+	for _, fm := range m.fs {
+		if fm.err != nil {
+			continue
+		}
+		s := fm.Field.s
+		if sh, ok := s.Format.(Shorthand); ok && fm.exact() {
+			if w := sh.Shorthand(fm.Value); w != "" {
+				parts = append(parts, part{ShorthandPrintOrder, w})
+				continue
+			}
+		}
+		parts = append(parts, part{s.PrintOrder, s.MatchName + "=" + s.Format.Text(fm.Value, fm.Mask, s.Bytes)})
+	}
+	slices.SortStableFunc(parts, func(a, b part) int { return a.order - b.order })
+	var b strings.Builder
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p.text)
+	}
+	return b.String()
+}
+
+// appendTLV appends fm as an OXM/NXM TLV: exact fields carry no mask, as
+// OVS returns them.
+func (fm *FieldMatch) appendTLV(b []byte) []byte {
+	n := fm.Field.s.Bytes
+	h, size := fm.Field.wire().id(), n
+	exact := fm.exact()
+	if !exact {
+		h, size = h|hasMaskBit, 2*n
+	}
+	b = binary.BigEndian.AppendUint32(b, h|uint32(size))
+	b = append(b, fm.Value.bytes(n)...)
+	if !exact {
+		b = append(b, fm.Mask.bytes(n)...)
+	}
+	return b
+}
+
+// matchKey is the match's canonical form: its TLVs sorted and joined, so
+// the same set of fields gives the same string whatever order the switch or
+// we put them in. Invalid fields are left out: Validate reports them.
+func matchKey(m Match) string {
+	if len(m.fs) == 0 {
+		return ""
+	}
+	var buf [256]byte
+	b := buf[:0]
+	var ends [16]int
+	cut := ends[:0]
+	for i := range m.fs {
+		if m.fs[i].err == nil {
+			b = m.fs[i].appendTLV(b)
+			cut = append(cut, len(b))
 		}
 	}
-	if m.TunID.Mask != 0 {
-		parts = append(parts, "tun_id="+maskedHex(m.TunID.Value&m.TunID.Mask, m.TunID.Mask, fullMask(8)))
+	tlvs := make([][]byte, len(cut))
+	start := 0
+	for i, end := range cut {
+		tlvs[i], start = b[start:end], end
 	}
-	parts = appendPrefix(parts, "tun_src", m.TunSrc)
-	parts = appendPrefix(parts, "tun_dst", m.TunDst)
-	if m.InPort != 0 {
-		parts = append(parts, "in_port="+portName(m.InPort))
-	}
-	parts = appendMAC(parts, "dl_src", m.EthSrc, m.EthSrcMask)
-	parts = appendMAC(parts, "dl_dst", m.EthDst, m.EthDstMask)
-	if m.EthType != 0 && shorthand == "" {
-		parts = append(parts, fmt.Sprintf("dl_type=0x%04x", m.EthType))
-	}
-	switch m.EthType {
-	case EthTypeARP:
-		parts = appendPrefix(parts, "arp_spa", m.ArpSpa)
-		parts = appendPrefix(parts, "arp_tpa", m.ArpTpa)
-	case EthTypeIPv6:
-	default:
-		parts = appendPrefix(parts, "nw_src", m.IPv4Src)
-		parts = appendPrefix(parts, "nw_dst", m.IPv4Dst)
-	}
-	if m.ArpOp != 0 {
-		parts = append(parts, fmt.Sprintf("arp_op=%d", m.ArpOp))
-	}
-	parts = appendMAC(parts, "arp_sha", m.ArpSha, nil)
-	parts = appendMAC(parts, "arp_tha", m.ArpTha, nil)
-	return strings.Join(parts, ",")
+	return canonicalMatch(tlvs)
 }
 
-func ethTypeShorthand(t uint16) string {
-	switch t {
-	case EthTypeIPv4:
-		return "ip"
-	case EthTypeARP:
-		return "arp"
-	case EthTypeIPv6:
-		return "ipv6"
+// canonicalMatch sorts TLVs and joins them.
+func canonicalMatch(tlvs [][]byte) string {
+	slices.SortFunc(tlvs, bytes.Compare)
+	var b strings.Builder
+	for _, t := range tlvs {
+		b.Write(t)
 	}
-	return ""
-}
-
-func maskedHex(v, mask, full uint64) string {
-	if mask == full {
-		return cHex(v)
-	}
-	return cHex(v) + "/" + cHex(mask)
-}
-
-func appendPrefix(parts []string, name string, p netip.Prefix) []string {
-	if !p.IsValid() || p.Bits() == 0 {
-		return parts
-	}
-	if p.Bits() == p.Addr().BitLen() {
-		return append(parts, name+"="+p.Addr().String())
-	}
-	return append(parts, name+"="+p.Masked().String())
-}
-
-func appendMAC(parts []string, name string, mac, mask net.HardwareAddr) []string {
-	if len(mac) != 6 {
-		return parts
-	}
-	if mask == nil || macToU64(mask) == fullMask(6) {
-		return append(parts, name+"="+mac.String())
-	}
-	if macToU64(mask) == 0 {
-		return parts
-	}
-	return append(parts, name+"="+u64ToMAC(macToU64(mac)&macToU64(mask)).String()+"/"+mask.String())
+	return b.String()
 }

@@ -120,10 +120,15 @@ func (s Stats) Key() Key {
 // Content is the flow's cookie and instructions, comparable with Flow.Content.
 func (s Stats) Content() Content { return makeContent(s.Cookie, s.Instructions) }
 
-// Flow decodes the entry into a Flow. It fails with ErrUnsupported when the
-// flow cannot be represented exactly (re-encoding must give back the same
-// key and content), and never panics.
-func (s Stats) Flow() (Flow, error) {
+// Flow decodes the entry into a Flow with the standard vocabulary (see
+// FlowIn).
+func (s Stats) Flow() (Flow, error) { return s.FlowIn(standard) }
+
+// FlowIn decodes the entry into a Flow, knowing the fields and actions of
+// v. It fails with ErrUnsupported when the flow uses anything else or
+// cannot be represented exactly (re-encoding must give back the same key
+// and content), and never panics.
+func (s Stats) FlowIn(v Vocabulary) (Flow, error) {
 	if s.IdleTimeout != 0 || s.HardTimeout != 0 || s.Flags != 0 {
 		return Flow{}, fmt.Errorf("%w: timeouts or flags set", ErrUnsupported)
 	}
@@ -131,11 +136,11 @@ func (s Stats) Flow() (Flow, error) {
 	if err != nil {
 		return Flow{}, err
 	}
-	m, err := decodeMatch(tlvs)
+	m, err := v.decodeMatch(tlvs)
 	if err != nil {
 		return Flow{}, err
 	}
-	actions, err := decodeInstructions(s.Instructions)
+	actions, err := v.decodeInstructions(s.Instructions)
 	if err != nil {
 		return Flow{}, err
 	}

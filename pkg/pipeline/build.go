@@ -99,7 +99,7 @@ func FixedFlows(tunnelPort uint32) []flow.Flow {
 	if tunnelPort != 0 {
 		own = []flow.Flow{
 			{Table: Classifier.ID(), Priority: priorityTunnelPort, Cookie: c,
-				Match: flow.Match{InPort: tunnelPort}, Actions: []flow.Action{gotoTable(TunnelIngress)}},
+				Match: flow.NewMatch(flow.FieldInPort.Is(uint64(tunnelPort))), Actions: []flow.Action{gotoTable(TunnelIngress)}},
 			tunnels().EgressFlow(tunnelPort, c),
 		}
 	}
@@ -148,25 +148,26 @@ func EndpointFlows(n Network, e Endpoint) []flow.Flow {
 		return nil
 	}
 	c := e.Cookie()
-	guard := func(m flow.Match, next Table) flow.Flow {
-		m.InPort, m.EthSrc = e.OFPort, e.MAC
-		return flow.Flow{Table: SpoofGuard.ID(), Priority: priorityAllow, Cookie: c, Match: m,
-			Actions: []flow.Action{flow.LoadReg(regNetwork, n.VNI), gotoTable(next)}}
+	inPort := flow.FieldInPort.Is(uint64(e.OFPort))
+	guard := func(next Table, fms ...flow.FieldMatch) flow.Flow {
+		return flow.Flow{Table: SpoofGuard.ID(), Priority: priorityAllow, Cookie: c,
+			Match:   flow.NewMatch(fms...).With(inPort, flow.FieldEthSrc.MAC(e.MAC)),
+			Actions: []flow.Action{regNetwork.Load(n.VNI), gotoTable(next)}}
 	}
 	out := []flow.Flow{
-		guard(flow.Match{EthType: flow.EthTypeIPv4, IPv4Src: flow.Host(e.IP)}, L2Forward),
-		guard(flow.Match{EthType: flow.EthTypeARP, ArpSpa: flow.Host(e.IP), ArpSha: e.MAC}, ARPResponder),
-		{Table: SpoofGuard.ID(), Priority: priorityPortDrop, Cookie: WithRole(c, RoleSpoofDrop), Match: flow.Match{InPort: e.OFPort}},
+		guard(L2Forward, ethIPv4, flow.FieldIPv4Src.Addr(e.IP)),
+		guard(ARPResponder, ethARP, flow.FieldArpSpa.Addr(e.IP), flow.FieldArpSha.MAC(e.MAC)),
+		{Table: SpoofGuard.ID(), Priority: priorityPortDrop, Cookie: WithRole(c, RoleSpoofDrop), Match: flow.NewMatch(inPort)},
 		responder().Address(n.VNI, e.IP, e.MAC, c),
 		{Table: L2Forward.ID(), Priority: priorityEndpoint, Cookie: c,
-			Match:   flow.Match{EthDst: e.MAC}.WithReg(regNetwork, n.VNI),
+			Match:   flow.NewMatch(flow.FieldEthDst.MAC(e.MAC), regNetwork.Is(n.VNI)),
 			Actions: []flow.Action{flow.Output{Port: e.OFPort}}},
 	}
 	if !arp.IsDerived(e.MAC, e.IP) {
 		// Remote hosts in static mode know only the derived MAC.
 		out = append(out, flow.Flow{Table: L2Forward.ID(), Priority: priorityRewrite, Cookie: c,
-			Match:   flow.Match{EthDst: arp.DerivedMAC(e.IP)}.WithReg(regNetwork, n.VNI).WithReg(regFromTunnel, 1),
-			Actions: []flow.Action{flow.SetEthDst(e.MAC), flow.Output{Port: e.OFPort}}})
+			Match:   flow.NewMatch(flow.FieldEthDst.MAC(arp.DerivedMAC(e.IP)), regNetwork.Is(n.VNI), markFromTunnel.Match()),
+			Actions: []flow.Action{flow.FieldEthDst.SetMAC(e.MAC), flow.Output{Port: e.OFPort}}})
 	}
 	return out
 }
@@ -189,7 +190,7 @@ func RemoteHostFlows(h RemoteHost, networks []Network) []flow.Flow {
 		out = append(out,
 			responder().Range(n.VNI, p, c),
 			flow.Flow{Table: L2Forward.ID(), Priority: uint16(priorityRangeBase + p.Bits()), Cookie: c,
-				Match:   flow.Match{EthDst: mac, EthDstMask: mask}.WithReg(regNetwork, n.VNI).WithReg(regFromTunnel, 0),
+				Match:   flow.NewMatch(flow.FieldEthDst.MACMasked(mac, mask), regNetwork.Is(n.VNI), markFromLocal.Match()),
 				Actions: tunnels().ToHost(h.TunnelIP)})
 	}
 	return out
@@ -205,10 +206,16 @@ func RemoteEndpointFlows(n Network, h RemoteHost, e RemoteEndpoint) []flow.Flow 
 	return []flow.Flow{
 		responder().Address(n.VNI, e.IP, e.MAC, c),
 		{Table: L2Forward.ID(), Priority: priorityEndpoint, Cookie: c,
-			Match:   flow.Match{EthDst: e.MAC}.WithReg(regNetwork, n.VNI).WithReg(regFromTunnel, 0),
+			Match:   flow.NewMatch(flow.FieldEthDst.MAC(e.MAC), regNetwork.Is(n.VNI), markFromLocal.Match()),
 			Actions: tunnels().ToHost(h.TunnelIP)},
 	}
 }
+
+// Ethernet types matched by the pipeline's flows.
+var (
+	ethIPv4 = flow.FieldEthType.Is(uint64(flow.EthTypeIPv4))
+	ethARP  = flow.FieldEthType.Is(uint64(flow.EthTypeARP))
+)
 
 func validVNI(v uint32) bool { return v >= 1 && v <= MaxVNI }
 

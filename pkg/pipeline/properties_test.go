@@ -180,15 +180,16 @@ func TestIsolation(t *testing.T) {
 			if f.Priority == priorityMiss {
 				continue
 			}
-			r := f.Match.Regs[regNetwork.Reg]
-			if r.Mask != ^uint32(0) || !slices.Contains(vnis[f.Cookie], r.Value) {
+			r, _ := f.Match.Get(flow.Reg(int(regNetwork.Reg)))
+			if r.Mask != flow.U64(0xffffffff) || !slices.Contains(vnis[f.Cookie], uint32(r.Value.U64())) {
 				t.Errorf("flow does not match its own network's VNI exactly: %s", f)
 			}
 		case SpoofGuard:
 			checkLoadsVNI(t, f, vnis[f.Cookie])
 		case TunnelNetwork:
 			if f.Priority != priorityMiss {
-				checkLoadsVNI(t, f, []uint32{uint32(f.Match.TunID.Value)})
+				id, _ := f.Match.Get(flow.FieldTunID)
+				checkLoadsVNI(t, f, []uint32{uint32(id.Value.U64())})
 			}
 		}
 	}
@@ -197,7 +198,7 @@ func TestIsolation(t *testing.T) {
 func checkLoadsVNI(t *testing.T, f flow.Flow, allowed []uint32) {
 	t.Helper()
 	for _, a := range f.Actions {
-		if sf, ok := a.(flow.SetField); ok && sf.Field == flow.FieldReg0 && !slices.Contains(allowed, uint32(sf.Value)) {
+		if sf, ok := a.(flow.SetField); ok && sf.Field == flow.Reg(0) && !slices.Contains(allowed, uint32(sf.Value.U64())) {
 			t.Errorf("flow sets reg0 to a foreign VNI: %s", f)
 		}
 	}
@@ -219,11 +220,11 @@ func TestTunnelRules(t *testing.T) {
 					t.Errorf("ARP answer not sent back in place: %s", f)
 				}
 			case flow.GotoTable:
-				r := f.Match.Regs[regFromTunnel.Reg]
-				if tableOf(a.Table) == TunnelEgress && (r.Mask&regFromTunnel.Mask() == 0 || r.Value&regFromTunnel.Mask() != 0) {
+				r, _ := f.Match.Get(flow.Reg(int(regFromTunnel.Reg)))
+				if tableOf(a.Table) == TunnelEgress && (uint32(r.Mask.U64())&regFromTunnel.Mask() == 0 || !markFromLocal.Match().Matches(r.Value)) {
 					t.Errorf("may send tunneled packets back into the tunnel: %s", f)
 				}
-				if tableOf(a.Table) == TunnelEgress && f.Match.EthType == flow.EthTypeARP {
+				if tableOf(a.Table) == TunnelEgress && f.Match.EthType() == flow.EthTypeARP {
 					t.Errorf("ARP towards the tunnel: %s", f)
 				}
 			}

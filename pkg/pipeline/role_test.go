@@ -25,16 +25,18 @@ func TestSpoofDropRole(t *testing.T) {
 		ports[e.OFPort] = e
 	}
 	for _, f := range got {
-		e, ok := ports[f.Match.InPort]
+		in, _ := f.Match.Get(flow.FieldInPort)
+		port := uint32(in.Value.U64())
+		e, ok := ports[port]
 		if !ok || f.Table != SpoofGuard.ID() || f.Priority != priorityPortDrop || len(f.Actions) != 0 ||
-			f.Match.String() != (flow.Match{InPort: e.OFPort}).String() {
+			f.Match.String() != flow.NewMatch(flow.FieldInPort.Is(uint64(e.OFPort))).String() {
 			t.Errorf("not an endpoint's drop flow: %s", f)
 		}
 		c, id, _ := ParseCookie(f.Cookie)
 		if wc, wid, _ := ParseCookie(e.Cookie()); c != wc || id != wid || f.Cookie&ObjectMask != e.Cookie()&ObjectMask {
 			t.Errorf("drop flow of %s: cookie %#x, endpoint cookie %#x", e.Port, f.Cookie, e.Cookie())
 		}
-		delete(ports, f.Match.InPort)
+		delete(ports, port)
 	}
 }
 

@@ -96,19 +96,25 @@ func (t Table) String() string { return string(t) }
 // gotoTable continues in table t.
 func gotoTable(t Table) flow.Action { return flow.GotoTable{Table: t.ID()} }
 
-// Register fields: the layout is fixed; each field is named once here with
-// its bits and never written to at run time.
+// Register fields and their marks: the layout is fixed; each field is named
+// once here with its bits, and each constant value a flow writes into or
+// matches in a field is a mark named next to it (data such as a VNI or an
+// address is loaded into its field by value). Never written at run time.
 var (
 	// regNetwork (reg0, 32 bits) is the VNI of the packet's network: set
 	// by spoof_guard for local packets and by tunnel_network for tunneled
 	// ones, matched by every arp_responder and l2_forward flow (isolation),
-	// and copied into tun_id on egress.
+	// and copied into tun_id on egress. Data: no marks.
 	regNetwork = flow.RegField{Reg: 0, Ofs: 0, Bits: 32}
-	// regFromTunnel (reg1 bit 0) marks packets that came from the tunnel:
-	// l2_forward never sends them back into it.
-	regFromTunnel = flow.RegField{Reg: 1, Ofs: 0, Bits: 1}
+	// regFromTunnel (reg1 bit 0) tells where the packet came from:
+	// tunnel_network sets markFromTunnel; l2_forward sends only packets
+	// with markFromLocal into the tunnel, never the tunnel's own.
+	regFromTunnel  = flow.RegField{Reg: 1, Ofs: 0, Bits: 1}
+	markFromTunnel = regFromTunnel.Mark(1)
+	markFromLocal  = regFromTunnel.Mark(0)
 	// regTunnelDst (reg2, 32 bits) is the remote host's underlay IPv4
 	// address, set by l2_forward, copied into tun_dst by tunnel_egress.
+	// Data: no marks.
 	regTunnelDst = flow.RegField{Reg: 2, Ofs: 0, Bits: 32}
 )
 
@@ -131,7 +137,7 @@ func tunnels() tunnel.Layout {
 	return tunnel.Layout{
 		IngressTable: TunnelIngress.ID(), NetworkTable: TunnelNetwork.ID(),
 		NextTable: L2Forward.ID(), EgressTable: TunnelEgress.ID(),
-		VNI: regNetwork, FromTunnel: regFromTunnel, Destination: regTunnelDst,
+		VNI: regNetwork, FromTunnel: markFromTunnel, Destination: regTunnelDst,
 	}
 }
 

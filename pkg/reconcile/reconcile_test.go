@@ -20,7 +20,7 @@ func portFlows(owner Owner, inPorts ...uint32) []flow.Flow {
 	var out []flow.Flow
 	for _, p := range inPorts {
 		out = append(out, flow.Flow{Table: 1, Priority: 100, Cookie: cookie,
-			Match: flow.Match{InPort: p}, Actions: []flow.Action{flow.Output{Port: p + 1000}}})
+			Match: flow.NewMatch(flow.FieldInPort.Is(uint64(p))), Actions: []flow.Action{flow.Output{Port: p + 1000}}})
 	}
 	return out
 }
@@ -95,7 +95,7 @@ func TestSyncRepairsDriftAndKeepsGoodFlows(t *testing.T) {
 		}
 	}
 	sw.Mu.Unlock()
-	sw.Add(flow.Flow{Table: 1, Priority: 5, Match: flow.Match{InPort: 99}})
+	sw.Add(flow.Flow{Table: 1, Priority: 5, Match: flow.NewMatch(flow.FieldInPort.Is(99))})
 	bad := portFlows("5", 5)[0]
 	bad.Actions = []flow.Action{flow.Output{Port: 4242}}
 	sw.Add(bad)

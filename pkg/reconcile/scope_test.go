@@ -30,7 +30,7 @@ func withActions(f flow.Flow, cookie uint64, out uint32) flow.Flow {
 }
 
 func TestSyncScopes(t *testing.T) {
-	rogue := flow.Flow{Table: 1, Priority: 300, Match: flow.Match{InPort: 7}, Actions: []flow.Action{flow.Output{Port: 1}}}
+	rogue := flow.Flow{Table: 1, Priority: 300, Match: flow.NewMatch(flow.FieldInPort.Is(7)), Actions: []flow.Action{flow.Output{Port: 1}}}
 	tests := []struct {
 		name string
 		// drift changes the switch behind the reconciler's back and returns
@@ -109,7 +109,7 @@ func TestSyncScopes(t *testing.T) {
 // are folded into the bundle.
 func TestSyncScopesReadsOnlyTheScope(t *testing.T) {
 	r, sw, model := scopeSetup(t)
-	outside := flow.Flow{Table: 1, Priority: 300, Cookie: 5, Match: flow.Match{InPort: 8}, Actions: []flow.Action{flow.Output{Port: 1}}}
+	outside := flow.Flow{Table: 1, Priority: 300, Cookie: 5, Match: flow.NewMatch(flow.FieldInPort.Is(8)), Actions: []flow.Action{flow.Output{Port: 1}}}
 	sw.Add(outside)
 	delete(sw.Flows, model["2"][0].Key())
 	model.set(t, r, "2", portFlows("2", 20, 21, 22)) // pending, not flushed

@@ -20,7 +20,7 @@ type Layout struct {
 	EgressTable  uint8 // sends to the tunnel
 
 	VNI         flow.RegField // the packet's network
-	FromTunnel  flow.RegField // one bit: the packet came from the tunnel
+	FromTunnel  flow.RegMark  // set on packets that came from the tunnel
 	Destination flow.RegField // 32 bits: underlay IPv4 address to send to
 }
 
@@ -28,7 +28,7 @@ type Layout struct {
 func (l Layout) HostFlow(underlay netip.Addr, cookie uint64) flow.Flow {
 	return flow.Flow{
 		Table: l.IngressTable, Priority: PriorityHost, Cookie: cookie,
-		Match:   flow.Match{TunSrc: flow.Host(underlay)},
+		Match:   flow.NewMatch(flow.FieldTunSrc.Addr(underlay)),
 		Actions: []flow.Action{flow.GotoTable{Table: l.NetworkTable}},
 	}
 }
@@ -38,10 +38,10 @@ func (l Layout) HostFlow(underlay netip.Addr, cookie uint64) flow.Flow {
 func (l Layout) NetworkFlow(vni uint32, cookie uint64) flow.Flow {
 	return flow.Flow{
 		Table: l.NetworkTable, Priority: PriorityNetwork, Cookie: cookie,
-		Match: flow.Match{EthType: flow.EthTypeIPv4, TunID: flow.Masked64{Value: uint64(vni), Mask: ^uint64(0)}},
+		Match: flow.NewMatch(flow.FieldEthType.Is(uint64(flow.EthTypeIPv4)), flow.FieldTunID.Is(uint64(vni))),
 		Actions: []flow.Action{
-			flow.LoadReg(l.VNI, vni),
-			flow.LoadReg(l.FromTunnel, 1),
+			l.VNI.Load(vni),
+			l.FromTunnel.Load(),
 			flow.GotoTable{Table: l.NextTable},
 		},
 	}
@@ -55,7 +55,7 @@ func (l Layout) ToHost(underlay netip.Addr) []flow.Action {
 		a := underlay.As4()
 		dst = uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
 	}
-	return []flow.Action{flow.LoadReg(l.Destination, dst), flow.GotoTable{Table: l.EgressTable}}
+	return []flow.Action{l.Destination.Load(dst), flow.GotoTable{Table: l.EgressTable}}
 }
 
 // EgressFlow is the egress table's only flow: tunnel destination and key from

@@ -10,7 +10,7 @@ import (
 var layout = Layout{
 	IngressTable: 3, NetworkTable: 4, NextTable: 5, EgressTable: 6,
 	VNI:         flow.RegField{Reg: 0, Bits: 32},
-	FromTunnel:  flow.RegField{Reg: 1, Bits: 1},
+	FromTunnel:  flow.RegField{Reg: 1, Bits: 1}.Mark(1),
 	Destination: flow.RegField{Reg: 2, Bits: 32},
 }
 
