@@ -54,10 +54,15 @@
 //
 // JSON (TraceReport): {"bridge", "packet" (the flow given to
 // ofproto/trace), "model" and "ovs": {"steps": [{"table", "table_name",
-// "matched", "priority", "cookie", "match", "actions", "owner", "notes"}],
-// "outputs", "changed": {field: value}, "verdict"}, "ovs_error",
-// "datapath_actions", "differences": [sentence...], "ovs_text"}. "ovs" is
-// absent and "ovs_error" set when ofproto/trace could not run.
+// "matched", "priority", "cookie", "match", "actions", "owner", "notes",
+// "cannot_evaluate"}], "outputs", "changed": {field: value}, "verdict",
+// "cannot_evaluate"}, "ovs_error", "datapath_actions", "differences":
+// [sentence...], "ovs_text"}. "ovs" is absent and "ovs_error" set when
+// ofproto/trace could not run. The model evaluates only the fields of
+// Packet and the actions above: at a table where a flow matching anything
+// else could decide, or where the winning flow runs another action, its
+// path stops with "cannot_evaluate" saying which (and the text output with
+// CANNOT EVALUATE), and the report counts it as a difference.
 //
 // Bad query parameters get HTTP 400 with the parameter and the reason; no
 // OpenFlow connection gets 503.

@@ -13,6 +13,9 @@ type rule struct {
 	flow  flow.Flow
 	key   flow.Key
 	owner string
+	// unmodelled names a field the flow matches that Packet does not
+	// hold; "" when the model can evaluate the match.
+	unmodelled string
 }
 
 // Model evaluates packets against a set of flows the way an OpenFlow 1.3
@@ -32,7 +35,11 @@ func NewModel(owned []agent.Owned) *Model {
 	m := &Model{tables: map[uint8][]rule{}}
 	for _, o := range owned {
 		for _, f := range o.Flows {
-			m.tables[f.Table] = append(m.tables[f.Table], rule{flow: f, key: f.Key(), owner: o.Name})
+			r := rule{flow: f, key: f.Key(), owner: o.Name}
+			if fm, ok := unmodelledField(f.Match); ok {
+				r.unmodelled = fm.Field.String()
+			}
+			m.tables[f.Table] = append(m.tables[f.Table], r)
 		}
 	}
 	for _, rs := range m.tables {
@@ -93,9 +100,9 @@ func (m *Model) lookup(table uint8, p *Packet) Step {
 		if st.Hit != nil && r.flow.Priority < st.Hit.Priority {
 			break
 		}
-		if fm, ok := unmodelledField(r.flow.Match); ok {
-			st.Hit, st.Owner = nil, ""
-			st.CannotEvaluate = fmt.Sprintf("flow %q matches %s, which the model does not evaluate", r.flow.String(), fm.Field)
+		if r.unmodelled != "" {
+			st.Hit, st.Owner, st.Tie = nil, "", false
+			st.CannotEvaluate = fmt.Sprintf("flow %q matches %s, which the model does not evaluate", r.flow.String(), r.unmodelled)
 			return st
 		}
 		if !matches(r.flow.Match, p) {

@@ -1,6 +1,7 @@
 package debugapi
 
 import (
+	"encoding/json"
 	"maps"
 	"net/url"
 	"os"
@@ -178,5 +179,76 @@ func TestModelTiesMissesAndBackwardGoto(t *testing.T) {
 	p.Set(flow.FieldInPort, 7)
 	if pr := m.Run(p); len(pr.Steps) != 2 || pr.Steps[1].Table != 2 {
 		t.Errorf("backward goto_table must end the pipeline: %+v", pr.Steps)
+	}
+}
+
+// ctStateField is a field the model does not hold (connection tracking).
+var ctStateField = flow.DeclareField(flow.FieldSpec{Name: "ct_state", NXMName: "NXM_NX_CT_STATE",
+	NXM: flow.MakeHeader(flow.ClassNXM1, 105, 4), Bytes: 4, Masks: flow.AnyMask,
+	Format: flow.FlagsFormat{"new", "est", "rel", "rpl", "inv", "trk"}, PrintOrder: 10, WireOrder: 70})
+
+// noteAction is an action the model does not model.
+type noteAction struct{}
+
+func (noteAction) String() string                      { return "note:00.00.00.00.00.00" }
+func (noteAction) AppendWire(b []byte) ([]byte, error) { return b, nil }
+func (noteAction) Check(flow.Match) error              { return nil }
+
+// TestModelRefusesUnmodelled: a flow matching a field the model does not
+// hold, or the winning flow running an action it does not model, stops the
+// prediction with "cannot evaluate" in the step, the JSON report, the
+// differences and the text; a lower-priority such flow below the winner
+// does not matter.
+func TestModelRefusesUnmodelled(t *testing.T) {
+	in1 := flow.NewMatch(flow.FieldInPort.Is(1))
+	tracked := flow.Flow{Table: 0, Priority: 10, Match: flow.NewMatch(ctStateField.Masked(0x20, 0x20)),
+		Actions: []flow.Action{flow.Output{Port: 3}}}
+	tests := []struct {
+		name  string
+		flows []flow.Flow
+		want  string // in CannotEvaluate; "" for a normal prediction
+	}{
+		{"unmodelled field above", []flow.Flow{tracked, {Table: 0, Priority: 5, Match: in1, Actions: []flow.Action{flow.Output{Port: 2}}}},
+			"matches ct_state, which the model does not evaluate"},
+		{"unmodelled action", []flow.Flow{{Table: 0, Priority: 5, Match: in1, Actions: []flow.Action{noteAction{}, flow.Output{Port: 2}}}},
+			"action note:00.00.00.00.00.00 of the flow that matches is not modelled"},
+		{"unmodelled field below the winner", []flow.Flow{{Table: 0, Priority: 20, Match: in1, Actions: []flow.Action{flow.Output{Port: 2}}},
+			{Table: 0, Priority: 1, Match: tracked.Match}}, ""},
+	}
+	var p Packet
+	p.Set(flow.FieldInPort, 1)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pr := NewModel([]agent.Owned{{Name: "t", Flows: tt.flows}}).Run(p)
+			last := pr.Steps[len(pr.Steps)-1]
+			side := modelSide(pr, p)
+			if tt.want == "" {
+				if last.CannotEvaluate != "" || side.CannotEvaluate != "" || !slices.Equal(pr.Outputs, []string{"output:2"}) {
+					t.Fatalf("refused or wrong: %+v %+v", pr, side)
+				}
+				return
+			}
+			if !strings.Contains(last.CannotEvaluate, tt.want) || last.Hit != nil && len(pr.Outputs) != 0 {
+				t.Fatalf("step %v, outputs %v", last, pr.Outputs)
+			}
+			rep := TraceReport{Bridge: "br-int", Model: side, OVS: &TraceSide{Verdict: "output:2"}}
+			rep.Differences = differences(rep.Model, *rep.OVS, nil)
+			js, err := json.Marshal(rep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var text strings.Builder
+			if err := WriteTraceText(&text, rep); err != nil {
+				t.Fatal(err)
+			}
+			for what, got := range map[string]string{"json": string(js), "text": text.String(), "differences": strings.Join(rep.Differences, "\n")} {
+				if !strings.Contains(strings.ToLower(got), "cannot evaluate") || !strings.Contains(got, tt.want) {
+					t.Errorf("%s does not say what cannot be evaluated:\n%s", what, got)
+				}
+			}
+			if rep.Agree() || side.Verdict != "cannot evaluate classifier" {
+				t.Errorf("agree %v, verdict %q", rep.Agree(), side.Verdict)
+			}
+		})
 	}
 }

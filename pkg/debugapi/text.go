@@ -89,6 +89,9 @@ func WriteTraceText(w io.Writer, r TraceReport) error {
 	}
 	b.WriteByte('\n')
 	fmt.Fprintf(b, "  model: %s; rewrites %s\n", r.Model.Verdict, changedText(r.Model.Changed))
+	if r.Model.CannotEvaluate != "" {
+		fmt.Fprintf(b, "  CANNOT EVALUATE (model): %s\n", r.Model.CannotEvaluate)
+	}
 	if r.OVS != nil {
 		fmt.Fprintf(b, "  OVS:   %s; rewrites %s\n", r.OVS.Verdict, changedText(r.OVS.Changed))
 		fmt.Fprintf(b, "  datapath actions (OVS): %s\n", r.DatapathActions)
@@ -142,6 +145,9 @@ func writeNotes(b *bufio.Writer, s *TraceStep) {
 }
 
 func stepText(s *TraceStep) string {
+	if s.CannotEvaluate != "" {
+		return "cannot evaluate: " + s.CannotEvaluate
+	}
 	if !s.Matched {
 		return "no flow matches: dropped"
 	}

@@ -40,8 +40,13 @@ type TraceSide struct {
 	// Changed are the packet and register fields rewritten on the way,
 	// in OVS notation (name -> value).
 	Changed map[string]string `json:"changed"`
-	// Verdict sums the path up: "output:N", "IN_PORT" or "dropped in <table>".
+	// Verdict sums the path up: "output:N", "IN_PORT", "dropped in
+	// <table>" or "cannot evaluate <table>".
 	Verdict string `json:"verdict"`
+	// CannotEvaluate is set when the model met a flow matching a field or
+	// running an action it does not model: it says which, and the path
+	// stops at that table (the model's side only).
+	CannotEvaluate string `json:"cannot_evaluate,omitempty"`
 }
 
 // TraceStep is one table visited.
@@ -55,6 +60,8 @@ type TraceStep struct {
 	Actions   []string `json:"actions"` // "drop" when none
 	Owner     string   `json:"owner,omitempty"`
 	Notes     []string `json:"notes,omitempty"` // OVS's comments (">> Nonexistent output port")
+	// CannotEvaluate says why the model cannot tell what this table does.
+	CannotEvaluate string `json:"cannot_evaluate,omitempty"`
 }
 
 // modelSide turns a prediction into a TraceSide.
@@ -62,7 +69,10 @@ func modelSide(pr Prediction, initial Packet) TraceSide {
 	s := TraceSide{Outputs: nonNil(pr.Outputs), Changed: pr.Final.changed(&initial)}
 	for _, st := range pr.Steps {
 		name, _ := tableName(st.Table)
-		ts := TraceStep{Table: st.Table, TableName: name, Actions: []string{}}
+		ts := TraceStep{Table: st.Table, TableName: name, Actions: []string{}, CannotEvaluate: st.CannotEvaluate}
+		if st.CannotEvaluate != "" {
+			s.CannotEvaluate = fmt.Sprintf("table %d %s: %s", st.Table, name, st.CannotEvaluate)
+		}
 		if st.Hit != nil {
 			ts.Matched, ts.Priority, ts.Match, ts.Owner = true, st.Hit.Priority, st.Hit.Match.String(), st.Owner
 			ts.Cookie = fmt.Sprintf("%#x", st.Hit.Cookie)
@@ -109,6 +119,9 @@ func ovsSide(t OVSTrace) TraceSide {
 }
 
 func verdict(s TraceSide) string {
+	if n := len(s.Steps); s.CannotEvaluate != "" && n > 0 {
+		return "cannot evaluate " + s.Steps[n-1].TableName
+	}
 	if len(s.Outputs) > 0 {
 		return strings.Join(s.Outputs, ", ")
 	}
@@ -129,6 +142,9 @@ func nonNil(s []string) []string {
 // rewritten fields. shown are the fields OVS's final packet states.
 func differences(m, o TraceSide, shown map[string]bool) []string {
 	var out []string
+	if m.CannotEvaluate != "" {
+		out = append(out, "the model cannot evaluate "+m.CannotEvaluate)
+	}
 	for i := range max(len(m.Steps), len(o.Steps)) {
 		switch {
 		case i >= len(m.Steps):
