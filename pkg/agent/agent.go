@@ -114,6 +114,12 @@ func New(cfg Config) (*Agent, error) {
 		Regenerate: func(o reconcile.Owner) []flow.Flow { return a.model.regenerate(o) },
 	})
 	a.model = newModel(cfg.NodeName, a.rec, a.reject)
+	if cfg.Bridge.TableNames == nil { // name the pipeline's tables in OVS (ovs-ofctl --names)
+		cfg.Bridge.TableNames = map[int]string{}
+		for _, t := range pipeline.Tables() {
+			cfg.Bridge.TableNames[int(t.ID)] = t.Name
+		}
+	}
 	db, err := ovsdb.New(ovsdb.Config{Endpoint: cfg.OVSDB, Bridge: cfg.Bridge, NodeName: cfg.NodeName, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)

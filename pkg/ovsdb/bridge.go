@@ -164,6 +164,7 @@ func (c *Client) applyBridge(ctx context.Context, cl client.Client, r *rows) (bo
 		return true, transact(ctx, cl, ops)
 	}
 	d := bridgeDrift(br, cfg)
+	d.tables = tableDrift(br, cfg.TableNames, r.flowTables, &d.was)
 	if d.empty() {
 		return false, nil
 	}
@@ -195,10 +196,42 @@ func desiredOtherConfig(cfg BridgeConfig) map[string]string {
 type drift struct {
 	columns     []string          // fail_mode, protocols, datapath_type
 	otherConfig map[string]string // other_config keys to set, desired values
+	tables      []int             // flow_tables entries to (re)name
 	was         []string          // what was found, for the log
 }
 
-func (d drift) empty() bool { return len(d.columns) == 0 && len(d.otherConfig) == 0 }
+func (d drift) empty() bool {
+	return len(d.columns) == 0 && len(d.otherConfig) == 0 && len(d.tables) == 0
+}
+
+// tableDrift lists the tables of names whose flow_tables entry is missing or
+// names them otherwise, noting what it found in was.
+func tableDrift(br *bridgeRow, names map[int]string, rows []flowTableRow, was *[]string) []int {
+	var out []int
+	for _, id := range slices.Sorted(maps.Keys(names)) {
+		got := ""
+		if i := slices.IndexFunc(rows, func(r flowTableRow) bool { return r.UUID == br.FlowTables[id] }); i >= 0 {
+			got = derefString(rows[i].Name)
+		}
+		if got != names[id] {
+			out = append(out, id)
+			*was = append(*was, fmt.Sprintf("flow_tables:%d=%q", id, got))
+		}
+	}
+	return out
+}
+
+// newFlowTables are new Flow_Table rows naming tables ids, and the
+// flow_tables entries that refer to them.
+func newFlowTables(names map[int]string, ids []int) ([]model.Model, map[int]string) {
+	rows, refs := make([]model.Model, 0, len(ids)), map[int]string{}
+	for _, id := range ids {
+		name := names[id]
+		r := &flowTableRow{UUID: fmt.Sprintf("newflowtable%d", id), Name: &name}
+		rows, refs[id] = append(rows, r), r.UUID
+	}
+	return rows, refs
+}
 
 func (d drift) String() string { return strings.Join(d.was, " ") }
 
@@ -242,7 +275,9 @@ func createBridgeOps(cl client.Client, root *ovsRow, cfg BridgeConfig) ([]ovsdb.
 	port := &portRow{UUID: "newlocalport", Name: cfg.Name, Interfaces: []string{iface.UUID}}
 	br := desiredBridge(cfg)
 	br.UUID, br.Ports = "newbridge", []string{port.UUID}
-	ops, err := cl.Create(iface, port, br)
+	tables, named := newFlowTables(cfg.TableNames, slices.Sorted(maps.Keys(cfg.TableNames)))
+	br.FlowTables = named
+	ops, err := cl.Create(append([]model.Model{iface, port, br}, tables...)...)
 	if err != nil {
 		return nil, fmt.Errorf("create bridge %s: %w", cfg.Name, err)
 	}
@@ -274,6 +309,20 @@ func bridgeRepairOps(cl client.Client, uuid string, cfg BridgeConfig, d drift) (
 			return nil, fmt.Errorf("repair bridge %s other_config: %w", cfg.Name, err)
 		}
 		ops = append(ops, mut...)
+	}
+	if len(d.tables) > 0 {
+		rows, refs := newFlowTables(cfg.TableNames, d.tables)
+		create, err := cl.Create(rows...)
+		if err != nil {
+			return nil, fmt.Errorf("name bridge %s tables: %w", cfg.Name, err)
+		}
+		mut, err := cl.Where(want).Mutate(want,
+			model.Mutation{Field: &want.FlowTables, Mutator: ovsdb.MutateOperationDelete, Value: d.tables},
+			model.Mutation{Field: &want.FlowTables, Mutator: ovsdb.MutateOperationInsert, Value: refs})
+		if err != nil {
+			return nil, fmt.Errorf("name bridge %s tables: %w", cfg.Name, err)
+		}
+		ops = append(append(ops, create...), mut...)
 	}
 	return ops, nil
 }

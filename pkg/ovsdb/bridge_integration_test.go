@@ -131,3 +131,39 @@ func TestFlowRestoreWait(t *testing.T) {
 		}, "FlowRestoreWait did not report %v", on)
 	}
 }
+
+// TestBridgeTableNames: the configured table names reach OVS through the
+// bridge's flow_tables, so that `ovs-ofctl --names` prints them, and come
+// back after the column is cleared or a name changed behind the client's
+// back.
+func TestBridgeTableNames(t *testing.T) {
+	n := testbed.NewNode(t, "tnames")
+	names := map[int]string{0: "classifier", 5: "l2_forward"}
+	c, _ := startClient(t, n, func(cfg *Config) { cfg.Bridge.TableNames = names })
+	if err := c.EnsureBridge(ctxT(t, 20*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	testbed.Eventually(t, 10*time.Second, func() bool {
+		return fileExists(filepath.Join(n.Dir, "br-int.mgmt"))
+	}, "vswitchd made no br-int.mgmt")
+	n.Ofctl(t, "add-flow", "br-int", "table=0,priority=1,actions=goto_table:5")
+	n.Ofctl(t, "add-flow", "br-int", "table=l2_forward,priority=2,actions=drop") // ovs-ofctl resolves the name
+	named := func() bool {
+		out := n.Ofctl(t, "dump-flows", "--names", "--no-stats", "br-int")
+		return strings.Contains(out, "table=classifier, priority=1 actions=goto_table:\"l2_forward\"") &&
+			strings.Contains(out, "table=\"l2_forward\", priority=2 actions=drop")
+	}
+	testbed.Eventually(t, 5*time.Second, named, "tables not named:\n"+n.Ofctl(t, "dump-flows", "--names", "--no-stats", "br-int"))
+	if out := n.Ofctl(t, "dump-flows", "--no-stats", "br-int"); !strings.Contains(out, "table=5, priority=2") {
+		t.Errorf("--no-names (the default off a terminal) no longer prints numbers:\n%s", out)
+	}
+	n.Vsctl(t, "clear", "Bridge", "br-int", "flow_tables")
+	testbed.Eventually(t, 5*time.Second, func() bool { return vsctlGet(t, n, "Bridge", "br-int", "flow_tables") != "{}" && named() },
+		"flow_tables not put back")
+	uuid := vsctlGet(t, n, "Bridge", "br-int", "flow_tables:5")
+	n.Vsctl(t, "set", "Flow_Table", uuid, "name=other")
+	testbed.Eventually(t, 5*time.Second, named, "renamed table not put back")
+	if s := c.Stats(); s.Repairs < 2 {
+		t.Errorf("stats: %+v, want 2 repairs", s)
+	}
+}

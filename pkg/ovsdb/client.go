@@ -202,10 +202,11 @@ func (c *Client) connect(ctx context.Context, cl client.Client) error {
 // them would fail on columns missing from the models and bring the
 // statistics updates vswitchd writes every few seconds.
 func newMonitor(cl client.Client) *client.Monitor {
-	o, b, p, i := &ovsRow{}, &bridgeRow{}, &portRow{}, &ifaceRow{}
+	o, b, p, i, ft := &ovsRow{}, &bridgeRow{}, &portRow{}, &ifaceRow{}, &flowTableRow{}
 	return cl.NewMonitor(
 		client.WithTable(o, &o.Bridges, &o.OtherConfig),
-		client.WithTable(b, &b.Name, &b.Ports, &b.FailMode, &b.Protocols, &b.DatapathType, &b.OtherConfig),
+		client.WithTable(b, &b.Name, &b.Ports, &b.FailMode, &b.Protocols, &b.DatapathType, &b.OtherConfig, &b.FlowTables),
+		client.WithTable(ft, &ft.Name),
 		client.WithTable(p, &p.Name, &p.Interfaces),
 		client.WithTable(i, &i.Name, &i.Type, &i.Options, &i.ExternalIDs, &i.OFPort,
 			&i.OFPortRequest, &i.MACInUse, &i.Error),

@@ -43,6 +43,10 @@ type BridgeConfig struct {
 	// HWAddr fixes the bridge MAC (other_config:hwaddr) so the datapath ID
 	// stays stable. Default DeriveHWAddr(NodeName, Name).
 	HWAddr net.HardwareAddr
+	// TableNames names OpenFlow tables (ID -> name) in the bridge's
+	// flow_tables (Flow_Table rows), so that `ovs-ofctl --names` prints
+	// them; kept like the other columns. Tables not listed are left alone.
+	TableNames map[int]string
 }
 
 // PortSpec is an ordinary port with one interface of the same name.

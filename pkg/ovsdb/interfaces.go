@@ -63,10 +63,11 @@ type InterfaceEvent struct {
 // rows is what the monitor cache holds for the tables that decide which
 // interfaces are on the bridge.
 type rows struct {
-	root    []ovsRow
-	bridges []bridgeRow
-	ports   []portRow
-	ifaces  []ifaceRow
+	root       []ovsRow
+	bridges    []bridgeRow
+	flowTables []flowTableRow
+	ports      []portRow
+	ifaces     []ifaceRow
 }
 
 func (r *rows) bridge(name string) *bridgeRow {

@@ -13,6 +13,7 @@ const (
 	tableBridge   = "Bridge"
 	tablePort     = "Port"
 	tableIface    = "Interface"
+	tableFlowTab  = "Flow_Table"
 	failSecure    = "secure"
 	protoOF13     = "OpenFlow13"
 	keyHWAddr     = "hwaddr"
@@ -37,6 +38,13 @@ type bridgeRow struct {
 	Protocols    []string          `ovsdb:"protocols"`
 	DatapathType string            `ovsdb:"datapath_type"`
 	OtherConfig  map[string]string `ovsdb:"other_config"`
+	FlowTables   map[int]string    `ovsdb:"flow_tables"` // OpenFlow table ID -> Flow_Table UUID
+}
+
+// flowTableRow is a Flow_Table row: the name OpenFlow reports for a table.
+type flowTableRow struct {
+	UUID string  `ovsdb:"_uuid"`
+	Name *string `ovsdb:"name"`
 }
 
 type portRow struct {
@@ -59,9 +67,10 @@ type ifaceRow struct {
 
 func newDBModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel(dbName, map[string]model.Model{
-		tableOVS:    &ovsRow{},
-		tableBridge: &bridgeRow{},
-		tablePort:   &portRow{},
-		tableIface:  &ifaceRow{},
+		tableOVS:     &ovsRow{},
+		tableBridge:  &bridgeRow{},
+		tablePort:    &portRow{},
+		tableIface:   &ifaceRow{},
+		tableFlowTab: &flowTableRow{},
 	})
 }

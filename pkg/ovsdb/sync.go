@@ -129,7 +129,7 @@ func readAll(ctx context.Context, cl client.Client) (rows, error) {
 // is not "", the Port and Interface rows of that name.
 func readRows(ctx context.Context, cl client.Client, port string) (rows, error) {
 	var r rows
-	for _, dst := range []any{&r.root, &r.bridges} {
+	for _, dst := range []any{&r.root, &r.bridges, &r.flowTables} {
 		if err := cl.List(ctx, dst); err != nil {
 			return rows{}, fmt.Errorf("read ovsdb cache: %w", err)
 		}
