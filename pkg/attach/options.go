@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
 )
 
 // Defaults for Options.
@@ -115,7 +115,7 @@ func (o Options) mac() net.HardwareAddr {
 	if o.MAC != nil {
 		return o.MAC
 	}
-	return endpoint.DerivedMAC(o.IP.Addr())
+	return arp.DerivedMAC(o.IP.Addr())
 }
 
 func checkMAC(mac net.HardwareAddr) error {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
 
@@ -54,7 +55,7 @@ func (p Port) mac() (net.HardwareAddr, bool) {
 	if !ok {
 		return nil, false
 	}
-	return endpoint.DerivedMAC(ip), true
+	return arp.DerivedMAC(ip), true
 }
 
 // externalIDs are the keys Attach writes on the interface.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
 )
 
 // Endpoint is a local container interface on the integration bridge.
@@ -64,22 +66,13 @@ func FromInterface(name string, ofport int, ext map[string]string) (Endpoint, er
 		}
 		ep.MAC = mac
 	} else {
-		ep.MAC = DerivedMAC(ip)
+		ep.MAC = arp.DerivedMAC(ip) // what remote hosts in static mode expect
 	}
 	if ofport <= 0 || ofport >= 0xff00 {
 		return ep, fmt.Errorf("interface %s: %w (ofport %d)", name, ErrNoOFPort, ofport)
 	}
 	ep.OFPort = uint32(ofport)
 	return ep, nil
-}
-
-// DerivedMAC is the MAC an endpoint gets when none is given: 0a:58 followed
-// by the four bytes of its IPv4 address (locally administered, unicast).
-// Remote hosts in the static cluster view rely on it: a frame for an IP in a
-// host's range is addressed to this MAC without per-endpoint distribution.
-func DerivedMAC(ip netip.Addr) net.HardwareAddr {
-	b := ip.As4()
-	return net.HardwareAddr{0x0a, 0x58, b[0], b[1], b[2], b[3]}
 }
 
 func isZero(mac net.HardwareAddr) bool {
