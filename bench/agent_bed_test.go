@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
+	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
-	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/test/testbed"
@@ -62,7 +62,7 @@ func endpointIP(i, gen int) netip.Addr {
 func benchEndpoint(i, gen int) (pipeline.Network, pipeline.Endpoint) {
 	ip := endpointIP(i, gen)
 	return pipeline.Network{Name: benchNet, VNI: benchVNI, Subnet: benchSubnet},
-		pipeline.Endpoint{Network: benchNet, Port: portName(i), OFPort: 1, IP: ip, MAC: endpoint.DerivedMAC(ip)}
+		pipeline.Endpoint{Network: benchNet, Port: portName(i), OFPort: 1, IP: ip, MAC: arp.DerivedMAC(ip)}
 }
 
 // flowsPerEndpoint is the number of flows of one endpoint, per pkg/pipeline.

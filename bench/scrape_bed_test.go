@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/test/testbed"
@@ -82,7 +83,7 @@ func scIP(i int) netip.Addr {
 func scWaitFlows(b *testing.B, node *testbed.Node, ports, endpoints int) {
 	b.Helper()
 	net := pipeline.Network{Name: "blue", VNI: 100, Subnet: netip.MustParsePrefix("10.100.0.0/16")}
-	ep := pipeline.Endpoint{Network: "blue", Port: "d0", OFPort: 1, IP: scIP(0), MAC: endpoint.DerivedMAC(scIP(0))}
+	ep := pipeline.Endpoint{Network: "blue", Port: "d0", OFPort: 1, IP: scIP(0), MAC: arp.DerivedMAC(scIP(0))}
 	want := len(pipeline.FixedFlows(100)) + len(pipeline.NetworkFlows(net)) + endpoints*len(pipeline.EndpointFlows(net, ep))
 	start := time.Now()
 	got := -1

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
@@ -73,7 +74,7 @@ func host(name, ip string, ranges map[string]string) cluster.Host {
 
 func ep(port string, ofport uint32, network, ip string) endpoint.Endpoint {
 	a := netip.MustParseAddr(ip)
-	return endpoint.Endpoint{Port: port, OFPort: ofport, Network: network, IP: a, MAC: endpoint.DerivedMAC(a)}
+	return endpoint.Endpoint{Port: port, OFPort: ofport, Network: network, IP: a, MAC: arp.DerivedMAC(a)}
 }
 
 func TestModelIncrementalEqualsFullBuild(t *testing.T) {

@@ -13,16 +13,8 @@
 // role field that singles out flows read on their own (see Cookie, Role).
 // Build leaves out network and remote flows while there is no tunnel port.
 //
-// How to add a table:
-//
-//  1. Add a constant to the Table list in tables.go at the place packets
-//     reach it (goto_table only goes forward; later tables get new IDs,
-//     which the agent's diff turns into a resync of those tables).
-//  2. Give it a name and a one-line description in Tables().
-//  3. Write its flows in a function returning []flow.Flow with the cookie of
-//     the object they belong to, add its miss flow in FixedFlows, and goto it
-//     from the table before it. Name any new register bits next to the
-//     existing ones, never reusing bits.
-//  4. Run `go test ./pkg/pipeline -update` and review the golden diff; add
-//     the table to docs/pipeline.md (a test checks every table is there).
+// Tables are declared once, in packet order, in tables.go (name, purpose,
+// miss policy); IDs are positions. Register fields and the marks they carry
+// are named next to them. docs/pipeline.md, "Adding a table", walks through
+// adding one.
 package pipeline

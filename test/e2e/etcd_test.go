@@ -16,6 +16,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster/etcd"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster/etcd/etcdtest"
@@ -108,7 +109,7 @@ func etContainer(t *testing.T, n *testbed.Node, name, ip string) *testbed.Contai
 	t.Helper()
 	addr := netip.MustParsePrefix(ip)
 	c := n.AddContainer(t, name, testbed.ContainerOpts{Addr: addr})
-	if endpoint.DerivedMAC(addr.Addr()).String() == c.MAC.String() {
+	if arp.DerivedMAC(addr.Addr()).String() == c.MAC.String() {
 		t.Fatalf("container %s got the derived MAC", name)
 	}
 	c.AttachTo(t, "br-int", 0, map[string]string{endpoint.KeyNetwork: etNet.Name,
