@@ -116,7 +116,7 @@ func TestAgentProgramsAndRepairs(t *testing.T) {
 	c3 := attach(t, node, "c3", "red", "10.200.1.10/16", 13)
 
 	// 8 fixed + 2 networks + 1 remote host with 2 ranges (5) + 3 endpoints x 5.
-	const want = 8 + 2 + 5 + 15
+	want := len(pipeline.FixedFlows(100)) + 2 + 5 + 15
 	testbed.Eventually(t, 5*time.Second, func() bool { return agentFlows(t, node, "") == want },
 		"want %d agent flows, OVS has:\n%s", want, node.Ofctl(t, "dump-flows", "br-int"))
 	if got := strings.TrimSpace(node.Vsctl(t, "get", "bridge", "br-int", "fail_mode")); got != "secure" {

@@ -22,7 +22,7 @@ func TestAgentRepairsReportedDrift(t *testing.T) {
 	h := startAgent(t, node, "ha")
 	c1 := attach(t, node, "c1", "blue", "10.100.1.10/16", 11)
 	attach(t, node, "c2", "blue", "10.100.1.11/16", 12)
-	const want = 8 + 2 + 5 + 10
+	want := len(pipeline.FixedFlows(100)) + 2 + 5 + 10
 	testbed.Eventually(t, 5*time.Second, func() bool { return agentFlows(t, node, "") == want }, "pipeline not installed")
 	if !h.agent.Status().FlowMonitor {
 		t.Fatal("flow monitor not active")
