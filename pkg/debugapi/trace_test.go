@@ -78,7 +78,8 @@ func TestTraceFlagsDifferences(t *testing.T) {
 		}
 	}
 	rec := get(t, "/debug/trace?in_port=vblue-a&nw_dst=10.1.2.5", replay(tampered, nil, &asked))
-	for _, s := range []string{"5 l2_forward     DIFFERENT", "OVS:   priority=124,", "actions=drop", "6 tunnel_egress  DIFFERENT", "(not reached)", "DIFFER ("} {
+	for _, s := range []string{fmt.Sprintf("%2d l2_forward     DIFFERENT", pipeline.L2Forward.ID()), "OVS:   priority=124,", "actions=drop",
+		fmt.Sprintf("%2d tunnel_egress  DIFFERENT", pipeline.TunnelEgress.ID()), "(not reached)", "DIFFER ("} {
 		if !strings.Contains(rec.Body.String(), s) {
 			t.Errorf("text lacks %q:\n%s", s, rec.Body)
 		}

@@ -36,20 +36,20 @@ func testPorts() []fakePort {
 
 func testFlows() []fakeFlow {
 	return []fakeFlow{
-		{table: 0, cookie: fixedCookie, packets: 1000},          // classifier miss: goto, not a drop
-		{table: 1, cookie: fixedCookie, packets: 3, drop: true}, // spoof_guard miss
-		{table: 2, cookie: fixedCookie, packets: 4, drop: true}, // arp_responder miss
-		{table: 3, cookie: fixedCookie, drop: true},             // tunnel_ingress miss
-		{table: 4, cookie: fixedCookie, drop: true},             // tunnel_network miss
-		{table: 5, cookie: fixedCookie, packets: 5, drop: true}, // l2_forward miss
-		{table: 6, cookie: fixedCookie, packets: 8},             // tunnel_egress miss: output
-		{table: 1, priority: 200, cookie: vc1Cookie, inPort: 1, packets: 50},
-		{table: 1, priority: 100, cookie: spoofDrop(vc1Cookie), inPort: 1, packets: 7, drop: true},
-		{table: 1, priority: 100, cookie: 0x1234, inPort: 2, packets: 99, drop: true},    // foreign
-		{table: 1, priority: 100, cookie: vc1Cookie, inPort: 2, packets: 98, drop: true}, // no drop role
+		{table: pipeline.Classifier.ID(), cookie: fixedCookie, packets: 1000},            // classifier miss: goto, not a drop
+		{table: pipeline.SpoofGuard.ID(), cookie: fixedCookie, packets: 3, drop: true},   // spoof_guard miss
+		{table: pipeline.ARPResponder.ID(), cookie: fixedCookie, packets: 4, drop: true}, // arp_responder miss
+		{table: pipeline.TunnelIngress.ID(), cookie: fixedCookie, drop: true},            // tunnel_ingress miss
+		{table: pipeline.TunnelNetwork.ID(), cookie: fixedCookie, drop: true},            // tunnel_network miss
+		{table: pipeline.L2Forward.ID(), cookie: fixedCookie, packets: 5, drop: true},    // l2_forward miss
+		{table: pipeline.TunnelEgress.ID(), cookie: fixedCookie, packets: 8},             // tunnel_egress miss: output
+		{table: pipeline.SpoofGuard.ID(), priority: 200, cookie: vc1Cookie, inPort: 1, packets: 50},
+		{table: pipeline.SpoofGuard.ID(), priority: 100, cookie: spoofDrop(vc1Cookie), inPort: 1, packets: 7, drop: true},
+		{table: pipeline.SpoofGuard.ID(), priority: 100, cookie: 0x1234, inPort: 2, packets: 99, drop: true},    // foreign
+		{table: pipeline.SpoofGuard.ID(), priority: 100, cookie: vc1Cookie, inPort: 2, packets: 98, drop: true}, // no drop role
 		// a second endpoint's drop flow on ofport 1 (a stale owner): summed
-		{table: 1, priority: 100, cookie: spoofDrop(pipeline.Endpoint{Port: "old"}.Cookie()), inPort: 1, packets: 1, drop: true},
-		{table: 5, priority: 200, cookie: vc1Cookie, packets: 60},
+		{table: pipeline.SpoofGuard.ID(), priority: 100, cookie: spoofDrop(pipeline.Endpoint{Port: "old"}.Cookie()), inPort: 1, packets: 1, drop: true},
+		{table: pipeline.L2Forward.ID(), priority: 200, cookie: vc1Cookie, packets: 60},
 	}
 }
 
