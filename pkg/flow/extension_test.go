@@ -232,24 +232,9 @@ func TestOVSExtensionRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byKey := map[flow.Key]flow.Stats{}
-	for _, s := range stats {
-		byKey[s.Key()] = s
-	}
-	for _, f := range flows {
-		s, ok := byKey[f.Key()]
-		if !ok {
-			t.Errorf("no flow with the key of %s", f)
-			continue
-		}
-		if s.Content() != f.Content() {
-			t.Errorf("content differs for %s:\n ovs %x\n ours %x", f, s.Instructions, []byte(f.Content())[8:])
-		}
-		if g, err := s.FlowIn(extended); err != nil || g.String() != f.String() || g.Key() != f.Key() || g.Content() != f.Content() {
-			t.Errorf("decoded as %v (%v), want %s", g, err, f)
-		}
+	for _, s := range checkReadBack(t, stats, flows, extended) {
 		if _, err := s.Flow(); !errors.Is(err, flow.ErrUnsupported) {
-			t.Errorf("standard vocabulary decoded %s: %v", f, err)
+			t.Errorf("standard vocabulary decoded the flow of key %x: %v", s.Key().Match, err)
 		}
 	}
 }
