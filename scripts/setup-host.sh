@@ -13,6 +13,10 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 # ethtool: TCP through the userspace datapath needs TX checksum offload off on veths (same benchmark).
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
+# nft and iptables: observers of the gateway's packet filter in pkg/netfilter's tests (nft list,
+# nft monitor), and Docker's FORWARD DROP reproduced with the iptables CLI.
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
 # promtool (checks the agent's /metrics output in tests) ships in Debian's prometheus package.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then
