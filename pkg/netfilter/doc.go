@@ -71,7 +71,6 @@
 //     published port to a Blocked address (the connection came in through
 //     the published port). The host itself reaches its containers (its
 //     own traffic is not forwarded, nothing filters it).
-//   - Only IPv4 (family ip): the project's networks are IPv4.
 //
 // # Forwarding
 //
@@ -132,4 +131,10 @@
 // count-published, entered by DNATed packets from forward, input and
 // output: each packet passes one of them; host ports of one container port
 // share these).
+//
+// # Limits
+//
+// A published port is one rule in chain published and two in
+// count-published, walked in order: fine for hundreds; thousands would
+// want verdict maps. Only IPv4.
 package netfilter

@@ -41,6 +41,9 @@ type Status struct {
 	Changes  uint64 // batches sent (from Apply or repairs)
 	Repairs  uint64 // batches sent without a new State: out-of-band changes undone
 	Failures uint64 // failed comparisons or batches (retried)
+	// Uplinks are the uplinks in use: State.Uplinks, or the interfaces of
+	// the default routes found at the last sync.
+	Uplinks []string
 	// ForwardingMissing are gateway or uplink interfaces not found (yet);
 	// their forwarding flag is set once they appear (checked every second).
 	ForwardingMissing []string
@@ -139,7 +142,7 @@ func (k *Keeper) Status() Status {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	s := k.status
-	s.ForwardingMissing = slices.Clone(s.ForwardingMissing)
+	s.Uplinks, s.ForwardingMissing = slices.Clone(s.Uplinks), slices.Clone(s.ForwardingMissing)
 	return s
 }
 
@@ -257,11 +260,14 @@ func (k *Keeper) forwarding(rs *Ruleset) error {
 				return err
 			}
 		}
+		if !slices.Equal(uplinks, k.status.Uplinks) {
+			k.log.Info("netfilter: uplinks", "interfaces", uplinks, "default_routes", len(rs.Uplinks) == 0)
+		}
 		enabled, missing, err := enableForwarding(slices.Concat(rs.Gateways, uplinks))
 		if len(enabled) > 0 {
 			k.log.Info("netfilter: turned on IPv4 forwarding", "interfaces", enabled)
 		}
-		k.status.ForwardingMissing = missing
+		k.status.Uplinks, k.status.ForwardingMissing = uplinks, missing
 		return err
 	})
 }

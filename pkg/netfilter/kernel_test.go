@@ -72,6 +72,9 @@ func TestForwardingPerInterface(t *testing.T) {
 	flag := func(ifname string) string {
 		return strings.TrimSpace(b.host.MustExec(t, "sysctl", "-n", "net.ipv4.conf."+ifname+".forwarding"))
 	}
+	if u := k.Status().Uplinks; len(u) != 1 || u[0] != uplinkIf {
+		t.Errorf("uplinks %v, want the default route's %s", u, uplinkIf)
+	}
 	want := map[string]string{"all": "0", "default": "0", "side0": "0", "gw-blue": "1", "gw-red": "1", uplinkIf: "1"}
 	for ifname, v := range want {
 		if got := flag(ifname); got != v {
