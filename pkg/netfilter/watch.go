@@ -18,6 +18,7 @@ import (
 // events). Run does nothing before the first Apply.
 func (k *Keeper) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
+		start := time.Now()
 		mon, events, err := k.monitor()
 		if err != nil {
 			k.log.Warn("netfilter: nftables monitor unavailable; comparing periodically", "err", err)
@@ -29,6 +30,10 @@ func (k *Keeper) Run(ctx context.Context) error {
 				for range events {
 				}
 			}()
+		}
+		select { // a monitor that keeps failing is retried once a second
+		case <-ctx.Done():
+		case <-time.After(retryPeriod - time.Since(start)):
 		}
 	}
 	return nil
