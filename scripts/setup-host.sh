@@ -19,6 +19,10 @@ command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 # promtool (checks the agent's /metrics output in tests) ships in Debian's prometheus package.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# dockerd (Debian's docker.io, 20.10: API 1.41, containerd and runc as dependencies) and a static
+# busybox for the test image: the Docker plugin's tests start one private dockerd per test host.
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -28,7 +32,20 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "setup-host: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# The packages must not start their system services (docker.io would start dockerd and
+# containerd on the host): a policy-rc.d that refuses starts, for the time of the install,
+# unless the machine has one already (container images often do).
+policy=/usr/sbin/policy-rc.d
+ours=
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1
+  trap '[ -n "$ours" ] && rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Nor at the next boot: the tests run private engines (test/testbed/docker.go).
+if [[ " ${need[*]} " == *" docker.io "* ]] && [ -d /run/systemd/system ]; then
+  systemctl disable --now docker.service docker.socket containerd.service >/dev/null 2>&1 || true
+fi
 # The package may start the system OVS service; the tests run private
 # instances and do not need it.

@@ -117,6 +117,7 @@ func cleanLeftovers() {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), Prefix+"*"))
 	for _, d := range dirs {
 		if pid := ownerPid(filepath.Base(d)); pid > 0 && !alive(pid) {
+			cleanDockerLeftovers(d)
 			pids, _ := filepath.Glob(filepath.Join(d, "*.pid"))
 			for _, p := range pids {
 				if pid := readPid(p); pid > 0 && isOVS(pid) {
@@ -132,6 +133,7 @@ func cleanLeftovers() {
 			NetNS(e.Name()).remove()
 		}
 	}
+	cleanDockerCgroups()
 }
 
 // isOVS guards against killing a recycled pid that is not one of our daemons.
