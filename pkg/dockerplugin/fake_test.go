@@ -115,7 +115,7 @@ func (f *fakeEndpoints) Join(ctx context.Context, ep Endpoint) (Joined, error) {
 	}
 	f.joined[ep.ID] = ep
 	f.mu.Unlock()
-	return Joined{Interface: "vd" + ep.ID[:6]}, nil
+	return Joined{Interface: "vd" + ep.ID[:min(6, len(ep.ID))]}, nil
 }
 
 func (f *fakeEndpoints) Leave(ctx context.Context, id string) error {
@@ -163,7 +163,8 @@ func newBed(t *testing.T, stateFile string) *bed {
 // do sends one call the way dockerd does (POST, JSON body, no
 // Content-Type) and returns the status and the body.
 func (b *bed) do(call, body string) (int, string) {
-	req := httptest.NewRequest(http.MethodPost, "/"+call, strings.NewReader(body))
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	req.URL.Path = "/" + call // any bytes, as a client could send them
 	rec := httptest.NewRecorder()
 	b.srv.Handler().ServeHTTP(rec, req)
 	return rec.Code, strings.TrimSpace(rec.Body.String())
