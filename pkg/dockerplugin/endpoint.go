@@ -10,15 +10,20 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
 
-// endpointIDs decodes and checks the ids every endpoint call carries.
-func (c *call) endpointIDs(networkID, endpointID string) error {
-	if err := checkID("NetworkID", networkID); err != nil {
+// decodeEndpoint decodes a request that names an endpoint and checks the
+// ids.
+func (c *call) decodeEndpoint(req interface{ ref() endpointRef }) error {
+	if err := c.decode(req); err != nil {
 		return err
 	}
-	if err := checkID("EndpointID", endpointID); err != nil {
+	r := req.ref()
+	if err := checkID("NetworkID", r.NetworkID); err != nil {
 		return err
 	}
-	c.log("docker_network", networkID, "endpoint", endpointID)
+	if err := checkID("EndpointID", r.EndpointID); err != nil {
+		return err
+	}
+	c.log("docker_network", r.NetworkID, "endpoint", r.EndpointID)
 	return nil
 }
 
@@ -33,10 +38,7 @@ func (s *Server) boundNetwork(id string) (Network, error) {
 
 func (s *Server) createEndpoint(c *call) (any, error) {
 	var req createEndpointRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	if err := c.endpointIDs(req.NetworkID, req.EndpointID); err != nil {
+	if err := c.decodeEndpoint(&req); err != nil {
 		return nil, err
 	}
 	n, err := s.boundNetwork(req.NetworkID)
@@ -100,10 +102,7 @@ func endpointFrom(req createEndpointRequest, n Network) (ep Endpoint, derived bo
 
 func (s *Server) join(c *call) (any, error) {
 	var req joinRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	if err := c.endpointIDs(req.NetworkID, req.EndpointID); err != nil {
+	if err := c.decodeEndpoint(&req); err != nil {
 		return nil, err
 	}
 	if req.SandboxKey == "" {
@@ -149,10 +148,7 @@ func (s *Server) join(c *call) (any, error) {
 
 func (s *Server) leave(c *call) (any, error) {
 	var req endpointRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	if err := c.endpointIDs(req.NetworkID, req.EndpointID); err != nil {
+	if err := c.decodeEndpoint(&req); err != nil {
 		return nil, err
 	}
 	return struct{}{}, s.cfg.Endpoints.Leave(c.ctx, req.EndpointID)
@@ -163,10 +159,7 @@ func (s *Server) leave(c *call) (any, error) {
 // that failed (agent down) is not sent again.
 func (s *Server) deleteEndpoint(c *call) (any, error) {
 	var req endpointRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	if err := c.endpointIDs(req.NetworkID, req.EndpointID); err != nil {
+	if err := c.decodeEndpoint(&req); err != nil {
 		return nil, err
 	}
 	if _, ok := s.st.endpoint(req.EndpointID); !ok {
@@ -184,10 +177,7 @@ func (s *Server) deleteEndpoint(c *call) (any, error) {
 // would fail docker inspect.
 func (s *Server) endpointOperInfo(c *call) (any, error) {
 	var req endpointRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	if err := c.endpointIDs(req.NetworkID, req.EndpointID); err != nil {
+	if err := c.decodeEndpoint(&req); err != nil {
 		return nil, err
 	}
 	ep, ok := s.st.endpoint(req.EndpointID)
@@ -204,10 +194,7 @@ func (s *Server) endpointOperInfo(c *call) (any, error) {
 
 func (s *Server) programExternal(c *call) (any, error) {
 	var req externalRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	if err := c.endpointIDs(req.NetworkID, req.EndpointID); err != nil {
+	if err := c.decodeEndpoint(&req); err != nil {
 		return nil, err
 	}
 	opts, err := parseEndpointOptions(req.Options)
@@ -222,10 +209,7 @@ func (s *Server) programExternal(c *call) (any, error) {
 
 func (s *Server) revokeExternal(c *call) (any, error) {
 	var req endpointRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	if err := c.endpointIDs(req.NetworkID, req.EndpointID); err != nil {
+	if err := c.decodeEndpoint(&req); err != nil {
 		return nil, err
 	}
 	return struct{}{}, s.cfg.Endpoints.Unpublish(c.ctx, req.EndpointID)

@@ -84,24 +84,28 @@ func (f *fakeAddresses) Release(network string, addr netip.Addr) error {
 	return nil
 }
 
+// callLog records what a fake backend was asked, in order.
+type callLog struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (l *callLog) record(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.log = append(l.log, s)
+}
+
+func (l *callLog) calls() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.log, "; ")
+}
+
 // fakeEndpoints records calls; joinFn, if set, replaces Join.
 type fakeEndpoints struct {
-	mu     sync.Mutex
-	log    []string
-	joined map[string]Endpoint
+	callLog
 	joinFn func(ctx context.Context, ep Endpoint) (Joined, error)
-}
-
-func (f *fakeEndpoints) record(s string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.log = append(f.log, s)
-}
-
-func (f *fakeEndpoints) calls() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return strings.Join(f.log, "; ")
 }
 
 func (f *fakeEndpoints) Join(ctx context.Context, ep Endpoint) (Joined, error) {
@@ -109,12 +113,6 @@ func (f *fakeEndpoints) Join(ctx context.Context, ep Endpoint) (Joined, error) {
 		return f.joinFn(ctx, ep)
 	}
 	f.record(fmt.Sprintf("join %s %s %s %s", ep.ID, ep.Network, ep.Address, ep.MAC))
-	f.mu.Lock()
-	if f.joined == nil {
-		f.joined = map[string]Endpoint{}
-	}
-	f.joined[ep.ID] = ep
-	f.mu.Unlock()
 	return Joined{Interface: "vd" + ep.ID[:min(6, len(ep.ID))]}, nil
 }
 

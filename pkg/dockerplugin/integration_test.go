@@ -61,7 +61,7 @@ func startRealBed(t *testing.T) *realBed {
 	d := testbed.StartDocker(t, n)
 	v, _ := src.Current()
 	host, _ := v.Host("host-a")
-	b := &realBed{node: n, docker: d, eps: &vethEndpoints{node: n, t: t}, rec: &recorder{}}
+	b := &realBed{node: n, docker: d, eps: &vethEndpoints{node: n}, rec: &recorder{}}
 	b.srv, err = New(Config{
 		StateFile: filepath.Join(t.TempDir(), "docker-networks.json"),
 		View:      src.Current,
@@ -232,25 +232,11 @@ func (r *rangeAddresses) Release(network string, addr netip.Addr) error {
 // vethEndpoints makes the veth pair Docker expects in dockerd's namespace
 // (the node's) with ip; the host end stays there, unattached.
 type vethEndpoints struct {
+	callLog
 	node *testbed.Node
-	t    *testing.T
-	mu   sync.Mutex
-	log  []string
 }
 
 func (v *vethEndpoints) names(id string) (string, string) { return "vd" + id[:8], "vh" + id[:8] }
-
-func (v *vethEndpoints) record(s string) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.log = append(v.log, s)
-}
-
-func (v *vethEndpoints) calls() string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return strings.Join(v.log, "; ")
-}
 
 func (v *vethEndpoints) Join(ctx context.Context, ep Endpoint) (Joined, error) {
 	c, h := v.names(ep.ID)

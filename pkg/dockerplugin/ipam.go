@@ -61,16 +61,24 @@ func (s *Server) requestPool(c *call) (any, error) {
 	return requestPoolResponse{PoolID: poolID(n.Name, n.Subnet), Pool: n.Subnet.String(), Data: map[string]string{}}, nil
 }
 
+// decodePool decodes a request that names a pool and reads the pool id.
+func (c *call) decodePool(req interface{ poolID() string }) (string, netip.Prefix, error) {
+	if err := c.decode(req); err != nil {
+		return "", netip.Prefix{}, err
+	}
+	name, subnet, err := parsePoolID(req.poolID())
+	if err == nil {
+		c.log("network", name)
+	}
+	return name, subnet, err
+}
+
 func (s *Server) releasePool(c *call) (any, error) {
 	var req poolRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	name, subnet, err := parsePoolID(req.PoolID)
+	_, subnet, err := c.decodePool(&req)
 	if err != nil {
 		return nil, err
 	}
-	c.log("network", name)
 	s.st.forgetPool(subnet)
 	return struct{}{}, nil
 }
@@ -79,14 +87,10 @@ func (s *Server) releasePool(c *call) (any, error) {
 // address of this host's share.
 func (s *Server) requestAddress(c *call) (any, error) {
 	var req requestAddressRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	name, subnet, err := parsePoolID(req.PoolID)
+	name, subnet, err := c.decodePool(&req)
 	if err != nil {
 		return nil, err
 	}
-	c.log("network", name)
 	var want netip.Addr
 	if req.Address != "" {
 		if want, err = netip.ParseAddr(req.Address); err != nil || !subnet.Contains(want) {
@@ -145,10 +149,7 @@ func (s *Server) checkInView(name string, subnet netip.Prefix) error {
 // stays.
 func (s *Server) releaseAddress(c *call) (any, error) {
 	var req releaseAddressRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	name, subnet, err := parsePoolID(req.PoolID)
+	name, subnet, err := c.decodePool(&req)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +157,7 @@ func (s *Server) releaseAddress(c *call) (any, error) {
 	if err != nil || !subnet.Contains(addr) {
 		return nil, invalid("address %q is not an address of network %s (%s)", req.Address, name, subnet)
 	}
-	c.log("network", name, "ip", addr)
+	c.log("ip", addr)
 	if gw, err := s.cfg.Addresses.Gateway(name); err == nil && gw == addr {
 		return struct{}{}, nil
 	}

@@ -73,11 +73,18 @@ type endpointInterface struct {
 	MacAddress  string `json:",omitempty"`
 }
 
-type createEndpointRequest struct {
+// endpointRef names an endpoint; the endpoint calls' requests embed it.
+type endpointRef struct {
 	NetworkID  string
 	EndpointID string
-	Interface  *endpointInterface
-	Options    map[string]json.RawMessage
+}
+
+func (r endpointRef) ref() endpointRef { return r }
+
+type createEndpointRequest struct {
+	endpointRef
+	Interface *endpointInterface
+	Options   map[string]json.RawMessage
 }
 
 type createEndpointResponse struct {
@@ -85,8 +92,7 @@ type createEndpointResponse struct {
 }
 
 type endpointRequest struct { // DeleteEndpoint, EndpointOperInfo, Leave, RevokeExternalConnectivity
-	NetworkID  string
-	EndpointID string
+	endpointRef
 }
 
 type operInfoResponse struct {
@@ -94,8 +100,7 @@ type operInfoResponse struct {
 }
 
 type joinRequest struct {
-	NetworkID  string
-	EndpointID string
+	endpointRef
 	SandboxKey string
 	Options    map[string]json.RawMessage
 }
@@ -112,9 +117,8 @@ type joinResponse struct {
 }
 
 type externalRequest struct { // ProgramExternalConnectivity
-	NetworkID  string
-	EndpointID string
-	Options    map[string]json.RawMessage
+	endpointRef
+	Options map[string]json.RawMessage
 }
 
 type discoveryRequest struct { // DiscoverNew, DiscoverDelete
@@ -146,12 +150,20 @@ type requestPoolResponse struct {
 	Data   map[string]string
 }
 
-type poolRequest struct { // ReleasePool
+// poolRef names a pool; the requests of the calls after RequestPool
+// embed it.
+type poolRef struct {
 	PoolID string
 }
 
+func (r poolRef) poolID() string { return r.PoolID }
+
+type poolRequest struct { // ReleasePool
+	poolRef
+}
+
 type requestAddressRequest struct {
-	PoolID  string
+	poolRef
 	Address string
 	Options map[string]string
 }
@@ -162,7 +174,7 @@ type requestAddressResponse struct {
 }
 
 type releaseAddressRequest struct {
-	PoolID  string
+	poolRef
 	Address string
 }
 
