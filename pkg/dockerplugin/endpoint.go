@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
 
@@ -64,7 +65,7 @@ func (s *Server) createEndpoint(c *call) (any, error) {
 
 // endpointFrom checks CreateEndpoint's interface against the network and
 // builds the endpoint. derived says the MAC was not given and is derived
-// from the address (pkg/endpoint.DerivedMAC).
+// from the address (pkg/arp.DerivedMAC).
 func endpointFrom(req createEndpointRequest, n Network) (ep Endpoint, derived bool, err error) {
 	ep = Endpoint{ID: req.EndpointID, NetworkID: req.NetworkID, Network: n.Name}
 	itf := req.Interface
@@ -95,7 +96,7 @@ func endpointFrom(req createEndpointRequest, n Network) (ep Endpoint, derived bo
 	case opts.MAC != nil:
 		ep.MAC = opts.MAC
 	default:
-		ep.MAC, derived = endpoint.DerivedMAC(addr.Addr()), true
+		ep.MAC, derived = arp.DerivedMAC(addr.Addr()), true
 	}
 	return ep, derived, nil
 }
