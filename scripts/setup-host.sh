@@ -23,6 +23,13 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # busybox for the test image: the Docker plugin's tests start one private dockerd per test host.
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
+# dig and nslookup: independent observers of the resolver (pkg/resolver integration tests).
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+# dnsmasq: the "outside" upstream in the resolver tests and the reference in its benchmark.
+# dnsmasq-base is the binary alone: the dnsmasq package would start a system service on port 53.
+command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
+# dnsperf: the resolver benchmark's load generator.
+command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

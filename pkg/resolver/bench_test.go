@@ -1,0 +1,213 @@
+package resolver
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/ofctl-agent/ofctl-agent/test/testbed"
+)
+
+// BenchmarkResolverVsDnsmasq serves 10,000 names from the resolver (a real
+// process, as in the integration tests) and from dnsmasq (a hosts file with
+// the same names) in one host namespace, and measures both from a client
+// namespace joined by a veth (kernel path, no switch in between):
+//   - throughput: dnsperf, as fast as it can with 100 queries outstanding,
+//     rounds alternating between the two servers;
+//   - latency at a fixed rate: a Go load generator sending A queries for
+//     random names at benchRate per second, p50/p99/max of the answers.
+//
+// bench/README.md has the results and the command.
+func BenchmarkResolverVsDnsmasq(b *testing.B) {
+	testbed.Require(b)
+	testbed.RequireTools(b, "dnsperf", "dnsmasq")
+	const names = 10000
+	node := testbed.NewNode(b, "dnsbench")
+	client := node.AddContainer(b, "client", testbed.ContainerOpts{Addr: netip.MustParsePrefix("10.100.0.5/16")})
+	ours, theirs := netip.MustParseAddr("10.100.1.1"), netip.MustParseAddr("10.100.1.2")
+	for _, a := range []netip.Addr{ours, theirs} {
+		node.Exec(b, "ip", "addr", "add", a.String()+"/16", "dev", client.HostIf)
+	}
+	dir := b.TempDir()
+	cfg := &processConfig{Port: DefaultPort, Upstreams: []netip.AddrPort{}, Names: map[string][]Record{}}
+	cfg.Networks = append(cfg.Networks, struct {
+		Name    string       `json:"name"`
+		Gateway netip.Addr   `json:"gateway"`
+		Subnet  netip.Prefix `json:"subnet"`
+	}{"blue", ours, netip.MustParsePrefix("10.100.0.0/16")})
+	var hosts, queries strings.Builder
+	qnames := make([]string, names)
+	for i := range names {
+		name, addr := fmt.Sprintf("n%d", i), netip.AddrFrom4([4]byte{10, 100, byte(2 + i/250), byte(1 + i%250)})
+		cfg.Names["blue"] = append(cfg.Names["blue"], Record{Key: name, Name: name, Addr: addr})
+		fmt.Fprintf(&hosts, "%s %s\n", addr, name)
+		qnames[i] = name + "."
+	}
+	rand.Shuffle(len(qnames), func(i, j int) { qnames[i], qnames[j] = qnames[j], qnames[i] })
+	for _, q := range qnames {
+		fmt.Fprintf(&queries, "%s A\n", strings.TrimSuffix(q, "."))
+	}
+	hostsFile, queryFile, config := filepath.Join(dir, "hosts"), filepath.Join(dir, "queries"), filepath.Join(dir, "resolver.json")
+	writeFile(b, hostsFile, hosts.String())
+	writeFile(b, queryFile, queries.String())
+	writeProcessConfig(b, config, cfg)
+	startResolver(b, node.NS, config)
+	startDnsmasq(b, node.NS, theirs.String(), hostsFile, "", "--cache-size=0")
+	for _, srv := range []netip.Addr{ours, theirs} { // both answer before measuring
+		if r := dig(b, client.NS, srv, "n42"); r.status != "NOERROR" || len(r.answers) != 1 {
+			b.Fatalf("%v does not answer n42: %s", srv, r.out)
+		}
+	}
+	b.Logf("load average before: %s", loadavg())
+	servers := []struct {
+		name string
+		addr netip.Addr
+	}{{"resolver", ours}, {"dnsmasq", theirs}}
+	qps := map[string][]float64{}
+	for round := range benchRounds {
+		for _, s := range servers {
+			q := dnsperf(b, client.NS, s.addr, queryFile)
+			qps[s.name] = append(qps[s.name], q)
+			b.Logf("round %d: %s %.0f qps (dnsperf)", round+1, s.name, q)
+		}
+	}
+	for _, s := range servers {
+		lat := loadgen(b, client.NS, netip.AddrPortFrom(s.addr, DefaultPort), qnames, benchRate, 5*time.Second)
+		b.Logf("%s at %d qps: %v", s.name, benchRate, lat)
+		b.ReportMetric(lat.p99.Seconds()*1e3, s.name+"-p99-ms")
+	}
+	ratios := make([]float64, benchRounds)
+	for i := range ratios {
+		ratios[i] = qps["resolver"][i] / qps["dnsmasq"][i]
+	}
+	b.Logf("throughput resolver/dnsmasq per round: %.2f; medians %.0f / %.0f qps; load average after: %s",
+		ratios, median(qps["resolver"]), median(qps["dnsmasq"]), loadavg())
+	b.ReportMetric(median(qps["resolver"]), "resolver-qps")
+	b.ReportMetric(median(qps["dnsmasq"]), "dnsmasq-qps")
+	b.ReportMetric(median(ratios), "qps-ratio")
+}
+
+const (
+	benchRounds = 3
+	benchRate   = 5000 // queries per second for the latency measurement
+)
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var qpsRE = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
+
+// dnsperf runs dnsperf from ns against server for 10 s and returns its
+// queries per second.
+func dnsperf(t testing.TB, ns testbed.NetNS, server netip.Addr, queries string) float64 {
+	t.Helper()
+	out, err := ns.Exec("dnsperf", "-s", server.String(), "-d", queries, "-l", "10", "-c", "8", "-q", "100", "-t", "2")
+	m := qpsRE.FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("dnsperf against %v: %v\n%s", server, err, out)
+	}
+	if lost := regexp.MustCompile(`Queries lost:\s+(\d+)`).FindStringSubmatch(out); lost != nil && lost[1] != "0" {
+		t.Logf("dnsperf against %v lost %s queries", server, lost[1])
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+// latencies summarises a fixed-rate run.
+type latencies struct {
+	sent, answered int
+	p50, p99, max  time.Duration
+}
+
+func (l latencies) String() string {
+	return fmt.Sprintf("%d sent, %d answered, p50 %v, p99 %v, max %v", l.sent, l.answered,
+		l.p50.Round(time.Microsecond), l.p99.Round(time.Microsecond), l.max.Round(time.Microsecond))
+}
+
+// loadgen sends A queries for names (in turn) from a UDP socket in ns to
+// server at rate per second for d, and measures each answer's latency.
+func loadgen(t testing.TB, ns testbed.NetNS, server netip.AddrPort, names []string, rate int, d time.Duration) latencies {
+	t.Helper()
+	var conn *net.UDPConn
+	inNetNS(t, ns, func() {
+		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
+		if err != nil {
+			t.Error(err)
+		}
+		_ = c.SetReadBuffer(4 << 20)
+		conn = c
+	})
+	if conn == nil {
+		t.FailNow()
+	}
+	defer conn.Close()
+	total := rate * int(d/time.Second)
+	if total > 65536 {
+		t.Fatalf("%d queries: IDs would repeat", total)
+	}
+	sentAt := make([]time.Time, total)
+	lat := make([]time.Duration, 0, total)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for len(lat) < total {
+			_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			if id := int(binary.BigEndian.Uint16(buf)); n >= headerLen && id < total && !sentAt[id].IsZero() {
+				lat = append(lat, time.Since(sentAt[id]))
+			}
+		}
+	}()
+	msgs := make([][]byte, len(names))
+	for i, n := range names {
+		msgs[i] = packQ(t, 0, n, dns.TypeA, nil)
+	}
+	start := time.Now()
+	for i := range total {
+		if wait := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); wait > 0 {
+			time.Sleep(wait)
+		}
+		m := msgs[i%len(msgs)]
+		binary.BigEndian.PutUint16(m, uint16(i))
+		sentAt[i] = time.Now()
+		_, _ = conn.Write(m)
+	}
+	<-done
+	slices.Sort(lat)
+	l := latencies{sent: total, answered: len(lat)}
+	if len(lat) > 0 {
+		l.p50, l.p99, l.max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
+	}
+	return l
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}

@@ -1,0 +1,170 @@
+package resolver
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/vishvananda/netns"
+
+	"github.com/ofctl-agent/ofctl-agent/test/testbed"
+)
+
+// inNetNS runs fn on a thread that is in ns; sockets fn opens stay in ns.
+func inNetNS(t testing.TB, ns testbed.NetNS, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine, whatever its namespace
+		target, err := netns.GetFromPath(ns.Path())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			t.Error(err)
+			return
+		}
+		fn()
+	}()
+	<-done
+}
+
+// probeResult is one query of the prober.
+type probeResult struct {
+	at      time.Time
+	outcome string // ok, refused (ICMP port unreachable), timeout
+}
+
+// probe sends an A query for name to server from a socket in ns every
+// interval until stop is closed, waiting at most wait for each answer.
+func probe(t testing.TB, ns testbed.NetNS, server netip.AddrPort, name string, interval, wait time.Duration, stop chan struct{}) func() []probeResult {
+	t.Helper()
+	var conn *net.UDPConn
+	inNetNS(t, ns, func() {
+		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
+		if err != nil {
+			t.Error(err)
+		}
+		conn = c
+	})
+	if conn == nil {
+		t.FailNow()
+	}
+	var mu sync.Mutex
+	var results []probeResult
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer conn.Close()
+		buf := make([]byte, 1500)
+		for id := uint16(1); ; id++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(interval):
+			}
+			r := probeResult{at: time.Now(), outcome: probeOnce(conn, id, name, wait, buf)}
+			mu.Lock()
+			results = append(results, r)
+			mu.Unlock()
+		}
+	}()
+	return func() []probeResult {
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return results
+	}
+}
+
+func probeOnce(c *net.UDPConn, id uint16, name string, wait time.Duration, buf []byte) string {
+	m := question(name, dns.TypeA)
+	m.Id = id
+	b, _ := m.Pack()
+	if _, err := c.Write(b); err != nil {
+		return outcomeOf(err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		_ = c.SetReadDeadline(deadline)
+		n, err := c.Read(buf)
+		if err != nil {
+			return outcomeOf(err)
+		}
+		r := new(dns.Msg)
+		if r.Unpack(buf[:n]) == nil && r.Id == id && len(r.Answer) > 0 {
+			return "ok"
+		}
+	}
+}
+
+func outcomeOf(err error) string {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return "refused"
+	}
+	return "timeout"
+}
+
+// TestRestartGap restarts the resolver process (SIGTERM, then a new
+// process, as a service manager does) while a container queries it every
+// 5 ms, and measures how long the address goes unanswered. Then it shows
+// what the C library does while nothing listens: an ICMP port unreachable
+// fails its attempt at once, so resolv.conf retries do not wait a gap out.
+func TestRestartGap(t *testing.T) {
+	b := newDNSBed(t)
+	p, _ := startResolver(t, b.node.NS, b.config)
+	c1 := b.containers["c1"].NS
+	server := netip.AddrPortFrom(gatewayOf("blue"), DefaultPort)
+	stop := make(chan struct{})
+	results := probe(t, c1, server, "c2.", 5*time.Millisecond, 200*time.Millisecond, stop)
+	time.Sleep(200 * time.Millisecond) // answered probes before the restart (checked below)
+
+	term := time.Now()
+	closed := p.stop(t)
+	p2, ready := startResolver(t, b.node.NS, b.config)
+	testbed.Eventually(t, 5*time.Second, func() bool {
+		return dig(t, c1, server.Addr(), "c2").is("NOERROR", "10.100.0.6")
+	}, "no answer after the restart")
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	res := results()
+	counts := map[string]int{}
+	var firstFail, lastFail time.Time
+	for _, r := range res {
+		counts[r.outcome]++
+		if r.outcome != "ok" {
+			if firstFail.IsZero() {
+				firstFail = r.at
+			}
+			lastFail = r.at
+		}
+	}
+	if len(res) == 0 || res[0].outcome != "ok" || res[len(res)-1].outcome != "ok" {
+		t.Fatalf("probes do not start and end answered: %d probes, %v", len(res), counts)
+	}
+	if counts["refused"]+counts["timeout"] == 0 {
+		t.Errorf("no probe saw the restart: %v", counts)
+	}
+
+	// Nothing listening: the C library, with timeout:1 attempts:3.
+	p2.stop(t)
+	start := time.Now()
+	out, err := c1.Exec("getent", "hosts", "c2")
+	glibc := time.Since(start)
+	if err == nil {
+		t.Fatalf("getent resolved with no resolver running: %s", out)
+	}
+	t.Logf("restart: SIGTERM to sockets closed %v; sockets closed to new process serving %v (process start, config, bind); "+
+		"probes every 5 ms: %v, failing for %v; with no resolver, glibc's getent (timeout:1 attempts:3) failed after %v",
+		closed.Sub(term).Round(time.Millisecond), ready.Sub(closed).Round(time.Millisecond), counts,
+		lastFail.Sub(firstFail).Round(time.Millisecond), glibc.Round(time.Millisecond))
+}
