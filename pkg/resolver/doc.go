@@ -29,12 +29,20 @@
 // # Agent restarts
 //
 // Between the old process closing its sockets and the new one opening them,
-// a UDP query gets an ICMP port unreachable and a TCP connection a reset.
-// docs/dns.md gives the measured gap and the client settings that ride it out.
-// The sockets are opened with IP_FREEBIND, so the resolver can start before
-// the gateway port has its address; and names are answered SERVFAIL rather
-// than NXDOMAIN until the name sources are loaded (Table.SetSynced), so that
-// no cache keeps a "does not exist" learnt during start-up.
+// a UDP query gets an ICMP port unreachable and a TCP connection a reset:
+// the C library counts that as a failed attempt at once (retries wait only
+// when the kernel rate-limits the ICMP), so a lookup in the gap fails. The
+// gap is the new process's start up to SetNetwork (measured ~40-200 ms for a
+// small process on a loaded machine, TestRestartGap). To have no gap at all,
+// the service manager holds the sockets across the restart (systemd's file
+// descriptor store: Server.Files, then Inherit in the next process): queries
+// sent meanwhile wait in the socket buffer and are answered late, none is
+// refused or lost (TestRestartHandoff). Stopping, each UDP reader finishes
+// the query in hand; forwarded queries still waiting for an upstream get no
+// answer, so that the client asks again. The sockets are opened with
+// IP_FREEBIND, so the resolver can start before the gateway port has its
+// address. Load the names before SetNetwork: until Table.SetSynced(true),
+// unknown cluster names get SERVFAIL (never cached) rather than NXDOMAIN.
 //
 // # Names
 //

@@ -25,7 +25,12 @@ import (
 // serveEnv set to a config file, serves it instead of running tests (the
 // way the agent would: one process, sockets in the host's namespace).
 
-const serveEnv = "OFCTL_RESOLVER_SERVE"
+const (
+	serveEnv = "OFCTL_RESOLVER_SERVE"
+	// fdsEnv: the process was given that many sockets from fd 3 on (as
+	// systemd passes them), to serve through Inherit.
+	fdsEnv = "OFCTL_RESOLVER_FDS"
+)
 
 func TestMain(m *testing.M) {
 	if cfg := os.Getenv(serveEnv); cfg != "" {
@@ -61,20 +66,27 @@ func serveProcess(path string) error {
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	s, err := New(Config{Domain: cfg.Domain, Port: cfg.Port, Upstreams: cfg.Upstreams,
+	in, err := inheritedFiles()
+	if err != nil {
+		return err
+	}
+	s, err := New(Config{Domain: cfg.Domain, Port: cfg.Port, Upstreams: cfg.Upstreams, Listen: in.Listen,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		return err
 	}
+	// Names first, then the sockets: a query waiting in an inherited
+	// socket is answered from the full table, not SERVFAIL.
+	if err := loadProcessNames(s, cfg); err != nil {
+		return err
+	}
+	s.Names().SetSynced(true)
 	for _, n := range cfg.Networks {
 		if err := s.SetNetwork(n.Name, n.Gateway, n.Subnet); err != nil {
 			return err
 		}
 	}
-	if err := loadProcessNames(s, cfg); err != nil {
-		return err
-	}
-	s.Names().SetSynced(true)
+	in.CloseUnused()
 	fmt.Printf("ready %d\n", time.Now().UnixNano())
 	for sig := range sigs {
 		if sig != syscall.SIGHUP {
@@ -88,6 +100,16 @@ func serveProcess(path string) error {
 	s.Close()
 	fmt.Printf("closed %d\n", time.Now().UnixNano())
 	return nil
+}
+
+// inheritedFiles takes the sockets fdsEnv announces.
+func inheritedFiles() (*Inherited, error) {
+	n, _ := strconv.Atoi(os.Getenv(fdsEnv))
+	files := make([]*os.File, n)
+	for i := range files {
+		files[i] = os.NewFile(uintptr(3+i), fmt.Sprintf("fd%d", 3+i))
+	}
+	return Inherit(files, nil)
 }
 
 func readProcessConfig(path string) (*processConfig, error) {
@@ -129,14 +151,16 @@ func writeProcessConfig(t testing.TB, path string, cfg *processConfig) {
 
 // startResolver runs this binary as a resolver in ns with the config file
 // and waits for it to serve; it returns when it is ready, and the time.
-func startResolver(t testing.TB, ns testbed.NetNS, config string) (*resolverProcess, time.Time) {
+// With files, the process serves them (fdsEnv) instead of opening sockets.
+func startResolver(t testing.TB, ns testbed.NetNS, config string, files ...*os.File) (*resolverProcess, time.Time) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("ip", "netns", "exec", string(ns), exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), serveEnv+"="+config)
+	cmd.Env = append(os.Environ(), serveEnv+"="+config, fmt.Sprintf("%s=%d", fdsEnv, len(files)))
+	cmd.ExtraFiles = files
 	cmd.Stderr = &prefixWriter{t: t}
 	out, err := cmd.StdoutPipe()
 	if err != nil {

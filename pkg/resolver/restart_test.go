@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"syscall"
@@ -41,7 +42,8 @@ func inNetNS(t testing.TB, ns testbed.NetNS, fn func()) {
 // probeResult is one query of the prober.
 type probeResult struct {
 	at      time.Time
-	outcome string // ok, refused (ICMP port unreachable), timeout
+	outcome string        // ok, refused (ICMP port unreachable), timeout
+	took    time.Duration // until the answer, the refusal or the timeout
 }
 
 // probe sends an A query for name to server from a socket in ns every
@@ -73,6 +75,7 @@ func probe(t testing.TB, ns testbed.NetNS, server netip.AddrPort, name string, i
 			case <-time.After(interval):
 			}
 			r := probeResult{at: time.Now(), outcome: probeOnce(conn, id, name, wait, buf)}
+			r.took = time.Since(r.at)
 			mu.Lock()
 			results = append(results, r)
 			mu.Unlock()
@@ -167,4 +170,66 @@ func TestRestartGap(t *testing.T) {
 		"probes every 5 ms: %v, failing for %v; with no resolver, glibc's getent (timeout:1 attempts:3) failed after %v",
 		closed.Sub(term).Round(time.Millisecond), ready.Sub(closed).Round(time.Millisecond), counts,
 		lastFail.Sub(firstFail).Round(time.Millisecond), glibc.Round(time.Millisecond))
+}
+
+// TestRestartHandoff restarts the resolver the way it should be under a
+// service manager that keeps its sockets (systemd socket activation or its
+// file descriptor store, see Server.Files and Inherit): the test holds the
+// sockets, as systemd would, and both processes serve them in turn. No
+// query is refused; those sent during the restart wait in the socket and
+// are answered by the new process.
+func TestRestartHandoff(t *testing.T) {
+	b := newDNSBed(t)
+	var files []*os.File
+	inNetNS(t, b.node.NS, func() {
+		for _, nw := range b.cfg.Networks {
+			u, l, err := ListenFreebind(netip.AddrPortFrom(nw.Gateway, DefaultPort))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, c := range []interface{ File() (*os.File, error) }{u, l} {
+				f, err := c.File()
+				if err != nil {
+					t.Error(err)
+				}
+				files = append(files, f)
+			}
+			u.Close() // the files keep the sockets open
+			l.Close()
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	defer closeFiles(files)
+	p, _ := startResolver(t, b.node.NS, b.config, files...)
+	c1 := b.containers["c1"].NS
+	server := netip.AddrPortFrom(gatewayOf("blue"), DefaultPort)
+	stop := make(chan struct{})
+	results := probe(t, c1, server, "c2.", 5*time.Millisecond, 2*time.Second, stop)
+	time.Sleep(200 * time.Millisecond)
+
+	closed := p.stop(t)
+	_, ready := startResolver(t, b.node.NS, b.config, files...)
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	res := results()
+	counts := map[string]int{}
+	var slowest time.Duration
+	for _, r := range res {
+		counts[r.outcome]++
+		slowest = max(slowest, r.took)
+	}
+	t.Logf("handoff restart: sockets held; old process closed its copy, new process serving %v later; probes every 5 ms: %v, slowest answer %v",
+		ready.Sub(closed).Round(time.Millisecond), counts, slowest.Round(time.Millisecond))
+	if counts["refused"]+counts["timeout"] != 0 {
+		t.Errorf("probes during a handoff restart: %v, want every one answered", counts)
+	}
+	if slowest < ready.Sub(closed)/2 {
+		t.Errorf("slowest answer %v: no probe waited through the restart (%v)?", slowest, ready.Sub(closed))
+	}
+	if r := dig(t, c1, server.Addr(), "+tcp", "c2"); !r.is("NOERROR", "10.100.0.6") {
+		t.Errorf("TCP after the handoff: %s", r.out)
+	}
 }

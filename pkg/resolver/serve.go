@@ -23,7 +23,11 @@ type listener struct {
 	tcp    *net.TCPListener
 	ctx    context.Context // cancelled by close: abandons forwarded queries
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // every goroutine of l
+	// readers are the UDP readers: stopping (read deadline in the past)
+	// lets each finish the query in hand before the socket is closed.
+	readers  sync.WaitGroup
+	stopping atomic.Bool
 
 	mu     sync.Mutex
 	conns  map[*net.TCPConn]struct{}
@@ -65,6 +69,7 @@ func (s *Server) open(addr netip.AddrPort, nw *network) (*listener, error) {
 	l.nw.Store(nw)
 	for range s.cfg.UDPReaders {
 		l.wg.Add(1)
+		l.readers.Add(1)
 		go s.serveUDP(l)
 	}
 	l.wg.Add(1)
@@ -72,8 +77,16 @@ func (s *Server) open(addr netip.AddrPort, nw *network) (*listener, error) {
 	return l, nil
 }
 
-// close stops l's goroutines and waits for them.
+// close stops l's goroutines and waits for them. The UDP readers finish
+// the query in hand first (its answer is sent); forwarded queries still
+// waiting for an upstream are abandoned without an answer, so that the
+// client asks again (the next process, when the sockets are handed over).
 func (l *listener) close() {
+	l.stopping.Store(true)
+	past := time.Unix(1, 0)
+	_ = l.udp.SetReadDeadline(past)
+	_ = l.tcp.SetDeadline(past)
+	l.readers.Wait()
 	l.mu.Lock()
 	l.closed = true
 	for c := range l.conns {
@@ -101,12 +114,13 @@ type exchange struct {
 // by the forwarder's in-flight caps.
 func (s *Server) serveUDP(l *listener) {
 	defer l.wg.Done()
+	defer l.readers.Done()
 	buf := make([]byte, maxQuery+1) // one more: a datagram that fills it is oversized
 	out := make([]byte, maxUDPAnswer+512)
 	for {
 		n, src, err := l.udp.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || l.stopping.Load() {
 				return
 			}
 			s.note(dropEvent(dropShort), "dns: reading a UDP query", "addr", l.addr, "err", err)
@@ -138,6 +152,9 @@ func (s *Server) forwardUDP(l *listener, x *exchange) {
 		defer l.wg.Done()
 		defer s.fwd.release(x.src.Addr())
 		resp, kind := s.forward(l.ctx, x)
+		if l.ctx.Err() != nil {
+			return // stopping: no SERVFAIL for a query the next process can answer
+		}
 		_, _ = l.udp.WriteToUDPAddrPort(s.finish(x, resp, kind, nil), x.src)
 	}()
 }
@@ -242,7 +259,7 @@ func (s *Server) serveTCP(l *listener) {
 	for {
 		c, err := l.tcp.AcceptTCP()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || l.stopping.Load() {
 				return
 			}
 			s.note(dropEvent(dropTCPConns), "dns: accepting a TCP connection", "addr", l.addr, "err", err)
