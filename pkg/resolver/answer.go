@@ -12,22 +12,46 @@ import (
 type network struct {
 	name    string
 	zone    string // "<network>.<domain>." lowercase; "" when the network's name is not a DNS label
+	dotZone string // "." + zone
 	gateway netip.Addr
 	subnet  netip.Prefix
 	stats   *netStats
 }
 
-// answerer decides the answer to one parsed query from the table alone; it
-// has no side effects besides the rotation of answer order.
+// query is a message reduced to what deciding its answer needs; both the
+// fast parser and miekg/dns's produce it.
+type query struct {
+	opcode    int
+	questions int
+	name      string // lowercase, fully qualified; valid only during decide
+	qtype     uint16
+	qclass    uint16
+	ednsVer   int // -1 without EDNS
+}
+
+// result is the decided answer, before encoding.
+type result struct {
+	kind   Kind
+	rcode  int
+	addrs  []netip.Addr // A records
+	ptrs   []string     // PTR targets
+	soa    bool         // the domain's SOA in the authority section
+	soaAns bool         // the domain's SOA as the answer
+}
+
+// answerer decides the answer to a query from the table alone; it has no
+// side effects besides the rotation of answer order.
 type answerer struct {
 	names  *Table
 	domain string // lowercase, fully qualified: "ofctl.internal."
+	dotDom string // "." + domain
 	ttl    uint32 // of local records, and the negative TTL in the SOA
 	soa    *dns.SOA
+	soaRR  []byte // soa in wire format, for the fast encoder
 }
 
 func newAnswerer(names *Table, domain string, ttl uint32) *answerer {
-	return &answerer{names: names, domain: domain, ttl: ttl, soa: &dns.SOA{
+	a := &answerer{names: names, domain: domain, dotDom: "." + domain, ttl: ttl, soa: &dns.SOA{
 		Hdr:     dns.RR_Header{Name: domain, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
 		Ns:      "ns." + domain,
 		Mbox:    "hostmaster." + domain,
@@ -35,40 +59,52 @@ func newAnswerer(names *Table, domain string, ttl uint32) *answerer {
 		Refresh: 3600, Retry: 600, Expire: 86400,
 		Minttl: ttl, // RFC 2308: negative answers are cached min(SOA TTL, MINIMUM)
 	}}
+	a.soaRR = make([]byte, dns.Len(a.soa))
+	n, err := dns.PackRR(a.soa, a.soaRR, 0, nil, false)
+	if err != nil {
+		panic("packing the SOA of a validated domain: " + err.Error())
+	}
+	a.soaRR = a.soaRR[:n]
+	return a
 }
 
-// answer returns the response to req, received on nw's address from src,
-// or KindForwarded and no response when req is to be sent upstream.
-func (a *answerer) answer(req *dns.Msg, nw *network, src netip.Addr) (*dns.Msg, Kind) {
+// decide fills r with the answer to q, received on nw's address from src;
+// r.kind is KindForwarded when the answer is to come from upstream. r's
+// slices are reused.
+func (a *answerer) decide(q *query, nw *network, src netip.Addr, r *result) {
+	*r = result{addrs: r.addrs[:0], ptrs: r.ptrs[:0]}
 	switch {
-	case req.Opcode != dns.OpcodeQuery:
-		return errorReply(req, dns.RcodeNotImplemented), KindNotImp
-	case len(req.Question) != 1:
-		return errorReply(req, dns.RcodeFormatError), KindFormErr
+	case q.opcode != dns.OpcodeQuery:
+		r.kind, r.rcode = KindNotImp, dns.RcodeNotImplemented
+	case q.questions != 1:
+		r.kind, r.rcode = KindFormErr, dns.RcodeFormatError
 	case !nw.subnet.Contains(src):
-		return errorReply(req, dns.RcodeRefused), KindRefused
+		r.kind, r.rcode = KindRefused, dns.RcodeRefused
+	case q.ednsVer > 0:
+		r.kind, r.rcode = KindFormErr, dns.RcodeBadVers // RFC 6891 6.1.3
+	case q.qclass != dns.ClassINET || unsupportedType(q.qtype):
+		r.kind, r.rcode = KindNotImp, dns.RcodeNotImplemented
+	default:
+		a.decideName(q, nw, r)
 	}
-	if opt := req.IsEdns0(); opt != nil && opt.Version() != 0 {
-		r := errorReply(req, dns.RcodeBadVers) // RFC 6891 6.1.3; an extended rcode, sent with an OPT
-		r.SetEdns0(maxUDPAnswer, false)
-		return r, KindFormErr
-	}
-	q := req.Question[0]
-	if q.Qclass != dns.ClassINET || unsupportedType(q.Qtype) {
-		return errorReply(req, dns.RcodeNotImplemented), KindNotImp
-	}
-	name := strings.ToLower(q.Name)
+}
+
+func (a *answerer) decideName(q *query, nw *network, r *result) {
+	name := q.name
 	switch {
 	case dns.CountLabel(name) == 1:
-		return a.byName(req, nw, name[:len(name)-1], nil)
-	case name == a.domain || dns.IsSubDomain(a.domain, name):
-		return a.inDomain(req, nw, name)
+		a.byName(q, nw, name[:len(name)-1], false, r)
+	case name == a.domain || strings.HasSuffix(name, a.dotDom):
+		a.inDomain(q, nw, name, r)
 	case strings.HasSuffix(name, ".in-addr.arpa."):
 		if addr, ok := parseReverse(name); ok && nw.subnet.Contains(addr) {
-			return a.byAddr(req, nw, addr)
+			a.byAddr(q, nw, addr, r)
+			return
 		}
+		r.kind = KindForwarded
+	default:
+		r.kind = KindForwarded
 	}
-	return nil, KindForwarded
 }
 
 // unsupportedType: zone transfers and meta queries a stub resolver never
@@ -84,93 +120,115 @@ func unsupportedType(t uint16) bool {
 // inDomain answers a name under the cluster domain: only
 // <name>.<network>.<domain> of the receiving network exists (and the two
 // zones above it, empty). Other networks' names do not exist from here.
-func (a *answerer) inDomain(req *dns.Msg, nw *network, name string) (*dns.Msg, Kind) {
+func (a *answerer) inDomain(q *query, nw *network, name string, r *result) {
 	if name == a.domain || name == nw.zone {
-		r := reply(req)
-		if req.Question[0].Qtype == dns.TypeSOA && name == a.domain {
-			r.Answer = append(r.Answer, a.soa)
+		r.kind = KindLocal
+		if q.qtype == dns.TypeSOA && name == a.domain {
+			r.soaAns = true
 		} else {
-			r.Ns = append(r.Ns, a.soa)
+			r.soa = true
 		}
-		return r, KindLocal
+		return
 	}
 	if nw.zone != "" {
-		if label, ok := strings.CutSuffix(name, "."+nw.zone); ok && !strings.Contains(label, ".") {
-			return a.byName(req, nw, label, a.soa)
+		if label, ok := strings.CutSuffix(name, nw.dotZone); ok && !strings.Contains(label, ".") {
+			a.byName(q, nw, label, true, r)
+			return
 		}
 	}
-	return a.negative(req, a.soa)
+	a.negative(true, r)
 }
 
-// byName answers label's addresses in nw; soa goes with negative answers.
-func (a *answerer) byName(req *dns.Msg, nw *network, label string, soa *dns.SOA) (*dns.Msg, Kind) {
-	var buf [8]netip.Addr
-	addrs := a.names.lookup(nw.name, label, buf[:0])
-	if len(addrs) == 0 {
-		return a.negative(req, soa)
+// byName answers label's addresses in nw; withSOA: the name is in the
+// cluster domain, negative answers carry its SOA.
+func (a *answerer) byName(q *query, nw *network, label string, withSOA bool, r *result) {
+	r.addrs = a.names.lookup(nw.name, label, r.addrs)
+	if len(r.addrs) == 0 {
+		a.negative(withSOA, r)
+		return
 	}
-	r := reply(req)
-	q := req.Question[0]
-	if q.Qtype != dns.TypeA && q.Qtype != dns.TypeANY {
-		if soa != nil {
-			r.Ns = append(r.Ns, soa) // NODATA: the name exists, without this type
-		}
-		return r, KindLocal
+	r.kind = KindLocal
+	if q.qtype != dns.TypeA && q.qtype != dns.TypeANY {
+		r.addrs = r.addrs[:0]
+		r.soa = withSOA // NODATA: the name exists, without this type
 	}
-	r.Answer = make([]dns.RR, 0, len(addrs))
-	for _, addr := range addrs {
-		r.Answer = append(r.Answer, &dns.A{Hdr: a.header(q.Name, dns.TypeA), A: addr.AsSlice()})
-	}
-	return r, KindLocal
 }
 
 // byAddr answers a reverse (PTR) query for an address of nw's subnet.
-func (a *answerer) byAddr(req *dns.Msg, nw *network, addr netip.Addr) (*dns.Msg, Kind) {
-	var buf [4]string
-	names := a.names.reverse(nw.name, addr, buf[:0])
-	if len(names) == 0 {
-		return a.negative(req, nil)
+func (a *answerer) byAddr(q *query, nw *network, addr netip.Addr, r *result) {
+	r.ptrs = a.names.reverse(nw.name, addr, r.ptrs)
+	if len(r.ptrs) == 0 {
+		a.negative(false, r)
+		return
 	}
-	r := reply(req)
-	q := req.Question[0]
-	if q.Qtype != dns.TypePTR && q.Qtype != dns.TypeANY {
-		return r, KindLocal
+	r.kind = KindLocal
+	if q.qtype != dns.TypePTR && q.qtype != dns.TypeANY {
+		r.ptrs = r.ptrs[:0]
+		return
 	}
-	for _, n := range names {
-		target := n + "."
+	for i, n := range r.ptrs {
 		if nw.zone != "" {
-			target = n + "." + nw.zone
+			r.ptrs[i] = n + "." + nw.zone
+		} else {
+			r.ptrs[i] = n + "."
 		}
-		r.Answer = append(r.Answer, &dns.PTR{Hdr: a.header(q.Name, dns.TypePTR), Ptr: target})
 	}
-	return r, KindLocal
 }
 
 // negative is NXDOMAIN, or SERVFAIL while the names are not all loaded.
-func (a *answerer) negative(req *dns.Msg, soa *dns.SOA) (*dns.Msg, Kind) {
+func (a *answerer) negative(withSOA bool, r *result) {
 	if !a.names.Synced() {
-		return errorReply(req, dns.RcodeServerFailure), KindServFail
+		r.kind, r.rcode = KindServFail, dns.RcodeServerFailure
+		return
 	}
-	r := reply(req)
-	r.Rcode = dns.RcodeNameError
-	if soa != nil {
-		r.Ns = append(r.Ns, soa)
+	r.kind, r.rcode, r.soa = KindNXDomain, dns.RcodeNameError, withSOA
+}
+
+// queryOf reduces a parsed message.
+func queryOf(m *dns.Msg) query {
+	q := query{opcode: m.Opcode, questions: len(m.Question), ednsVer: -1}
+	if len(m.Question) > 0 {
+		q.name = strings.ToLower(m.Question[0].Name)
+		q.qtype, q.qclass = m.Question[0].Qtype, m.Question[0].Qclass
 	}
-	return r, KindNXDomain
+	if opt := m.IsEdns0(); opt != nil {
+		q.ednsVer = int(opt.Version())
+	}
+	return q
+}
+
+// msg encodes r as the response to req with miekg/dns (the general path).
+func (a *answerer) msg(req *dns.Msg, r *result) *dns.Msg {
+	if r.kind != KindLocal && r.kind != KindNXDomain {
+		m := errorReply(req, r.rcode)
+		if r.rcode == dns.RcodeBadVers {
+			m.SetEdns0(maxUDPAnswer, false) // an extended rcode travels in the OPT record
+		}
+		return m
+	}
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	m.RecursionAvailable = true
+	m.Rcode = r.rcode
+	qname := req.Question[0].Name // as asked: case kept
+	for _, addr := range r.addrs {
+		m.Answer = append(m.Answer, &dns.A{Hdr: a.header(qname, dns.TypeA), A: addr.AsSlice()})
+	}
+	for _, p := range r.ptrs {
+		m.Answer = append(m.Answer, &dns.PTR{Hdr: a.header(qname, dns.TypePTR), Ptr: p})
+	}
+	if r.soaAns {
+		m.Answer = append(m.Answer, a.soa)
+	}
+	if r.soa {
+		m.Ns = append(m.Ns, a.soa)
+	}
+	return m
 }
 
 func (a *answerer) header(name string, t uint16) dns.RR_Header {
 	return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: a.ttl}
-}
-
-// reply starts an authoritative answer to req (the question as asked, case
-// kept; recursion available since other names are forwarded).
-func reply(req *dns.Msg) *dns.Msg {
-	r := new(dns.Msg)
-	r.SetReply(req)
-	r.Authoritative = true
-	r.RecursionAvailable = true
-	return r
 }
 
 // errorReply answers req with rcode and no records.

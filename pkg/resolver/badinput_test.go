@@ -214,6 +214,12 @@ func TestBadInputTCP(t *testing.T) {
 	}
 
 	// Connection cap: two idle connections are served, a third is closed.
+	// (First the closed connection's slot must be back.)
+	for deadline := time.Now().Add(5 * time.Second); len(s.tcpSlots) != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d TCP slots still taken after the connection was closed", len(s.tcpSlots))
+		}
+	}
 	idle1, idle2 := tcpConn(t, s, blueGW, blueC), tcpConn(t, s, blueGW, blueC)
 	for i, ic := range []net.Conn{idle1, idle2} {
 		writeTCP(t, ic, packQ(t, uint16(10+i), "db.", dns.TypeA, nil))

@@ -276,7 +276,9 @@ func filledTable(b *testing.B, size int) *Table {
 	return tb
 }
 
-func tableAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+func tableAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+}
 
 // BenchmarkQueryPath: one local query through parse, answer and pack, as a
 // UDP reader does it (no socket).
@@ -286,21 +288,29 @@ func BenchmarkQueryPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	s.Names().SetSynced(true)
-	nw := &network{name: "blue", zone: "blue.ofctl.internal.", gateway: ip("10.0.0.1"),
-		subnet: netip.MustParsePrefix("10.0.0.0/8"), stats: s.metrics.network("blue")}
+	nw := s.newNetwork("blue", ip("10.0.0.1"), netip.MustParsePrefix("10.0.0.0/8"))
 	tb := s.Names()
 	for i := range 10000 {
 		_ = tb.Set("blue", Record{Key: fmt.Sprint(i), Name: fmt.Sprintf("n%d", i), Addr: tableAddr(i)})
 	}
 	raw := packQ(b, 7, "n4242.blue.ofctl.internal.", dns.TypeA, func(m *dns.Msg) { m.SetEdns0(1232, false) })
-	out := make([]byte, maxUDPAnswer+512)
+	sc := newScratch()
 	src := netip.MustParseAddrPort("10.0.0.5:5353")
-	b.ReportAllocs()
-	for b.Loop() {
-		x := &exchange{nw: nw, src: src, start: time.Now()}
-		resp, kind, _ := s.receive(raw, x)
-		if len(s.finish(x, resp, kind, out)) == 0 {
-			b.Fatal("no answer")
-		}
+	for _, path := range []string{"fast", "general"} {
+		b.Run(path, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				x := exchange{nw: nw, src: src, start: time.Now()}
+				var out []byte
+				if path == "fast" {
+					out, _ = s.receive(raw, &x, sc)
+				} else {
+					out, _ = s.receiveGeneral(raw, &x, sc)
+				}
+				if len(out) == 0 {
+					b.Fatal("no answer")
+				}
+			}
+		})
 	}
 }

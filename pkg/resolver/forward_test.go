@@ -204,8 +204,15 @@ func TestFlood(t *testing.T) {
 			peak = max(peak, runtime.NumGoroutine()-base)
 		}
 	}
-	r := ask(t, s, blueGW, ip("127.10.0.8"), "udp", question("web.", dns.TypeA))
-	if len(addrsOf(r)) != 2 {
+	// Another container's query is answered. The flood shares the socket's
+	// kernel buffer, which may drop a datagram: the client retries, as a
+	// stub resolver does (timeout:1 attempts:3).
+	var r *dns.Msg
+	for attempt := 0; r == nil && attempt < 3; attempt++ {
+		c := &dns.Client{Net: "udp", Timeout: time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: ip("127.10.0.8").AsSlice()}}}
+		r, _, _ = c.Exchange(question("web.", dns.TypeA), netip.AddrPortFrom(blueGW, s.cfg.Port).String())
+	}
+	if r == nil || len(addrsOf(r)) != 2 {
 		t.Errorf("local answer during the flood: %v", r)
 	}
 	peak = max(peak, runtime.NumGoroutine()-base)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -152,7 +153,11 @@ func TestRestartGap(t *testing.T) {
 		}
 	}
 	if len(res) == 0 || res[0].outcome != "ok" || res[len(res)-1].outcome != "ok" {
-		t.Fatalf("probes do not start and end answered: %d probes, %v", len(res), counts)
+		seq := make([]string, len(res))
+		for i, r := range res {
+			seq[i] = r.outcome[:1]
+		}
+		t.Fatalf("probes do not start and end answered: %v: %s", counts, strings.Join(seq, ""))
 	}
 	if counts["refused"]+counts["timeout"] == 0 {
 		t.Errorf("no probe saw the restart: %v", counts)

@@ -116,7 +116,7 @@ func (s *Server) serveUDP(l *listener) {
 	defer l.wg.Done()
 	defer l.readers.Done()
 	buf := make([]byte, maxQuery+1) // one more: a datagram that fills it is oversized
-	out := make([]byte, maxUDPAnswer+512)
+	sc := newScratch()
 	for {
 		n, src, err := l.udp.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -126,29 +126,30 @@ func (s *Server) serveUDP(l *listener) {
 			s.note(dropEvent(dropShort), "dns: reading a UDP query", "addr", l.addr, "err", err)
 			continue
 		}
-		x := &exchange{nw: l.nw.Load(), src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), start: time.Now()}
+		x := exchange{nw: l.nw.Load(), src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), start: time.Now()}
 		if n > maxQuery {
-			s.dropped(x, dropOversized)
+			x.nw.stats.queries.Add(1)
+			s.dropped(&x, dropOversized)
 			continue
 		}
-		resp, kind, fwd := s.receive(buf[:n], x)
+		out, fwd := s.receive(buf[:n], &x, sc)
 		switch {
 		case fwd:
 			s.forwardUDP(l, x)
-		case resp != nil:
-			_, _ = l.udp.WriteToUDPAddrPort(s.finish(x, resp, kind, out), x.src)
+		case out != nil:
+			_, _ = l.udp.WriteToUDPAddrPort(out, x.src)
 		}
 	}
 }
 
 // forwardUDP resolves x upstream in a goroutine of its own.
-func (s *Server) forwardUDP(l *listener, x *exchange) {
+func (s *Server) forwardUDP(l *listener, x exchange) {
 	if ok, why := s.fwd.acquire(x.src.Addr()); !ok {
-		s.dropped(x, why)
+		s.dropped(&x, why)
 		return
 	}
 	l.wg.Add(1)
-	go func() {
+	go func(x *exchange) {
 		defer l.wg.Done()
 		defer s.fwd.release(x.src.Addr())
 		resp, kind := s.forward(l.ctx, x)
@@ -156,7 +157,7 @@ func (s *Server) forwardUDP(l *listener, x *exchange) {
 			return // stopping: no SERVFAIL for a query the next process can answer
 		}
 		_, _ = l.udp.WriteToUDPAddrPort(s.finish(x, resp, kind, nil), x.src)
-	}()
+	}(&x)
 }
 
 // forward asks the upstreams; SERVFAIL when none answered.
@@ -171,35 +172,52 @@ func (s *Server) forward(ctx context.Context, x *exchange) (*dns.Msg, Kind) {
 	return relay(x.req, resp), KindForwarded
 }
 
-// receive parses one message and answers it from the table. fwd is set
-// when the answer must come from upstream (x.req is the query); resp nil
-// without fwd means the message is dropped.
-func (s *Server) receive(raw []byte, x *exchange) (resp *dns.Msg, kind Kind, fwd bool) {
+// receive answers one message: the packed answer (nil: nothing to send),
+// or fwd, with x.req the parsed query, when the answer must come from
+// upstream. The usual query takes the fast path (fast.go); everything else,
+// and what the fast path cannot encode, the general one.
+func (s *Server) receive(raw []byte, x *exchange, sc *scratch) (out []byte, fwd bool) {
 	x.nw.stats.queries.Add(1)
 	switch {
 	case len(raw) < headerLen:
 		s.dropped(x, dropShort)
-		return nil, 0, false
+		return nil, false
 	case raw[2]&0x80 != 0: // QR: a response; answering it could start a loop
 		s.dropped(x, dropResponse)
-		return nil, 0, false
+		return nil, false
 	}
+	var q query
+	var f fastQuery
+	if parseFast(raw, sc, &q, &f) {
+		s.ans.decide(&q, x.nw, x.src.Addr(), &sc.res)
+		if out, ok := s.ans.appendFast(sc.out, raw, &f, &sc.res, x.tcp); ok {
+			s.record(x, sc.res.kind)
+			return out, false
+		}
+	}
+	return s.receiveGeneral(raw, x, sc)
+}
+
+// receiveGeneral is receive through miekg/dns's parser and encoder.
+func (s *Server) receiveGeneral(raw []byte, x *exchange, sc *scratch) (out []byte, fwd bool) {
 	req := new(dns.Msg)
 	if err := req.Unpack(raw); err != nil {
 		s.note(int(KindFormErr), "dns: malformed query", "network", x.nw.name, "src", x.src, "err", err)
-		return headerReply(raw, dns.RcodeFormatError), KindFormErr, false
+		return s.finish(x, headerReply(raw, dns.RcodeFormatError), KindFormErr, sc.out), false
 	}
 	x.req = req
-	resp, kind = s.ans.answer(req, x.nw, x.src.Addr())
-	switch kind {
+	q := queryOf(req)
+	r := &sc.res
+	s.ans.decide(&q, x.nw, x.src.Addr(), r)
+	switch r.kind {
 	case KindForwarded:
-		return nil, kind, true
+		return nil, true
 	case KindRefused:
 		s.note(int(KindRefused), "dns: query from outside the network refused", "network", x.nw.name, "src", x.src)
 	case KindFormErr, KindNotImp:
-		s.note(int(kind), "dns: query not supported", "network", x.nw.name, "src", x.src, "answer", kind.String())
+		s.note(int(r.kind), "dns: query not supported", "network", x.nw.name, "src", x.src, "answer", r.kind.String())
 	}
-	return resp, kind, false
+	return s.finish(x, s.ans.msg(req, r), r.kind, sc.out), false
 }
 
 // headerReply answers a message that could not be parsed past its header:
@@ -239,13 +257,18 @@ func (s *Server) finish(x *exchange, resp *dns.Msg, kind Kind, buf []byte) []byt
 		fail := &dns.Msg{MsgHdr: dns.MsgHdr{Id: resp.Id, Response: true, Rcode: dns.RcodeServerFailure}}
 		b, _ = fail.Pack()
 	}
+	s.record(x, kind)
+	return b
+}
+
+// record counts an answer sent to x and its latency.
+func (s *Server) record(x *exchange, kind Kind) {
 	x.nw.stats.answers[kind].Add(1)
 	if x.fwd {
 		s.metrics.latencyForward.Observe(time.Since(x.start).Seconds())
 	} else {
 		s.metrics.latencyLocal.Observe(time.Since(x.start).Seconds())
 	}
-	return b
 }
 
 func (s *Server) dropped(x *exchange, why drop) {
@@ -311,7 +334,7 @@ func (s *Server) serveConn(l *listener, c *net.TCPConn) {
 	ap := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	src := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	buf := make([]byte, maxQuery)
-	out := make([]byte, maxUDPAnswer)
+	sc := newScratch()
 	wait := tcpFirstRead
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(wait))
@@ -330,16 +353,17 @@ func (s *Server) serveConn(l *listener, c *net.TCPConn) {
 			return
 		}
 		x.start = time.Now()
-		resp, kind, fwd := s.receive(buf[:n], x)
+		b, fwd := s.receive(buf[:n], x, sc)
 		if fwd {
-			if resp, kind = s.forwardTCP(l, x); resp == nil {
+			resp, kind := s.forwardTCP(l, x)
+			if resp == nil {
 				return
 			}
+			b = s.finish(x, resp, kind, sc.out)
 		}
-		if resp == nil {
+		if b == nil {
 			continue
 		}
-		b := s.finish(x, resp, kind, out)
 		msg := append(binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(b)), uint16(len(b))), b...)
 		_ = c.SetWriteDeadline(time.Now().Add(tcpFirstRead))
 		if _, err := c.Write(msg); err != nil {

@@ -173,13 +173,7 @@ func (s *Server) SetNetwork(name string, gateway netip.Addr, subnet netip.Prefix
 	if err := checkNetwork(name, gateway, subnet); err != nil {
 		return err
 	}
-	zone := ""
-	if ValidateName(name) == nil {
-		zone = strings.ToLower(name) + "." + s.ans.domain
-	} else {
-		s.log.Warn("dns: network name is not a DNS label: only bare names are answered in it", "network", name)
-	}
-	nw := &network{name: name, zone: zone, gateway: gateway, subnet: subnet.Masked(), stats: s.metrics.network(name)}
+	nw := s.newNetwork(name, gateway, subnet)
 	addr := netip.AddrPortFrom(gateway, s.cfg.Port)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -206,8 +200,21 @@ func (s *Server) SetNetwork(name string, gateway netip.Addr, subnet netip.Prefix
 	}
 	s.nets[name] = l
 	s.updateSelfLocked()
-	s.log.Info("dns: serving network", "network", name, "addr", addr, "subnet", nw.subnet, "zone", zone)
+	s.log.Info("dns: serving network", "network", name, "addr", addr, "subnet", nw.subnet, "zone", nw.zone)
 	return nil
+}
+
+// newNetwork describes a network; its zone is <name>.<domain> when the
+// name is a DNS label.
+func (s *Server) newNetwork(name string, gateway netip.Addr, subnet netip.Prefix) *network {
+	nw := &network{name: name, gateway: gateway, subnet: subnet.Masked(), stats: s.metrics.network(name)}
+	if ValidateName(name) == nil {
+		nw.zone = strings.ToLower(name) + "." + s.ans.domain
+		nw.dotZone = "." + nw.zone
+	} else {
+		s.log.Warn("dns: network name is not a DNS label: only bare names are answered in it", "network", name)
+	}
+	return nw
 }
 
 func checkNetwork(name string, gateway netip.Addr, subnet netip.Prefix) error {
