@@ -70,7 +70,7 @@ func BenchmarkResolverVsDnsmasq(b *testing.B) {
 			b.Fatalf("%v does not answer n42: %s", srv, r.out)
 		}
 	}
-	b.Logf("load average before: %s", loadavg())
+	report("load average before: %s", loadavg())
 	servers := []struct {
 		name string
 		addr netip.Addr
@@ -80,14 +80,14 @@ func BenchmarkResolverVsDnsmasq(b *testing.B) {
 		for _, s := range servers {
 			q := dnsperf(b, client.NS, s.addr, queryFile)
 			qps[s.name] = append(qps[s.name], q)
-			b.Logf("round %d: %s %.0f qps (dnsperf)", round+1, s.name, q)
+			report("round %d: %s %.0f qps (dnsperf)", round+1, s.name, q)
 		}
 	}
 	p99 := map[string][]float64{}
 	for round := range benchRounds {
 		for _, s := range servers {
 			lat := loadgen(b, client.NS, netip.AddrPortFrom(s.addr, DefaultPort), qnames, benchRate, 5*time.Second)
-			b.Logf("round %d: %s at %d qps: %v", round+1, s.name, benchRate, lat)
+			report("round %d: %s at %d qps: %v", round+1, s.name, benchRate, lat)
 			p99[s.name] = append(p99[s.name], lat.p99.Seconds()*1e3)
 		}
 	}
@@ -98,7 +98,7 @@ func BenchmarkResolverVsDnsmasq(b *testing.B) {
 	for i := range ratios {
 		ratios[i] = qps["resolver"][i] / qps["dnsmasq"][i]
 	}
-	b.Logf("throughput resolver/dnsmasq per round: %.2f; medians %.0f / %.0f qps; load average after: %s",
+	report("throughput resolver/dnsmasq per round: %.2f; medians %.0f / %.0f qps; load average after: %s",
 		ratios, median(qps["resolver"]), median(qps["dnsmasq"]), loadavg())
 	b.ReportMetric(median(qps["resolver"]), "resolver-qps")
 	b.ReportMetric(median(qps["dnsmasq"]), "dnsmasq-qps")
@@ -109,6 +109,9 @@ const (
 	benchRounds = 3
 	benchRate   = 5000 // queries per second for the latency measurement
 )
+
+// report prints a result line (b.Log keeps only 10 lines of a benchmark).
+func report(format string, args ...any) { fmt.Printf("resolver-bench: "+format+"\n", args...) }
 
 func writeFile(t testing.TB, path, content string) {
 	t.Helper()

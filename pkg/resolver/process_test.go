@@ -71,7 +71,7 @@ func serveProcess(path string) error {
 		return err
 	}
 	s, err := New(Config{Domain: cfg.Domain, Port: cfg.Port, Upstreams: cfg.Upstreams, Listen: in.Listen,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return err
 	}
