@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -153,18 +152,7 @@ func (l latencies) String() string {
 // server at rate per second for d, and measures each answer's latency.
 func loadgen(t testing.TB, ns testbed.NetNS, server netip.AddrPort, names []string, rate int, d time.Duration) latencies {
 	t.Helper()
-	var conn *net.UDPConn
-	inNetNS(t, ns, func() {
-		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
-		if err != nil {
-			t.Error(err)
-		}
-		_ = c.SetReadBuffer(4 << 20)
-		conn = c
-	})
-	if conn == nil {
-		t.FailNow()
-	}
+	conn := dialUDPIn(t, ns, server)
 	defer conn.Close()
 	total := rate * int(d/time.Second)
 	if total > 65536 {

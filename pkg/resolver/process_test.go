@@ -66,6 +66,9 @@ func serveProcess(path string) error {
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	if cfg.Upstreams == nil {
+		cfg.Upstreams = []netip.AddrPort{} // never the host's resolv.conf: tests send nothing outside their namespaces
+	}
 	in, err := inheritedFiles()
 	if err != nil {
 		return err

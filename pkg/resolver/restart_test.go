@@ -40,6 +40,26 @@ func inNetNS(t testing.TB, ns testbed.NetNS, fn func()) {
 	<-done
 }
 
+// dialUDPIn returns a UDP socket in ns connected to server (a container's
+// client socket; ICMP errors come back on it).
+func dialUDPIn(t testing.TB, ns testbed.NetNS, server netip.AddrPort) *net.UDPConn {
+	t.Helper()
+	var conn *net.UDPConn
+	inNetNS(t, ns, func() {
+		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_ = c.SetReadBuffer(4 << 20)
+		conn = c
+	})
+	if conn == nil {
+		t.FailNow()
+	}
+	return conn
+}
+
 // probeResult is one query of the prober.
 type probeResult struct {
 	at      time.Time
@@ -51,17 +71,7 @@ type probeResult struct {
 // interval until stop is closed, waiting at most wait for each answer.
 func probe(t testing.TB, ns testbed.NetNS, server netip.AddrPort, name string, interval, wait time.Duration, stop chan struct{}) func() []probeResult {
 	t.Helper()
-	var conn *net.UDPConn
-	inNetNS(t, ns, func() {
-		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
-		if err != nil {
-			t.Error(err)
-		}
-		conn = c
-	})
-	if conn == nil {
-		t.FailNow()
-	}
+	conn := dialUDPIn(t, ns, server)
 	var mu sync.Mutex
 	var results []probeResult
 	done := make(chan struct{})
