@@ -65,11 +65,7 @@ func newDNSBed(t *testing.T) *dnsBed {
 		n.Exec(t, "ip", "link", "set", port, "up")
 		n.Exec(t, "ethtool", "-K", port, "tx", "off") // the userspace datapath forwards partial checksums as they are
 		gw := netip.MustParsePrefix(nw.gw).Addr()
-		b.cfg.Networks = append(b.cfg.Networks, struct {
-			Name    string       `json:"name"`
-			Gateway netip.Addr   `json:"gateway"`
-			Subnet  netip.Prefix `json:"subnet"`
-		}{nw.name, gw, netip.MustParsePrefix(nw.subnet)})
+		b.cfg.Networks = append(b.cfg.Networks, processNetwork{nw.name, gw, netip.MustParsePrefix(nw.subnet)})
 	}
 	for _, c := range bedContainers {
 		addr := netip.MustParsePrefix(c.addr)

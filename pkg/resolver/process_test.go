@@ -45,15 +45,17 @@ func TestMain(m *testing.M) {
 
 // processConfig is what a serving process reads (JSON).
 type processConfig struct {
-	Domain    string           `json:"domain"`
-	Port      uint16           `json:"port"`
-	Upstreams []netip.AddrPort `json:"upstreams"`
-	Networks  []struct {
-		Name    string       `json:"name"`
-		Gateway netip.Addr   `json:"gateway"`
-		Subnet  netip.Prefix `json:"subnet"`
-	} `json:"networks"`
-	Names map[string][]Record `json:"names"` // by network
+	Domain    string              `json:"domain"`
+	Port      uint16              `json:"port"`
+	Upstreams []netip.AddrPort    `json:"upstreams"`
+	Networks  []processNetwork    `json:"networks"`
+	Names     map[string][]Record `json:"names"` // by network
+}
+
+type processNetwork struct {
+	Name    string       `json:"name"`
+	Gateway netip.Addr   `json:"gateway"`
+	Subnet  netip.Prefix `json:"subnet"`
 }
 
 // serveProcess serves path's config until SIGTERM; SIGHUP reloads the
