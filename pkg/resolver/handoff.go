@@ -52,7 +52,9 @@ type Inherited struct {
 }
 
 // Inherit takes files (closing them) and keeps the UDP sockets and TCP
-// listeners among them by local address; other files are an error.
+// listeners among them by local address; other files are an error. Pass
+// only the resolver's own files (from systemd, select them by the FDNAME
+// they were stored with): CloseUnused closes every socket no network took.
 // fallback (ListenFreebind when nil) opens the addresses not handed over.
 func Inherit(files []*os.File, fallback ListenFunc) (*Inherited, error) {
 	if fallback == nil {
