@@ -312,3 +312,22 @@ func BenchmarkQueryPath(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkServeUDP: one local query through a real socket and the serving
+// loop, client and server in this process (allocations count both).
+func BenchmarkServeUDP(b *testing.B) {
+	s := newTestServer(b, Config{UDPReaders: 1})
+	loadNames(b, s)
+	c := rawConn(b, s, blueGW, blueC)
+	q := packQ(b, 1, "web.", dns.TypeA, nil)
+	buf := make([]byte, 1500)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(q); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Read(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
