@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,7 @@ func gatewayOf(network string) netip.Addr {
 // bind-mounts /etc/netns/<ns>/resolv.conf over /etc/resolv.conf.
 func writeNetnsResolvConf(t testing.TB, ns testbed.NetNS, server netip.Addr, search string) {
 	t.Helper()
+	removeStaleNetnsConf()
 	dir := filepath.Join("/etc/netns", string(ns))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -105,6 +107,22 @@ func writeNetnsResolvConf(t testing.TB, ns testbed.NetNS, server netip.Addr, sea
 	conf := fmt.Sprintf("nameserver %s\nsearch %s\noptions timeout:1 attempts:3\n", server, search)
 	if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// removeStaleNetnsConf removes the /etc/netns directories of test
+// namespaces ("ofat-<pid>-...") whose test process is gone (a crashed run).
+func removeStaleNetnsConf() {
+	entries, _ := os.ReadDir("/etc/netns")
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), testbed.Prefix)
+		pid, _, _ := strings.Cut(rest, "-")
+		if _, err := strconv.Atoi(pid); !ok || err != nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + pid); os.IsNotExist(err) {
+			os.RemoveAll(filepath.Join("/etc/netns", e.Name()))
+		}
 	}
 }
 
