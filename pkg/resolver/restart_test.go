@@ -138,6 +138,9 @@ func TestRestartGap(t *testing.T) {
 	p, _ := startResolver(t, b.node.NS, b.config)
 	c1 := b.containers["c1"].NS
 	server := netip.AddrPortFrom(gatewayOf("blue"), DefaultPort)
+	if r := dig(t, c1, server.Addr(), "c2"); !r.is("NOERROR", "10.100.0.6") { // also resolves the neighbours before the probes
+		t.Fatalf("before the restart: %s", r.out)
+	}
 	stop := make(chan struct{})
 	results := probe(t, c1, server, "c2.", 5*time.Millisecond, 200*time.Millisecond, stop)
 	time.Sleep(200 * time.Millisecond) // answered probes before the restart (checked below)
@@ -221,6 +224,9 @@ func TestRestartHandoff(t *testing.T) {
 	p, _ := startResolver(t, b.node.NS, b.config, files...)
 	c1 := b.containers["c1"].NS
 	server := netip.AddrPortFrom(gatewayOf("blue"), DefaultPort)
+	if r := dig(t, c1, server.Addr(), "c2"); !r.is("NOERROR", "10.100.0.6") {
+		t.Fatalf("before the restart: %s", r.out)
+	}
 	stop := make(chan struct{})
 	results := probe(t, c1, server, "c2.", 5*time.Millisecond, 2*time.Second, stop)
 	time.Sleep(200 * time.Millisecond)
