@@ -105,7 +105,9 @@ func fastName(raw []byte, buf *[256]byte) (off, n int, ok bool) {
 	return off, n, true
 }
 
-// fastOPT reads an OPT record at off: root owner, its options well formed.
+// fastOPT reads an OPT record at off: root owner, its options well formed
+// and only those a stub sends (a cookie, padding): the general path judges
+// the others as miekg/dns parses them (some with a fixed length).
 func fastOPT(raw []byte, off int, q *query, f *fastQuery) (int, bool) {
 	if off+11 > len(raw) || raw[off] != 0 || binary.BigEndian.Uint16(raw[off+1:]) != dns.TypeOPT || raw[off+5] != 0 {
 		return 0, false
@@ -119,6 +121,9 @@ func fastOPT(raw []byte, off int, q *query, f *fastQuery) (int, bool) {
 	}
 	for o := off + 11; o < end; {
 		if o+4 > end {
+			return 0, false
+		}
+		if code := binary.BigEndian.Uint16(raw[o:]); code != dns.EDNS0COOKIE && code != dns.EDNS0PADDING {
 			return 0, false
 		}
 		o += 4 + int(binary.BigEndian.Uint16(raw[o+2:]))

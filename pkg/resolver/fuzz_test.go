@@ -149,6 +149,14 @@ func TestFastPathSameAnswers(t *testing.T) {
 		{"100 addresses over UDP: truncated by the general path", packQ(t, 9, "many.", dns.TypeA, nil), false, false, dns.RcodeSuccess, true},
 		{"PTR: general path", packQ(t, 10, "10.0.100.10.in-addr.arpa.", dns.TypePTR, nil), false, false, dns.RcodeSuccess, false},
 		{"SOA answer: general path", packQ(t, 11, "ofctl.internal.", dns.TypeSOA, nil), false, false, dns.RcodeSuccess, false},
+		{"EDNS option LLQ cut short: general path", packQ(t, 13, "web.", dns.TypeA, func(m *dns.Msg) {
+			m.SetEdns0(1232, false)
+			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: dns.EDNS0LLQ, Data: make([]byte, 8)})
+		}), false, false, dns.RcodeFormatError, false},
+		{"EDNS cookie: fast path", packQ(t, 14, "web.", dns.TypeA, func(m *dns.Msg) {
+			m.SetEdns0(1232, false)
+			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+		}), false, true, dns.RcodeSuccess, false},
 		{"EDNS version 1: general path", packQ(t, 12, "web.", dns.TypeA, func(m *dns.Msg) { m.SetEdns0(1232, false); m.IsEdns0().SetVersion(1) }), false, false, dns.RcodeBadVers, false},
 	}
 	for _, tt := range tests {
