@@ -13,10 +13,20 @@
 // of its key are kept, not the flow (store.go): when flow_mods must be
 // built (Flush, Sync) the reconciler asks the caller to regenerate the
 // owners concerned. The Reconciler is safe for concurrent use.
+//
+// A key (table, priority, match) has one holder. When several owners want
+// it, the one of lowest Config.Rank, then name, holds it, whatever the
+// order of their Sets; the others' flows wait and the strongest waiting
+// one is installed when the holder lets the key go (store.go).
+//
+// A flow the switch refuses isolates its owner: the owner's flows are
+// taken out of OVS and retried with backoff, while the other owners' flow
+// changes are committed without it (failure.go).
 package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"iter"
@@ -45,6 +55,8 @@ type Switch interface {
 	// Commit applies the flow_mods of mods in one atomic, ordered bundle:
 	// all or nothing. mods is produced lazily; an error it yields discards
 	// the bundle and is returned.
+	// When the switch refuses some flow_mods (nothing is applied), the
+	// error is, or wraps, a *RefusedError naming them.
 	Commit(ctx context.Context, mods iter.Seq2[*openflow13.FlowMod, error]) error
 }
 
@@ -55,6 +67,22 @@ type Config struct {
 	// last Set for it gave). It is called with the reconciler's lock held
 	// (from Flush and Sync): it must not call the Reconciler.
 	Regenerate func(owner Owner) []flow.Flow
+	// Rank orders owners that want the same key: the lowest rank holds it,
+	// ties go to the lowest name. Default: every owner ranks 0.
+	Rank func(owner Owner) int
+	// OnFailure, if set, is told when the switch refuses a flow of an
+	// owner that was not failing, when a failing owner's refusal changes
+	// (another flow or reason), and when it recovers or is removed (f
+	// nil): once per change of state, not per retry. It is called with the
+	// reconciler's lock held: it must be quick and not call the
+	// Reconciler.
+	OnFailure func(owner Owner, f *Failure)
+	// RetryAfter is how long an isolated owner waits before its first
+	// retry; each refused retry doubles it, up to RetryMax. Defaults 1s
+	// and 5m.
+	RetryAfter, RetryMax time.Duration
+	// Now is the clock (tests). Default time.Now.
+	Now func() time.Time
 }
 
 // Reconciler owns the desired-versus-installed bookkeeping.
@@ -68,8 +96,12 @@ type Reconciler struct {
 	// with the content hash OVS holds.
 	gone map[flow.Key]uint64
 	// todo holds the owners with a slot waiting for an add.
-	todo  map[*ownerFlows]struct{}
-	stats Stats
+	todo map[*ownerFlows]struct{}
+	// waiters holds, per key hash, the owners whose flow waits for it.
+	waiters map[uint64][]*ownerFlows
+	// failing holds the owners whose flows the switch refused.
+	failing map[*ownerFlows]struct{}
+	stats   Stats
 }
 
 // Stats counts the reconciler's work since it was made.
@@ -80,25 +112,44 @@ type Stats struct {
 	Syncs        uint64        // Sync runs
 	ScopeSyncs   uint64        // SyncScopes runs (drift reported by OVS)
 	Repairs      uint64        // flows Sync had to fix (drift)
-	Conflicts    uint64        // flows refused because another owner had the same key
+	Conflicts    uint64        // flows that started waiting for, or took, a key another owner had
 	Invalid      uint64        // flows refused by Validate
+	Refused      uint64        // flow_mods the switch refused (their owners were isolated)
 	LastSync     time.Duration // duration of the last Sync
-	DesiredFlows int           // flows the owners want
+	DesiredFlows int           // flows the owners want and hold the key of
 	PendingFlows int           // flow_mods waiting for the next Flush
+	WaitingFlows int           // flows waiting for a key another owner holds
+	Failing      int           // owners isolated because the switch refused one of their flows
 }
 
 // New returns an empty reconciler.
 func New(cfg Config) *Reconciler {
+	if cfg.Rank == nil {
+		cfg.Rank = func(Owner) int { return 0 }
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = time.Second
+	}
+	if cfg.RetryMax < cfg.RetryAfter {
+		cfg.RetryMax = max(5*time.Minute, cfg.RetryAfter)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Reconciler{cfg: cfg, seed: maphash.MakeSeed(), owners: map[Owner]*ownerFlows{},
-		byKey: map[uint64]*ownerFlows{}, gone: map[flow.Key]uint64{}, todo: map[*ownerFlows]struct{}{}}
+		byKey: map[uint64]*ownerFlows{}, gone: map[flow.Key]uint64{}, todo: map[*ownerFlows]struct{}{},
+		waiters: map[uint64][]*ownerFlows{}, failing: map[*ownerFlows]struct{}{}}
 }
 
 func (r *Reconciler) hash(c flow.Content) uint64 { return maphash.String(r.seed, string(c)) }
 
 // Set replaces the desired flows of owner and queues the flow_mods that
-// differ from what is installed. Flows that fail validation, or whose key
-// another owner already holds, are refused and returned as errors; the rest
-// are kept. Set(owner, nil) removes the owner. The flows are not kept.
+// differ from what is installed. Flows that fail validation are refused;
+// a flow whose key a stronger owner holds waits for it, and a flow whose
+// key a weaker owner holds takes it (Config.Rank): these are returned as
+// errors, the first time only. Set(owner, nil) removes the owner. The
+// flows are not kept. An isolated owner whose flows change is retried at
+// the next Flush.
 func (r *Reconciler) Set(owner Owner, flows []flow.Flow) []error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -107,15 +158,20 @@ func (r *Reconciler) Set(owner Owner, flows []flow.Flow) []error {
 		if len(flows) == 0 {
 			return nil
 		}
-		o = &ownerFlows{name: owner}
+		o = &ownerFlows{name: owner, rank: r.cfg.Rank(owner)}
 	}
-	entries, errs := r.compile(o, flows)
-	if !r.replace(o, entries) {
+	held, waits, errs := r.compile(o, flows)
+	left, changed := r.replace(o, held, waits)
+	if !left {
 		delete(r.owners, owner)
 		delete(r.todo, o)
+		r.forgetFailure(o)
 		return errs
 	}
 	r.owners[owner] = o
+	if changed && o.fail != nil {
+		o.fail.next = r.cfg.Now() // the change may cure it: try now
+	}
 	if o.dirty() {
 		r.todo[o] = struct{}{}
 	} else {
@@ -134,6 +190,9 @@ func (r *Reconciler) Pending() int {
 func (r *Reconciler) pendingLocked() int {
 	n := len(r.gone)
 	for o := range r.todo {
+		if o.isolated() {
+			continue
+		}
 		for i := range o.slots {
 			if !o.slots[i].clean() {
 				n++
@@ -145,26 +204,60 @@ func (r *Reconciler) pendingLocked() int {
 
 // Flush commits the pending flow_mods in one bundle. On failure nothing
 // changed in OVS and the changes stay pending (a later Sync sorts it out).
-// It returns the number of flow_mods sent.
+// Flows the switch refuses isolate their owners, and the rest is sent
+// again without them (commit). It returns the number of flow_mods sent.
 func (r *Reconciler) Flush(ctx context.Context) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.queueRetries()
 	if len(r.gone) == 0 && len(r.todo) == 0 {
 		return 0, nil
 	}
-	dels := slices.SortedFunc(maps.Keys(r.gone), flow.CompareKeys)
 	owners := slices.SortedFunc(maps.Keys(r.todo), byName)
-	a := r.newAdds(owners)
-	if err := r.commit(ctx, dels, a); err != nil {
+	n, err := r.commit(ctx, func([]flow.Key) []flow.Key {
+		return slices.SortedFunc(maps.Keys(r.gone), flow.CompareKeys)
+	}, owners)
+	if err != nil {
 		return 0, err
 	}
 	clear(r.gone)
 	clear(r.todo)
-	return len(dels) + a.n, nil
+	return n, nil
 }
 
-// commit sends the deletes, then the adds a generates, in one bundle.
-func (r *Reconciler) commit(ctx context.Context, dels []flow.Key, a *adds) error {
+// maxRounds bounds the bundles one Flush or Sync sends: each round after
+// the first leaves out the owners whose flows the switch refused in the
+// previous one.
+const maxRounds = 4
+
+// commit sends the deletes, then the adds of owners, in one bundle. When
+// the switch refuses flows, their owners are isolated and the bundle is
+// sent again without them; dels gives the deletes of each round (given the
+// flows the isolation takes out of OVS). It returns the flow_mods applied.
+func (r *Reconciler) commit(ctx context.Context, dels func(more []flow.Key) []flow.Key, owners []*ownerFlows) (int, error) {
+	var out []flow.Key
+	for round := 1; ; round++ {
+		d := dels(out)
+		a := r.newAdds(owners)
+		err := r.commitOnce(ctx, d, a)
+		if err == nil {
+			r.recovered(owners)
+			return len(d) + a.n, nil
+		}
+		var refused *RefusedError
+		if !errors.As(err, &refused) {
+			return 0, err
+		}
+		more, ok := r.isolate(refused, len(d), a)
+		if !ok || round == maxRounds {
+			return 0, err
+		}
+		out = append(out, more...)
+	}
+}
+
+// commitOnce sends the deletes, then the adds a generates, in one bundle.
+func (r *Reconciler) commitOnce(ctx context.Context, dels []flow.Key, a *adds) error {
 	mods := func(yield func(*openflow13.FlowMod, error) bool) {
 		for _, k := range dels {
 			if !yield(k.DeleteStrict(), nil) {
@@ -195,6 +288,9 @@ func (r *Reconciler) Stats() Stats {
 	s := r.stats
 	// Counting pending adds walks the slots of the owners in todo: few
 	// after the first Sync, every flow before it.
-	s.DesiredFlows, s.PendingFlows = len(r.byKey), r.pendingLocked()
+	s.DesiredFlows, s.PendingFlows, s.Failing = len(r.byKey), r.pendingLocked(), len(r.failing)
+	for _, ws := range r.waiters {
+		s.WaitingFlows += len(ws)
+	}
 	return s
 }

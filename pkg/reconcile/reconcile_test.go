@@ -27,10 +27,16 @@ func portFlows(owner Owner, inPorts ...uint32) []flow.Flow {
 
 func setup(t *testing.T) (*Reconciler, *reconciletest.Switch, ownerFlows) {
 	t.Helper()
+	return setupWith(t, Config{})
+}
+
+// setupWith fills cfg's Switch and Regenerate.
+func setupWith(t *testing.T, cfg Config) (*Reconciler, *reconciletest.Switch, ownerFlows) {
+	t.Helper()
 	sw := reconciletest.New()
 	model := ownerFlows{}
-	r := New(Config{Switch: sw, Regenerate: func(o Owner) []flow.Flow { return model[o] }})
-	return r, sw, model
+	cfg.Switch, cfg.Regenerate = sw, func(o Owner) []flow.Flow { return model[o] }
+	return New(cfg), sw, model
 }
 
 func (m ownerFlows) set(t *testing.T, r *Reconciler, o Owner, flows []flow.Flow) {

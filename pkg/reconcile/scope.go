@@ -60,12 +60,17 @@ func (r *Reconciler) SyncScopes(ctx context.Context, scopes []Scope) (SyncResult
 	p.dels = slices.CompactFunc(p.dels, func(a, b flow.Key) bool { return a == b })
 	res := p.res
 	res.Deleted = len(p.dels)
+	sent := p.dels
 	if len(p.dels)+len(owners) > 0 {
-		if err := r.commit(ctx, p.dels, r.newAdds(owners)); err != nil {
+		_, err := r.commit(ctx, func(isolated []flow.Key) []flow.Key {
+			sent = slices.SortedFunc(slices.Values(append(slices.Clip(p.dels), isolated...)), flow.CompareKeys)
+			return sent
+		}, owners)
+		if err != nil {
 			return res, err
 		}
 	}
-	for _, k := range p.dels {
+	for _, k := range sent {
 		delete(r.gone, k)
 	}
 	for _, o := range owners {
@@ -119,8 +124,8 @@ func (p *scopePlan) found(sc *scopeScan, st *flow.Stats) {
 	k := st.Key()
 	sc.buf = appendKey(sc.buf[:0], k)
 	o, i := p.r.slotOf(sc.buf)
-	if o == nil {
-		p.dels = append(p.dels, k) // foreign, or stale
+	if o == nil || o.isolated() {
+		p.dels = append(p.dels, k) // foreign, stale, or isolated (failure.go)
 		return
 	}
 	sl := &o.slots[i]
@@ -145,6 +150,10 @@ func (p *scopePlan) reported(sc *scopeScan, s Scope) {
 		o, i := p.r.slotOf(sc.buf)
 		if o == nil {
 			delete(p.r.gone, k)
+			continue
+		}
+		if o.isolated() {
+			o.slots[i].installed = false // as it should be
 			continue
 		}
 		sc.owners[o] = struct{}{}

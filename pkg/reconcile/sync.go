@@ -25,13 +25,16 @@ func (s SyncResult) Changed() int { return s.Added + s.Modified + s.Deleted }
 // Sync reads the flows of our tables from OVS and commits, in one bundle,
 // the flow_mods that make them equal to the desired flows. Flows that are
 // already right are not touched (their counters keep running). Pending
-// changes are folded in. On success OVS holds exactly the desired flows.
-// The dump is compared flow by flow as it arrives; the adds are generated
-// owner by owner while the bundle is sent.
+// changes are folded in. On success OVS holds exactly the desired flows,
+// but none of isolated owners (failure.go): flows the switch refuses
+// isolate their owners and the rest is committed without them. The dump is
+// compared flow by flow as it arrives; the adds are generated owner by
+// owner while the bundle is sent.
 func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
+	r.queueRetries()
 	var res SyncResult
 	for _, o := range r.owners {
 		for i := range o.slots {
@@ -43,7 +46,7 @@ func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) {
 	err := r.cfg.Switch.DumpFlows(ctx, func(st *flow.Stats) error {
 		k := st.Key()
 		buf = appendKey(buf[:0], k)
-		if o, i := r.slotOf(buf); o != nil {
+		if o, i := r.slotOf(buf); o != nil && !o.isolated() {
 			s := &o.slots[i]
 			s.seen, s.installed, s.have = true, true, r.hash(st.Content())
 			if s.have == s.want {
@@ -64,17 +67,20 @@ func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) {
 		for i := range o.slots {
 			if s := &o.slots[i]; !s.seen {
 				s.installed = false
-				res.Added++
 			}
 		}
 	}
 	owners := r.queueDirty(maps.Values(r.owners))
 	slices.SortFunc(dels, flow.CompareKeys)
 	if len(dels)+len(owners) > 0 {
-		if err := r.commit(ctx, dels, r.newAdds(owners)); err != nil {
+		_, err := r.commit(ctx, func(isolated []flow.Key) []flow.Key {
+			return slices.SortedFunc(slices.Values(append(slices.Clip(dels), isolated...)), flow.CompareKeys)
+		}, owners)
+		if err != nil {
 			return res, err
 		}
 	}
+	res.Added = r.countAdded()
 	clear(r.gone)
 	clear(r.todo)
 	r.stats.Syncs++
@@ -82,4 +88,21 @@ func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) {
 	res.Duration = time.Since(start)
 	r.stats.LastSync = res.Duration
 	return res, nil
+}
+
+// countAdded counts the flows Sync found missing and installed: those of
+// owners not isolated that the dump did not return.
+func (r *Reconciler) countAdded() int {
+	n := 0
+	for _, o := range r.owners {
+		if o.isolated() {
+			continue
+		}
+		for i := range o.slots {
+			if !o.slots[i].seen {
+				n++
+			}
+		}
+	}
+	return n
 }

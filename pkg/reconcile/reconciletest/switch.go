@@ -15,6 +15,7 @@ import (
 	"github.com/contiv/libOpenflow/openflow13"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
 )
 
 // Switch is a fake reconcile.Switch. Its fields are for tests to inspect
@@ -24,6 +25,17 @@ type Switch struct {
 	Flows    map[flow.Key]flow.Stats
 	Commits  [][]*openflow13.FlowMod
 	FailNext bool // the next commit fails (nothing applied)
+	// Refuse, if set, is asked about every flow_mod of a commit: a non-nil
+	// reason refuses it, and the commit fails with a
+	// *reconcile.RefusedError naming every refused flow_mod, as Open
+	// vSwitch refuses bad flow_mods when they are added to a bundle.
+	// Nothing is applied.
+	Refuse func(*openflow13.FlowMod) error
+	// RefuseFirst: name only the first refused flow_mod, as Open vSwitch
+	// does for a flow_mod that fails when the bundle is committed (a full
+	// table).
+	RefuseFirst bool
+	Refused     int // flow_mods refused so far
 }
 
 // New returns an empty switch.
@@ -71,6 +83,9 @@ func (s *Switch) Commit(_ context.Context, seq iter.Seq2[*openflow13.FlowMod, er
 		s.FailNext = false
 		return errors.New("injected bundle failure")
 	}
+	if err := s.refuse(mods); err != nil {
+		return err
+	}
 	next := make(map[flow.Key]flow.Stats, len(s.Flows))
 	for k, v := range s.Flows {
 		next[k] = v
@@ -92,6 +107,36 @@ func (s *Switch) Commit(_ context.Context, seq iter.Seq2[*openflow13.FlowMod, er
 	s.Flows = next
 	s.Commits = append(s.Commits, mods)
 	return nil
+}
+
+// Get returns the flow with key k, if the switch holds one.
+func (s *Switch) Get(k flow.Key) (flow.Stats, bool) {
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	st, ok := s.Flows[k]
+	return st, ok
+}
+
+// refuse applies Refuse to mods.
+func (s *Switch) refuse(mods []*openflow13.FlowMod) error {
+	if s.Refuse == nil {
+		return nil
+	}
+	var e reconcile.RefusedError
+	for i, m := range mods {
+		if reason := s.Refuse(m); reason != nil {
+			s.Refused++
+			e.Refused = append(e.Refused, reconcile.Refusal{Index: i, Reason: reason})
+			if s.RefuseFirst {
+				break
+			}
+		}
+	}
+	if len(e.Refused) == 0 {
+		return nil
+	}
+	e.Err = fmt.Errorf("fake switch: %d flow_mods refused, first: %w", len(e.Refused), e.Refused[0].Reason)
+	return &e
 }
 
 // Add installs a flow behind the reconciler's back (a rogue ovs-ofctl add-flow).
