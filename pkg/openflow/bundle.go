@@ -31,6 +31,17 @@ type Bundle struct {
 	open  *call // the open request, answered before any later request
 	added int
 	ended bool
+	// xids are the xids of the added messages, as runs of consecutive
+	// xids (a few runs per bundle: only concurrent requests on the
+	// connection break a run), so an error is traced to its message.
+	xids []xidRun
+}
+
+// xidRun is n consecutive xids from first, given to the messages added
+// from position at.
+type xidRun struct {
+	first uint32
+	n, at int
 }
 
 // Bundle opens an atomic, ordered bundle.
@@ -89,8 +100,24 @@ func (b *Bundle) Add(msg util.Message) error {
 	if err := b.c.enqueue([][]byte{b.addBytes(inner, xid)}, nil); err != nil {
 		return fmt.Errorf("openflow: bundle %d add: %w", b.id, err)
 	}
+	if n := len(b.xids); n > 0 && b.xids[n-1].first+uint32(b.xids[n-1].n) == xid {
+		b.xids[n-1].n++
+	} else {
+		b.xids = append(b.xids, xidRun{first: xid, n: 1, at: b.added})
+	}
 	b.added++
 	return nil
+}
+
+// index returns the position (0-based, in Add order) of the message
+// added with xid.
+func (b *Bundle) index(xid uint32) (int, bool) {
+	for _, r := range b.xids {
+		if d := xid - r.first; d < uint32(r.n) {
+			return r.at + int(d), true
+		}
+	}
+	return 0, false
 }
 
 // addBytes wraps an encoded message into an ONF bundle-add message:
@@ -107,9 +134,29 @@ func (b *Bundle) addBytes(inner []byte, xid uint32) []byte {
 	return m
 }
 
-// inBundle selects the errors of messages added to this bundle.
+// inBundle selects the errors of messages added to this bundle (by xid
+// too: a message of a large bundle may have left the record of sent
+// messages).
 func (b *Bundle) inBundle(e *OFError, _ bool) bool {
-	return e.Known && e.Request.InBundle && e.Request.BundleID == b.id
+	if e.Known && e.Request.InBundle && e.Request.BundleID == b.id {
+		return true
+	}
+	_, ok := b.index(e.Xid)
+	return ok
+}
+
+// failed builds the error of a failed bundle from the errors of op.
+func (b *Bundle) failed(op string, errs []error) *BundleError {
+	be := &BundleError{ID: b.id, Op: op, Errs: errs}
+	for _, err := range errs {
+		var oe *OFError
+		if errors.As(err, &oe) {
+			if i, ok := b.index(oe.Xid); ok {
+				be.Refused = append(be.Refused, RefusedMessage{Index: i, Err: oe})
+			}
+		}
+	}
+	return be
 }
 
 // Commit applies the bundle. It first waits (barrier) for the switch to
@@ -117,7 +164,8 @@ func (b *Bundle) inBundle(e *OFError, _ bool) bool {
 // time and would commit the others, so on any add error the bundle is
 // discarded instead. Either way a failed Commit returns a *BundleError
 // holding an *OFError per failing message (its xid, type, table, priority,
-// cookie) and nothing was applied.
+// cookie), Refused lists the refused messages by position, and nothing
+// was applied.
 func (b *Bundle) Commit(ctx context.Context) error {
 	if b.ended {
 		return fmt.Errorf("openflow: bundle %d: already committed or discarded", b.id)
@@ -129,17 +177,17 @@ func (b *Bundle) Commit(ctx context.Context) error {
 			return fmt.Errorf("openflow: bundle %d: %w", b.id, err)
 		}
 		derr := b.control(ctx, openflow13.OFPBCT_DISCARD_REQUEST, nil)
-		return &BundleError{ID: b.id, Op: "add", Errs: append(unjoin(err), cleanupErrs(derr)...)}
+		return b.failed("add", append(unjoin(err), cleanupErrs(derr)...))
 	}
 	if err := b.opened(); err != nil {
 		derr := b.control(ctx, openflow13.OFPBCT_DISCARD_REQUEST, nil)
-		return &BundleError{ID: b.id, Op: "open", Errs: append([]error{err}, cleanupErrs(derr)...)}
+		return b.failed("open", append([]error{err}, cleanupErrs(derr)...))
 	}
 	var inner []error
 	err := b.control(ctx, openflow13.OFPBCT_COMMIT_REQUEST, &inner)
 	var oe *OFError
 	if errors.As(err, &oe) {
-		return &BundleError{ID: b.id, Op: "commit", Errs: append(inner, err)}
+		return b.failed("commit", append(inner, err))
 	}
 	return err
 }

@@ -138,6 +138,11 @@ func checkBundleErr(t *testing.T, err error, op, code string, prio uint16, id ui
 	if oe.CodeName() != code || !oe.Known || !oe.Request.InBundle || oe.Request.Priority != prio || oe.Request.BundleID != id {
 		t.Fatalf("first error %v (%+v), want %s for priority %d in bundle %d", oe, oe.Request, code, prio, id)
 	}
+	// The messages were added with priorities 1, 2, ...: the refused one
+	// is at position prio-1.
+	if len(be.Refused) != 1 || be.Refused[0].Index != int(prio)-1 || be.Refused[0].Err != oe {
+		t.Fatalf("refused messages %+v, want the one at position %d", be.Refused, prio-1)
+	}
 }
 
 func equalU16(a, b []uint16) bool {
@@ -220,5 +225,27 @@ func TestBundleOpenPipelined(t *testing.T) {
 			t.Errorf("refused %v: control sequence %v, want %v", refused, fake.ctrl, want)
 		}
 		fake.mu.Unlock()
+	}
+}
+
+// TestBundleErrorBeyondSentHistory: a message refused long after it was
+// added (its xid no longer in the record of sent messages) still fails
+// the bundle, and is named by its position.
+func TestBundleErrorBeyondSentHistory(t *testing.T) {
+	fake := &fakeBundles{badAddPrio: 2, pending: make(map[uint32][]byte)}
+	c, _ := dialFake(t, sw.Options{Handler: fake.handle}, func(cfg *Config) { cfg.SentHistory = 4 })
+	b, err := c.Bundle(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range uint16(20) {
+		if err := b.Add(flowMod(1, p+1, 0xb0)); err != nil { // priority 2 is refused
+			t.Fatal(err)
+		}
+	}
+	err = b.Commit(testCtx(t))
+	var be *BundleError
+	if !errors.As(err, &be) || be.Op != "add" || len(be.Refused) != 1 || be.Refused[0].Index != 1 {
+		t.Fatalf("commit: %v, want the add at position 1 refused", err)
 	}
 }

@@ -94,6 +94,16 @@ type BundleError struct {
 	ID   uint32
 	Op   string // "add", "commit"
 	Errs []error
+	// Refused are the errors of Errs that name a message of the bundle,
+	// with its position: what a caller needs to leave the message out and
+	// send the rest again.
+	Refused []RefusedMessage
+}
+
+// RefusedMessage is a bundled message the switch refused.
+type RefusedMessage struct {
+	Index int // position among the bundle's messages, in Add order (0-based)
+	Err   *OFError
 }
 
 func (e *BundleError) Error() string {

@@ -198,6 +198,9 @@ func TestOVSFailedBundleChangesNothing(t *testing.T) {
 			if oe.TypeName()+"/"+oe.CodeName() != tt.code || !oe.Known || oe.Request != want {
 				t.Fatalf("error %v names %+v, want %s for %+v", oe, oe.Request, tt.code, want)
 			}
+			if len(be.Refused) != 1 || be.Refused[0].Index != 150 || be.Refused[0].Err != oe {
+				t.Fatalf("refused messages %+v, want the one added at position 150", be.Refused)
+			}
 			if tt.op == "commit" && !errors.Is(err, &OFError{Type: 0xffff, Code: openflow13.BEC_MSG_FAILD, Experimenter: onfExperimenter}) {
 				t.Errorf("commit error lacks OFPBFC_MSG_FAILED: %v", err)
 			}
