@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -303,6 +304,24 @@ func endpointOwner(port string) reconcile.Owner { return reconcile.Owner("endpoi
 
 func hostOwner(name string) reconcile.Owner { return reconcile.Owner("host/" + name) }
 
+// ownerRank is reconcile.Config.Rank: when two owners give a flow with the
+// same key, the lower rank's flow is installed. A local endpoint outranks
+// a remote host, so that its address is answered with its own MAC even
+// when a remote claim for it is in the view (docs/etcd.md: a host that
+// loses an IP keeps its local endpoint programmed), whichever was set
+// first; remote hosts among themselves go by name.
+func ownerRank(o reconcile.Owner) int {
+	switch {
+	case o == "fixed":
+		return 0
+	case strings.HasPrefix(string(o), "endpoint/"):
+		return 1
+	case strings.HasPrefix(string(o), "network/"):
+		return 2
+	}
+	return 3 // host/
+}
+
 // removeEndpoint drops an endpoint's flows.
 func (m *model) removeEndpoint(ep endpoint.Endpoint) {
 	m.mu.Lock()
@@ -354,14 +373,31 @@ type Owned struct {
 	Owner reconcile.Owner
 	Name  string // "endpoint vc1 (blue 10.100.1.10)", "host hb", "network blue", "fixed"
 	Flows []flow.Flow
+	// Failure is set when OVS refused one of its flows: none of Flows is
+	// in OVS, and a retry is scheduled (reconcile/failure.go).
+	Failure *reconcile.Failure
+	// Waiting are those of Flows whose key another owner holds (a
+	// conflict), with that owner's name: not in OVS while it holds them.
+	Waiting map[flow.Key]string
 }
 
 // desired returns every owner's current flows, sorted by owner name.
 func (m *model) desired() []Owned {
+	fails, waits := m.rec.Failures(), m.rec.Waiting() // lock order: reconciler, then bmu
 	m.bmu.Lock()
 	out := make([]Owned, 0, len(m.builders))
 	for o, b := range m.builders {
-		out = append(out, Owned{Owner: o, Name: m.names[o], Flows: b()})
+		ow := Owned{Owner: o, Name: m.names[o], Flows: b()}
+		if f, ok := fails[o]; ok {
+			ow.Failure = &f
+		}
+		for _, w := range waits[o] {
+			if ow.Waiting == nil {
+				ow.Waiting = map[flow.Key]string{}
+			}
+			ow.Waiting[w.Key] = cmp.Or(m.names[w.Holder], string(w.Holder))
+		}
+		out = append(out, ow)
 	}
 	m.bmu.Unlock()
 	slices.SortFunc(out, func(a, b Owned) int { return strings.Compare(a.Name, b.Name) })

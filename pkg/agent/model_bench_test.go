@@ -58,7 +58,7 @@ func benchModel(b *testing.B, v cluster.View) (*model, *reconcile.Reconciler, *c
 	b.Helper()
 	sw := &countSwitch{}
 	var m *model
-	rec := reconcile.New(reconcile.Config{Switch: sw, Regenerate: func(o reconcile.Owner) []flow.Flow { return m.regenerate(o) }})
+	rec := reconcile.New(reconcile.Config{Switch: sw, Regenerate: func(o reconcile.Owner) []flow.Flow { return m.regenerate(o) }, Rank: ownerRank})
 	m = newModel("self", rec, func(kind string, err error) { b.Fatalf("%s: %v", kind, err) })
 	m.setTunnelPort(100, nil)
 	m.setView(v, nil)
@@ -152,7 +152,7 @@ func BenchmarkModelLocalLoad(b *testing.B) {
 	for range b.N {
 		sw := &countSwitch{}
 		var m *model
-		rec := reconcile.New(reconcile.Config{Switch: sw, Regenerate: func(o reconcile.Owner) []flow.Flow { return m.regenerate(o) }})
+		rec := reconcile.New(reconcile.Config{Switch: sw, Regenerate: func(o reconcile.Owner) []flow.Flow { return m.regenerate(o) }, Rank: ownerRank})
 		m = newModel("self", rec, func(kind string, err error) { b.Fatalf("%s: %v", kind, err) })
 		m.setTunnelPort(100, nil)
 		m.setView(v, active)

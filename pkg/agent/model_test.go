@@ -27,7 +27,7 @@ type modelRig struct {
 
 func newRig(t *testing.T) *modelRig {
 	r := &modelRig{sw: reconciletest.New()}
-	r.rec = reconcile.New(reconcile.Config{Switch: r.sw, Regenerate: func(o reconcile.Owner) []flow.Flow { return r.m.regenerate(o) }})
+	r.rec = reconcile.New(reconcile.Config{Switch: r.sw, Regenerate: func(o reconcile.Owner) []flow.Flow { return r.m.regenerate(o) }, Rank: ownerRank})
 	r.m = newModel("ha", r.rec, func(kind string, err error) { r.rejects = append(r.rejects, kind+": "+err.Error()) })
 	return r
 }
