@@ -78,6 +78,9 @@ type Agent struct {
 
 	conn   atomic.Pointer[openflow.Conn]
 	synced atomic.Pointer[openflow.Conn] // conn once its first Sync is done: flushes may go
+	// unsynced: conn whose first Sync OVS's refusals cut short (onConnect):
+	// the drift check syncs it again.
+	unsynced atomic.Pointer[openflow.Conn]
 	// restoreWait: flow-restore-wait could not be checked or cleared after
 	// the last Sync (loop.go releaseRestoreWait): retry.
 	restoreWait atomic.Bool
@@ -112,6 +115,8 @@ func New(cfg Config) (*Agent, error) {
 	a.rec = reconcile.New(reconcile.Config{
 		Switch:     ofSwitch{conn: a.conn.Load, maxTable: maxTable},
 		Regenerate: func(o reconcile.Owner) []flow.Flow { return a.model.regenerate(o) },
+		Rank:       ownerRank,
+		OnFailure:  a.ownerFailure,
 	})
 	a.model = newModel(cfg.NodeName, a.rec, a.reject)
 	if cfg.Bridge.TableNames == nil { // name the pipeline's tables in OVS (ovs-ofctl --names)

@@ -182,11 +182,21 @@ func (a *Agent) flush(ctx context.Context) int {
 // (checked every VerifyEvery, so that losing the monitor on a reconnection
 // brings the old pace back).
 func (a *Agent) verify(ctx context.Context) time.Duration {
-	if c := a.conn.Load(); c == nil || c.Err() != nil {
+	c := a.conn.Load()
+	if c == nil || c.Err() != nil {
+		return a.cfg.VerifyEvery
+	}
+	if a.unsynced.Load() == c { // its first Sync could not finish: again
+		if err := a.syncConn(ctx, c); err != nil {
+			a.log.Warn("pipeline sync failed; retrying", "err", err, "in", a.cfg.VerifyEvery)
+		}
 		return a.cfg.VerifyEvery
 	}
 	if a.restoreWait.Load() { // clearing it failed after the last Sync
 		a.releaseRestoreWait(ctx)
+	}
+	if a.rec.RetryDue() { // an owner whose flows OVS refused (reconcile/failure.go)
+		a.flush(ctx)
 	}
 	monitored := a.monitored.Load()
 	if since := time.Since(time.Unix(0, a.lastFull.Load())); monitored && since < a.cfg.MonitoredVerifyEvery {
@@ -226,24 +236,43 @@ func (a *Agent) sync(ctx context.Context) (reconcile.SyncResult, error) {
 }
 
 // onConnect runs after every OpenFlow (re)connection: one Sync installs or
-// repairs the whole pipeline in one bundle.
+// repairs the whole pipeline in one bundle. Flows OVS refuses cost their
+// owners alone (reconcile/failure.go); if more owners are refused than one
+// Sync can isolate, the connection is kept and the drift check (verify)
+// syncs again: a refused flow never tears the connection down.
 func (a *Agent) onConnect(ctx context.Context, c *openflow.Conn) error {
 	a.conn.Store(c)
 	if err := a.startMonitor(ctx, c); err != nil { // before the Sync: see monitor.go
 		return err
 	}
+	err := a.syncConn(ctx, c)
+	var refused *reconcile.RefusedError
+	if errors.As(err, &refused) {
+		a.unsynced.Store(c)
+		a.log.Warn("pipeline sync: OVS refused flows of more owners than one sync isolates; the next drift check continues",
+			"err", err, "in", a.cfg.VerifyEvery)
+		return nil
+	}
+	return err
+}
+
+// syncConn runs the first full Sync on connection c; once it succeeds,
+// flushes may go and the agent is ready.
+func (a *Agent) syncConn(ctx context.Context, c *openflow.Conn) error {
 	res, err := a.sync(ctx)
 	if err != nil {
 		return err
 	}
 	a.synced.Store(c)
+	a.unsynced.CompareAndSwap(c, nil)
 	// A change the loop made after the Sync but before the line above was
 	// not flushed: send it now rather than with the next event.
 	if a.rec.Pending() > 0 {
 		a.flush(ctx)
 	}
 	a.log.Info("pipeline synchronised", "datapath", c.DatapathID(), "kept", res.Kept, "added", res.Added,
-		"modified", res.Modified, "deleted", res.Deleted, "took", res.Duration, "flow_monitor", a.monitored.Load())
+		"modified", res.Modified, "deleted", res.Deleted, "took", res.Duration, "flow_monitor", a.monitored.Load(),
+		"owners_failing", a.rec.Stats().Failing)
 	a.releaseRestoreWait(ctx)
 	a.ready.Store(true)
 	go func() {
@@ -256,6 +285,17 @@ func (a *Agent) onConnect(ctx context.Context, c *openflow.Conn) error {
 		}
 	})
 	return nil
+}
+
+// ownerFailure is reconcile.Config.OnFailure: one log line per change of
+// an owner's state (not per retry).
+func (a *Agent) ownerFailure(o reconcile.Owner, f *reconcile.Failure) {
+	if f == nil {
+		a.log.Info("flows installed again after OVS refused them, or their owner is gone", "owner", o)
+		return
+	}
+	a.log.Warn("OVS refused a flow: its owner's flows are kept out of OVS and retried with backoff", "owner", o,
+		"flow", f.Flow, "reason", f.Reason, "retries", f.Retries, "next_retry", f.NextRetry.Format(time.RFC3339))
 }
 
 // releaseRestoreWait clears other_config:flow-restore-wait once the

@@ -3,12 +3,14 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 
 	"github.com/contiv/libOpenflow/openflow13"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
 )
 
 // errNoSwitch is returned while there is no OpenFlow connection.
@@ -55,7 +57,9 @@ func (s ofSwitch) dump(ctx context.Context, f openflow.FlowStatsFilter, each fun
 }
 
 // Commit applies mods in one atomic, ordered bundle; an error from mods
-// discards it.
+// discards it. Flow_mods OVS refuses are named by a
+// *reconcile.RefusedError (their positions are their positions in mods:
+// one bundle message each).
 func (s ofSwitch) Commit(ctx context.Context, mods iter.Seq2[*openflow13.FlowMod, error]) error {
 	c := s.conn()
 	if c == nil {
@@ -74,5 +78,22 @@ func (s ofSwitch) Commit(ctx context.Context, mods iter.Seq2[*openflow13.FlowMod
 			return err
 		}
 	}
-	return b.Commit(ctx)
+	return refused(b.Commit(ctx))
+}
+
+// refused turns the error of a bundle whose messages OVS refused into a
+// *reconcile.RefusedError (wrapping it); other errors pass unchanged.
+func refused(err error) error {
+	var be *openflow.BundleError
+	if !errors.As(err, &be) || len(be.Refused) == 0 {
+		return err
+	}
+	re := &reconcile.RefusedError{Err: err}
+	for _, m := range be.Refused {
+		// The type and code alone: the same refusal reads the same at
+		// every retry (the message's xid and bundle change).
+		reason := fmt.Errorf("%s/%s", m.Err.TypeName(), m.Err.CodeName())
+		re.Refused = append(re.Refused, reconcile.Refusal{Index: m.Index, Reason: reason})
+	}
+	return re
 }
