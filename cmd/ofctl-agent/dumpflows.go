@@ -18,11 +18,14 @@ Lists the flows actually in OVS for the agent's bridge, grouped by table,
 each with its packet and byte counters, what it is for, and its status:
 expected (as desired), MISSING (desired, not in OVS), UNEXPECTED (in OVS,
 not desired: foreign or stale), DIFFERENT (desired match, other actions or
-cookie). Asks the running agent (GET /debug/flows).
+cookie), FAILED (OVS refused this flow or another of its owner: the owner's
+flows are kept out of OVS and retried; the note gives OVS's error), WAITING
+(another owner holds its key: a conflict). Asks the running agent (GET
+/debug/flows).
 
 Exit status: 0 every listed flow is as desired; 1 some listed flow is
-missing, unexpected or different; 2 bad usage or filter; 3 the agent could
-not be asked.
+missing, unexpected, different or failed (waiting ones are not counted); 2
+bad usage or filter; 3 the agent could not be asked.
 
 flags:
 `
@@ -67,7 +70,7 @@ func parseDumpFlows(args []string, stderr io.Writer) (dumpFlowsArgs, error) {
 	fs.StringVar(&a.endpoint, "endpoint", "", "only the flows of a local endpoint (`PORT|IP`), or matching an IP")
 	fs.StringVar(&a.port, "port", "", "only flows matching in_port or outputting to `OFPORT|NAME`")
 	fs.StringVar(&a.network, "network", "", "only the flows of network `NAME` (its VNI, or owned by it or its endpoints)")
-	fs.StringVar(&a.status, "status", "", "only flows with these `STATUS`es: expected, missing, unexpected, different (comma-separated)")
+	fs.StringVar(&a.status, "status", "", "only flows with these `STATUS`es: expected, waiting, missing, unexpected, different, failed (comma-separated)")
 	fs.BoolVar(&a.json, "json", false, "print the agent's JSON report (fields documented in pkg/debugapi)")
 	pos, err := parseArgs(fs, args, stderr, dumpFlowsUsageHead)
 	if err != nil {

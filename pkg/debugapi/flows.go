@@ -3,10 +3,12 @@ package debugapi
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
+	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
 )
 
 // Flow statuses: OVS compared with the agent's desired flows.
@@ -15,10 +17,18 @@ const (
 	StatusMissing    = "missing"    // desired, not in OVS
 	StatusUnexpected = "unexpected" // in OVS, not desired (foreign or stale)
 	StatusDifferent  = "different"  // same table, priority and match; other cookie or actions
+	// StatusFailed: a flow of an owner isolated because OVS refused one of
+	// its flows (that one or another): kept out of OVS, retried with
+	// backoff; the note gives OVS's error.
+	StatusFailed = "failed"
+	// StatusWaiting: desired, but another owner holds its key (a
+	// conflict, reported when it began): installed when that owner lets
+	// go. Not a problem of the switch.
+	StatusWaiting = "waiting"
 )
 
 // Statuses lists every status, problems last.
-var Statuses = []string{StatusExpected, StatusMissing, StatusUnexpected, StatusDifferent}
+var Statuses = []string{StatusExpected, StatusWaiting, StatusMissing, StatusUnexpected, StatusDifferent, StatusFailed}
 
 // FlowsReport is the answer of /debug/flows (?format=json).
 type FlowsReport struct {
@@ -30,7 +40,7 @@ type FlowsReport struct {
 
 // Problems counts flows that are not as desired.
 func (r FlowsReport) Problems() int {
-	return r.Summary[StatusMissing] + r.Summary[StatusUnexpected] + r.Summary[StatusDifferent]
+	return r.Summary[StatusMissing] + r.Summary[StatusUnexpected] + r.Summary[StatusDifferent] + r.Summary[StatusFailed]
 }
 
 // TableFlows are the flows of one table.
@@ -73,24 +83,35 @@ type item struct {
 type desiredFlow struct {
 	flow  flow.Flow
 	owner string
+	fail  *reconcile.Failure // the owner is isolated
 }
 
 // compareFlows sets a status on every actual and desired flow.
 func compareFlows(owned []agent.Owned, actual []flow.Stats) []item {
 	desired := map[flow.Key]desiredFlow{}
+	var items []item
 	for _, o := range owned {
 		for _, f := range o.Flows {
-			desired[f.Key()] = desiredFlow{f, o.Name}
+			k := f.Key()
+			if holder, ok := o.Waiting[k]; ok {
+				items = append(items, desiredItem(k, f, o.Name, StatusWaiting,
+					fmt.Sprintf("its key is held by %s (a conflict): installed when that lets go", holder)))
+				continue
+			}
+			desired[k] = desiredFlow{f, o.Name, o.Failure}
 		}
 	}
 	seen := map[flow.Key]bool{}
-	items := make([]item, 0, len(actual)+len(desired))
+	items = slices.Grow(items, len(actual)+len(desired))
 	for _, st := range actual {
 		it := actualItem(st)
 		if d, ok := desired[it.key]; ok {
 			seen[it.key] = true
 			it.entry.Owner = d.owner
-			if st.Content() != d.flow.Content() {
+			switch {
+			case d.fail != nil:
+				it.entry.Status, it.entry.Note = StatusFailed, failedNote(it.key, d.fail)+"; this one is being removed"
+			case st.Content() != d.flow.Content():
 				it.entry.Status, it.entry.Desired = StatusDifferent, d.flow.String()
 				it.flows = append(it.flows, d.flow)
 				it.entry.Note = differNote(st, d.flow)
@@ -102,16 +123,32 @@ func compareFlows(owned []agent.Owned, actual []flow.Stats) []item {
 		items = append(items, it)
 	}
 	for k, d := range desired {
-		if seen[k] {
-			continue
+		switch {
+		case seen[k]:
+		case d.fail != nil:
+			items = append(items, desiredItem(k, d.flow, d.owner, StatusFailed, failedNote(k, d.fail)))
+		default:
+			items = append(items, desiredItem(k, d.flow, d.owner, StatusMissing, "desired but not in OVS: the next drift check adds it"))
 		}
-		f := d.flow
-		items = append(items, item{key: k, cookie: f.Cookie, flows: []flow.Flow{f}, entry: FlowEntry{Status: StatusMissing,
-			Table: f.Table, Priority: f.Priority, Cookie: fmt.Sprintf("%#x", f.Cookie), Flow: f.String(),
-			Owner: d.owner, Note: "desired but not in OVS: the next drift check adds it"}})
 	}
 	slices.SortStableFunc(items, func(a, b item) int { return flow.CompareKeys(a.key, b.key) })
 	return items
+}
+
+// desiredItem is a desired flow OVS does not hold.
+func desiredItem(k flow.Key, f flow.Flow, owner, status, note string) item {
+	return item{key: k, cookie: f.Cookie, flows: []flow.Flow{f}, entry: FlowEntry{Status: status,
+		Table: f.Table, Priority: f.Priority, Cookie: fmt.Sprintf("%#x", f.Cookie), Flow: f.String(),
+		Owner: owner, Note: note}}
+}
+
+// failedNote explains a flow of an isolated owner.
+func failedNote(k flow.Key, f *reconcile.Failure) string {
+	retry := fmt.Sprintf("retry at %s (%d refused so far)", f.NextRetry.UTC().Format(time.RFC3339), f.Retries)
+	if k == f.Key {
+		return fmt.Sprintf("OVS refused this flow: %s; its owner's flows are kept out of OVS, %s", f.Reason, retry)
+	}
+	return fmt.Sprintf("kept out of OVS: OVS refused another flow of its owner (%s): %s; %s", f.Flow, f.Reason, retry)
 }
 
 // actualItem renders a flow read from OVS; undecodable flows are shown from

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
+	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
 )
 
 // drifted is OVS after drift: the reference flows except that one is
@@ -248,5 +250,61 @@ func TestFlowsWithoutConnection(t *testing.T) {
 	Handlers(refSource(), Options{})[FlowsPattern].ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/flows", nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "no OpenFlow connection") {
 		t.Errorf("%d %q", rec.Code, rec.Body)
+	}
+}
+
+// TestCompareFlowsFailedAndWaiting: the flows of an isolated owner are
+// "failed" (in OVS or not), the refused one's note giving OVS's reason; a
+// flow waiting for a key another owner holds is "waiting", beside the
+// holder's flow, which stays expected.
+func TestCompareFlowsFailedAndWaiting(t *testing.T) {
+	owned := owners(pipeline.Reference())
+	i := slices.IndexFunc(owned, func(o agent.Owned) bool { return strings.HasPrefix(o.Name, "endpoint ") })
+	bad := &owned[i]
+	refused, leftover := bad.Flows[len(bad.Flows)-1], bad.Flows[0]
+	bad.Failure = &reconcile.Failure{Key: refused.Key(), Flow: refused.String(), Reason: "OFPET_FLOW_MOD_FAILED/OFPFMFC_TABLE_FULL"}
+	var stats []flow.Stats
+	for _, f := range allFlows(owned) {
+		if !slices.ContainsFunc(bad.Flows, func(b flow.Flow) bool { return b.Key() == f.Key() }) || f.Key() == leftover.Key() {
+			stats = append(stats, statsOfFlow(t, f, 1))
+		}
+	}
+	j := slices.IndexFunc(owned, func(o agent.Owned) bool { return strings.HasPrefix(o.Name, "endpoint ") && o.Name != bad.Name })
+	holder := owned[j]
+	arp := holder.Flows[slices.IndexFunc(holder.Flows, func(f flow.Flow) bool { return f.Table == pipeline.ARPResponder.ID() })]
+	claim := arp
+	claim.Cookie = 0xc1a1
+	owned = append(owned, agent.Owned{Name: "host hx", Flows: []flow.Flow{claim}, Waiting: map[flow.Key]string{claim.Key(): holder.Name}})
+
+	items := compareFlows(owned, stats)
+	count := map[string]int{}
+	for _, it := range items {
+		count[it.entry.Status]++
+		switch {
+		case it.entry.Owner == bad.Name && it.entry.Status != StatusFailed:
+			t.Errorf("%s of the isolated owner: %s", it.entry.Flow, it.entry.Status)
+		case it.key == refused.Key() && !strings.Contains(it.entry.Note, "OVS refused this flow: OFPET_FLOW_MOD_FAILED/OFPFMFC_TABLE_FULL"):
+			t.Errorf("refused flow's note %q", it.entry.Note)
+		case it.key == leftover.Key() && !strings.Contains(it.entry.Note, "being removed"):
+			t.Errorf("isolated flow still in OVS: note %q", it.entry.Note)
+		case it.key == arp.Key() && it.entry.Owner == holder.Name && it.entry.Status != StatusExpected:
+			t.Errorf("the holder's flow: %s", it.entry.Status)
+		case it.entry.Owner == "host hx" && (it.entry.Status != StatusWaiting || !strings.Contains(it.entry.Note, holder.Name)):
+			t.Errorf("the waiting flow: %s, note %q", it.entry.Status, it.entry.Note)
+		}
+	}
+	if count[StatusFailed] != len(bad.Flows) || count[StatusWaiting] != 1 || count[StatusMissing]+count[StatusUnexpected]+count[StatusDifferent] != 0 {
+		t.Fatalf("statuses %v: want %d failed, 1 waiting, no other problem", count, len(bad.Flows))
+	}
+	rep := report("br-int", items, nil, false)
+	if rep.Problems() != len(bad.Flows) {
+		t.Fatalf("problems %d, want the %d failed flows", rep.Problems(), len(bad.Flows))
+	}
+	var b strings.Builder
+	if err := WriteFlowsText(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "FAILED") || !strings.Contains(b.String(), "WAITING") {
+		t.Fatalf("text report:\n%s", b.String())
 	}
 }

@@ -17,6 +17,10 @@ func WriteFlowsText(w io.Writer, r FlowsReport) error {
 	fmt.Fprintf(b, "Flows of %s: OVS compared with the agent's desired flows\n", r.Bridge)
 	fmt.Fprintf(b, "  %d expected, %d MISSING, %d UNEXPECTED, %d DIFFERENT", r.Summary[StatusExpected],
 		r.Summary[StatusMissing], r.Summary[StatusUnexpected], r.Summary[StatusDifferent])
+	rare := r.Summary[StatusFailed] + r.Summary[StatusWaiting]
+	if rare > 0 {
+		fmt.Fprintf(b, ", %d FAILED, %d WAITING", r.Summary[StatusFailed], r.Summary[StatusWaiting])
+	}
 	if len(r.Filters) > 0 {
 		var fs []string
 		for _, k := range slices.Sorted(maps.Keys(r.Filters)) {
@@ -25,6 +29,9 @@ func WriteFlowsText(w io.Writer, r FlowsReport) error {
 		fmt.Fprintf(b, "  (only %s)", strings.Join(fs, " "))
 	}
 	b.WriteString("\n  MISSING: desired, not in OVS. UNEXPECTED: in OVS, not desired. DIFFERENT: desired match, other actions or cookie.\n")
+	if rare > 0 {
+		b.WriteString("  FAILED: OVS refused a flow of its owner, whose flows are kept out and retried. WAITING: another owner holds its key.\n")
+	}
 	if len(r.Tables) == 0 {
 		b.WriteString("\nno flow matches the filters\n")
 	}
@@ -47,7 +54,7 @@ func writeFlowEntry(b *bufio.Writer, f FlowEntry) {
 		status = strings.ToUpper(status)
 	}
 	counters := ""
-	if f.Status != StatusMissing {
+	if inOVS := f.Status != StatusMissing && f.Status != StatusWaiting && (f.Status != StatusFailed || f.DurationSeconds > 0); inOVS {
 		age := time.Duration(f.DurationSeconds * float64(time.Second)).Round(time.Second)
 		counters = fmt.Sprintf("packets=%d bytes=%d age=%s", f.Packets, f.Bytes, age)
 	}

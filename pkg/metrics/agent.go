@@ -23,7 +23,7 @@ type metricSpec struct {
 }
 
 var agentSpecs = []metricSpec{
-	{"ready", "1 when the full pipeline is in OVS and the OpenFlow connection is up.", nil},
+	{"ready", "1 when the pipeline is in OVS (but the flows of owners OVS refused: flow_owners_failing) and the OpenFlow connection is up.", nil},
 	{"invalid_inputs_total", "Inputs rejected (bad OVSDB rows, conflicts, bad cluster files, refused flows), by kind.", []string{"kind"}},
 	{"openflow_connected", "1 while the OpenFlow connection is up.", nil},
 	{"openflow_reconnects_total", "OpenFlow connections established after the first.", nil},
@@ -41,6 +41,9 @@ var agentSpecs = []metricSpec{
 	{"flow_monitor_pauses_total", "Times OVS paused its flow change reports (a mass change; a full comparison follows).", nil},
 	{"last_sync_duration_seconds", "Duration of the last full comparison.", nil},
 	{"desired_flows", "Flows the agent wants in OVS.", nil},
+	{"flow_mods_refused_total", "Flow modifications OVS refused; the owner of each (an endpoint, a remote host, a network, the fixed flows) is isolated: its flows are kept out of OVS and retried with backoff.", nil},
+	{"flow_owners_failing", "Owners whose flows are kept out of OVS because OVS refused one of them (see dump-flows --status failed).", nil},
+	{"flows_waiting", "Desired flows not in OVS because another owner holds their key (a conflict): installed when it lets go.", nil},
 	{"endpoints", "Local endpoints programmed.", nil},
 }
 
@@ -96,6 +99,9 @@ func (c *AgentCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("flow_monitor_pauses_total", s.FlowMonitorPauses)
 	gauge("last_sync_duration_seconds", s.Reconcile.LastSync.Seconds())
 	gauge("desired_flows", float64(s.Reconcile.DesiredFlows))
+	counter("flow_mods_refused_total", s.Reconcile.Refused)
+	gauge("flow_owners_failing", float64(s.Reconcile.Failing))
+	gauge("flows_waiting", float64(s.Reconcile.WaitingFlows))
 	gauge("endpoints", float64(s.Endpoints))
 }
 
