@@ -205,7 +205,7 @@ func RemoteEndpointFlows(n Network, h RemoteHost, e RemoteEndpoint) []flow.Flow 
 	c := e.Cookie()
 	return []flow.Flow{
 		responder().Address(n.VNI, e.IP, e.MAC, c),
-		{Table: L2Forward.ID(), Priority: priorityEndpoint, Cookie: c,
+		{Table: L2Forward.ID(), Priority: priorityRemote, Cookie: c,
 			Match:   flow.NewMatch(flow.FieldEthDst.MAC(e.MAC), regNetwork.Is(n.VNI), markFromLocal.Match()),
 			Actions: tunnels().ToHost(h.TunnelIP)},
 	}

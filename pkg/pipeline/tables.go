@@ -123,7 +123,8 @@ const (
 	priorityTunnelPort = 200 // classifier
 	priorityAllow      = 200 // spoof_guard: the endpoint's own IPv4 and ARP
 	priorityPortDrop   = 100 // spoof_guard: everything else from the port
-	priorityEndpoint   = 200 // l2_forward: exact destination MAC
+	priorityEndpoint   = 200 // l2_forward: exact destination MAC of a local endpoint
+	priorityRemote     = 195 // l2_forward: a remote endpoint's MAC, below a local one's (docs/pipeline.md)
 	priorityRewrite    = 190 // l2_forward: derived MAC of a local endpoint with another MAC
 	priorityRangeBase  = 100 // l2_forward: a remote range, plus its prefix length
 	priorityMiss       = 0
