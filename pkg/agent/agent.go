@@ -134,7 +134,9 @@ func New(cfg Config) (*Agent, error) {
 		Conn: openflow.Config{Addr: cfg.OpenFlow, EchoInterval: cfg.EchoInterval, DeadInterval: cfg.DeadInterval, Logger: cfg.Logger},
 		// The switch is local: a failed dial costs next to nothing, and
 		// after an ovs-vswitchd restart every moment waited is spent with
-		// an empty pipeline. Retry at least 4 times a second.
+		// an empty pipeline. Retry at least 4 times a second. A failing
+		// sync (the hook) is retried at HookBackoff's default pace, from
+		// 100 ms doubling to 10 s: each try dumps every flow.
 		Backoff:   openflow.Backoff{Max: 250 * time.Millisecond},
 		OnConnect: a.onConnect,
 		Logger:    cfg.Logger,

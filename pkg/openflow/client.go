@@ -3,7 +3,6 @@ package openflow
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -57,6 +56,11 @@ func (b Backoff) Delay(n int, rnd func() float64) time.Duration {
 type ClientConfig struct {
 	Conn    Config
 	Backoff Backoff
+	// HookBackoff is the delay policy after connections whose OnConnect
+	// failed: the switch answered, so a short delay would only repeat the
+	// hook's work (a full replay) at that pace. Default: Backoff with Max
+	// at least 10s.
+	HookBackoff Backoff
 	// OnConnect runs after every (re)connection, before Current returns the
 	// connection; use it to replay state (e.g. install all flows in one
 	// bundle). An error closes the connection and the Client retries.
@@ -99,6 +103,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	cfg.Backoff = cfg.Backoff.withDefaults()
+	if cfg.HookBackoff == (Backoff{}) {
+		cfg.HookBackoff = cfg.Backoff
+		cfg.HookBackoff.Max = max(cfg.HookBackoff.Max, 10*time.Second)
+	}
+	cfg.HookBackoff = cfg.HookBackoff.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = conn.Logger
 	}
@@ -119,7 +128,7 @@ func (cl *Client) Run(ctx context.Context) error {
 	cl.running = true
 	cl.mu.Unlock()
 	defer cl.hub.close()
-	for attempt := 0; ; {
+	for attempt, hookFailures := 0, 0; ; {
 		start := time.Now()
 		err := cl.session(ctx)
 		if ctx.Err() != nil {
@@ -130,6 +139,14 @@ func (cl *Client) Run(ctx context.Context) error {
 		}
 		delay := cl.cfg.Backoff.Delay(attempt, cl.rand)
 		attempt++
+		var he *hookError
+		switch {
+		case errors.As(err, &he):
+			delay = cl.cfg.HookBackoff.Delay(hookFailures, cl.rand)
+			hookFailures++
+		case !errors.As(err, new(*dialError)):
+			hookFailures = 0 // the hook succeeded: the connection ended later
+		}
 		// The first failures and then one in 20 at Info: a switch that
 		// stays away for hours must not fill the log at a short backoff.
 		level := slog.LevelInfo
@@ -150,10 +167,12 @@ func (cl *Client) Run(ctx context.Context) error {
 // session dials, runs the hook and waits for the connection to end.
 func (cl *Client) session(ctx context.Context) error {
 	c, err := Dial(ctx, cl.cfg.Conn)
-	if err == nil && cl.cfg.OnConnect != nil {
+	if err != nil {
+		err = &dialError{err}
+	} else if cl.cfg.OnConnect != nil {
 		if herr := cl.cfg.OnConnect(ctx, c); herr != nil {
 			_ = c.Close()
-			err = fmt.Errorf("openflow: on-connect hook: %w", herr)
+			err = &hookError{herr}
 		}
 	}
 	if err != nil {
@@ -193,6 +212,18 @@ func (cl *Client) update(f func(*State)) {
 		cl.cfg.OnStateChange(st)
 	}
 }
+
+// dialError: a session that never connected (dial or handshake).
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// hookError: a session whose OnConnect failed.
+type hookError struct{ err error }
+
+func (e *hookError) Error() string { return "openflow: on-connect hook: " + e.err.Error() }
+func (e *hookError) Unwrap() error { return e.err }
 
 // State returns a snapshot of the client's state.
 func (cl *Client) State() State {

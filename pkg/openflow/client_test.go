@@ -220,3 +220,38 @@ func TestClientPortStatusAcrossReconnects(t *testing.T) {
 		<-c.Done()
 	}
 }
+
+// TestClientBacksOffAFailingHook: a switch that answers but whose hook
+// keeps failing is redialled at the growing HookBackoff pace, not at the
+// short dial backoff (each hook run may be a full replay).
+func TestClientBacksOffAFailingHook(t *testing.T) {
+	s := sw.Start(t, sw.Options{})
+	calls := make(chan time.Time, 64)
+	cl, err := NewClient(ClientConfig{
+		Conn:        Config{Addr: s.Addr(), Logger: quiet()},
+		Backoff:     fastBackoff(),
+		HookBackoff: Backoff{Initial: 10 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: -1},
+		OnConnect: func(context.Context, *Conn) error {
+			calls <- time.Now()
+			return errors.New("replay failed")
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, cl)
+	var at []time.Time
+	for len(at) < 7 {
+		select {
+		case c := <-calls:
+			at = append(at, c)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d hook calls", len(at))
+		}
+	}
+	// Delays 10, 20, 40, 80, 160, 320 ms: the sixth gap is at least 320 ms
+	// (the dial backoff alone would keep it near 50 ms).
+	if gap := at[6].Sub(at[5]); gap < 320*time.Millisecond {
+		t.Fatalf("sixth redial after a failed hook came %v after the previous one", gap)
+	}
+}
