@@ -46,16 +46,20 @@ type failRig struct {
 	events []string
 }
 
-func newFailRig(t *testing.T) *failRig {
+func newFailRig(t *testing.T, mod ...func(*Config)) *failRig {
 	f := &failRig{now: time.Unix(1000, 0)}
-	f.r, f.sw, f.model = setupWith(t, Config{Now: func() time.Time { return f.now },
+	cfg := Config{Now: func() time.Time { return f.now },
 		OnFailure: func(o Owner, fl *Failure) {
 			if fl == nil {
 				f.events = append(f.events, string(o)+" recovered")
 				return
 			}
 			f.events = append(f.events, string(o)+" failed: "+fl.Reason)
-		}})
+		}}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	f.r, f.sw, f.model = setupWith(t, cfg)
 	f.sw.Refuse = refuseBadPort
 	for i := uint32(1); i <= 3; i++ {
 		f.model.set(t, f.r, owner(i), portFlows(owner(i), i*10, i*10+1))
@@ -197,4 +201,22 @@ func TestRefusalRoundsAreBounded(t *testing.T) {
 	if s := f.r.Stats(); s.Failing != 6 || len(f.sw.Flows) != 6 {
 		t.Fatalf("stats %+v, %d flows", s, len(f.sw.Flows))
 	}
+}
+
+// A key that passes to an isolated owner when its holder lets go leaves
+// OVS at the next Flush, not at the owner's next retry: none of an
+// isolated owner's flows stays there.
+func TestKeyPassingToAnIsolatedOwnerLeavesOVS(t *testing.T) {
+	f := newFailRig(t)
+	bad := portFlows("2", 20, 22)
+	bad[1].Actions = []flow.Action{flow.Output{Port: badPort}}
+	f.model["2"] = append(bad, claim("2", 10, 7)) // owner 1 holds in_port=10: waits
+	f.r.Set("2", f.model["2"])
+	flush(t, f.r) // owner 2 isolated
+	if _, ok := f.r.Failures()["2"]; !ok || f.r.RetryDue() {
+		t.Fatal("owner 2 not isolated, or its retry due already")
+	}
+	f.model.set(t, f.r, "1", portFlows("1", 11)) // owner 1 lets in_port=10 go
+	flush(t, f.r)
+	holds(t, f.sw, 10, 0)
 }

@@ -262,10 +262,11 @@ func (r *Reconciler) replace(o *ownerFlows, entries, waits []keyed) (left, chang
 		case e.from != nil:
 			s.installed, s.have = r.yield(e.from, e.key)
 			r.byKey[s.key] = o
+			r.keepOut(o, &s, e.k)
 			changed = true
 		default:
 			r.byKey[s.key] = o
-			if have, ok := r.gone[e.k]; ok { // deleted by another owner, not yet flushed
+			if have, ok := r.gone[e.k]; ok && !o.isolated() { // deleted by another owner, not yet flushed
 				s.installed, s.have = true, have
 				delete(r.gone, e.k)
 			}
@@ -346,12 +347,22 @@ func (r *Reconciler) promote(w *ownerFlows, h uint64, installed bool, have uint6
 	w.waits = slices.Delete(w.waits, j, j+1)
 	r.unwait(w, h)
 	s := slot{key: h, want: wt.want, installed: installed, have: have, off: uint32(len(w.keys))}
+	r.keepOut(w, &s, decodeKey(wt.rec))
 	w.keys = append(w.keys, wt.rec...)
 	i, _ := slices.BinarySearchFunc(w.slots, h, func(s slot, h uint64) int { return cmp.Compare(s.key, h) })
 	w.slots = slices.Insert(w.slots, i, s)
 	r.byKey[h] = w
 	if w.dirty() {
 		r.todo[w] = struct{}{}
+	}
+}
+
+// keepOut queues the deletion of the flow OVS holds for slot s, with key
+// k, that isolated owner o just got: none of o's flows stays in OVS.
+func (r *Reconciler) keepOut(o *ownerFlows, s *slot, k flow.Key) {
+	if o.isolated() && s.installed {
+		r.gone[k] = s.have
+		s.installed = false
 	}
 }
 
