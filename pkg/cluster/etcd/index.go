@@ -15,6 +15,9 @@ const (
 	KindRecord   = "etcd-record" // a key or value that does not parse
 	KindConflict = "conflict"    // a record that lost a conflict
 	KindEndpoint = "endpoint"    // an endpoint whose network is unknown or whose IP is outside it
+	// KindOldLayout: a host publishing in the key layout of earlier
+	// versions; its records are ignored (reported once per host).
+	KindOldLayout = "etcd-old-layout"
 )
 
 // ipKey identifies one address in one network.
@@ -92,6 +95,10 @@ type index struct {
 	macs    map[macKey][]ipKey // IPs whose winning claim uses the MAC
 	names   map[string]string  // interned network and host names
 	nclaims int                // claims stored in ips
+	// Records of the old layout, ignored: key -> host, and how many each
+	// host has.
+	oldKeys  map[string]string
+	oldHosts map[string]int
 
 	netView   map[string]cluster.Network
 	hostView  map[string]cluster.Host
@@ -115,6 +122,7 @@ func newIndex(k keys, static []cluster.Network, report func(string, error)) *ind
 		nets: map[string]netRec{}, hosts: map[string]hostRec{}, ips: map[ipKey]ipState{},
 		macs: map[macKey][]ipKey{}, names: map[string]string{}, netView: map[string]cluster.Network{},
 		hostView: map[string]cluster.Host{}, dirty: map[ipKey]struct{}{}, reported: map[string]string{},
+		oldKeys: map[string]string{}, oldHosts: map[string]int{},
 		netsDirty: true, hostsDirty: true}
 	for _, n := range static {
 		x.static[n.Name] = n
@@ -167,15 +175,15 @@ func (x *index) put(key string, value []byte, create int64) {
 		x.unnote("record:" + key)
 		x.nets[x.intern(pk.name)] = netRec{n, create}
 	case kindHost:
-		h, err := parseHost(key, pk.name, value)
+		h, err := parseHost(key, pk.host, value)
 		x.hostsDirty = true
 		if err != nil {
 			x.note("record:"+key, KindRecord, err)
-			delete(x.hosts, pk.name)
+			delete(x.hosts, pk.host)
 			return
 		}
 		x.unnote("record:" + key)
-		x.hosts[x.intern(pk.name)] = hostRec{h, create}
+		x.hosts[x.intern(pk.host)] = hostRec{h, create}
 	case kindEndpoint:
 		mac, err := parseMAC(key, value)
 		id := ipKey{x.intern(pk.network), pk.ip.As4()}
@@ -186,6 +194,32 @@ func (x *index) put(key string, value []byte, create int64) {
 		}
 		x.unnote("record:" + key)
 		x.setClaim(id, claim{host: x.intern(pk.host), mac: mac, create: create})
+	case kindOldLayout:
+		x.putOld(key, pk.host)
+	}
+}
+
+// putOld counts a record of the old layout; the first of a host is
+// reported. Its value is not read: nobody can tell who wrote it.
+func (x *index) putOld(key, host string) {
+	if _, ok := x.oldKeys[key]; ok {
+		return
+	}
+	x.oldKeys[key] = host
+	if x.oldHosts[host]++; x.oldHosts[host] == 1 {
+		x.note("old:"+host, KindOldLayout, &OldLayoutError{Key: key, Host: host})
+	}
+}
+
+func (x *index) delOld(key string) {
+	host, ok := x.oldKeys[key]
+	if !ok {
+		return
+	}
+	delete(x.oldKeys, key)
+	if x.oldHosts[host]--; x.oldHosts[host] <= 0 {
+		delete(x.oldHosts, host)
+		x.unnote("old:" + host)
 	}
 }
 
@@ -202,11 +236,13 @@ func (x *index) del(key string) {
 		delete(x.nets, pk.name)
 		x.netsDirty = true
 	case kindHost:
-		delete(x.hosts, pk.name)
+		delete(x.hosts, pk.host)
 		x.hostsDirty = true
 	case kindEndpoint:
 		x.unnote("endpoint:" + key)
 		x.dropClaim(ipKey{pk.network, pk.ip.As4()}, pk.host)
+	case kindOldLayout:
+		x.delOld(key)
 	}
 }
 
@@ -249,9 +285,10 @@ func (x *index) dropClaim(id ipKey, host string) {
 	x.dirty[id] = struct{}{}
 }
 
-// counts returns how many networks, hosts and endpoint claims are stored.
-func (x *index) counts() (nets, hosts, claims int) {
-	return len(x.nets), len(x.hosts), x.nclaims
+// counts returns how many networks, hosts, endpoint claims and ignored
+// records of the old layout are stored.
+func (x *index) counts() (nets, hosts, claims, old int) {
+	return len(x.nets), len(x.hosts), x.nclaims, len(x.oldKeys)
 }
 
 // view returns the current view (call resolve first).

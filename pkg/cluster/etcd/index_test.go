@@ -157,8 +157,10 @@ func TestIndexBadRecords(t *testing.T) {
 		{"subnet host bits", putNet("green", 7, "10.0.0.1/8", 9), KindRecord},
 		{"bad MAC", putEP("blue", "10.100.0.1", "ha", "01:00:00:00:00:01", 9), KindRecord},
 		{"zero MAC", putEP("blue", "10.100.0.1", "ha", "00:00:00:00:00:00", 9), KindRecord},
-		{"bad endpoint key", op{tp + "/endpoints/blue/10.100.0.1", `{"version":1,"mac":"02:00:00:00:00:01"}`, 9}, KindRecord},
-		{"endpoint IP not dotted quad", op{tp + "/endpoints/blue/10.100.000.1/ha", `{"version":1,"mac":"02:00:00:00:00:01"}`, 9}, KindRecord},
+		{"bad endpoint key", op{tp + "/hosts/ha/endpoints/blue", `{"version":1,"mac":"02:00:00:00:00:01"}`, 9}, KindRecord},
+		{"endpoint key too long", op{tp + "/hosts/ha/endpoints/blue/10.100.0.1/x", `{"version":1,"mac":"02:00:00:00:00:01"}`, 9}, KindRecord},
+		{"bad host record key", op{tp + "/hosts/ha/record/x", `{"version":1,"tunnel_ip":"192.0.2.9"}`, 9}, KindRecord},
+		{"endpoint IP not dotted quad", op{tp + "/hosts/ha/endpoints/blue/10.100.000.1", `{"version":1,"mac":"02:00:00:00:00:01"}`, 9}, KindRecord},
 		{"unknown network", putEP("green", "10.100.0.1", "ha", "02:00:00:00:00:01", 9), KindEndpoint},
 		{"outside subnet", putEP("blue", "10.99.0.1", "ha", "02:00:00:00:00:01", 9), KindEndpoint},
 		{"VNI taken", putNet("green", 100, "10.0.0.0/8", 9), KindConflict},
@@ -295,7 +297,7 @@ func TestRecordErrorsAreTyped(t *testing.T) {
 	if got := string(EncodeEndpoint(net.HardwareAddr{2, 0, 0, 0, 0, 1})); got != `{"version":1,"mac":"02:00:00:00:00:01"}` {
 		t.Errorf("EncodeEndpoint = %s", got)
 	}
-	if got := EndpointKey("/p/", "blue", netip.MustParseAddr("10.0.0.1"), "h"); got != "/p/endpoints/blue/10.0.0.1/h" {
+	if got := EndpointKey("/p/", "blue", netip.MustParseAddr("10.0.0.1"), "h"); got != "/p/hosts/h/endpoints/blue/10.0.0.1" {
 		t.Errorf("EndpointKey = %s", got)
 	}
 }

@@ -18,11 +18,14 @@ const RecordVersion = 1
 // DefaultPrefix is the key prefix used when none is configured.
 const DefaultPrefix = "/ofctl-agent"
 
-// Sub-trees under the prefix.
+// Sub-trees and names under the prefix. Each host writes only under
+// hosts/<host>/ (its record and its endpoint claims), so that an etcd role
+// per host can confine it to that prefix.
 const (
 	dirNetworks  = "networks"
 	dirHosts     = "hosts"
-	dirEndpoints = "endpoints"
+	dirEndpoints = "endpoints" // under hosts/<host>/; at the top: the old layout
+	nameRecord   = "record"    // hosts/<host>/record
 )
 
 // RecordError is a key or value under the prefix that cannot be used. It is
@@ -46,6 +49,21 @@ func (e *ConflictError) Error() string {
 	return fmt.Sprintf("etcd record %s: %s is already held by %s", e.Key, e.What, e.Winner)
 }
 
+// OldLayoutError is a record of the key layout of earlier versions
+// (<prefix>/hosts/<host> and <prefix>/endpoints/<network>/<ip>/<host>),
+// where a host's keys share no prefix of their own and etcd cannot confine
+// who writes them. Such records are ignored and reported once per host
+// (kind "etcd-old-layout").
+type OldLayoutError struct {
+	Key  string // the first such record seen of the host
+	Host string
+}
+
+func (e *OldLayoutError) Error() string {
+	return fmt.Sprintf("etcd record %s: host %s publishes in the old key layout (an ofctl-agent without "+
+		"per-host prefixes); its records are ignored until its agent is upgraded", e.Key, e.Host)
+}
+
 // keys builds and parses the key layout under one prefix.
 type keys struct{ prefix string }
 
@@ -64,11 +82,18 @@ func normalizePrefix(p string) (string, error) {
 
 func (k keys) root() string               { return k.prefix + "/" }
 func (k keys) network(name string) string { return k.prefix + "/" + dirNetworks + "/" + name }
-func (k keys) host(name string) string    { return k.prefix + "/" + dirHosts + "/" + name }
 func (k keys) probe() string              { return k.prefix + "/probe" }
+
+// hostPrefix is everything host name writes, and nothing else: the range
+// of its etcd role's readwrite permission.
+func (k keys) hostPrefix(name string) string { return k.prefix + "/" + dirHosts + "/" + name + "/" }
+func (k keys) host(name string) string       { return k.hostPrefix(name) + nameRecord }
 func (k keys) endpoint(network string, ip netip.Addr, host string) string {
-	return k.prefix + "/" + dirEndpoints + "/" + network + "/" + ip.String() + "/" + host
+	return k.hostPrefix(host) + dirEndpoints + "/" + network + "/" + ip.String()
 }
+
+// oldHost is a host's record in the old layout.
+func (k keys) oldHost(name string) string { return k.prefix + "/" + dirHosts + "/" + name }
 
 // keyKind says which sub-tree a key is in.
 type keyKind int
@@ -78,19 +103,22 @@ const (
 	kindNetwork
 	kindHost
 	kindEndpoint
+	kindOldLayout // a record of the old layout: host is set
 )
 
 // parsedKey is a key split into its parts.
 type parsedKey struct {
 	kind    keyKind
-	name    string // network or host name
+	name    string // network name
 	network string // endpoint keys
 	ip      netip.Addr
-	host    string
+	host    string // host and endpoint keys
 }
 
-// parse splits a key under the prefix. Keys of other sub-trees (kindOther)
-// are not ours to judge and are ignored without an error.
+// parse splits a key under the prefix. Keys of other sub-trees, and names
+// under a host's prefix other than record and endpoints/, (kindOther) are
+// not ours to judge and are ignored without an error: later versions may
+// add some.
 func (k keys) parse(key string) (parsedKey, error) {
 	rest, ok := strings.CutPrefix(key, k.root())
 	if !ok {
@@ -99,23 +127,43 @@ func (k keys) parse(key string) (parsedKey, error) {
 	parts := strings.Split(rest, "/")
 	bad := func(reason string) (parsedKey, error) { return parsedKey{}, &RecordError{Key: key, Reason: reason} }
 	switch parts[0] {
-	case dirNetworks, dirHosts:
+	case dirNetworks:
 		if len(parts) != 2 || parts[1] == "" {
-			return bad("want " + parts[0] + "/<name>")
+			return bad("want networks/<name>")
 		}
-		if parts[0] == dirNetworks {
-			return parsedKey{kind: kindNetwork, name: parts[1]}, nil
+		return parsedKey{kind: kindNetwork, name: parts[1]}, nil
+	case dirHosts:
+		return k.parseHostKey(key, parts, bad)
+	case dirEndpoints: // old layout: endpoints/<network>/<ip>/<host>
+		if len(parts) != 4 || parts[3] == "" {
+			return bad("want hosts/<host>/endpoints/<network>/<ip>")
 		}
-		return parsedKey{kind: kindHost, name: parts[1]}, nil
-	case dirEndpoints:
-		if len(parts) != 4 || parts[1] == "" || parts[3] == "" {
-			return bad("want endpoints/<network>/<ip>/<host>")
+		return parsedKey{kind: kindOldLayout, host: parts[3]}, nil
+	}
+	return parsedKey{}, nil
+}
+
+// parseHostKey splits a key under hosts/.
+func (k keys) parseHostKey(key string, parts []string, bad func(string) (parsedKey, error)) (parsedKey, error) {
+	switch {
+	case len(parts) < 2 || parts[1] == "":
+		return bad("want hosts/<host>/record or hosts/<host>/endpoints/<network>/<ip>")
+	case len(parts) == 2: // old layout: hosts/<host>
+		return parsedKey{kind: kindOldLayout, host: parts[1]}, nil
+	case parts[2] == nameRecord:
+		if len(parts) != 3 {
+			return bad("want hosts/<host>/record")
 		}
-		ip, err := netip.ParseAddr(parts[2])
-		if err != nil || !ip.Is4() || ip.String() != parts[2] {
-			return bad(fmt.Sprintf("ip %q is not an IPv4 address in dotted-quad form", parts[2]))
+		return parsedKey{kind: kindHost, host: parts[1]}, nil
+	case parts[2] == dirEndpoints:
+		if len(parts) != 5 || parts[3] == "" {
+			return bad("want hosts/<host>/endpoints/<network>/<ip>")
 		}
-		return parsedKey{kind: kindEndpoint, network: parts[1], ip: ip, host: parts[3]}, nil
+		ip, err := netip.ParseAddr(parts[4])
+		if err != nil || !ip.Is4() || ip.String() != parts[4] {
+			return bad(fmt.Sprintf("ip %q is not an IPv4 address in dotted-quad form", parts[4]))
+		}
+		return parsedKey{kind: kindEndpoint, network: parts[3], ip: ip, host: parts[1]}, nil
 	}
 	return parsedKey{}, nil
 }
@@ -127,13 +175,13 @@ type NetworkRecord struct {
 	Subnet  string `json:"subnet"`
 }
 
-// HostRecord is the value of hosts/<name>.
+// HostRecord is the value of hosts/<name>/record.
 type HostRecord struct {
 	Version  int    `json:"version"`
 	TunnelIP string `json:"tunnel_ip"`
 }
 
-// EndpointRecord is the value of endpoints/<network>/<ip>/<host>.
+// EndpointRecord is the value of hosts/<host>/endpoints/<network>/<ip>.
 type EndpointRecord struct {
 	Version int    `json:"version"`
 	MAC     string `json:"mac"`
@@ -229,8 +277,12 @@ func mustJSON(v any) []byte {
 // NetworkKey is the key of a network under prefix.
 func NetworkKey(prefix, name string) string { return keysFor(prefix).network(name) }
 
-// HostKey is the key of a host under prefix.
+// HostKey is the key of a host's record under prefix.
 func HostKey(prefix, name string) string { return keysFor(prefix).host(name) }
+
+// HostPrefix is the prefix under which host name writes all its records
+// (and nothing else does): its etcd role's readwrite range.
+func HostPrefix(prefix, name string) string { return keysFor(prefix).hostPrefix(name) }
 
 // EndpointKey is the key of one host's claim on an IP in a network.
 func EndpointKey(prefix, network string, ip netip.Addr, host string) string {

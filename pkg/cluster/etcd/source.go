@@ -47,9 +47,10 @@ type State struct {
 	LastError string
 	Revision  int64  // etcd revision of the view in force
 	Resyncs   uint64 // full re-lists after the first (compaction)
-	// Records stored (valid or not yet resolved), and what the view holds.
-	Networks, Hosts, Claims int
-	ViewEndpoints           int
+	// Records stored (valid or not yet resolved), records of the old key
+	// layout (ignored), and what the view holds.
+	Networks, Hosts, Claims, OldLayout int
+	ViewEndpoints                      int
 }
 
 // Source is the cluster view kept in etcd (key layout: package doc). It
@@ -196,9 +197,9 @@ func (s *Source) list(ctx context.Context, reported map[string]string) (*index, 
 	x.resolve()
 	s.setConnected(true, nil)
 	s.publish(x, rev, true)
-	n, h, c := x.counts()
+	n, h, c, old := x.counts()
 	s.log.Info("etcd listed", "revision", rev, "networks", n, "hosts", h, "endpoint_records", c,
-		"view_endpoints", len(x.endpoints), "took", time.Since(start))
+		"old_layout_records", old, "view_endpoints", len(x.endpoints), "took", time.Since(start))
 	return x, rev, nil
 }
 
@@ -247,9 +248,17 @@ func (s *Source) watch(ctx context.Context, x *index, rev int64) (int64, error) 
 
 // settle resolves what was applied and publishes a changed view.
 func (s *Source) settle(x *index, rev int64, applied bool, err error) (int64, error) {
-	if applied && x.resolve() {
-		s.publish(x, rev, false)
+	if !applied {
+		return rev, err
 	}
+	if x.resolve() {
+		s.publish(x, rev, false)
+		return rev, err
+	}
+	n, h, c, old := x.counts() // records that did not change the view
+	s.mu.Lock()
+	s.state.Networks, s.state.Hosts, s.state.Claims, s.state.OldLayout = n, h, c, old
+	s.mu.Unlock()
 	return rev, err
 }
 
@@ -270,7 +279,7 @@ func (s *Source) apply(x *index, events []*clientv3.Event) bool {
 // replacing a view the reader has not taken yet.
 func (s *Source) publish(x *index, rev int64, listed bool) {
 	v := x.view(rev)
-	n, h, c := x.counts()
+	n, h, c, old := x.counts()
 	s.mu.Lock()
 	if !listed { // a list starts a new index: it knows no delta
 		d := x.delta
@@ -279,7 +288,7 @@ func (s *Source) publish(x *index, rev int64, listed bool) {
 	}
 	same := s.have && listed && v.Equal(s.current)
 	s.current, s.have = v, true
-	s.state.Revision, s.state.Networks, s.state.Hosts, s.state.Claims = rev, n, h, c
+	s.state.Revision, s.state.Networks, s.state.Hosts, s.state.Claims, s.state.OldLayout = rev, n, h, c, old
 	s.state.ViewEndpoints = len(v.Endpoints)
 	s.mu.Unlock()
 	if same {

@@ -211,7 +211,7 @@ func TestSourceCountsBadRecords(t *testing.T) {
 	srv := etcdtest.Start(t)
 	c := srv.Client(t)
 	seed(t, c)
-	put(t, c, tp+"/hosts/broken", "not json")
+	put(t, c, tp+"/hosts/broken/record", "not json")
 	h := startSource(t, c, nil)
 	eventually(t, 5*time.Second, func() bool { return h.count(KindRecord) == 1 }, "a bad listed record was not reported")
 	put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.1"), "hb"), `{"version":1,"mac":"ff:ff:ff:ff:ff:ff"}`)
@@ -224,6 +224,29 @@ func TestSourceCountsBadRecords(t *testing.T) {
 	v, _ := h.src.Current()
 	if e := v.Endpoints[slices.IndexFunc(v.Endpoints, func(e cluster.RemoteEndpoint) bool { return e.IP.String() == "10.100.0.1" })]; e.Host != "ha" {
 		t.Errorf("10.100.0.1 on %s, want ha (the oldest claim)", e.Host)
+	}
+}
+
+// TestSourceIgnoresOldLayout: records in the layout of earlier versions
+// (hosts/<host>, endpoints/<network>/<ip>/<host>), which anyone could
+// write in any host's name, are not used, and reported once per host.
+func TestSourceIgnoresOldLayout(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	seed(t, c)
+	put(t, c, tp+"/hosts/hz", `{"version":1,"tunnel_ip":"192.0.2.26"}`)
+	put(t, c, tp+"/endpoints/blue/10.100.0.26/hz", `{"version":1,"mac":"02:00:00:00:00:26"}`)
+	h := startSource(t, c, nil)
+	put(t, c, tp+"/endpoints/blue/10.100.0.27/hz", `{"version":1,"mac":"02:00:00:00:00:27"}`)
+	put(t, c, tp+"/endpoints/blue/10.100.0.28/hy", `{"version":1,"mac":"02:00:00:00:00:28"}`)
+	eventually(t, 5*time.Second, func() bool { return h.count(KindOldLayout) == 2 && h.src.State().OldLayout == 4 },
+		"old layout not reported once per host: %v %+v", h, h.src.State())
+	v, _ := h.src.Current()
+	if _, ok := v.Host("hz"); ok || h.has("10.100.0.26") || h.has("10.100.0.27") || h.has("10.100.0.28") {
+		t.Errorf("old-layout records used: %+v", v)
+	}
+	if !h.has("10.100.0.1") || h.count(KindRecord) != 0 {
+		t.Errorf("the new layout disturbed: %v", h)
 	}
 }
 
