@@ -6,12 +6,17 @@
 // Key layout under the prefix P (default /ofctl-agent); values are JSON
 // records with "version": 1 (others are rejected):
 //
-//	P/networks/<name>                  {"version":1,"vni":100,"subnet":"10.100.0.0/16"}   written by operators
-//	P/hosts/<host>                     {"version":1,"tunnel_ip":"192.0.2.1"}              leased by the host's agent
-//	P/endpoints/<network>/<ip>/<host>  {"version":1,"mac":"02:00:00:00:00:01"}            leased by the host's agent
+//	P/networks/<name>                        {"version":1,"vni":100,"subnet":"10.100.0.0/16"}   written by operators
+//	P/hosts/<host>/record                    {"version":1,"tunnel_ip":"192.0.2.1"}              leased by the host's agent
+//	P/hosts/<host>/endpoints/<network>/<ip>  {"version":1,"mac":"02:00:00:00:00:01"}            leased by the host's agent
 //
-// An endpoint key names its host, so two hosts claiming one IP write two
-// keys and neither overwrites the other. Conflicts are settled the same way
+// A host writes only under P/hosts/<host>/, so that an etcd role per host
+// confines it there; two hosts claiming one IP write two keys and neither
+// overwrites the other. The Publisher watches its own prefix and undoes
+// (and reports) any change it did not make (guard.go). Records of the
+// layout of earlier versions (P/hosts/<host>, P/endpoints/...) are
+// ignored and reported once per host (kind "etcd-old-layout"); an agent
+// removes its own at start. Conflicts are settled the same way
 // on every host, from etcd's create revisions (the oldest record wins, then
 // the lower host name, network name or IP): one IP in a network, one MAC in
 // a network, one VNI, one tunnel IP. Networks of the local cluster file, if

@@ -15,11 +15,12 @@ var collectorHelp = []struct{ name, help string }{
 	{"etcd_connected", "1 while etcd answers (list, watch or the periodic probe); the last view stays in force otherwise."},
 	{"etcd_revision", "etcd revision of the cluster view in force."},
 	{"etcd_resyncs_total", "Full re-lists of the prefix after the first (the watch fell behind a compaction)."},
-	{"etcd_records", "Records stored under the prefix, by kind (network, host, endpoint)."},
+	{"etcd_records", "Records stored under the prefix, by kind (network, host, endpoint; old-layout: records of the key layout of earlier versions, ignored)."},
 	{"etcd_view_remote_endpoints", "Endpoints in the cluster view (conflicts resolved, this host's included)."},
 	{"etcd_publish_pending", "1 while this host's records are not all written to etcd."},
 	{"etcd_publish_failures_total", "Failed attempts to write this host's records (retried)."},
 	{"etcd_lease_grants_total", "Leases granted to this host's records (more than one: a lease expired)."},
+	{"etcd_foreign_writes_total", "Changes to this host's records in etcd that this agent did not make (each restored; docs/etcd.md, Trust and roles)."},
 }
 
 // NewCollector returns a collector for src and, if not nil, pub.
@@ -54,6 +55,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("etcd_records", prometheus.GaugeValue, float64(s.Networks), "network")
 	emit("etcd_records", prometheus.GaugeValue, float64(s.Hosts), "host")
 	emit("etcd_records", prometheus.GaugeValue, float64(s.Claims), "endpoint")
+	emit("etcd_records", prometheus.GaugeValue, float64(s.OldLayout), "old-layout")
 	emit("etcd_view_remote_endpoints", prometheus.GaugeValue, float64(s.ViewEndpoints))
 	if c.pub == nil {
 		return
@@ -62,6 +64,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("etcd_publish_pending", prometheus.GaugeValue, b2f(p.Pending))
 	emit("etcd_publish_failures_total", prometheus.CounterValue, float64(p.Failures))
 	emit("etcd_lease_grants_total", prometheus.CounterValue, float64(p.Grants))
+	emit("etcd_foreign_writes_total", prometheus.CounterValue, float64(p.ForeignWrites))
 }
 
 func b2f(b bool) float64 {

@@ -43,14 +43,20 @@ type PublisherState struct {
 	Pending   bool             // the desired records are not all written
 	Grants    uint64           // leases granted (more than one: a lease was lost)
 	Failures  uint64           // failed writes (retried)
+	// ForeignWrites counts changes to this host's keys that this agent did
+	// not make (puts and deletes, each key once); each is restored.
+	ForeignWrites uint64
 }
 
 // Publisher writes this host's record and its local endpoints under the
-// prefix, bound to a lease it keeps alive: when the agent dies the records
-// vanish after the TTL. It retries until etcd takes the records, and
-// re-grants and re-writes everything when the lease is lost. It does not
-// revoke the lease when stopped, so that a restarting agent does not make
-// every other host drop and re-add its endpoints.
+// host's own prefix (hosts/<host>/), bound to a lease it keeps alive: when
+// the agent dies the records vanish after the TTL. It retries until etcd
+// takes the records, and re-grants and re-writes everything when the lease
+// is lost. It does not revoke the lease when stopped, so that a restarting
+// agent does not make every other host drop and re-add its endpoints.
+//
+// It also watches its prefix (guard.go): a change there that it did not
+// make is logged, counted (State().ForeignWrites) and undone.
 type Publisher struct {
 	cfg     PublisherConfig
 	keys    keys
@@ -65,8 +71,15 @@ type Publisher struct {
 	failing bool // the last round failed
 
 	// Owned by Run.
-	lease     clientv3.LeaseID
+	lease clientv3.LeaseID
+	// published is what this agent last wrote to each key of its prefix;
+	// nil: the key holds something else (an earlier run's or a foreign
+	// write) and must be written again, or deleted.
 	published map[string][]byte
+	guard     guard
+
+	// afterGrant, if set (tests), runs when a lease is granted.
+	afterGrant func(clientv3.LeaseID)
 }
 
 // NewPublisher checks cfg; Run writes.
@@ -92,6 +105,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	k := keys{prefix}
 	p := &Publisher{cfg: cfg, keys: k, log: cfg.Logger.With("etcd_prefix", prefix), kick: make(chan struct{}, 1),
 		desired: map[string][]byte{k.host(cfg.Host): EncodeHost(cfg.TunnelIP)}, published: map[string][]byte{}}
+	p.guard = newGuard()
 	p.state.Pending = true
 	return p, nil
 }
@@ -133,6 +147,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	var alive <-chan *clientv3.LeaseKeepAliveResponse // nil: keep-alives are not running
 	stopKA := func() {}
 	defer func() { stopKA() }()
+	defer p.guard.stop()
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	delay := 100 * time.Millisecond
@@ -149,6 +164,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 			stopKA()
 			alive = nil
 			p.log.Warn("etcd lease keep-alives stopped", "lease", fmt.Sprintf("%x", p.lease))
+		case resp, ok := <-p.guard.events:
+			if !p.watched(ctx, resp, ok) {
+				continue
+			}
 		}
 		err := p.round(ctx, &alive, &stopKA)
 		if err != nil {
@@ -158,12 +177,34 @@ func (p *Publisher) Run(ctx context.Context) error {
 			continue
 		}
 		delay = 100 * time.Millisecond
+		if wait, ok := p.guard.held(); ok {
+			retry.Reset(wait) // foreign writes wait for their restore
+		}
 	}
 }
 
-// round makes sure a lease is held and kept alive, then writes what
-// changed.
+// round makes sure a lease is held and kept alive and this host's prefix
+// watched, then writes what changed.
 func (p *Publisher) round(ctx context.Context, alive *<-chan *clientv3.LeaseKeepAliveResponse, stopKA *func()) error {
+	if err := p.holdLease(ctx, alive, stopKA); err != nil {
+		return err
+	}
+	if !p.guard.watching() {
+		if err := p.audit(ctx); err != nil {
+			return fmt.Errorf("read this host's records: %w", err)
+		}
+	}
+	if err := p.sync(ctx); err != nil {
+		return fmt.Errorf("write records: %w", err)
+	}
+	if err := p.migrate(ctx); err != nil {
+		return fmt.Errorf("remove this host's records of the old key layout: %w", err)
+	}
+	return nil
+}
+
+// holdLease grants a lease or resumes the one held, and keeps it alive.
+func (p *Publisher) holdLease(ctx context.Context, alive *<-chan *clientv3.LeaseKeepAliveResponse, stopKA *func()) error {
 	if p.lease != 0 && *alive == nil {
 		// Keep-alives stopped (etcd was away longer than the TTL). etcd
 		// renews every lease when a new leader takes over, so the lease
@@ -186,24 +227,27 @@ func (p *Publisher) round(ctx context.Context, alive *<-chan *clientv3.LeaseKeep
 			p.log.Info("etcd lease still held; keep-alives resumed", "lease", fmt.Sprintf("%x", p.lease))
 		}
 	}
-	if p.lease == 0 {
-		gctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
-		resp, err := p.cfg.Client.Grant(gctx, int64((p.cfg.TTL+time.Second-1)/time.Second))
-		cancel()
-		if err != nil {
-			return fmt.Errorf("grant lease: %w", err)
-		}
-		p.setLease(resp.ID)
-		p.log.Info("etcd lease granted", "lease", fmt.Sprintf("%x", resp.ID), "ttl", resp.TTL)
-		ch, stop, err := p.keepAlive(ctx, resp.ID)
-		if err != nil {
-			return fmt.Errorf("keep lease alive: %w", err)
-		}
-		*alive, *stopKA = ch, stop
+	if p.lease != 0 {
+		return nil
 	}
-	if err := p.sync(ctx); err != nil {
-		return fmt.Errorf("write records: %w", err)
+	(*stopKA)() // the keep-alives of a lost lease, if still running
+	*alive, *stopKA = nil, func() {}
+	gctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
+	resp, err := p.cfg.Client.Grant(gctx, int64((p.cfg.TTL+time.Second-1)/time.Second))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("grant lease: %w", err)
 	}
+	p.setLease(resp.ID)
+	p.log.Info("etcd lease granted", "lease", fmt.Sprintf("%x", resp.ID), "ttl", resp.TTL)
+	if p.afterGrant != nil {
+		p.afterGrant(resp.ID)
+	}
+	ch, stop, err := p.keepAlive(ctx, resp.ID)
+	if err != nil {
+		return fmt.Errorf("keep lease alive: %w", err)
+	}
+	*alive, *stopKA = ch, stop
 	return nil
 }
 
@@ -218,10 +262,12 @@ func (p *Publisher) keepAlive(ctx context.Context, id clientv3.LeaseID) (<-chan 
 }
 
 // setLease switches to a new lease (0: none); nothing is published under
-// a new lease yet.
+// a new lease yet: every key of the prefix is written again.
 func (p *Publisher) setLease(id clientv3.LeaseID) {
 	p.lease = id
-	clear(p.published)
+	for k := range p.published {
+		p.published[k] = nil
+	}
 	p.mu.Lock()
 	p.state.Lease, p.state.Published, p.state.Pending = id, 0, true
 	if id != 0 {
@@ -231,7 +277,8 @@ func (p *Publisher) setLease(id clientv3.LeaseID) {
 }
 
 // sync writes what differs between the desired and the published records,
-// in transactions of at most maxTxnOps operations.
+// in transactions of at most maxTxnOps operations. Keys a foreign write
+// changed wait until the guard lets them be restored.
 func (p *Publisher) sync(ctx context.Context) error {
 	p.mu.Lock()
 	desired, gen := p.desired, p.gen
@@ -240,27 +287,21 @@ func (p *Publisher) sync(ctx context.Context) error {
 	var done []func()
 	for _, k := range slices.Sorted(maps.Keys(desired)) {
 		v := desired[k]
-		if old, ok := p.published[k]; ok && bytes.Equal(old, v) {
+		if old, ok := p.published[k]; ok && bytes.Equal(old, v) || p.guard.waits(k) {
 			continue
 		}
 		ops = append(ops, clientv3.OpPut(k, string(v), clientv3.WithLease(p.lease)))
-		done = append(done, func() { p.published[k] = v })
+		done = append(done, func() { p.published[k] = v; p.guard.restored(k) })
 	}
 	for _, k := range slices.Sorted(maps.Keys(p.published)) {
-		if _, ok := desired[k]; !ok {
+		if _, ok := desired[k]; !ok && !p.guard.waits(k) {
 			ops = append(ops, clientv3.OpDelete(k))
-			done = append(done, func() { delete(p.published, k) })
+			done = append(done, func() { delete(p.published, k); p.guard.restored(k) })
 		}
 	}
 	for len(ops) > 0 {
 		n := min(len(ops), maxTxnOps)
-		tctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
-		_, err := p.cfg.Client.Txn(tctx).Then(ops[:n]...).Commit()
-		cancel()
-		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			p.setLease(0) // expired while etcd was away: the next round re-grants
-		}
-		if err != nil {
+		if err := p.commit(ctx, ops[:n]); err != nil {
 			return err
 		}
 		for _, f := range done[:n] {
@@ -274,10 +315,48 @@ func (p *Publisher) sync(ctx context.Context) error {
 	}
 	p.failing = false
 	p.state.Published = len(p.published)
-	p.state.Pending = gen != p.gen
+	p.state.Pending = gen != p.gen || p.guard.pending()
 	p.mu.Unlock()
 	return nil
 }
+
+// commit runs one transaction of this host's writes and notes its
+// revision as one of ours, so that the guard knows them from others'.
+func (p *Publisher) commit(ctx context.Context, ops []clientv3.Op) error {
+	tctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
+	resp, err := p.cfg.Client.Txn(tctx).Then(ops...).Commit()
+	cancel()
+	switch {
+	case errors.Is(err, rpctypes.ErrLeaseNotFound):
+		p.setLease(0) // expired while etcd was away: the next round re-grants
+	case errors.Is(err, rpctypes.ErrPermissionDenied) && p.leaseTampered(ctx):
+		p.setLease(0)
+		return errLeaseTampered
+	}
+	if err != nil {
+		return err
+	}
+	if changed(ops, resp) {
+		p.guard.ours(resp.Header.Revision)
+	}
+	return nil
+}
+
+// changed reports whether a transaction changed anything, that is, made a
+// revision of its own: a put always does; deletes only of keys that exist.
+func changed(ops []clientv3.Op, resp *clientv3.TxnResponse) bool {
+	for i, op := range ops {
+		if op.IsPut() {
+			return true
+		}
+		if i < len(resp.Responses) && resp.Responses[i].GetResponseDeleteRange().GetDeleted() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+var errLeaseTampered = errors.New("another writer attached a key to this host's lease; a new lease is taken")
 
 // failed counts a failed round and logs the first of a series.
 func (p *Publisher) failed(ctx context.Context, err error) {
@@ -290,6 +369,10 @@ func (p *Publisher) failed(ctx context.Context, err error) {
 	first := !p.failing
 	p.failing = true
 	p.mu.Unlock()
+	if errors.Is(err, rpctypes.ErrPermissionDenied) && !errors.Is(err, errLeaseTampered) {
+		err = fmt.Errorf("%w (the etcd user needs readwrite on the prefix %s and read on %s: is --node-name the host "+
+			"its role was made for? docs/etcd.md, Trust and roles)", err, p.keys.hostPrefix(p.cfg.Host), p.keys.root())
+	}
 	if first {
 		p.log.Warn("etcd publisher: cannot publish; retrying until etcd answers", "err", err)
 	} else {

@@ -58,6 +58,9 @@ func TestPublisherWritesChangesAndLeases(t *testing.T) {
 	}
 	pub.PublishEndpoints(many)
 	eventually(t, 10*time.Second, func() bool { return len(keysOf(t, c)) == 251 }, "250 endpoints not written")
+	if s := pub.State(); s.ForeignWrites != 0 {
+		t.Errorf("own writes counted as foreign: %+v", s)
+	}
 }
 
 func TestPublisherSurvivesEtcdRestart(t *testing.T) {
@@ -81,7 +84,7 @@ func TestPublisherSurvivesEtcdRestart(t *testing.T) {
 	if got := keysOf(t, c); len(got) != 2 || got[k5] == 0 {
 		t.Fatalf("records not kept alive after the restart: %v", got)
 	}
-	if s := pub.State(); s.Pending || s.Lease == 0 {
+	if s := pub.State(); s.Pending || s.Lease == 0 || s.ForeignWrites != 0 {
 		t.Errorf("state %+v", s)
 	}
 }

@@ -1,0 +1,353 @@
+package etcd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// The publisher's guard: it watches this host's prefix and tells the
+// agent's own writes from others'. A revision is ours when one of our
+// transactions made it (etcd gives every transaction a revision of its
+// own, so no other writer's change can carry it); a put that holds
+// exactly what we wrote, under our lease, is ours too (a transaction whose
+// answer was lost). Anything else is foreign: logged, counted and undone.
+// Undoing is immediate the first time and backs off (1 s doubling to 30 s)
+// while foreign writes keep coming, as they do when a second agent runs
+// with the same node name: the two then take turns, both report it.
+
+const (
+	restoreFirstDelay = time.Second
+	restoreMaxDelay   = 30 * time.Second
+	restoreQuiet      = time.Minute // without foreign writes, the next one is undone at once again
+)
+
+// guard is the Run goroutine's bookkeeping of the watch of its prefix.
+type guard struct {
+	events <-chan clientv3.WatchResponse // nil while not watching
+	cancel context.CancelFunc
+	mine   map[int64]struct{} // revisions of our transactions the watch has not passed yet
+	// foreign holds the keys a foreign write changed, until restored;
+	// restoreAt is when they may be.
+	foreign   map[string]struct{}
+	restoreAt time.Time
+	delay     time.Duration
+	last      time.Time // the last foreign write seen
+	audited   bool      // the first audit (at start) ran
+	migrated  bool      // the old layout's records were dealt with
+}
+
+func newGuard() guard {
+	return guard{mine: map[int64]struct{}{}, foreign: map[string]struct{}{}}
+}
+
+func (g *guard) watching() bool { return g.events != nil }
+
+func (g *guard) stop() {
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.events, g.cancel = nil, nil
+}
+
+// ours notes the revision of one of our transactions.
+func (g *guard) ours(rev int64) { g.mine[rev] = struct{}{} }
+
+// isOurs reports whether rev is one of our transactions' and forgets the
+// older ones: the watch delivers revisions in order.
+func (g *guard) isOurs(rev int64) bool {
+	for r := range g.mine {
+		if r < rev {
+			delete(g.mine, r)
+		}
+	}
+	_, ok := g.mine[rev]
+	return ok
+}
+
+// waits reports whether a key changed by a foreign write must wait
+// before it is restored.
+func (g *guard) waits(key string) bool {
+	_, ok := g.foreign[key]
+	return ok && time.Now().Before(g.restoreAt)
+}
+
+func (g *guard) restored(key string) { delete(g.foreign, key) }
+
+func (g *guard) pending() bool { return len(g.foreign) > 0 }
+
+// held returns how long until the waiting keys may be restored.
+func (g *guard) held() (time.Duration, bool) {
+	if len(g.foreign) == 0 {
+		return 0, false
+	}
+	return max(time.Until(g.restoreAt), 0), true
+}
+
+// mark records foreign writes to keys and schedules their restore.
+func (g *guard) mark(keys []string, now time.Time) {
+	switch {
+	case now.Sub(g.last) > restoreQuiet:
+		g.delay = 0
+	case g.delay == 0:
+		g.delay = restoreFirstDelay
+	default:
+		g.delay = min(2*g.delay, restoreMaxDelay)
+	}
+	g.last, g.restoreAt = now, now.Add(g.delay)
+	for _, k := range keys {
+		g.foreign[k] = struct{}{}
+	}
+}
+
+// write is one change to a key of this host's prefix.
+type write struct {
+	key     string
+	kv      *mvccpb.KeyValue // the new value; for a delete, its key and revision only
+	deleted bool
+}
+
+// audit reads this host's prefix, compares it with what this agent wrote,
+// and watches the prefix from the next revision. At start, what it finds
+// is an earlier run's: written again under this run's lease (deleted if
+// no longer wanted), not reported.
+func (p *Publisher) audit(ctx context.Context) error {
+	prefix := p.keys.hostPrefix(p.cfg.Host)
+	gctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	resp, err := p.cfg.Client.Get(gctx, prefix, clientv3.WithPrefix())
+	cancel()
+	if err != nil {
+		return err
+	}
+	var changes []write
+	seen := make(map[string]bool, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		key := string(kv.Key)
+		seen[key] = true
+		if !p.guard.audited {
+			p.published[key] = nil
+		} else if !p.ourKV(key, kv) {
+			changes = append(changes, write{key: key, kv: kv})
+		}
+	}
+	if !p.guard.audited && len(resp.Kvs) > 0 {
+		p.log.Info("etcd: records of an earlier run of this host found; writing them again under this run's lease",
+			"keys", len(resp.Kvs))
+	}
+	for _, key := range slices.Sorted(maps.Keys(p.published)) {
+		if !seen[key] && p.published[key] != nil {
+			changes = append(changes, write{key: key, kv: &mvccpb.KeyValue{Key: []byte(key)}, deleted: true})
+		}
+	}
+	p.guard.audited = true
+	p.undo(ctx, changes)
+	p.guard.stop()
+	wctx, stop := context.WithCancel(ctx)
+	p.guard.events = p.cfg.Client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	p.guard.cancel = stop
+	return nil
+}
+
+// ourKV reports whether a key holds what this agent wrote.
+func (p *Publisher) ourKV(key string, kv *mvccpb.KeyValue) bool {
+	if p.guard.isOurs(kv.ModRevision) {
+		return true
+	}
+	pub := p.published[key]
+	return pub != nil && kv.Lease == int64(p.lease) && bytes.Equal(kv.Value, pub)
+}
+
+// watched handles one response of the watch of this host's prefix; it
+// reports whether a round must run (to restore, or to watch again).
+func (p *Publisher) watched(ctx context.Context, resp clientv3.WatchResponse, ok bool) bool {
+	if !ok || resp.Canceled || resp.Err() != nil || resp.CompactRevision != 0 {
+		p.log.Debug("etcd: watch of this host's records ended; reading them again", "err", resp.Err())
+		p.guard.stop() // the next round audits and watches again
+		return true
+	}
+	var changes []write
+	for _, ev := range resp.Events {
+		key := string(ev.Kv.Key)
+		pub, have := p.published[key]
+		switch {
+		case ev.Type == clientv3.EventTypePut && !p.ourKV(key, ev.Kv):
+			changes = append(changes, write{key: key, kv: ev.Kv})
+		case ev.Type == clientv3.EventTypeDelete && !p.guard.isOurs(ev.Kv.ModRevision) && have:
+			if pub != nil {
+				changes = append(changes, write{key: key, kv: ev.Kv, deleted: true})
+				continue
+			}
+			// An earlier run's record, gone with its lease: nothing
+			// to delete any more; a wanted one is written all the same.
+			if _, want := p.wanted(key); !want {
+				delete(p.published, key)
+			}
+		}
+	}
+	return p.undo(ctx, changes)
+}
+
+// wanted returns the desired value of a key.
+func (p *Publisher) wanted(key string) ([]byte, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.desired[key]
+	return v, ok
+}
+
+// undo reports foreign changes and marks their keys to be written again
+// (or deleted). Deletions while this agent's lease is gone are its
+// expiry, not a foreign write: everything is written under a new lease.
+func (p *Publisher) undo(ctx context.Context, changes []write) bool {
+	if len(changes) == 0 {
+		return false
+	}
+	if slices.ContainsFunc(changes, func(w write) bool { return w.deleted }) {
+		switch alive, err := p.leaseAlive(ctx); {
+		case err != nil || !alive:
+			if err == nil {
+				p.log.Warn("etcd lease expired; granting a new one and publishing again", "lease", fmt.Sprintf("%x", p.lease))
+				p.setLease(0)
+			}
+			changes = slices.DeleteFunc(changes, func(w write) bool { return w.deleted })
+		}
+	}
+	keys := make([]string, 0, len(changes))
+	for _, w := range changes {
+		keys = append(keys, w.key)
+		p.published[w.key] = nil // written again if wanted, deleted if not
+	}
+	if len(keys) == 0 {
+		return true
+	}
+	p.guard.mark(keys, time.Now())
+	p.mu.Lock()
+	p.state.ForeignWrites += uint64(len(keys))
+	p.state.Pending = true
+	p.mu.Unlock()
+	p.reportForeign(changes)
+	return true
+}
+
+// leaseAlive asks etcd whether this agent's lease still exists.
+func (p *Publisher) leaseAlive(ctx context.Context) (bool, error) {
+	if p.lease == 0 {
+		return false, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
+	defer cancel()
+	resp, err := p.cfg.Client.TimeToLive(cctx, p.lease)
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return resp.TTL > 0, nil
+}
+
+// leaseTampered reports whether another writer attached a key to this
+// agent's lease (possible only before the agent's first write under it):
+// etcd then refuses the agent's writes under it, and a new lease is needed.
+func (p *Publisher) leaseTampered(ctx context.Context) bool {
+	cctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
+	defer cancel()
+	resp, err := p.cfg.Client.TimeToLive(cctx, p.lease, clientv3.WithAttachedKeys())
+	var foreign []string
+	switch {
+	case errors.Is(err, rpctypes.ErrPermissionDenied):
+		foreign = []string{"(a key this host may not read)"}
+	case err != nil:
+		return false
+	}
+	if resp != nil {
+		for _, k := range resp.Keys {
+			if !strings.HasPrefix(string(k), p.keys.hostPrefix(p.cfg.Host)) {
+				foreign = append(foreign, string(k))
+			}
+		}
+	}
+	if len(foreign) == 0 {
+		return false
+	}
+	p.mu.Lock()
+	p.state.ForeignWrites += uint64(len(foreign))
+	p.mu.Unlock()
+	p.log.Error("etcd: another writer attached keys to this host's lease, so etcd refuses this host's writes "+
+		"under it; taking a new lease", "lease", fmt.Sprintf("%x", p.lease), "keys", foreign)
+	return true
+}
+
+// reportForeign logs one batch of foreign changes.
+func (p *Publisher) reportForeign(changes []write) {
+	const shown = 5
+	var keys []string
+	var writer int64 // a lease the foreign writer used, if any
+	for _, w := range changes {
+		if len(keys) < shown {
+			keys = append(keys, w.key)
+		}
+		if !w.deleted && w.kv.Lease != 0 && writer == 0 {
+			writer = w.kv.Lease
+		}
+	}
+	wait, _ := p.guard.held()
+	args := []any{"keys", keys, "changes", len(changes), "revision", changes[0].kv.ModRevision,
+		"restore_in", wait.Round(time.Millisecond), "host", p.cfg.Host}
+	msg := "etcd: another writer changed this host's records; restoring them (anyone holding credentials " +
+		"that may write this host's prefix can: docs/etcd.md, Trust and roles)"
+	if writer != 0 {
+		msg = "etcd: another writer changed this host's records under its own lease; restoring them " +
+			"(is a second agent running with the same --node-name?)"
+		args = append(args, "writer_lease", fmt.Sprintf("%x", writer))
+	}
+	p.log.Error(msg, args...)
+}
+
+// migrate removes, once, this host's records of the old key layout
+// (hosts/<host>, endpoints/<network>/<ip>/<host>), written by an earlier
+// version under one lease: revoking that lease deletes them all at one
+// revision. Without the permission (an etcd role that confines the host
+// to its new prefix), they are left to expire with their lease.
+func (p *Publisher) migrate(ctx context.Context) error {
+	if p.guard.migrated {
+		return nil
+	}
+	key := p.keys.oldHost(p.cfg.Host)
+	cctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
+	defer cancel()
+	resp, err := p.cfg.Client.Get(cctx, key)
+	if err != nil {
+		return err
+	}
+	if len(resp.Kvs) == 0 {
+		p.guard.migrated = true
+		return nil
+	}
+	old := clientv3.LeaseID(resp.Kvs[0].Lease)
+	if old != 0 && old != p.lease {
+		_, err = p.cfg.Client.Revoke(cctx, old)
+	} else {
+		_, err = p.cfg.Client.Delete(cctx, key)
+	}
+	switch {
+	case errors.Is(err, rpctypes.ErrPermissionDenied):
+		p.log.Warn("etcd: this host's records of the old key layout cannot be removed (permission denied); "+
+			"they expire with their lease", "key", key, "lease", fmt.Sprintf("%x", old))
+	case err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound):
+		return err
+	default:
+		p.log.Info("etcd: this host's records of the old key layout removed", "key", key, "lease", fmt.Sprintf("%x", old))
+	}
+	p.guard.migrated = true
+	return nil
+}
