@@ -17,6 +17,8 @@ command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 # nft monitor), and Docker's FORWARD DROP reproduced with the iptables CLI.
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
+# etcdctl: the etcd roles of docs/etcd.md are set up by running its commands (pkg/cluster/etcd/roles_test.go).
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 # promtool (checks the agent's /metrics output in tests) ships in Debian's prometheus package.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # dockerd (Debian's docker.io, 20.10: API 1.41, containerd and runc as dependencies) and a static

@@ -37,8 +37,13 @@ func newClusterBackend(cfg config.Config, log *slog.Logger, reject func(kind str
 	if err != nil {
 		return nil, err
 	}
+	password, err := cfg.Etcd.Password()
+	if err != nil {
+		return nil, err
+	}
 	client, err := etcd.NewClient(etcd.ClientConfig{Endpoints: cfg.Etcd.EndpointList(), DialTimeout: cfg.Etcd.DialTimeout,
-		CertFile: cfg.Etcd.CertFile, KeyFile: cfg.Etcd.KeyFile, CAFile: cfg.Etcd.CAFile})
+		CertFile: cfg.Etcd.CertFile, KeyFile: cfg.Etcd.KeyFile, CAFile: cfg.Etcd.CAFile,
+		Username: cfg.Etcd.Username, Password: password})
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +58,7 @@ func newClusterBackend(cfg config.Config, log *slog.Logger, reject func(kind str
 		return nil, err
 	}
 	log.Info("cluster view from etcd", "endpoints", cfg.Etcd.Endpoints, "prefix", cfg.Etcd.Prefix,
-		"lease_ttl", cfg.Etcd.LeaseTTL, "local_networks", len(networks))
+		"user", cfg.Etcd.Username, "lease_ttl", cfg.Etcd.LeaseTTL, "local_networks", len(networks))
 	return &clusterBackend{source: src, publisher: pub, collector: etcd.NewCollector(src, pub)}, nil
 }
 

@@ -49,13 +49,15 @@ type Config struct {
 
 // Etcd holds the settings of the etcd cluster backend.
 type Etcd struct {
-	Endpoints   string        `yaml:"etcd-endpoints"`    // comma-separated client URLs
-	Prefix      string        `yaml:"etcd-prefix"`       // key prefix
-	CertFile    string        `yaml:"etcd-cert"`         // TLS client certificate
-	KeyFile     string        `yaml:"etcd-key"`          // its key
-	CAFile      string        `yaml:"etcd-ca"`           // CA of the servers' certificates
-	DialTimeout time.Duration `yaml:"etcd-dial-timeout"` // connecting and each health probe
-	LeaseTTL    time.Duration `yaml:"etcd-lease-ttl"`    // how long this host's records outlive the agent
+	Endpoints    string        `yaml:"etcd-endpoints"`     // comma-separated client URLs
+	Prefix       string        `yaml:"etcd-prefix"`        // key prefix
+	CertFile     string        `yaml:"etcd-cert"`          // TLS client certificate
+	KeyFile      string        `yaml:"etcd-key"`           // its key
+	CAFile       string        `yaml:"etcd-ca"`            // CA of the servers' certificates
+	Username     string        `yaml:"etcd-username"`      // etcd user (etcd auth); none when etcd takes it from the client certificate's CN
+	PasswordFile string        `yaml:"etcd-password-file"` // file holding that user's password (never on the command line)
+	DialTimeout  time.Duration `yaml:"etcd-dial-timeout"`  // connecting and each health probe
+	LeaseTTL     time.Duration `yaml:"etcd-lease-ttl"`     // how long this host's records outlive the agent
 }
 
 // EndpointList returns the etcd endpoints as a list.
@@ -67,6 +69,23 @@ func (e Etcd) EndpointList() []string {
 		}
 	}
 	return out
+}
+
+// Password reads the etcd user's password: the first line of PasswordFile
+// ("" without a user). It is never logged.
+func (e Etcd) Password() (string, error) {
+	if e.PasswordFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(e.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("etcd-password-file: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	if pw = strings.TrimSuffix(pw, "\r"); pw == "" {
+		return "", fmt.Errorf("etcd-password-file %s: empty first line", e.PasswordFile)
+	}
+	return pw, nil
 }
 
 // Default returns the documented defaults.
@@ -165,6 +184,8 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Etcd.CertFile, "etcd-cert", c.Etcd.CertFile, "etcd TLS client certificate file")
 	fs.StringVar(&c.Etcd.KeyFile, "etcd-key", c.Etcd.KeyFile, "etcd TLS client key file")
 	fs.StringVar(&c.Etcd.CAFile, "etcd-ca", c.Etcd.CAFile, "CA file for the etcd servers' certificates")
+	fs.StringVar(&c.Etcd.Username, "etcd-username", c.Etcd.Username, "etcd user of this host (etcd auth; with etcd-password-file)")
+	fs.StringVar(&c.Etcd.PasswordFile, "etcd-password-file", c.Etcd.PasswordFile, "file holding the etcd user's password (first line)")
 	fs.DurationVar(&c.Etcd.DialTimeout, "etcd-dial-timeout", c.Etcd.DialTimeout, "etcd connect and health-probe timeout")
 	fs.DurationVar(&c.Etcd.LeaseTTL, "etcd-lease-ttl", c.Etcd.LeaseTTL, "lease TTL of this host's records in etcd (at least 2s)")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP listen address for /metrics, /debug, /healthz")
@@ -248,6 +269,9 @@ func (c Config) validateBackend() []error {
 	}
 	if (c.Etcd.CertFile == "") != (c.Etcd.KeyFile == "") {
 		bad("etcd-cert and etcd-key: give both or neither")
+	}
+	if (c.Etcd.Username == "") != (c.Etcd.PasswordFile == "") {
+		bad("etcd-username and etcd-password-file: give both or neither (with a client certificate, etcd takes the user from its CN)")
 	}
 	if c.Etcd.DialTimeout <= 0 {
 		bad("etcd-dial-timeout: must be > 0")

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
@@ -26,8 +28,11 @@ import (
 
 // The etcd backend end to end: three hosts in namespaces, each with its own
 // OVS and a real `ofctl-agent run --cluster-backend etcd` (root namespace),
-// one etcd embedded in the test process on 127.0.0.1. The network lives in
-// etcd too: every agent has the same flags but its name and tunnel IP.
+// one etcd embedded in the test process on 127.0.0.1, with auth on: each
+// agent logs in as its own etcd user, whose role confines it to its prefix
+// (docs/etcd.md, "Trust and roles"); the test is root. The network lives
+// in etcd too: every agent has the same flags but its name, tunnel IP and
+// credentials.
 
 const (
 	etPrefix = "/e2e"
@@ -38,7 +43,7 @@ var etNet = cluster.Network{Name: "blue", VNI: 100, Subnet: netip.MustParsePrefi
 
 type etBed struct {
 	etcd   *etcdtest.Server
-	client *clientv3.Client
+	client *clientv3.Client // etcd's root
 	nodes  []*testbed.Node
 	agents []*agProc
 	cs     []*testbed.Container // one per node, in node order
@@ -48,11 +53,12 @@ func etSetup(t *testing.T) *etBed {
 	t.Helper()
 	testbed.Require(t)
 	b := &etBed{etcd: etcdtest.Start(t)}
-	b.client = b.etcd.Client(t)
+	b.client = b.etcd.EnableAuth(t, b.etcd.Client(t), "root-e2e-secret")
 	etPut(t, b.client, etcd.NetworkKey(etPrefix, etNet.Name), string(etcd.EncodeNetwork(etNet)))
 	names := []string{"ea", "eb", "ec"}
 	for _, n := range names {
 		b.nodes = append(b.nodes, testbed.NewNode(t, n))
+		etcdtest.AddHost(t, b.client, etPrefix, n, etPassword(n))
 	}
 	// A star underlay: ea's br-phy switches between eb and ec.
 	testbed.Underlay(t, b.nodes[0], b.nodes[1], etTunnel(0), etTunnel(1))
@@ -68,6 +74,10 @@ func etSetup(t *testing.T) *etBed {
 
 func etTunnel(i int) netip.Prefix { return netip.MustParsePrefix(fmt.Sprintf("192.0.2.%d/24", i+1)) }
 
+// etPassword is node's etcd password: the agent reads it from a file, and
+// its log must never show it.
+func etPassword(node string) string { return "pw-" + node + "-e2e-secret" }
+
 func etPut(t *testing.T, c *clientv3.Client, key, value string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -81,9 +91,14 @@ func etPut(t *testing.T, c *clientv3.Client, key, value string) {
 func etStart(t *testing.T, node *testbed.Node, etcdURL, tunnelIP string) *agProc {
 	t.Helper()
 	p := &agProc{node: node, listen: freePort(t)}
+	pwFile := filepath.Join(node.Dir, "etcd-password")
+	if err := os.WriteFile(pwFile, []byte(etPassword(node.Name)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	p.args = []string{"run", "--node-name", node.Name, "--ovsdb", node.DBAddr(), "--ovs-rundir", node.Dir,
 		"--datapath-type", "netdev", "--tunnel-ip", tunnelIP, "--tunnel-port", "gre0", "--tunnel-ofport", "100",
 		"--cluster-backend", "etcd", "--etcd-endpoints", etcdURL, "--etcd-prefix", etPrefix,
+		"--etcd-username", "ofctl-" + node.Name, "--etcd-password-file", pwFile,
 		"--etcd-lease-ttl", etTTL.String(), "--etcd-dial-timeout", "1s",
 		"--cluster-file", filepath.Join(node.Dir, "no-cluster-file.yaml"),
 		"--listen", p.listen, "--verify-interval", "300ms", "--log-level", "debug"}
@@ -154,6 +169,33 @@ func TestEtcdThreeHosts(t *testing.T) {
 		}
 	})
 
+	t.Run("a foreign write to a host's record is reported and undone", func(t *testing.T) {
+		key := etcd.HostKey(etPrefix, b.nodes[0].Name)
+		want := string(etcd.EncodeHost(etTunnel(0).Addr()))
+		if got := etGet(t, b.client, key); got != want {
+			t.Fatalf("%s holds %q before the test, want %q", key, got, want)
+		}
+		before := etMetric(t, b.agents[0], "ofctl_agent_etcd_foreign_writes_total")
+		if before < 0 {
+			t.Fatal("ofctl_agent_etcd_foreign_writes_total missing")
+		}
+		// Root may write anything: it redirects ea to an address no host has.
+		etPut(t, b.client, key, string(etcd.EncodeHost(netip.MustParseAddr("192.0.2.99"))))
+		testbed.Eventually(t, 10*time.Second, func() bool {
+			return etMetric(t, b.agents[0], "ofctl_agent_etcd_foreign_writes_total") > before
+		}, "the foreign write was not counted")
+		testbed.Eventually(t, 10*time.Second, func() bool { return etGet(t, b.client, key) == want },
+			"the foreign write was not undone")
+		b.pingAll(t, 20*time.Second)
+		// Host eb's credentials cannot do the same.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		eb := b.etcd.ClientAs(t, "ofctl-eb", etPassword("eb"))
+		if _, err := eb.Put(ctx, key, string(etcd.EncodeHost(netip.MustParseAddr("192.0.2.99")))); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+			t.Errorf("eb writes ea's record: err %v, want permission denied", err)
+		}
+	})
+
 	t.Run("SIGKILLed agent's endpoints vanish after the lease TTL and come back", func(t *testing.T) {
 		dead := b.agents[2]
 		dead.kill(syscall.SIGKILL)
@@ -201,6 +243,36 @@ func TestEtcdThreeHosts(t *testing.T) {
 		b.cs = append(b.cs, late)
 		b.pingAll(t, 20*time.Second)
 	})
+
+	t.Run("etcd passwords are never logged", func(t *testing.T) {
+		for _, a := range b.agents {
+			log, err := os.ReadFile(a.log.Name())
+			if err != nil || len(log) == 0 {
+				t.Fatalf("agent log %s: %v (%d bytes)", a.log.Name(), err, len(log))
+			}
+			if pw := etPassword(a.node.Name); strings.Contains(string(log), pw) {
+				t.Errorf("agent %s logs its etcd password", a.node.Name)
+			}
+			if !strings.Contains(string(log), `user=ofctl-`+a.node.Name) {
+				t.Errorf("agent %s does not log its etcd user", a.node.Name)
+			}
+		}
+	})
+}
+
+// etGet returns a key's value ("" if absent).
+func etGet(t *testing.T, c *clientv3.Client, key string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return ""
+	}
+	return string(resp.Kvs[0].Value)
 }
 
 // etMetric reads one unlabelled sample from an agent's /metrics; -1 if

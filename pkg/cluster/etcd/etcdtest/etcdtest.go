@@ -108,7 +108,15 @@ func (s *Server) Running() bool { return s.etcd != nil }
 // Client returns a client of the member, closed in t.Cleanup.
 func (s *Server) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
+	return s.ClientAs(t, "", "")
+}
+
+// ClientAs returns a client of the member authenticated as user (auth
+// on), closed in t.Cleanup.
+func (s *Server) ClientAs(t testing.TB, user, password string) *clientv3.Client {
+	t.Helper()
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{s.Endpoint()}, DialTimeout: 5 * time.Second,
+		Username: user, Password: password,
 		Logger: zap.NewNop(), DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, MaxDelay: time.Second}})}})
 	if err != nil {
@@ -132,4 +140,54 @@ func (s *Server) Compact(t testing.TB, c *clientv3.Client) int64 {
 		t.Fatal(err)
 	}
 	return rev
+}
+
+// EnableAuth creates etcd's root user with password and turns auth on, as
+// an operator does once (docs/etcd.md, "Trust and roles"). c must be a
+// client of s without credentials; the returned client is root's.
+func (s *Server) EnableAuth(t testing.TB, c *clientv3.Client, password string) *clientv3.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	steps := []func() error{
+		func() error { _, err := c.UserAdd(ctx, "root", password); return err },
+		func() error { _, err := c.RoleAdd(ctx, "root"); return err },
+		func() error { _, err := c.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := c.AuthEnable(ctx); return err },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("etcdtest: enable auth: %v", err)
+		}
+	}
+	return s.ClientAs(t, "root", password)
+}
+
+// AddHost gives host node the user ofctl-<node> with password and the role
+// of docs/etcd.md: read on prefix/, readwrite on prefix/hosts/<node>/.
+// root is root's client.
+func AddHost(t testing.TB, root *clientv3.Client, prefix, node, password string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	name := "ofctl-" + node
+	all, own := prefix+"/", prefix+"/hosts/"+node+"/"
+	steps := []func() error{
+		func() error { _, err := root.RoleAdd(ctx, name); return err },
+		func() error {
+			_, err := root.RoleGrantPermission(ctx, name, all, clientv3.GetPrefixRangeEnd(all), clientv3.PermissionType(clientv3.PermRead))
+			return err
+		},
+		func() error {
+			_, err := root.RoleGrantPermission(ctx, name, own, clientv3.GetPrefixRangeEnd(own), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := root.UserAdd(ctx, name, password); return err },
+		func() error { _, err := root.UserGrantRole(ctx, name, name); return err },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("etcdtest: host user %s: %v", name, err)
+		}
+	}
 }

@@ -1,0 +1,230 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster/etcd/etcdtest"
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+	"github.com/ofctl-agent/ofctl-agent/test/testbed"
+)
+
+// authBed is an etcd with auth on, set up by the commands of docs/etcd.md
+// ("Trust and roles") run as written with the real etcdctl.
+type authBed struct {
+	srv       *etcdtest.Server
+	root      *clientv3.Client
+	passwords map[string]string // node -> its user's password
+}
+
+// docShellBlocks returns the sh blocks of one section of docs/etcd.md.
+func docShellBlocks(t *testing.T, section string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "etcd.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, ok := strings.Cut(string(b), "\n## "+section+"\n")
+	if !ok {
+		t.Fatalf("docs/etcd.md has no section %q", section)
+	}
+	body, _, _ = strings.Cut(body, "\n## ")
+	var blocks []string
+	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(body, -1) {
+		blocks = append(blocks, m[1])
+	}
+	if len(blocks) != 2 {
+		t.Fatalf("section %q: %d sh blocks, want 2 (cluster set-up, then per host)", section, len(blocks))
+	}
+	return blocks
+}
+
+func startAuthBed(t *testing.T) *authBed {
+	t.Helper()
+	testbed.RequireTools(t, "etcdctl", "bash")
+	b := &authBed{srv: etcdtest.Start(t), passwords: map[string]string{"host-a": "pw-of-a", "host-b": "pw-of-b"}}
+	dir := t.TempDir()
+	for node, pw := range b.passwords {
+		if err := os.WriteFile(filepath.Join(dir, node+".etcd-password"), []byte(pw+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rootPassword = "root-secret"
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", strings.Join(docShellBlocks(t, "Trust and roles"), "\n"))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "ETCDCTL_API=3", "ETCDCTL_ENDPOINTS="+b.srv.Endpoint(), "ROOT_PASSWORD="+rootPassword)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the commands of docs/etcd.md failed: %v\n%s", err, out)
+	}
+	b.root = b.client(t, "root", rootPassword)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := b.srv.Client(t).Get(ctx, DefaultPrefix+"/"); !errors.Is(err, rpctypes.ErrUserEmpty) {
+		t.Fatalf("etcd answers a client without credentials (err %v): auth is not on", err)
+	}
+	return b
+}
+
+// client connects as an etcd user, with the agent's own client code.
+func (b *authBed) client(t *testing.T, user, password string) *clientv3.Client {
+	t.Helper()
+	c, err := NewClient(ClientConfig{Endpoints: []string{b.srv.Endpoint()}, Username: user, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func (b *authBed) hostClient(t *testing.T, node string) *clientv3.Client {
+	return b.client(t, "ofctl-"+node, b.passwords[node])
+}
+
+// agent runs one host's publisher and source with its own credentials.
+type agentPair struct {
+	pub *Publisher
+	src *Source
+}
+
+func (b *authBed) agent(t *testing.T, node, tunnelIP string, ep endpoint.Endpoint, hook func(*Publisher)) agentPair {
+	t.Helper()
+	c := b.hostClient(t, node)
+	pub, err := NewPublisher(PublisherConfig{Client: c, Host: node, TunnelIP: netip.MustParseAddr(tunnelIP), TTL: 5 * time.Second, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hook != nil {
+		hook(pub)
+	}
+	src, err := New(Config{Client: c, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = pub.Run(ctx) }()
+	go func() { defer wg.Done(); _ = src.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	pub.PublishEndpoints([]endpoint.Endpoint{ep})
+	return agentPair{pub, src}
+}
+
+func sees(src *Source, host, ip string) bool {
+	v, ok := src.Current()
+	if !ok {
+		return false
+	}
+	for _, e := range v.Endpoints {
+		if e.Host == host && e.IP.String() == ip {
+			return true
+		}
+	}
+	return false
+}
+
+func wantDenied(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, rpctypes.ErrPermissionDenied) {
+		t.Errorf("%s: err %v, want permission denied", what, err)
+	}
+}
+
+func blueEP(last byte) endpoint.Endpoint {
+	return endpoint.Endpoint{Network: "blue", IP: netip.AddrFrom4([4]byte{10, 100, 0, last}), MAC: net.HardwareAddr{2, 0, 0, 0, 0, last}}
+}
+
+// TestRolesConfineHosts: with the roles of docs/etcd.md, host A's
+// credentials cannot write, delete or lease anything in host B's name nor
+// the networks, and both hosts' agents publish and see each other.
+func TestRolesConfineHosts(t *testing.T) {
+	b := startAuthBed(t)
+	a := b.agent(t, "host-a", "192.0.2.1", blueEP(1), nil)
+	bb := b.agent(t, "host-b", "192.0.2.2", blueEP(2), nil)
+	eventually(t, 10*time.Second, func() bool {
+		return sees(a.src, "host-b", "10.100.0.2") && sees(bb.src, "host-a", "10.100.0.1") && sees(a.src, "host-a", "10.100.0.1")
+	}, "agents with per-host roles do not see each other: %+v %+v", a.pub.State(), bb.pub.State())
+
+	ca := b.hostClient(t, "host-a")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, key := range []string{
+		HostKey(DefaultPrefix, "host-b"),
+		EndpointKey(DefaultPrefix, "blue", netip.MustParseAddr("10.100.0.9"), "host-b"),
+		HostKey(DefaultPrefix, "host-bb"),   // a name that host-b's prefix starts
+		HostKey(DefaultPrefix, "host-ab"),   // and host-a's
+		NetworkKey(DefaultPrefix, "red"),    // networks are the operators'
+		DefaultPrefix + "/hosts/host-a",     // the old layout, even in its own name
+		DefaultPrefix + "/endpoints/blue/x", // idem
+	} {
+		_, err := ca.Put(ctx, key, string(EncodeHost(netip.MustParseAddr("198.51.100.1"))))
+		wantDenied(t, "host-a puts "+key, err)
+	}
+	_, err := ca.Delete(ctx, HostKey(DefaultPrefix, "host-b"))
+	wantDenied(t, "host-a deletes host-b's record", err)
+	_, err = ca.Delete(ctx, DefaultPrefix+"/hosts/", clientv3.WithPrefix())
+	wantDenied(t, "host-a deletes every host", err)
+	bLease := bb.pub.State().Lease
+	_, err = ca.Revoke(ctx, bLease)
+	wantDenied(t, "host-a revokes host-b's lease", err)
+	_, err = ca.Put(ctx, EndpointKey(DefaultPrefix, "blue", netip.MustParseAddr("10.100.0.9"), "host-a"),
+		string(EncodeEndpoint(blueEP(9).MAC)), clientv3.WithLease(bLease))
+	wantDenied(t, "host-a attaches a key to host-b's lease", err)
+	// Its own prefix is writable (the agent does it): shown by the
+	// publisher's state.
+	for _, p := range []agentPair{a, bb} {
+		if s := p.pub.State(); s.Pending || s.ForeignWrites != 0 || s.Grants != 1 {
+			t.Errorf("publisher state %+v", s)
+		}
+	}
+	// The view both agents share is the same.
+	va, _ := a.src.Current()
+	vb, _ := bb.src.Current()
+	if !va.Equal(vb) || cluster.Validate(va) != nil {
+		t.Errorf("views differ:\n%+v\n%+v", va, vb)
+	}
+}
+
+// TestPublisherReplacesTamperedLease: between host A's lease grant and its
+// first write, host B attaches one of its own keys to that lease (etcd
+// allows it while the lease holds no key); etcd then refuses A's writes
+// under it. A must notice, report it and publish under a new lease.
+func TestPublisherReplacesTamperedLease(t *testing.T) {
+	b := startAuthBed(t)
+	cb := b.hostClient(t, "host-b")
+	var tampered clientv3.LeaseID
+	a := b.agent(t, "host-a", "192.0.2.1", blueEP(1), func(p *Publisher) {
+		p.afterGrant = func(id clientv3.LeaseID) {
+			if tampered != 0 {
+				return
+			}
+			tampered = id
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := cb.Put(ctx, HostKey(DefaultPrefix, "host-b"), string(EncodeHost(netip.MustParseAddr("192.0.2.2"))),
+				clientv3.WithLease(id)); err != nil {
+				t.Errorf("host-b could not attach its key to host-a's fresh lease: %v", err)
+			}
+		}
+	})
+	eventually(t, 10*time.Second, func() bool { s := a.pub.State(); return !s.Pending && s.Grants == 2 },
+		"host-a never published under a new lease: %+v", a.pub.State())
+	_, lease := getKV(t, b.root, HostKey(DefaultPrefix, "host-a"))
+	if s := a.pub.State(); lease == 0 || lease == int64(tampered) || s.ForeignWrites == 0 {
+		t.Errorf("record lease %x (tampered %x), state %+v", lease, tampered, s)
+	}
+}
