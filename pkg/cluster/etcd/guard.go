@@ -19,8 +19,10 @@ import (
 // agent's own writes from others'. A revision is ours when one of our
 // transactions made it (etcd gives every transaction a revision of its
 // own, so no other writer's change can carry it); a put that holds
-// exactly what we wrote, under our lease, is ours too (a transaction whose
-// answer was lost). Anything else is foreign: logged, counted and undone.
+// exactly what we wrote, under our lease, is ours too, and so is what a
+// transaction whose answer was lost meant to do. Deletions older than our
+// lease are its predecessor's expiry. Anything else is foreign: logged,
+// counted and undone.
 // Undoing is immediate the first time and backs off (1 s doubling to 30 s)
 // while foreign writes keep coming, as they do when a second agent runs
 // with the same node name: the two then take turns, both report it.
@@ -36,6 +38,12 @@ type guard struct {
 	events <-chan clientv3.WatchResponse // nil while not watching
 	cancel context.CancelFunc
 	mine   map[int64]struct{} // revisions of our transactions the watch has not passed yet
+	// unsure holds what failed transactions may have done all the same
+	// (their answer was lost): key -> value put, nil for a delete.
+	unsure map[string][]byte
+	// leaseRev is the revision when our lease was granted: deletions up
+	// to it are the expiry of the lease before, not foreign writes.
+	leaseRev int64
 	// foreign holds the keys a foreign write changed, until restored;
 	// restoreAt is when they may be.
 	foreign   map[string]struct{}
@@ -47,7 +55,7 @@ type guard struct {
 }
 
 func newGuard() guard {
-	return guard{mine: map[int64]struct{}{}, foreign: map[string]struct{}{}}
+	return guard{mine: map[int64]struct{}{}, unsure: map[string][]byte{}, foreign: map[string]struct{}{}}
 }
 
 func (g *guard) watching() bool { return g.events != nil }
@@ -62,16 +70,52 @@ func (g *guard) stop() {
 // ours notes the revision of one of our transactions.
 func (g *guard) ours(rev int64) { g.mine[rev] = struct{}{} }
 
-// isOurs reports whether rev is one of our transactions' and forgets the
-// older ones: the watch delivers revisions in order.
+// isOurs reports whether rev is one of our transactions'.
 func (g *guard) isOurs(rev int64) bool {
+	_, ok := g.mine[rev]
+	return ok
+}
+
+// passed forgets our revisions older than rev: the watch has delivered
+// them (it delivers revisions in order).
+func (g *guard) passed(rev int64) {
 	for r := range g.mine {
 		if r < rev {
 			delete(g.mine, r)
 		}
 	}
-	_, ok := g.mine[rev]
-	return ok
+}
+
+// maybe notes the writes of a transaction whose outcome is unknown.
+func (g *guard) maybe(ops []clientv3.Op) {
+	for _, op := range ops {
+		if op.IsPut() {
+			g.unsure[string(op.KeyBytes())] = op.ValueBytes()
+		} else {
+			g.unsure[string(op.KeyBytes())] = nil
+		}
+	}
+}
+
+// sure forgets the unknown outcome of earlier writes of ops' keys.
+func (g *guard) sure(ops []clientv3.Op) {
+	if len(g.unsure) == 0 {
+		return
+	}
+	for _, op := range ops {
+		delete(g.unsure, string(op.KeyBytes()))
+	}
+}
+
+// meant reports whether an event is what a transaction with a lost answer
+// meant to do.
+func (g *guard) meant(ev *clientv3.Event) bool {
+	v, ok := g.unsure[string(ev.Kv.Key)]
+	if !ok || (v == nil) != (ev.Type == clientv3.EventTypeDelete) || !bytes.Equal(v, ev.Kv.Value) {
+		return false
+	}
+	delete(g.unsure, string(ev.Kv.Key))
+	return true
 }
 
 // waits reports whether a key changed by a foreign write must wait
@@ -149,6 +193,8 @@ func (p *Publisher) audit(ctx context.Context) error {
 		}
 	}
 	p.guard.audited = true
+	p.guard.passed(resp.Header.Revision + 1) // the watch starts after them
+	clear(p.guard.unsure)                    // the listing showed what they did
 	p.undo(ctx, changes)
 	p.guard.stop()
 	wctx, stop := context.WithCancel(ctx)
@@ -178,9 +224,14 @@ func (p *Publisher) watched(ctx context.Context, resp clientv3.WatchResponse, ok
 	for _, ev := range resp.Events {
 		key := string(ev.Kv.Key)
 		pub, have := p.published[key]
+		p.guard.passed(ev.Kv.ModRevision)
 		switch {
+		case p.guard.meant(ev):
 		case ev.Type == clientv3.EventTypePut && !p.ourKV(key, ev.Kv):
 			changes = append(changes, write{key: key, kv: ev.Kv})
+		case ev.Type == clientv3.EventTypeDelete && ev.Kv.ModRevision <= p.guard.leaseRev:
+			// The expiry of our previous lease, seen after we wrote
+			// everything again under a new one.
 		case ev.Type == clientv3.EventTypeDelete && !p.guard.isOurs(ev.Kv.ModRevision) && have:
 			if pub != nil {
 				changes = append(changes, write{key: key, kv: ev.Kv, deleted: true})

@@ -239,6 +239,7 @@ func (p *Publisher) holdLease(ctx context.Context, alive *<-chan *clientv3.Lease
 		return fmt.Errorf("grant lease: %w", err)
 	}
 	p.setLease(resp.ID)
+	p.guard.leaseRev = resp.GetRevision()
 	p.log.Info("etcd lease granted", "lease", fmt.Sprintf("%x", resp.ID), "ttl", resp.TTL)
 	if p.afterGrant != nil {
 		p.afterGrant(resp.ID)
@@ -332,14 +333,24 @@ func (p *Publisher) commit(ctx context.Context, ops []clientv3.Op) error {
 	case errors.Is(err, rpctypes.ErrPermissionDenied) && p.leaseTampered(ctx):
 		p.setLease(0)
 		return errLeaseTampered
+	case err != nil && !refused(err):
+		p.guard.maybe(ops) // it may have been applied all the same
 	}
 	if err != nil {
 		return err
 	}
+	p.guard.sure(ops)
 	if changed(ops, resp) {
 		p.guard.ours(resp.Header.Revision)
 	}
 	return nil
+}
+
+// refused reports whether etcd refused a transaction (nothing applied), as
+// opposed to an answer lost on the way.
+func refused(err error) bool {
+	return errors.Is(err, rpctypes.ErrLeaseNotFound) || errors.Is(err, rpctypes.ErrPermissionDenied) ||
+		errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge)
 }
 
 // changed reports whether a transaction changed anything, that is, made a
