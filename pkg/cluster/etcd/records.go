@@ -124,7 +124,8 @@ func (k keys) parse(key string) (parsedKey, error) {
 	if !ok {
 		return parsedKey{}, nil
 	}
-	parts := strings.Split(rest, "/")
+	var buf [maxKeyParts]string
+	parts := splitKey(rest, &buf)
 	bad := func(reason string) (parsedKey, error) { return parsedKey{}, &RecordError{Key: key, Reason: reason} }
 	switch parts[0] {
 	case dirNetworks:
@@ -141,6 +142,27 @@ func (k keys) parse(key string) (parsedKey, error) {
 		return parsedKey{kind: kindOldLayout, host: parts[3]}, nil
 	}
 	return parsedKey{}, nil
+}
+
+// maxKeyParts bounds the path elements a key of ours can have (5); more
+// are reported as too many.
+const maxKeyParts = 6
+
+// splitKey splits a key's path at "/" into buf without allocating: the
+// listing of 100,000 keys parses each once. A key of more than
+// maxKeyParts-1 elements returns maxKeyParts parts, the last holding the rest.
+func splitKey(rest string, buf *[maxKeyParts]string) []string {
+	n := 0
+	for n < maxKeyParts-1 {
+		part, after, found := strings.Cut(rest, "/")
+		buf[n], n = part, n+1
+		if !found {
+			return buf[:n]
+		}
+		rest = after
+	}
+	buf[n] = rest
+	return buf[:n+1]
 }
 
 // parseHostKey splits a key under hosts/.
