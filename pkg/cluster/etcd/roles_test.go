@@ -102,7 +102,11 @@ type agentPair struct {
 
 func (b *authBed) agent(t *testing.T, node, tunnelIP string, ep endpoint.Endpoint, hook func(*Publisher)) agentPair {
 	t.Helper()
-	c := b.hostClient(t, node)
+	return runAgent(t, b.hostClient(t, node), node, tunnelIP, ep, hook)
+}
+
+func runAgent(t *testing.T, c *clientv3.Client, node, tunnelIP string, ep endpoint.Endpoint, hook func(*Publisher)) agentPair {
+	t.Helper()
 	pub, err := NewPublisher(PublisherConfig{Client: c, Host: node, TunnelIP: netip.MustParseAddr(tunnelIP), TTL: 5 * time.Second, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -226,5 +230,39 @@ func TestPublisherReplacesTamperedLease(t *testing.T) {
 	_, lease := getKV(t, b.root, HostKey(DefaultPrefix, "host-a"))
 	if s := a.pub.State(); lease == 0 || lease == int64(tampered) || s.ForeignWrites == 0 {
 		t.Errorf("record lease %x (tampered %x), state %+v", lease, tampered, s)
+	}
+}
+
+// TestRolesWithClientCertificates: with etcd's --client-cert-auth and a
+// certificate per host whose CN is its etcd user (no password), the same
+// roles confine each host, through the agent's --etcd-cert/--etcd-key.
+func TestRolesWithClientCertificates(t *testing.T) {
+	srv := etcdtest.StartTLS(t)
+	root := srv.EnableAuth(t, srv.ClientWithCert(t, "setup"), "")
+	put(t, root, NetworkKey(DefaultPrefix, "blue"), string(EncodeNetwork(cluster.Network{Name: "blue", VNI: 100,
+		Subnet: netip.MustParsePrefix("10.100.0.0/16")})))
+	hostClient := func(node string) *clientv3.Client {
+		cf := srv.ClientCert(t, "ofctl-"+node)
+		c, err := NewClient(ClientConfig{Endpoints: []string{srv.Endpoint()}, CertFile: cf.Cert, KeyFile: cf.Key, CAFile: srv.CAFile()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	for _, node := range []string{"host-a", "host-b"} {
+		etcdtest.AddHost(t, root, DefaultPrefix, node, "")
+	}
+	a := runAgent(t, hostClient("host-a"), "host-a", "192.0.2.1", blueEP(1), nil)
+	b := runAgent(t, hostClient("host-b"), "host-b", "192.0.2.2", blueEP(2), nil)
+	eventually(t, 10*time.Second, func() bool { return sees(a.src, "host-b", "10.100.0.2") && sees(b.src, "host-a", "10.100.0.1") },
+		"agents with certificate users do not see each other: %+v %+v", a.pub.State(), b.pub.State())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := hostClient("host-a").Put(ctx, HostKey(DefaultPrefix, "host-b"), string(EncodeHost(netip.MustParseAddr("198.51.100.1"))))
+	wantDenied(t, "host-a's certificate puts host-b's record", err)
+	_, err = srv.ClientWithCert(t, "nobody").Get(ctx, DefaultPrefix+"/", clientv3.WithPrefix())
+	if !errors.Is(err, rpctypes.ErrPermissionDenied) {
+		t.Errorf("a certificate of no etcd user reads the prefix: err %v, want permission denied", err)
 	}
 }

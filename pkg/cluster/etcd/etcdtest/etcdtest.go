@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -27,6 +28,8 @@ type Server struct {
 	clientURL url.URL
 	peerURL   url.URL
 	etcd      *embed.Etcd
+	pki       *pki               // StartTLS
+	tls       *transport.TLSInfo // StartTLS: the client listener's
 }
 
 // Start runs a new member and stops it in t.Cleanup.
@@ -70,6 +73,9 @@ func (s *Server) Start() {
 	cfg.ListenPeerUrls = []url.URL{s.peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{s.peerURL}
 	cfg.InitialCluster = fmt.Sprintf("%s=%s", cfg.Name, s.peerURL.String())
+	if s.tls != nil {
+		cfg.ClientTLSInfo = *s.tls
+	}
 	cfg.LogLevel = "error"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	var e *embed.Etcd
@@ -144,13 +150,15 @@ func (s *Server) Compact(t testing.TB, c *clientv3.Client) int64 {
 
 // EnableAuth creates etcd's root user with password and turns auth on, as
 // an operator does once (docs/etcd.md, "Trust and roles"). c must be a
-// client of s without credentials; the returned client is root's.
+// client of s without credentials; the returned client is root's. With
+// password "" (StartTLS), root has none and logs in with a certificate
+// whose CN is root.
 func (s *Server) EnableAuth(t testing.TB, c *clientv3.Client, password string) *clientv3.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	steps := []func() error{
-		func() error { _, err := c.UserAdd(ctx, "root", password); return err },
+		func() error { return addUser(ctx, c, "root", password) },
 		func() error { _, err := c.RoleAdd(ctx, "root"); return err },
 		func() error { _, err := c.UserGrantRole(ctx, "root", "root"); return err },
 		func() error { _, err := c.AuthEnable(ctx); return err },
@@ -160,10 +168,21 @@ func (s *Server) EnableAuth(t testing.TB, c *clientv3.Client, password string) *
 			t.Fatalf("etcdtest: enable auth: %v", err)
 		}
 	}
+	if password == "" {
+		return s.ClientWithCert(t, "root")
+	}
 	return s.ClientAs(t, "root", password)
 }
 
-// AddHost gives host node the user ofctl-<node> with password and the role
+// addUser adds a user with a password, or without one ("": it logs in
+// with a client certificate whose CN is its name).
+func addUser(ctx context.Context, c *clientv3.Client, name, password string) error {
+	_, err := c.UserAddWithOptions(ctx, name, password, &clientv3.UserAddOptions{NoPassword: password == ""})
+	return err
+}
+
+// AddHost gives host node the user ofctl-<node> with password (none: it
+// logs in with a client certificate whose CN is ofctl-<node>) and the role
 // of docs/etcd.md: read on prefix/, readwrite on prefix/hosts/<node>/.
 // root is root's client.
 func AddHost(t testing.TB, root *clientv3.Client, prefix, node, password string) {
@@ -182,7 +201,7 @@ func AddHost(t testing.TB, root *clientv3.Client, prefix, node, password string)
 			_, err := root.RoleGrantPermission(ctx, name, own, clientv3.GetPrefixRangeEnd(own), clientv3.PermissionType(clientv3.PermReadWrite))
 			return err
 		},
-		func() error { _, err := root.UserAdd(ctx, name, password); return err },
+		func() error { return addUser(ctx, root, name, password) },
 		func() error { _, err := root.UserGrantRole(ctx, name, name); return err },
 	}
 	for _, step := range steps {
