@@ -152,8 +152,10 @@ func New(cfg Config) (*Agent, error) {
 // interface with bad external_ids or no usable ofport, an IP/MAC conflict
 // between endpoints, an endpoint whose network or subnet does not fit the
 // cluster view, a flow the reconciler refused, an invalid cluster file. The
-// etcd backend adds "etcd-record" (a record that does not parse) when it
-// first reports one; its lost conflicts count as "conflict".
+// etcd backend adds "etcd-record" (a record that does not parse) and
+// "etcd-old-layout" (a host publishing in the key layout of earlier
+// versions) when it first reports one; its lost conflicts count as
+// "conflict".
 var RejectKinds = []string{"interface", "conflict", "endpoint", "flow", "cluster"}
 
 // Reject reports bad input from outside the agent (the cluster source).

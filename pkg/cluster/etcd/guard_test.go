@@ -145,23 +145,12 @@ func TestPublisherDuplicateNodeName(t *testing.T) {
 	b, _ := startPublisher(t, c, "ha", "192.0.2.2", 5*time.Second)
 	eventually(t, 10*time.Second, func() bool { return a.State().ForeignWrites > 0 && b.State().ForeignWrites > 0 },
 		"a second agent with the same name was not noticed: %+v %+v", a.State(), b.State())
-	start := revision(t, c)
+	start := etcdtest.Revision(t, c)
 	time.Sleep(6 * time.Second)
 	// Undoing backs off 1, 2, 4 s...: a few writes each, not a tight loop.
-	if n := revision(t, c) - start; n > 12 {
+	if n := etcdtest.Revision(t, c) - start; n > 12 {
 		t.Errorf("%d writes in 6 s: the two agents fight without backing off", n)
 	}
-}
-
-func revision(t *testing.T, c *clientv3.Client) int64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := c.Get(ctx, "revision-probe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.Header.Revision
 }
 
 // TestPublisherMigratesOldLayout: at start the agent removes its own

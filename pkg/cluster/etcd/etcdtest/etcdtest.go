@@ -135,17 +135,25 @@ func (s *Server) ClientAs(t testing.TB, user, password string) *clientv3.Client 
 // Compact compacts the member's history up to its current revision.
 func (s *Server) Compact(t testing.TB, c *clientv3.Client) int64 {
 	t.Helper()
+	rev := Revision(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := c.Get(ctx, "compact-probe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev := resp.Header.Revision
 	if _, err := c.Compact(ctx, rev, clientv3.WithCompactPhysical()); err != nil {
 		t.Fatal(err)
 	}
 	return rev
+}
+
+// Revision returns the current revision of the store c talks to.
+func Revision(t testing.TB, c *clientv3.Client) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.Get(ctx, "revision-probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Header.Revision
 }
 
 // EnableAuth creates etcd's root user with password and turns auth on, as
