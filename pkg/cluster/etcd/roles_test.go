@@ -66,9 +66,11 @@ func startAuthBed(t *testing.T) *authBed {
 	const rootPassword = "root-secret"
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", strings.Join(docShellBlocks(t, "Trust and roles"), "\n"))
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "ETCDCTL_API=3", "ETCDCTL_ENDPOINTS="+b.srv.Endpoint(), "ROOT_PASSWORD="+rootPassword)
+	cmd.Env = append(os.Environ(), "ETCDCTL_API=3", "ETCDCTL_ENDPOINTS="+b.srv.Endpoint(), "ROOT_PASSWORD="+rootPassword,
+		"ETCDCTL_COMMAND_TIMEOUT=30s") // a loaded machine, -race
+	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("the commands of docs/etcd.md failed: %v\n%s", err, out)
+		t.Fatalf("the commands of docs/etcd.md failed after %v: %v\n%s", time.Since(start), err, out)
 	}
 	b.root = b.client(t, "root", rootPassword)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
