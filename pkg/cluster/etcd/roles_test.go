@@ -187,6 +187,8 @@ func TestRolesConfineHosts(t *testing.T) {
 	bLease := bb.pub.State().Lease
 	_, err = ca.Revoke(ctx, bLease)
 	wantDenied(t, "host-a revokes host-b's lease", err)
+	_, err = ca.KeepAliveOnce(ctx, bLease)
+	wantDenied(t, "host-a renews host-b's lease", err)
 	_, err = ca.Put(ctx, EndpointKey(DefaultPrefix, "blue", netip.MustParseAddr("10.100.0.9"), "host-a"),
 		string(EncodeEndpoint(blueEP(9).MAC)), clientv3.WithLease(bLease))
 	wantDenied(t, "host-a attaches a key to host-b's lease", err)
