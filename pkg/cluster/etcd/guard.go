@@ -265,11 +265,17 @@ func (p *Publisher) undo(ctx context.Context, changes []write) bool {
 	if slices.ContainsFunc(changes, func(w write) bool { return w.deleted }) {
 		switch alive, err := p.leaseAlive(ctx); {
 		case err != nil || !alive:
+			// Not known to be foreign: written again all the same.
 			if err == nil {
 				p.log.Warn("etcd lease expired; granting a new one and publishing again", "lease", fmt.Sprintf("%x", p.lease))
 				p.setLease(0)
 			}
-			changes = slices.DeleteFunc(changes, func(w write) bool { return w.deleted })
+			changes = slices.DeleteFunc(changes, func(w write) bool {
+				if w.deleted {
+					p.published[w.key] = nil
+				}
+				return w.deleted
+			})
 		}
 	}
 	keys := make([]string, 0, len(changes))
