@@ -29,7 +29,9 @@ type model struct {
 	networks   map[string]pipeline.Network
 	netList    []pipeline.Network // sorted by name; replaced, never changed
 	remotes    remotes
+	ranges     cluster.RangeIndex           // the hosts' ranges of the view in force
 	endpoints  map[string]pipeline.Endpoint // programmed local endpoints, by port
+	refused    map[string]string            // active endpoints left unprogrammed, by port: why
 	rec        *reconcile.Reconciler
 	onReject   func(kind string, err error)
 
@@ -43,7 +45,7 @@ type model struct {
 
 func newModel(self string, rec *reconcile.Reconciler, onReject func(string, error)) *model {
 	return &model{self: self, rec: rec, onReject: onReject, networks: map[string]pipeline.Network{},
-		remotes: newRemotes(), endpoints: map[string]pipeline.Endpoint{},
+		remotes: newRemotes(), endpoints: map[string]pipeline.Endpoint{}, refused: map[string]string{},
 		builders: map[reconcile.Owner]func() []flow.Flow{}, names: map[reconcile.Owner]string{}}
 }
 
@@ -107,6 +109,7 @@ func (m *model) setView(v cluster.View, active []endpoint.Endpoint) {
 func (m *model) loadLocked(v cluster.View, active []endpoint.Endpoint) {
 	m.view, m.haveView = v, true
 	m.setNetworksLocked(v.Networks)
+	m.ranges = cluster.NewRangeIndex(v.Hosts)
 	for i := range v.Hosts {
 		m.remotes.setHost(v.Hosts[i].Name, &v.Hosts[i])
 	}
@@ -152,12 +155,23 @@ func (m *model) applyLocked(v cluster.View, d *cluster.Delta, active []endpoint.
 		touched[e.Host] = true
 	}
 	m.remotes.endBatch()
+	rangesChanged := false
+	if len(d.HostsAdded)+len(d.HostsRemoved)+len(d.HostsChanged) > 0 {
+		ranges := cluster.NewRangeIndex(v.Hosts)
+		rangesChanged = !ranges.Equal(m.ranges)
+		m.ranges = ranges
+	}
 	if netsChanged {
 		m.rebuildLocked(active)
 		return
 	}
 	for _, name := range slices.Sorted(maps.Keys(touched)) {
 		m.setHostLocked(name)
+	}
+	if rangesChanged { // a local endpoint may now be in another host's range, or out of it
+		for _, ep := range active {
+			m.setEndpointLocked(ep)
+		}
 	}
 }
 
@@ -281,22 +295,42 @@ func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) 
 	pe := pipeline.Endpoint{Network: ep.Network, Port: ep.Port, OFPort: ep.OFPort, MAC: ep.MAC, IP: ep.IP}
 	o := endpointOwner(ep.Port)
 	n, ok := m.networks[ep.Network]
+	if err := m.misfit(ep, n, ok); err != nil {
+		if m.refused[ep.Port] != err.Error() { // reported once, not at every rebuild
+			m.refused[ep.Port] = err.Error()
+			m.onReject("endpoint", err)
+		}
+		delete(m.endpoints, ep.Port)
+		m.disown(o)
+		return o, false
+	}
+	delete(m.refused, ep.Port)
+	m.endpoints[ep.Port] = pe
+	name := fmt.Sprintf("endpoint %s (%s %s)", pe.Port, pe.Network, pe.IP)
+	m.own(o, name, func() []flow.Flow { return pipeline.EndpointFlows(n, pe) })
+	return o, true
+}
+
+// misfit says why a local endpoint cannot be programmed with the view in
+// force (n is its network, ok whether the view has it), or nil. An address
+// in another host's range belongs to that host (cluster.RangeIndex): the
+// other hosts send its traffic there.
+func (m *model) misfit(ep endpoint.Endpoint, n pipeline.Network, ok bool) error {
+	invalid := func(key, value, reason string) error {
+		return &endpoint.InvalidError{Port: ep.Port, Key: key, Value: value, Reason: reason}
+	}
 	switch {
 	case !ok:
-		m.onReject("endpoint", &endpoint.InvalidError{Port: ep.Port, Key: endpoint.KeyNetwork, Value: ep.Network, Reason: "no such network in the cluster view"})
+		return invalid(endpoint.KeyNetwork, ep.Network, "no such network in the cluster view")
 	case !n.Subnet.Contains(ep.IP):
-		m.onReject("endpoint", &endpoint.InvalidError{Port: ep.Port, Key: endpoint.KeyIP, Value: ep.IP.String(), Reason: "outside the network's subnet " + n.Subnet.String()})
+		return invalid(endpoint.KeyIP, ep.IP.String(), "outside the network's subnet "+n.Subnet.String())
 	case ep.OFPort == m.tunnelPort:
-		m.onReject("endpoint", &endpoint.InvalidError{Port: ep.Port, Key: "ofport", Value: "", Reason: "is the tunnel port's"})
-	default:
-		m.endpoints[ep.Port] = pe
-		name := fmt.Sprintf("endpoint %s (%s %s)", pe.Port, pe.Network, pe.IP)
-		m.own(o, name, func() []flow.Flow { return pipeline.EndpointFlows(n, pe) })
-		return o, true
+		return invalid("ofport", "", "is the tunnel port's")
 	}
-	delete(m.endpoints, ep.Port)
-	m.disown(o)
-	return o, false
+	if h, r, held := m.ranges.Holder(ep.Network, ep.IP); held && h != m.self {
+		return invalid(endpoint.KeyIP, ep.IP.String(), fmt.Sprintf("inside host %s's range %s of network %s: that host's address", h, r, ep.Network))
+	}
+	return nil
 }
 
 // Owners are unique names (reconcile.Owner); cookies carry only a hash.
@@ -327,6 +361,7 @@ func (m *model) removeEndpoint(ep endpoint.Endpoint) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.endpoints, ep.Port)
+	delete(m.refused, ep.Port)
 	m.disown(endpointOwner(ep.Port))
 }
 
@@ -402,4 +437,12 @@ func (m *model) desired() []Owned {
 	m.bmu.Unlock()
 	slices.SortFunc(out, func(a, b Owned) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// refusal says why the active endpoint on port is not programmed ("": it
+// is, or it is not active).
+func (m *model) refusal(port string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.refused[port]
 }

@@ -303,3 +303,51 @@ func TestModelCookieCollisionKeepsBothEndpoints(t *testing.T) {
 		t.Fatalf("%d endpoints programmed", n)
 	}
 }
+
+// Static mode: an address inside another host's range is that host's (the
+// others send its traffic there), so a local endpoint may not take it. The
+// refusal is reported once, and follows the ranges when the view changes.
+func TestModelRefusesAddressesOfAnotherHostsRange(t *testing.T) {
+	r := newRig(t)
+	self := host("ha", "192.0.2.1", map[string]string{"blue": "10.100.1.0/24"})
+	hb := func(blue string) cluster.Host { return host("hb", "192.0.2.2", map[string]string{"blue": blue}) }
+	rogue, own, free := ep("rogue", 11, "blue", "10.100.2.7"), ep("own", 12, "blue", "10.100.1.7"), ep("free", 13, "blue", "10.100.9.7")
+	active := []endpoint.Endpoint{rogue, own, free}
+	r.m.setTunnelPort(100, nil)
+	r.m.setView(view(100, self, hb("10.100.2.0/24")), active)
+	r.flush(t)
+	programmed := func() []string {
+		var out []string
+		for _, e := range r.m.state().Endpoints {
+			out = append(out, e.Port)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := programmed(); !slices.Equal(got, []string{"free", "own"}) {
+		t.Fatalf("programmed %v, want free and own (rogue is in hb's range)", got)
+	}
+	r.switchMatchesBuild(t)
+	if len(r.rejects) != 1 || !strings.Contains(r.rejects[0], "endpoint: interface rogue") ||
+		!strings.Contains(r.rejects[0], "inside host hb's range 10.100.2.0/24") {
+		t.Fatalf("rejects %q", r.rejects)
+	}
+	if why := r.m.refusal("rogue"); !strings.Contains(why, "hb's range") {
+		t.Fatalf("refusal(rogue) = %q", why)
+	}
+	r.m.setView(view(101, self, hb("10.100.2.0/24")), active) // a rebuild: not reported again
+	r.flush(t)
+	if len(r.rejects) != 1 {
+		t.Fatalf("reported again: %q", r.rejects)
+	}
+	// hb's range moves away from rogue's address and onto free's.
+	r.m.setView(view(101, self, hb("10.100.9.0/24")), active)
+	r.flush(t)
+	if got := programmed(); !slices.Equal(got, []string{"own", "rogue"}) {
+		t.Fatalf("after the range moved: programmed %v, want own and rogue", got)
+	}
+	r.switchMatchesBuild(t)
+	if len(r.rejects) != 2 || !strings.Contains(r.rejects[1], "interface free") || r.m.refusal("rogue") != "" {
+		t.Fatalf("rejects %q, refusal(rogue) %q", r.rejects, r.m.refusal("rogue"))
+	}
+}

@@ -13,7 +13,7 @@ import (
 // Build computes every flow of the desired state. The same state, whatever
 // the order of its lists, gives byte-identical flows in the same order
 // (flow.Sort: table, descending priority, canonical match). Objects that
-// cannot be programmed are left out (State.Validate says why); when two
+// cannot be programmed are left out (the tests' validateState says why); when two
 // objects would produce the same flow key, the first in sorted input order
 // wins. Without a tunnel port, networks, remote hosts and remote endpoints
 // have no flows: nothing is reachable.

@@ -18,7 +18,7 @@ func goldenPath(name string) string { return filepath.Join("testdata", name+".go
 func TestGolden(t *testing.T) {
 	for _, tp := range topologies {
 		t.Run(tp.name, func(t *testing.T) {
-			if err := tp.state().Validate(); err != nil {
+			if err := validateState(tp.state()); err != nil {
 				t.Fatalf("topology is invalid: %v", err)
 			}
 			got := flow.Dump(Build(tp.state()))

@@ -10,7 +10,7 @@ import (
 
 func TestValidate(t *testing.T) {
 	for _, tp := range topologies {
-		if err := tp.state().Validate(); err != nil {
+		if err := validateState(tp.state()); err != nil {
 			t.Errorf("%s: %v", tp.name, err)
 		}
 	}
@@ -49,7 +49,7 @@ func TestValidate(t *testing.T) {
 		s := Reference()
 		s.Hosts[0].Ranges = map[string]netip.Prefix{"blue": pfx("10.1.2.0/24"), "red": pfx("10.2.2.0/24")}
 		tt.mutate(&s)
-		err := s.Validate()
+		err := validateState(s)
 		switch {
 		case tt.want == "" && err != nil:
 			t.Errorf("%s: unexpected %v", tt.name, err)
