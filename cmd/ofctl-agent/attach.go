@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,7 +116,7 @@ func parseAttach(args []string, stderr io.Writer) (attachArgs, error) {
 }
 
 func doAttach(ctx context.Context, a attachArgs, stderr io.Writer) (attachResult, error) {
-	opts, alloc, err := a.prepare()
+	opts, alloc, err := a.prepare(func(msg string) { fmt.Fprintf(stderr, "ofctl-agent attach: warning: %s\n", msg) })
 	if err != nil {
 		return attachResult{}, err
 	}
@@ -150,18 +151,19 @@ func doAttach(ctx context.Context, a attachArgs, stderr io.Writer) (attachResult
 	return out, nil
 }
 
-// prepare reads the cluster file and builds the options.
-func (a attachArgs) prepare() (attach.Options, attach.Allocator, error) {
+// prepare reads the cluster file and builds the options; warn gets what
+// the user should know but does not stop the attach.
+func (a attachArgs) prepare(warn func(string)) (attach.Options, attach.Allocator, error) {
 	view, err := loadCluster(a.clusterFile, a.clusterFileSet)
 	if err != nil {
 		return attach.Options{}, nil, err
 	}
-	return a.options(view)
+	return a.options(view, warn)
 }
 
 // options turns the flags and the cluster view (nil: no file) into the
 // attach options and, without --ip, an allocator for this host's range.
-func (a attachArgs) options(view *cluster.View) (attach.Options, attach.Allocator, error) {
+func (a attachArgs) options(view *cluster.View, warn func(string)) (attach.Options, attach.Allocator, error) {
 	o := attach.Options{Network: a.network, IfName: a.ifname, MTU: a.mtu}
 	var err error
 	if o.TxOffload, err = attach.ParseTxOffload(a.txOffload); err != nil {
@@ -192,10 +194,36 @@ func (a attachArgs) options(view *cluster.View) (attach.Options, attach.Allocato
 	if err != nil {
 		return o, nil, err
 	}
-	if o.Subnet.IsValid() && !o.Subnet.Contains(o.IP.Addr()) {
-		return o, nil, usageErrorf("--ip %s is outside network %s (%s)", o.IP, a.network, o.Subnet)
+	if view != nil {
+		err = a.checkIP(view, o, warn)
 	}
-	return o, nil, nil
+	return o, nil, err
+}
+
+// checkIP holds --ip to the cluster view: inside the network's subnet, with
+// its prefix length (the container's route must cover the whole network,
+// or it cannot reach the network's addresses on other hosts), and not in
+// another host's range (cluster.RangeIndex: the other hosts send those
+// addresses to that host).
+func (a attachArgs) checkIP(view *cluster.View, o attach.Options, warn func(string)) error {
+	ip := o.IP.Addr()
+	switch {
+	case !o.Subnet.Contains(ip):
+		return usageErrorf("--ip %s is outside network %s (%s)", o.IP, a.network, o.Subnet)
+	case o.IP.Bits() != o.Subnet.Bits():
+		return usageErrorf("--ip %s: network %s is %s, so the prefix length is /%d (a /%d route would not reach all of %s); give %s or %s",
+			o.IP, a.network, o.Subnet, o.Subnet.Bits(), o.IP.Bits(), a.network, ip, netip.PrefixFrom(ip, o.Subnet.Bits()))
+	}
+	ranges := cluster.NewRangeIndex(view.Hosts)
+	holder, r, held := ranges.Holder(a.network, ip)
+	switch {
+	case held && holder != a.nodeName:
+		return usageErrorf("--ip %s is inside host %s's range %s of network %s: that host hands out its addresses and the others send them there (this host is %q: --node-name)",
+			ip, holder, r, a.network, a.nodeName)
+	case !held && slices.ContainsFunc(view.Hosts, func(h cluster.Host) bool { _, ok := h.Ranges[a.network]; return ok }):
+		warn(fmt.Sprintf("%s is in no host's range of network %s: other hosts will not reach it (static cluster view)", ip, a.network))
+	}
+	return nil
 }
 
 // parseIP reads --ip: a CIDR, or a bare address that takes the subnet's

@@ -50,9 +50,15 @@ func TestAttachArgs(t *testing.T) {
 		ip   string // want Options.IP ("" none)
 		next string // want the allocator's first address ("" no allocator)
 	}{
-		{"explicit cidr with cluster", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", ns}, 0, "", "10.100.1.5/24", ""},
-		{"bare ip takes subnet prefix", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5", ns}, 0, "", "10.100.1.5/16", ""},
+		{"explicit cidr with cluster", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "blue", "--ip", "10.100.1.5/16", ns}, 0, "", "10.100.1.5/16", ""},
+		{"prefix other than the network's", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", ns}, 2,
+			"--ip 10.100.1.5/24: network blue is 10.100.0.0/16, so the prefix length is /16 (a /24 route would not reach all of blue); give 10.100.1.5 or 10.100.1.5/16", "", ""},
+		{"another host's range", []string{"--cluster-file", cf, "--node-name", "node-b", "--network", "blue", "--ip", "10.100.1.5", ns}, 2,
+			`--ip 10.100.1.5 is inside host node-a's range 10.100.1.0/24 of network blue: that host hands out its addresses and the others send them there (this host is "node-b": --node-name)`, "", ""},
+		{"own range", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "blue", "--ip", "10.100.1.5", ns}, 0, "", "10.100.1.5/16", ""},
+		{"bare ip takes subnet prefix", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "blue", "--ip", "10.100.1.5", ns}, 0, "", "10.100.1.5/16", ""},
 		{"flags after target", []string{ns, "--cluster-file", cf, "--network", "blue", "--ip", "10.100.9.9"}, 0, "", "10.100.9.9/16", ""},
+		{"bare ip, another network", []string{"--cluster-file", cf, "--network", "red", "--ip", "10.200.0.9", ns}, 0, "", "10.200.0.9/16", ""},
 		{"no cluster file, cidr", []string{"--cluster-file", none, "--network", "green", "--ip", "10.1.2.3/24", ns}, 1, "no such file", "", ""},
 		{"default cluster file absent", []string{"--network", "green", "--ip", "10.1.2.3/24", ns}, 0, "", "10.1.2.3/24", ""},
 		{"allocate from host range", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "blue", ns}, 0, "", "", "10.100.1.1/16"},
@@ -67,7 +73,7 @@ func TestAttachArgs(t *testing.T) {
 		{"bad ip", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1", ns}, 2, "not an IPv4 address", "", ""},
 		{"bad cidr", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/33", ns}, 2, "want an IPv4 address with prefix", "", ""},
 		{"ipv6", []string{"--cluster-file", cf, "--network", "blue", "--ip", "fd00::5/64", ns}, 2, "want an IPv4 address", "", ""},
-		{"ip outside subnet", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.101.1.5/24", ns}, 2, "outside network blue (10.100.0.0/16)", "", ""},
+		{"ip outside subnet", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.101.1.5/16", ns}, 2, "outside network blue (10.100.0.0/16)", "", ""},
 		{"bare ip without cluster", []string{"--network", "green", "--ip", "10.1.2.3", "--cluster-file", none, ns}, 1, "no such file", "", ""},
 		{"network not in cluster", []string{"--cluster-file", cf, "--network", "green", "--ip", "10.1.2.3/24", ns}, 2, `network "green" is not in the cluster file`, "", ""},
 		{"no ip, unknown host", []string{"--cluster-file", cf, "--node-name", "node-z", "--network", "blue", ns}, 2, `host "node-z" is not in the cluster file`, "", ""},
@@ -112,7 +118,7 @@ func prepareArgs(args []string) (attach.Options, attach.Allocator, error) {
 	if !a.clusterFileSet {
 		a.clusterFile = "/nonexistent/ofctl-agent/cluster.yaml"
 	}
-	return a.prepare()
+	return a.prepare(func(string) {})
 }
 
 func codeOf(err error) int {
@@ -242,5 +248,30 @@ func TestOneLine(t *testing.T) {
 	errb.Reset()
 	if code := fail(&errb, "attach", &attach.OptionError{Field: "mtu", Value: "9", Reason: "want 68..65535"}); code != 2 {
 		t.Errorf("option error: exit %d, want 2", code)
+	}
+}
+
+// An address in no host's range is allowed (this host alone reaches it in
+// the static view): attach says so.
+func TestAttachWarnsOutsideEveryRange(t *testing.T) {
+	cf := writeFile(t, "cluster.yaml", testCluster)
+	for _, c := range []struct {
+		ip, network, warning string
+	}{
+		{"10.100.9.9", "blue", "10.100.9.9 is in no host's range of network blue: other hosts will not reach it (static cluster view)"},
+		{"10.100.1.9", "blue", ""}, // node-a's own range
+		{"10.200.1.9", "red", ""},  // no host has a range in red: nothing to warn about
+	} {
+		a, err := parseAttach([]string{"--cluster-file", cf, "--node-name", "node-a", "--network", c.network, "--ip", c.ip, "/var/run/netns/c1"}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var warnings []string
+		if _, _, err := a.prepare(func(w string) { warnings = append(warnings, w) }); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(warnings, "; "); got != c.warning {
+			t.Errorf("--ip %s: warnings %q, want %q", c.ip, got, c.warning)
+		}
 	}
 }

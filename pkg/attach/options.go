@@ -24,7 +24,7 @@ const (
 // --ipaddress, --gateway, --macaddress and --mtu, plus the network name).
 type Options struct {
 	Network string       // network name from the cluster view (required)
-	Subnet  netip.Prefix // the network's CIDR; when valid, the IP must lie inside it
+	Subnet  netip.Prefix // the network's CIDR; when valid, IP must lie inside it, with its prefix length
 	IfName  string       // interface name in the container; default DefaultIfName
 	IP      netip.Prefix // address with prefix length; zero: Attacher.Alloc picks one
 	MAC     net.HardwareAddr
@@ -95,8 +95,13 @@ func (o Options) checkAddress() error {
 	if bits <= 30 && (ip == o.IP.Masked().Addr() || ip == lastAddr(o.IP)) {
 		return &OptionError{"ip", o.IP.String(), "network or broadcast address of its prefix"}
 	}
-	if o.Subnet.IsValid() && (!o.Subnet.Contains(ip) || bits < o.Subnet.Bits()) {
+	if o.Subnet.IsValid() && !o.Subnet.Contains(ip) {
 		return &OptionError{"ip", o.IP.String(), "outside network " + o.Network + " (" + o.Subnet.String() + ")"}
+	}
+	if o.Subnet.IsValid() && bits != o.Subnet.Bits() {
+		// The interface's route must cover the network: with a longer
+		// prefix the network's other addresses are "unreachable".
+		return &OptionError{"ip", o.IP.String(), fmt.Sprintf("prefix length differs from network %s's (%s)", o.Network, o.Subnet)}
 	}
 	if o.Gateway.IsValid() {
 		if o.Gateway == ip {

@@ -38,6 +38,7 @@ func TestOptionsNormalize(t *testing.T) {
 		{"broadcast address", func(o *Options) { o.IP = netip.MustParsePrefix("10.1.255.255/16") }, "ip"},
 		{"ip outside network", func(o *Options) { o.IP = netip.MustParsePrefix("10.2.0.5/16") }, "ip"},
 		{"prefix wider than network", func(o *Options) { o.IP = netip.MustParsePrefix("10.1.2.3/8") }, "ip"},
+		{"prefix narrower than network", func(o *Options) { o.IP = netip.MustParsePrefix("10.1.2.3/24") }, "ip"},
 		{"prefix length 0", func(o *Options) { o.Subnet = netip.Prefix{}; o.IP = netip.MustParsePrefix("10.1.2.3/0") }, "ip"},
 		{"subnet not masked", func(o *Options) { o.Subnet = netip.MustParsePrefix("10.1.0.1/16") }, "subnet"},
 		{"multicast mac", func(o *Options) { o.MAC = mac("01:00:5e:00:00:01") }, "mac"},

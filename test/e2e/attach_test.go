@@ -71,7 +71,7 @@ func TestAttachCLI(t *testing.T) {
 // --netns-host): OVS reports ofport -1 and attach must undo everything.
 func (c *atCLI) testUnusable(t *testing.T) {
 	ns, wrong := atNewNS(t, "c9"), atNewNS(t, "elsewhere")
-	_, stderr := c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.99/24", "--netns-host", atNSPath(wrong), atNSPath(ns))
+	_, stderr := c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.99", "--netns-host", atNSPath(wrong), atNSPath(ns))
 	if !strings.Contains(stderr, "rolled back") {
 		t.Fatalf("stderr %q", stderr)
 	}
@@ -87,16 +87,16 @@ func (c *atCLI) testUnusable(t *testing.T) {
 
 func (c *atCLI) testAttach(t *testing.T) {
 	ns := atNewNS(t, "c1")
-	args := []string{"--network", "blue", "--ip", "10.100.1.5/24", "--gateway", "10.100.1.1", "--mtu", "1400", atNSPath(ns)}
+	args := []string{"--network", "blue", "--ip", "10.100.1.5", "--gateway", "10.100.1.1", "--mtu", "1400", atNSPath(ns)}
 	out := c.mustRun(t, "attach", args...)
-	if !strings.HasPrefix(out, "attached "+atNSPath(ns)+" eth1: port of") || !strings.Contains(out, "ip 10.100.1.5/24, mac 0a:58:0a:64:01:05, mtu 1400") {
+	if !strings.HasPrefix(out, "attached "+atNSPath(ns)+" eth1: port of") || !strings.Contains(out, "ip 10.100.1.5/16, mac 0a:58:0a:64:01:05, mtu 1400") {
 		t.Errorf("attach said %q", out)
 	}
 	r := c.mustJSON(t, "attach", args...)
-	if r.Action != "already-attached" || r.OFPort <= 0 || r.IP != "10.100.1.5/24" || r.ContainerID != atNSPath(ns) || r.TxChecksum != "off" {
+	if r.Action != "already-attached" || r.OFPort <= 0 || r.IP != "10.100.1.5/16" || r.ContainerID != atNSPath(ns) || r.TxChecksum != "off" {
 		t.Fatalf("second attach: %+v", r)
 	}
-	c.checkAttached(t, ns, r.Port, "eth1", "10.100.1.5/24", "0a:58:0a:64:01:05", 1400)
+	c.checkAttached(t, ns, r.Port, "eth1", "10.100.1.5/16", "0a:58:0a:64:01:05", 1400)
 	if got := atMustCmd(t, "ip", "-n", ns, "route", "show", "default"); !strings.Contains(got, "via 10.100.1.1 dev eth1") {
 		t.Errorf("default route: %q", got)
 	}
@@ -108,14 +108,14 @@ func (c *atCLI) testAttach(t *testing.T) {
 	if after := c.snapshot(t, ns, r.Port); after != before {
 		t.Errorf("attaching again changed state:\n%s\nto\n%s", before, after)
 	}
-	_, errOut := c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.6/24", atNSPath(ns))
+	_, errOut := c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.6", atNSPath(ns))
 	if !strings.Contains(errOut, "already attached as port "+r.Port+" with ip 10.100.1.5, not 10.100.1.6") {
 		t.Errorf("other settings: %q", errOut)
 	}
 
 	ns2 := atNewNS(t, "c2")
 	links := c.node.Exec(t, "ip", "-o", "link")
-	_, errOut = c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.5/24", atNSPath(ns2))
+	_, errOut = c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.5", atNSPath(ns2))
 	if want := "ofctl-agent attach: ip 10.100.1.5 is already used in network blue by port " + r.Port + "\n"; errOut != want {
 		t.Errorf("duplicate ip: stderr %q, want %q", errOut, want)
 	}
@@ -125,7 +125,7 @@ func (c *atCLI) testAttach(t *testing.T) {
 	if _, err := atCmd("ip", "-n", ns2, "link", "show", "eth1"); err == nil {
 		t.Error("refused attach created eth1 in the second container")
 	}
-	_, errOut = c.run(t, 1, "attach", "--bridge", "br-none", "--network", "blue", "--ip", "10.100.1.8/24", atNSPath(ns2))
+	_, errOut = c.run(t, 1, "attach", "--bridge", "br-none", "--network", "blue", "--ip", "10.100.1.8", atNSPath(ns2))
 	if !strings.Contains(errOut, "bridge not found: br-none") {
 		t.Errorf("missing bridge: %q", errOut)
 	}
@@ -164,9 +164,9 @@ func (c *atCLI) testAllocate(t *testing.T) {
 
 func (c *atCLI) testDetachAll(t *testing.T) {
 	ns := atNewNS(t, "m")
-	r1 := c.mustJSON(t, "attach", "--network", "blue", "--ip", "10.100.2.1/24", atNSPath(ns))
-	r2 := c.mustJSON(t, "attach", "--network", "blue", "--ip", "10.100.2.2/24", "--ifname", "eth2", "--mac", "02:00:00:00:00:22", atNSPath(ns))
-	c.checkAttached(t, ns, r2.Port, "eth2", "10.100.2.2/24", "02:00:00:00:00:22", 1450)
+	r1 := c.mustJSON(t, "attach", "--network", "blue", "--ip", "10.100.2.1", atNSPath(ns))
+	r2 := c.mustJSON(t, "attach", "--network", "blue", "--ip", "10.100.2.2", "--ifname", "eth2", "--mac", "02:00:00:00:00:22", atNSPath(ns))
+	c.checkAttached(t, ns, r2.Port, "eth2", "10.100.2.2/16", "02:00:00:00:00:22", 1450)
 	r := c.mustJSON(t, "detach", "--all", atNSPath(ns))
 	if r.Action != "detached" || len(r.Ports) != 2 {
 		t.Fatalf("detach --all: %+v", r)
@@ -191,11 +191,11 @@ func (c *atCLI) testPID(t *testing.T) {
 		b, _ := os.Readlink("/proc/self/ns/net")
 		return a != "" && a != b
 	}, "process %s never entered namespace %s", pid, ns)
-	r := c.mustJSON(t, "attach", "--network", "blue", "--ip", "10.100.3.7/24", "--pid", pid)
+	r := c.mustJSON(t, "attach", "--network", "blue", "--ip", "10.100.3.7", "--pid", pid)
 	if r.ContainerID != "/proc/"+pid+"/ns/net" {
 		t.Errorf("container id %q", r.ContainerID)
 	}
-	c.checkAttached(t, ns, r.Port, "eth1", "10.100.3.7/24", "0a:58:0a:64:03:07", 1450)
+	c.checkAttached(t, ns, r.Port, "eth1", "10.100.3.7/16", "0a:58:0a:64:03:07", 1450)
 	c.mustRun(t, "detach", "--pid", pid)
 	c.checkGone(t, ns, r.Port, "eth1")
 }
@@ -264,7 +264,7 @@ func (c *atCLI) run(t *testing.T, wantCode int, cmd string, args ...string) (str
 	t.Helper()
 	full := append([]string{cmd, "--ovsdb", c.node.DBAddr(), "--netns-host", c.node.NS.Path(), "--timeout", "20s"}, args...)
 	if cmd == "attach" && !atContains(args, "--cluster-file") {
-		full = append(full, "--cluster-file", c.clusterFile)
+		full = append(full, "--cluster-file", c.clusterFile, "--node-name", "node-x")
 	}
 	p := exec.Command(c.bin, full...)
 	var out, errb bytes.Buffer
