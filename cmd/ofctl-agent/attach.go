@@ -46,6 +46,7 @@ type attachArgs struct {
 	mtu                       int
 	clusterFile, nodeName     string
 	clusterFileSet            bool // --cluster-file given: the file must exist
+	forceHostNS               bool // --force-host-netns
 }
 
 // attachResult is what attach reports (--json prints it as is).
@@ -101,6 +102,8 @@ func parseAttach(args []string, stderr io.Writer) (attachArgs, error) {
 		"TX checksum offload of the container interface: `MODE` on, off, or auto: off when the bridge's\ndatapath_type is netdev (TCP through the userspace datapath needs it), left alone otherwise")
 	fs.StringVar(&a.clusterFile, "cluster-file", defaultClusterFile, "`PATH` of the cluster view (networks, subnets, host ranges); may be absent unless given")
 	fs.StringVar(&a.nodeName, "node-name", hostname(), "this host's `NAME` in the cluster file (for its address range)")
+	fs.BoolVar(&a.forceHostNS, "force-host-netns", false,
+		"attach even when TARGET's network namespace is the host's (PID 1's), attach's own or --netns-host's\n(a container run with --network host or --pid 1): that gives the host itself the interface, address and route")
 	pos, err := parseArgs(fs, args, stderr, attachUsageHead)
 	if err != nil {
 		return a, err
@@ -120,16 +123,22 @@ func doAttach(ctx context.Context, a attachArgs, stderr io.Writer) (attachResult
 	if err != nil {
 		return attachResult{}, err
 	}
+	hostNS, err := a.openHostNS()
+	if err != nil {
+		return attachResult{}, err
+	}
+	defer hostNS.Close()
 	ctr, err := a.target.resolveAttach(ctx)
 	if err != nil {
 		return attachResult{}, err
 	}
+	defer ctr.Close()
 	ports, closePorts, err := a.openPorts(ctx, stderr)
 	if err != nil {
 		return attachResult{}, err
 	}
 	defer closePorts()
-	at := &attach.Attacher{Ports: ports, Alloc: alloc, HostNS: a.netnsHost, Log: a.logger(stderr)}
+	at := &attach.Attacher{Ports: ports, Alloc: alloc, HostNS: hostNS, AllowHostNetNS: a.forceHostNS, Log: a.logger(stderr)}
 	res, err := at.Attach(ctx, ctr, opts)
 	if err != nil {
 		return attachResult{}, err
@@ -281,7 +290,7 @@ func loadCluster(path string, explicit bool) (*cluster.View, error) {
 
 func newAttachResult(res attach.Attachment, ctr attach.Container) attachResult {
 	r := attachResult{
-		Action: "attached", Port: res.Port, ContainerID: ctr.ID, NetNS: ctr.NetNS,
+		Action: "attached", Port: res.Port, ContainerID: ctr.ID, NetNS: ctr.NetNS.Path(),
 		IfName: res.Options.IfName, Network: res.Options.Network, IP: res.Options.IP.String(),
 		MAC: res.Options.MAC.String(), MTU: res.Options.MTU,
 	}

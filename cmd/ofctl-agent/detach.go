@@ -116,12 +116,17 @@ func doDetach(ctx context.Context, d detachArgs, stderr io.Writer) (detachResult
 	if err != nil {
 		return detachResult{}, err
 	}
+	hostNS, err := d.openHostNS()
+	if err != nil {
+		return detachResult{}, err
+	}
+	defer hostNS.Close()
 	ports, closePorts, err := d.openPorts(ctx, stderr)
 	if err != nil {
 		return detachResult{}, err
 	}
 	defer closePorts()
-	at := &attach.Attacher{Ports: ports, HostNS: d.netnsHost, Log: d.logger(stderr)}
+	at := &attach.Attacher{Ports: ports, HostNS: hostNS, Log: d.logger(stderr)}
 	res := detachResult{Action: "detached", ContainerID: id, Ports: []string{}}
 	if d.all {
 		removed, err := at.DetachAll(ctx, id)
@@ -225,6 +230,18 @@ func (t target) dockerHint(err error) error {
 		return fmt.Errorf("%w (for the network namespace, give its path: %s)", err, p)
 	}
 	return err
+}
+
+// openHostNS opens --netns-host once (nil: the current namespace).
+func (c common) openHostNS() (*attach.NetNS, error) {
+	if c.netnsHost == "" {
+		return nil, nil
+	}
+	ns, err := attach.OpenNetNS(c.netnsHost)
+	if err != nil {
+		return nil, fmt.Errorf("--netns-host: %w", err)
+	}
+	return ns, nil
 }
 
 // openPorts connects to OVSDB and waits for the bridge to be seen; close

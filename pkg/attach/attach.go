@@ -18,8 +18,12 @@ type Attacher struct {
 	Ports  Ports
 	Links  Links     // nil: Netlink{}
 	Alloc  Allocator // used when Options.IP is zero
-	HostNS string    // namespace (path) of the host end and OVS; "": the caller's
+	HostNS *NetNS    // namespace of the host end and OVS; nil: the caller's
 	Log    *slog.Logger
+	// AllowHostNetNS lets Attach plumb into a namespace that is no
+	// container's: the host's (PID 1's), the caller's own or HostNS.
+	// Without it that is an ErrHostNetNS.
+	AllowHostNetNS bool
 
 	// afterStep, when set (tests), runs after each successful step; an
 	// error from it fails the attach at that step.
@@ -57,8 +61,13 @@ func (a *Attacher) Attach(ctx context.Context, c Container, o Options) (Attachme
 	if err != nil {
 		return Attachment{}, err
 	}
-	if c.ID == "" || c.NetNS == "" {
-		return Attachment{}, fmt.Errorf("container needs an id and a namespace path (got %q, %q)", c.ID, c.NetNS)
+	if c.ID == "" || c.NetNS == nil {
+		return Attachment{}, fmt.Errorf("container needs an id and a namespace (got %q, %v)", c.ID, c.NetNS)
+	}
+	if !a.AllowHostNetNS {
+		if err := checkTarget(c.NetNS, a.HostNS); err != nil {
+			return Attachment{}, err
+		}
 	}
 	host := HostIfName(c.ID, o.IfName)
 	ports, err := a.Ports.Ports(ctx)
@@ -230,7 +239,10 @@ func checkDuplicates(ports []Port, o Options, host string) error {
 // can never make rollback delete something it did not create.
 func (a *Attacher) checkFree(c Container, o Options, host string) error {
 	l := a.links()
-	for _, n := range []struct{ ns, name, where string }{
+	for _, n := range []struct {
+		ns          *NetNS
+		name, where string
+	}{
 		{a.HostNS, host, "host"},
 		{a.HostNS, peerIfName(c.ID, o.IfName), "host"},
 		{c.NetNS, o.IfName, "container " + c.ID},

@@ -10,9 +10,10 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
 
-const (
-	hostNS = "/host"
-	ctrNS  = "/ctr"
+// Namespaces by name alone, for the fakes (no descriptor).
+var (
+	hostNS = &NetNS{path: "/host"}
+	ctrNS  = &NetNS{path: "/ctr"}
 )
 
 var errBoom = errors.New("boom")
@@ -253,10 +254,10 @@ func TestAttachRefusals(t *testing.T) {
 			r.ports.ports["dockerport"] = map[string]string{endpoint.KeyContainerID: "c1", endpoint.KeyContainerIface: "eth1"}
 		}, func(err error) bool { return errors.Is(err, ErrInUse) }},
 		{"container ifname taken", func(r *rig) {
-			r.links.links[key(ctrNS, "eth1")] = &fakeLink{ns: ctrNS, name: "eth1"}
+			r.links.links[key(ctrNS.path, "eth1")] = &fakeLink{ns: ctrNS.path, name: "eth1"}
 		}, func(err error) bool { return errors.Is(err, ErrInUse) && strings.Contains(err.Error(), "eth1") }},
 		{"leftover host veth", func(r *rig) {
-			r.links.links[key(hostNS, host)] = &fakeLink{ns: hostNS, name: host}
+			r.links.links[key(hostNS.path, host)] = &fakeLink{ns: hostNS.path, name: host}
 		}, func(err error) bool { return errors.Is(err, ErrInUse) && strings.Contains(err.Error(), "run detach") }},
 		{"ports unavailable", func(r *rig) { r.ports.listErr = errBoom }, func(err error) bool { return errors.Is(err, errBoom) }},
 	}
@@ -286,7 +287,7 @@ func TestAttachAllocates(t *testing.T) {
 		t.Fatalf("got %+v, %v; want 10.1.7.1/16 (10.1.7.0 is used by a port)", att.Options.IP, err)
 	}
 	r.a.Alloc = nil
-	if _, err := r.a.Attach(context.Background(), Container{ID: "c2", NetNS: "/c2"}, o); err == nil {
+	if _, err := r.a.Attach(context.Background(), Container{ID: "c2", NetNS: &NetNS{path: "/c2"}}, o); err == nil {
 		t.Fatal("attach without ip and without allocator succeeded")
 	}
 }
@@ -294,7 +295,7 @@ func TestAttachAllocates(t *testing.T) {
 func TestDetach(t *testing.T) {
 	r := newRig()
 	ctx := context.Background()
-	c2 := Container{ID: "c2", NetNS: "/c2"}
+	c2 := Container{ID: "c2", NetNS: &NetNS{path: "/c2"}}
 	o2 := opts()
 	o2.IfName, o2.IP = "eth2", netip.MustParsePrefix("10.1.0.6/16")
 	o3 := opts()

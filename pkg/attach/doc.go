@@ -12,8 +12,17 @@
 // On the userspace datapath it also turns TX checksum offload off in the
 // container (see TxOffload), with the SIOCETHTOOL ioctl.
 //
+// The container's namespace is opened once (NetNS, a file descriptor) and
+// every step acts through that descriptor, so a PID reused or a path
+// mounted over between steps cannot send a step elsewhere. A namespace that
+// is not a container's (the host's, the caller's own, the bridge's) is
+// refused unless Attacher.AllowHostNetNS: a container run with --network
+// host or --pid 1 would otherwise give the host itself an interface, an
+// address and a route.
+//
 // Side effects sit behind two small interfaces: Links (netlink and that
 // ioctl, implemented by Netlink) and Ports (the bridge's ports and datapath
-// type, implemented by OVSPorts over OVSDB). Namespaces are entered only on throw-away locked OS threads, so no
-// caller thread is ever left in another namespace.
+// type, implemented by OVSPorts over OVSDB). Namespaces are entered only on
+// throw-away locked OS threads, so no caller thread is ever left in another
+// namespace.
 package attach

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -61,17 +60,39 @@ type inspect struct {
 	} `json:"State"`
 }
 
-// Resolve finds a container by name or (prefix of) id. For Attach it must
-// be running; Lookup serves Detach, which needs only the id.
+// Resolve finds a running container by name or (prefix of) id and opens
+// its network namespace (through its process, /proc/PID/ns/net). The
+// container is inspected again once the namespace is open: had it exited
+// in between, the PID could be another process's. Lookup serves Detach,
+// which needs only the id. Close the container when done.
 func (d *Docker) Resolve(ctx context.Context, nameOrID string) (Container, error) {
-	in, err := d.inspect(ctx, nameOrID)
+	in, err := d.running(ctx, nameOrID)
 	if err != nil {
 		return Container{}, err
 	}
-	if !in.State.Running || in.State.Pid <= 0 {
-		return Container{}, fmt.Errorf("docker container %s: %w", nameOrID, ErrNotRunning)
+	c, err := PIDTarget(in.State.Pid)
+	if err != nil {
+		return Container{}, fmt.Errorf("docker container %s: %w", nameOrID, err)
 	}
-	return Container{ID: in.ID, NetNS: "/proc/" + strconv.Itoa(in.State.Pid) + "/ns/net"}, nil
+	again, err := d.running(ctx, in.ID)
+	if err == nil && again.State.Pid != in.State.Pid {
+		err = fmt.Errorf("docker container %s: restarted while its namespace was opened: %w", nameOrID, ErrNotRunning)
+	}
+	if err != nil {
+		c.Close()
+		return Container{}, err
+	}
+	c.ID = in.ID
+	return c, nil
+}
+
+// running inspects a container that must be running.
+func (d *Docker) running(ctx context.Context, nameOrID string) (inspect, error) {
+	in, err := d.inspect(ctx, nameOrID)
+	if err == nil && (!in.State.Running || in.State.Pid <= 0) {
+		err = fmt.Errorf("docker container %s: %w", nameOrID, ErrNotRunning)
+	}
+	return in, err
 }
 
 // Lookup returns the full id of a container, running or not.

@@ -30,11 +30,16 @@ func fakeEngine(t *testing.T, handler http.HandlerFunc) string {
 
 func TestDockerResolve(t *testing.T) {
 	var paths []string
+	pid := os.Getpid() // the container's process: its namespace is opened
 	sock := fakeEngine(t, func(w http.ResponseWriter, r *http.Request) {
 		paths = append(paths, r.URL.EscapedPath())
 		switch r.URL.Path {
-		case "/containers/web/json", "/containers/abc123/json":
-			_, _ = w.Write([]byte(`{"Id":"abc123def","Name":"/web","State":{"Status":"running","Running":true,"Pid":4242},"Config":{"Image":"x"}}`))
+		case "/containers/web/json", "/containers/abc123/json", "/containers/abc123def/json":
+			fmt.Fprintf(w, `{"Id":"abc123def","Name":"/web","State":{"Status":"running","Running":true,"Pid":%d},"Config":{"Image":"x"}}`, pid)
+		case "/containers/restarting/json":
+			fmt.Fprintf(w, `{"Id":"5e5e","State":{"Running":true,"Pid":%d}}`, pid)
+		case "/containers/5e5e/json": // inspected again: another process now
+			_, _ = w.Write([]byte(`{"Id":"5e5e","State":{"Running":true,"Pid":1}}`))
 		case "/containers/stopped/json":
 			_, _ = w.Write([]byte(`{"Id":"5709","Name":"/stopped","State":{"Running":false,"Pid":0}}`))
 		case "/containers/garbage/json":
@@ -52,9 +57,10 @@ func TestDockerResolve(t *testing.T) {
 	d := NewDocker(sock)
 	ctx := context.Background()
 	c, err := d.Resolve(ctx, "web")
-	if err != nil || c.ID != "abc123def" || c.NetNS != "/proc/4242/ns/net" {
+	if err != nil || c.ID != "abc123def" || c.NetNS.Path() != fmt.Sprintf("/proc/%d/ns/net", pid) || !c.NetNS.is("/proc/self/ns/net") {
 		t.Fatalf("Resolve(web) = %+v, %v", c, err)
 	}
+	c.Close()
 	if id, err := d.Lookup(ctx, "stopped"); err != nil || id != "5709" {
 		t.Fatalf("Lookup(stopped) = %q, %v; want the id of a stopped container", id, err)
 	}
@@ -64,6 +70,7 @@ func TestDockerResolve(t *testing.T) {
 		message string
 	}{
 		{"stopped", ErrNotRunning, "not running"},
+		{"restarting", ErrNotRunning, "restarted while its namespace was opened"},
 		{"missing", ErrNoSuchContainer, "no such container"},
 		{"garbage", nil, "bad answer"},
 		{"nostate", nil, "without Id or State"},
@@ -116,7 +123,8 @@ func TestTargets(t *testing.T) {
 	}
 	pid := os.Getpid()
 	c, err := PIDTarget(pid)
-	if want := fmt.Sprintf("/proc/%d/ns/net", pid); err != nil || c.NetNS != want || c.ID != want {
+	if want := fmt.Sprintf("/proc/%d/ns/net", pid); err != nil || c.NetNS.Path() != want || c.ID != want {
 		t.Errorf("PIDTarget(%d) = %+v, %v", pid, c, err)
 	}
+	c.Close()
 }

@@ -29,7 +29,7 @@ type ifreqData struct {
 }
 
 // TxChecksum implements Links with ETHTOOL_GTXCSUM.
-func (Netlink) TxChecksum(ns, name string) (bool, error) {
+func (Netlink) TxChecksum(ns *NetNS, name string) (bool, error) {
 	v := ethtoolValue{cmd: unix.ETHTOOL_GTXCSUM}
 	if err := ethtool(ns, name, &v); err != nil {
 		return false, fmt.Errorf("read tx checksum offload of %s: %w", name, err)
@@ -39,7 +39,7 @@ func (Netlink) TxChecksum(ns, name string) (bool, error) {
 
 // SetTxChecksum implements Links with ETHTOOL_STXCSUM, then reads the
 // setting back: the kernel may keep a feature that depends on others.
-func (n Netlink) SetTxChecksum(ns, name string, on bool) error {
+func (n Netlink) SetTxChecksum(ns *NetNS, name string, on bool) error {
 	v := ethtoolValue{cmd: unix.ETHTOOL_STXCSUM}
 	if on {
 		v.data = 1
@@ -58,8 +58,8 @@ func (n Netlink) SetTxChecksum(ns, name string, on bool) error {
 }
 
 // ethtool makes one SIOCETHTOOL request for interface name in namespace ns
-// ("" the caller's). A missing interface is ErrLinkNotFound (wrapped).
-func ethtool(ns, name string, v *ethtoolValue) error {
+// (nil: the caller's). A missing interface is ErrLinkNotFound (wrapped).
+func ethtool(ns *NetNS, name string, v *ethtoolValue) error {
 	if name == "" || len(name) >= unix.IFNAMSIZ {
 		return fmt.Errorf("interface name %q: want 1..%d bytes", name, unix.IFNAMSIZ-1)
 	}
@@ -69,7 +69,7 @@ func ethtool(ns, name string, v *ethtoolValue) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("ioctl socket in %s: %w", nsName(ns), err)
+		return fmt.Errorf("ioctl socket in %s: %w", ns, err)
 	}
 	defer unix.Close(fd)
 	req := ifreqData{data: unsafe.Pointer(v)}

@@ -62,7 +62,7 @@ func TestIntegrationTxChecksumErrors(t *testing.T) {
 	if err := nl.SetTxChecksum(c.NetNS, "nosuch0", false); !errors.Is(err, ErrLinkNotFound) {
 		t.Errorf("missing interface: %v, want ErrLinkNotFound", err)
 	}
-	if err := nl.SetTxChecksum("/nonexistent/netns", "eth1", false); err == nil || !strings.Contains(err.Error(), "/nonexistent/netns") {
+	if err := nl.SetTxChecksum(&NetNS{path: "/nonexistent/netns"}, "eth1", false); err == nil || !strings.Contains(err.Error(), "/nonexistent/netns") {
 		t.Errorf("missing namespace: %v", err)
 	}
 	if _, err := nl.TxChecksum(c.NetNS, "a234567890123456"); err == nil || !strings.Contains(err.Error(), "want 1..15 bytes") {

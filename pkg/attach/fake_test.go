@@ -51,7 +51,8 @@ func (f *fakeLinks) get(ns, name string) (*fakeLink, error) {
 	return l, nil
 }
 
-func (f *fakeLinks) Inspect(ns, name string) (LinkState, error) {
+func (f *fakeLinks) Inspect(nsp *NetNS, name string) (LinkState, error) {
+	ns := nsp.String()
 	l, err := f.get(ns, name)
 	if err != nil {
 		return LinkState{}, err
@@ -59,7 +60,8 @@ func (f *fakeLinks) Inspect(ns, name string) (LinkState, error) {
 	return l.state, nil
 }
 
-func (f *fakeLinks) AddVeth(ns, name, peer string, mtu int) error {
+func (f *fakeLinks) AddVeth(nsp *NetNS, name, peer string, mtu int) error {
+	ns := nsp.String()
 	if err := f.j.call("AddVeth", ns+" "+name+" "+peer); err != nil {
 		return err
 	}
@@ -68,7 +70,8 @@ func (f *fakeLinks) AddVeth(ns, name, peer string, mtu int) error {
 	return nil
 }
 
-func (f *fakeLinks) DeleteVeth(ns, name string) error {
+func (f *fakeLinks) DeleteVeth(nsp *NetNS, name string) error {
+	ns := nsp.String()
 	if err := f.j.call("DeleteVeth", ns+" "+name); err != nil {
 		return err
 	}
@@ -90,7 +93,8 @@ func (f *fakeLinks) relink(l *fakeLink, ns, name string) {
 	}
 }
 
-func (f *fakeLinks) Move(ns, name, to string) error {
+func (f *fakeLinks) Move(nsp *NetNS, name string, top *NetNS) error {
+	ns, to := nsp.String(), top.String()
 	if err := f.j.call("Move", ns+" "+name+" "+to); err != nil {
 		return err
 	}
@@ -102,7 +106,8 @@ func (f *fakeLinks) Move(ns, name, to string) error {
 	return nil
 }
 
-func (f *fakeLinks) Configure(ns, name string, cfg LinkConfig) error {
+func (f *fakeLinks) Configure(nsp *NetNS, name string, cfg LinkConfig) error {
+	ns := nsp.String()
 	if err := f.j.call("Configure", fmt.Sprintf("%s %s name=%s mac=%s mtu=%d addr=%s", ns, name, cfg.Name, cfg.MAC, cfg.MTU, cfg.Addr)); err != nil {
 		return err
 	}
@@ -115,7 +120,8 @@ func (f *fakeLinks) Configure(ns, name string, cfg LinkConfig) error {
 	return nil
 }
 
-func (f *fakeLinks) SetUp(ns, name string) error {
+func (f *fakeLinks) SetUp(nsp *NetNS, name string) error {
+	ns := nsp.String()
 	if err := f.j.call("SetUp", ns+" "+name); err != nil {
 		return err
 	}
@@ -127,7 +133,8 @@ func (f *fakeLinks) SetUp(ns, name string) error {
 	return nil
 }
 
-func (f *fakeLinks) AddDefaultRoute(ns, name string, gw netip.Addr) error {
+func (f *fakeLinks) AddDefaultRoute(nsp *NetNS, name string, gw netip.Addr) error {
+	ns := nsp.String()
 	if err := f.j.call("AddDefaultRoute", ns+" "+name+" "+gw.String()); err != nil {
 		return err
 	}
@@ -140,7 +147,8 @@ func (f *fakeLinks) AddDefaultRoute(ns, name string, gw netip.Addr) error {
 }
 
 // TxChecksum reads, like Inspect: not journaled; it fails with readErr.
-func (f *fakeLinks) TxChecksum(ns, name string) (bool, error) {
+func (f *fakeLinks) TxChecksum(nsp *NetNS, name string) (bool, error) {
+	ns := nsp.String()
 	if f.readErr != nil {
 		return false, f.readErr
 	}
@@ -151,7 +159,8 @@ func (f *fakeLinks) TxChecksum(ns, name string) (bool, error) {
 	return !l.txOff, nil
 }
 
-func (f *fakeLinks) SetTxChecksum(ns, name string, on bool) error {
+func (f *fakeLinks) SetTxChecksum(nsp *NetNS, name string, on bool) error {
+	ns := nsp.String()
 	if err := f.j.call("SetTxChecksum", fmt.Sprintf("%s %s %s", ns, name, onOff(on))); err != nil {
 		return err
 	}

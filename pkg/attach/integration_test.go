@@ -37,7 +37,12 @@ func newBed(t *testing.T) *bed {
 	node := testbed.NewNode(t, "at")
 	node.AddBridge(t, bridge)
 	ports := vsctlPorts{db: node.DBAddr(), bridge: bridge}
-	return &bed{node: node, ports: ports, a: &Attacher{Ports: ports, HostNS: node.NS.Path()}}
+	hostNS, err := OpenNetNS(node.NS.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hostNS.Close() })
+	return &bed{node: node, ports: ports, a: &Attacher{Ports: ports, HostNS: hostNS}}
 }
 
 // newCtr makes a "container": a named network namespace ofat-<pid>-<rand>-name,
@@ -54,10 +59,11 @@ func newCtr(t *testing.T, name string) Container {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 
-func nsOf(c Container) string { return filepath.Base(c.NetNS) }
+func nsOf(c Container) string { return filepath.Base(c.NetNS.Path()) }
 
 func cmdOut(args ...string) (string, error) {
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
@@ -243,17 +249,17 @@ func TestIntegrationDetachAllAndPID(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() })
-	var byPID Container
+	nsPath := fmt.Sprintf("/proc/%d/ns/net", sleeper.Process.Pid)
 	testbed.Eventually(t, 5*time.Second, func() bool {
-		var err error
-		byPID, err = PIDTarget(sleeper.Process.Pid)
-		if err != nil {
-			return false
-		}
-		a, _ := os.Readlink(byPID.NetNS)
+		a, _ := os.Readlink(nsPath)
 		want, _ := cmdOut("ip", "netns", "exec", nsOf(c2), "readlink", "/proc/self/ns/net")
 		return a == strings.TrimSpace(want)
 	}, "sleep did not enter %s", nsOf(c2))
+	byPID, err := PIDTarget(sleeper.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { byPID.Close() })
 
 	for i, a := range []struct {
 		c   Container
@@ -265,7 +271,7 @@ func TestIntegrationDetachAllAndPID(t *testing.T) {
 		}
 	}
 	b.assertAttached(t, byPID, nsOf(c2), "eth1", "10.78.0.4/24", "0a:58:0a:4e:00:04", "", 1450)
-	if got := b.node.Vsctl(t, "get", "interface", HostIfName(byPID.ID, "eth1"), "external_ids:container_id"); !strings.Contains(got, byPID.NetNS) {
+	if got := b.node.Vsctl(t, "get", "interface", HostIfName(byPID.ID, "eth1"), "external_ids:container_id"); !strings.Contains(got, nsPath) {
 		t.Errorf("container_id of the PID target: %s", got)
 	}
 	removed, err := b.a.DetachAll(ctx, c1.ID)

@@ -28,26 +28,26 @@ type LinkState struct {
 }
 
 // Links is the kernel side of attaching (netlink, and the ethtool ioctl
-// for offloads), every call naming a namespace by path ("" is the caller's
+// for offloads), every call naming an open namespace (nil is the caller's
 // own). Netlink implements it.
 type Links interface {
 	// Inspect returns ErrLinkNotFound (wrapped) when name does not exist.
-	Inspect(ns, name string) (LinkState, error)
+	Inspect(ns *NetNS, name string) (LinkState, error)
 	// AddVeth creates a veth pair with both ends in ns, both with mtu.
-	AddVeth(ns, name, peer string, mtu int) error
+	AddVeth(ns *NetNS, name, peer string, mtu int) error
 	// DeleteVeth deletes a veth (and so its peer); ErrLinkNotFound when absent.
-	DeleteVeth(ns, name string) error
-	// Move moves a link from ns into the namespace at path to.
-	Move(ns, name, to string) error
+	DeleteVeth(ns *NetNS, name string) error
+	// Move moves a link from ns into namespace to.
+	Move(ns *NetNS, name string, to *NetNS) error
 	// Configure renames the link, sets MAC, MTU and address, and brings it up.
-	Configure(ns, name string, cfg LinkConfig) error
+	Configure(ns *NetNS, name string, cfg LinkConfig) error
 	// SetUp brings a link up.
-	SetUp(ns, name string) error
+	SetUp(ns *NetNS, name string) error
 	// AddDefaultRoute adds a default route via gw on the link.
-	AddDefaultRoute(ns, name string, gw netip.Addr) error
+	AddDefaultRoute(ns *NetNS, name string, gw netip.Addr) error
 	// TxChecksum reports whether TX checksum offload is on (ethtool -k's
 	// tx-checksumming); ErrLinkNotFound when name does not exist.
-	TxChecksum(ns, name string) (bool, error)
+	TxChecksum(ns *NetNS, name string) (bool, error)
 	// SetTxChecksum turns TX checksum offload on or off (ethtool -K tx).
-	SetTxChecksum(ns, name string, on bool) error
+	SetTxChecksum(ns *NetNS, name string, on bool) error
 }

@@ -14,14 +14,14 @@ import (
 )
 
 // Netlink implements Links with github.com/vishvananda/netlink. Each call
-// opens a rtnetlink socket inside the namespace (created on a throw-away
-// locked thread, see inNetNS) and closes it again.
+// opens a rtnetlink socket inside the namespace through its descriptor
+// (created on a throw-away locked thread, see inNetNS) and closes it again.
 type Netlink struct{}
 
 var _ Links = Netlink{}
 
 // Inspect implements Links.
-func (Netlink) Inspect(ns, name string) (LinkState, error) {
+func (Netlink) Inspect(ns *NetNS, name string) (LinkState, error) {
 	var st LinkState
 	err := withLink(ns, name, func(h *netlink.Handle, l netlink.Link) error {
 		a := l.Attrs()
@@ -50,7 +50,7 @@ func (Netlink) Inspect(ns, name string) (LinkState, error) {
 }
 
 // AddVeth implements Links.
-func (Netlink) AddVeth(ns, name, peer string, mtu int) error {
+func (Netlink) AddVeth(ns *NetNS, name, peer string, mtu int) error {
 	return withHandle(ns, func(h *netlink.Handle) error {
 		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu}, PeerName: peer, PeerMTU: uint32(mtu)}
 		if err := h.LinkAdd(v); err != nil {
@@ -61,7 +61,7 @@ func (Netlink) AddVeth(ns, name, peer string, mtu int) error {
 }
 
 // DeleteVeth implements Links. It refuses to delete anything but a veth.
-func (Netlink) DeleteVeth(ns, name string) error {
+func (Netlink) DeleteVeth(ns *NetNS, name string) error {
 	return withLink(ns, name, func(h *netlink.Handle, l netlink.Link) error {
 		if l.Type() != "veth" {
 			return fmt.Errorf("%s is a %s, not a veth: not deleting it", name, l.Type())
@@ -74,14 +74,12 @@ func (Netlink) DeleteVeth(ns, name string) error {
 }
 
 // Move implements Links.
-func (Netlink) Move(ns, name, to string) error {
-	target, err := netns.GetFromPath(to)
-	if err != nil {
-		return fmt.Errorf("open network namespace %s: %w", to, err)
+func (Netlink) Move(ns *NetNS, name string, to *NetNS) error {
+	if to.fd() < 0 {
+		return fmt.Errorf("move %s: no namespace to move it to", name)
 	}
-	defer target.Close()
 	return withLink(ns, name, func(h *netlink.Handle, l netlink.Link) error {
-		if err := h.LinkSetNsFd(l, int(target)); err != nil {
+		if err := h.LinkSetNsFd(l, to.fd()); err != nil {
 			return fmt.Errorf("move %s to %s: %w", name, to, err)
 		}
 		return nil
@@ -89,7 +87,7 @@ func (Netlink) Move(ns, name, to string) error {
 }
 
 // Configure implements Links.
-func (Netlink) Configure(ns, name string, cfg LinkConfig) error {
+func (Netlink) Configure(ns *NetNS, name string, cfg LinkConfig) error {
 	return withLink(ns, name, func(h *netlink.Handle, l netlink.Link) error {
 		steps := []struct {
 			what string
@@ -111,7 +109,7 @@ func (Netlink) Configure(ns, name string, cfg LinkConfig) error {
 }
 
 // SetUp implements Links.
-func (Netlink) SetUp(ns, name string) error {
+func (Netlink) SetUp(ns *NetNS, name string) error {
 	return withLink(ns, name, func(h *netlink.Handle, l netlink.Link) error {
 		if err := h.LinkSetUp(l); err != nil {
 			return fmt.Errorf("set %s up: %w", name, err)
@@ -121,7 +119,7 @@ func (Netlink) SetUp(ns, name string) error {
 }
 
 // AddDefaultRoute implements Links.
-func (Netlink) AddDefaultRoute(ns, name string, gw netip.Addr) error {
+func (Netlink) AddDefaultRoute(ns *NetNS, name string, gw netip.Addr) error {
 	return withLink(ns, name, func(h *netlink.Handle, l netlink.Link) error {
 		r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: net.IP(gw.AsSlice()), Dst: ipNet(netip.PrefixFrom(netip.IPv4Unspecified(), 0))}
 		if err := h.RouteAdd(r); err != nil {
@@ -132,7 +130,7 @@ func (Netlink) AddDefaultRoute(ns, name string, gw netip.Addr) error {
 }
 
 // withLink runs fn with a handle in ns and the link called name.
-func withLink(ns, name string, fn func(*netlink.Handle, netlink.Link) error) error {
+func withLink(ns *NetNS, name string, fn func(*netlink.Handle, netlink.Link) error) error {
 	return withHandle(ns, func(h *netlink.Handle) error {
 		l, err := h.LinkByName(name)
 		if err != nil {
@@ -146,38 +144,36 @@ func withLink(ns, name string, fn func(*netlink.Handle, netlink.Link) error) err
 	})
 }
 
-// withHandle opens an rtnetlink handle in the namespace at path ("" is the
+// withHandle opens an rtnetlink handle in namespace ns (nil is the
 // current one) and runs fn with it. Only the socket is created inside the
 // namespace; fn runs on the caller's thread.
-func withHandle(path string, fn func(*netlink.Handle) error) error {
+func withHandle(ns *NetNS, fn func(*netlink.Handle) error) error {
 	var h *netlink.Handle
-	err := inNamespace(path, func() (err error) { h, err = netlink.NewHandle(unix.NETLINK_ROUTE); return err })
+	err := inNamespace(ns, func() (err error) { h, err = netlink.NewHandle(unix.NETLINK_ROUTE); return err })
 	if err != nil {
-		return fmt.Errorf("netlink socket in %s: %w", nsName(path), err)
+		return fmt.Errorf("netlink socket in %s: %w", ns, err)
 	}
 	defer h.Close()
 	return fn(h)
 }
 
-// inNamespace runs fn in the namespace at path, or directly for "" (the
-// current one).
-func inNamespace(path string, fn func() error) error {
-	if path == "" {
+// inNamespace runs fn in namespace ns, or directly for nil (the current
+// one).
+func inNamespace(ns *NetNS, fn func() error) error {
+	if ns == nil {
 		return fn()
 	}
-	return inNetNS(path, fn)
+	if ns.fd() < 0 {
+		return fmt.Errorf("network namespace %s is not open", ns)
+	}
+	return inNetNS(netns.NsHandle(ns.fd()), fn)
 }
 
 // inNetNS runs fn on a fresh goroutine whose OS thread is locked and moved
-// into the namespace at path, then moved back. If moving back fails the
-// thread stays locked, and the Go runtime destroys it when the goroutine
-// ends: no thread is ever reused in the wrong namespace.
-func inNetNS(path string, fn func() error) error {
-	target, err := netns.GetFromPath(path)
-	if err != nil {
-		return fmt.Errorf("open network namespace: %w", err)
-	}
-	defer target.Close()
+// into namespace target, then moved back. If moving back fails the thread
+// stays locked, and the Go runtime destroys it when the goroutine ends: no
+// thread is ever reused in the wrong namespace.
+func inNetNS(target netns.NsHandle, fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -202,13 +198,6 @@ func inNetNS(path string, fn func() error) error {
 		done <- ferr
 	}()
 	return <-done
-}
-
-func nsName(path string) string {
-	if path == "" {
-		return "current namespace"
-	}
-	return path
 }
 
 // retryDump repeats a netlink dump the kernel interrupted (a concurrent

@@ -81,7 +81,7 @@ func (a *Attacher) resolveTx(ctx context.Context, mode TxOffload) (txAction, err
 
 // ensureTxChecksum brings an existing attachment's container interface to
 // tx (attachments made before Attach handled offload, or changed by hand).
-func (a *Attacher) ensureTxChecksum(ns, ifname, port string, tx txAction) error {
+func (a *Attacher) ensureTxChecksum(ns *NetNS, ifname, port string, tx txAction) error {
 	if !tx.set {
 		return nil
 	}

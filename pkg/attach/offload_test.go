@@ -82,7 +82,7 @@ func TestAttachTxOffload(t *testing.T) {
 			if got := strings.Join(calls, ";"); got != c.call {
 				t.Errorf("calls %q, want %q", got, c.call)
 			}
-			l, err := r.links.get(ctrNS, "eth1")
+			l, err := r.links.get(ctrNS.path, "eth1")
 			if err != nil || att.TxChecksum != c.want || l.txOff != c.txOff {
 				t.Errorf("attachment says %q, container end off=%v (%v); want %q, off=%v", att.TxChecksum, l.txOff, err, c.want, c.txOff)
 			}
@@ -113,7 +113,7 @@ func TestAttachTxOffloadExisting(t *testing.T) {
 	if _, err := r.a.Attach(ctx, r.c, opts()); err != nil {
 		t.Fatal(err)
 	}
-	l, _ := r.links.get(ctrNS, "eth1")
+	l, _ := r.links.get(ctrNS.path, "eth1")
 	l.txOff = false // ethtool -K eth1 tx on, or an attach from before
 	r.j.calls = nil
 	att, err := r.a.Attach(ctx, r.c, opts())
@@ -143,7 +143,7 @@ func TestAttachTxOffloadExistingErrors(t *testing.T) {
 		if _, err := r.a.Attach(ctx, r.c, opts()); err != nil {
 			t.Fatal(err)
 		}
-		l, _ := r.links.get(ctrNS, "eth1")
+		l, _ := r.links.get(ctrNS.path, "eth1")
 		l.txOff = false
 		if read {
 			r.links.readErr = errBoom

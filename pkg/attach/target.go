@@ -2,22 +2,23 @@ package attach
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
-
-	"golang.org/x/sys/unix"
 )
 
 // Container is what Attach plumbs into: an id recorded in the port's
-// external_ids:container_id and the path of its network namespace.
+// external_ids:container_id and its open network namespace. Close it when
+// done.
 type Container struct {
 	ID    string // Docker container id, or the namespace path
-	NetNS string // e.g. /proc/1234/ns/net or /var/run/netns/foo
+	NetNS *NetNS
 }
 
-// NetNSTarget targets a namespace by path (ip netns, CNI). The id is the
-// cleaned absolute path.
+// Close closes the container's namespace.
+func (c Container) Close() error { return c.NetNS.Close() }
+
+// NetNSTarget targets a namespace by path (ip netns, CNI), opened once. The
+// id is the cleaned absolute path.
 func NetNSTarget(path string) (Container, error) {
 	if path == "" {
 		return Container{}, fmt.Errorf("empty network namespace path")
@@ -26,29 +27,18 @@ func NetNSTarget(path string) (Container, error) {
 	if err != nil {
 		return Container{}, fmt.Errorf("network namespace %s: %w", path, err)
 	}
-	if err := checkNetNS(abs); err != nil {
+	ns, err := OpenNetNS(abs)
+	if err != nil {
 		return Container{}, err
 	}
-	return Container{ID: abs, NetNS: abs}, nil
+	return Container{ID: abs, NetNS: ns}, nil
 }
 
-// PIDTarget targets the network namespace of a process.
+// PIDTarget targets the network namespace of a process, opened once: the
+// process may exit and its PID be reused afterwards, the namespace stays.
 func PIDTarget(pid int) (Container, error) {
 	if pid <= 0 {
 		return Container{}, fmt.Errorf("invalid pid %d", pid)
 	}
 	return NetNSTarget("/proc/" + strconv.Itoa(pid) + "/ns/net")
-}
-
-// checkNetNS makes sure path is a namespace file (on nsfs), not the empty
-// mount point an "ip netns delete" leaves behind or some other file.
-func checkNetNS(path string) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return fmt.Errorf("network namespace %s: %w", path, &os.PathError{Op: "statfs", Path: path, Err: err})
-	}
-	if st.Type != unix.NSFS_MAGIC {
-		return fmt.Errorf("network namespace %s: not a namespace file", path)
-	}
-	return nil
 }

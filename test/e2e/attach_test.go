@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -65,6 +66,36 @@ func TestAttachCLI(t *testing.T) {
 	t.Run("DetachAll", c.testDetachAll)
 	t.Run("PID", c.testPID)
 	t.Run("UnusablePortRolledBack", c.testUnusable)
+	t.Run("HostNetNSRefused", c.testHostNetNS)
+}
+
+// testHostNetNS: attach refuses a namespace that is not a container's (its
+// own, here a test namespace it runs in; the bridge's) unless forced.
+func (c *atCLI) testHostNetNS(t *testing.T) {
+	ns := atNewNS(t, "self")
+	p := exec.Command("ip", "netns", "exec", ns, c.bin, "attach", "--ovsdb", c.node.DBAddr(), "--netns-host", c.node.NS.Path(),
+		"--cluster-file", c.clusterFile, "--node-name", "node-x", "--network", "blue", "--ip", "10.100.1.40", atNSPath(ns))
+	out, err := p.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), atNSPath(ns)+" is this process's own network namespace") {
+		t.Fatalf("attach into its own namespace: %v\n%s", err, out)
+	}
+	if links := atMustCmd(t, "ip", "-n", ns, "-o", "link"); strings.Count(links, "\n") != 1 {
+		t.Fatalf("a refused attach left links in %s:\n%s", ns, links)
+	}
+	before := c.node.Exec(t, "ip", "-o", "link")
+	_, errOut := c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.41", c.node.NS.Path())
+	if !strings.Contains(errOut, c.node.NS.Path()+" is the bridge's (--netns-host) network namespace") || !strings.Contains(errOut, "--force-host-netns") {
+		t.Fatalf("attach into the bridge's namespace: %q", errOut)
+	}
+	if after := c.node.Exec(t, "ip", "-o", "link"); after != before {
+		t.Fatalf("a refused attach changed the node's links:\n%s", after)
+	}
+	c.mustRun(t, "attach", "--network", "blue", "--ip", "10.100.1.41", "--force-host-netns", c.node.NS.Path())
+	if got := c.node.Exec(t, "ip", "-o", "-4", "addr", "show", "dev", "eth1"); !strings.Contains(got, "inet 10.100.1.41/16 ") {
+		t.Fatalf("forced attach: eth1 of the node: %q", got)
+	}
+	c.mustRun(t, "detach", c.node.NS.Path())
 }
 
 // testUnusable puts the host end where OVS cannot open it (the wrong
