@@ -161,6 +161,7 @@ func (r *Reconciler) Set(owner Owner, flows []flow.Flow) []error {
 		o = &ownerFlows{name: owner, rank: r.cfg.Rank(owner)}
 	}
 	held, waits, errs := r.compile(o, flows)
+	o.refused = len(flows) - len(held) - len(waits) // invalid, colliding or repeated keys
 	left, changed := r.replace(o, held, waits)
 	if !left {
 		delete(r.owners, owner)
@@ -279,6 +280,20 @@ func (r *Reconciler) commitOnce(ctx context.Context, dels []flow.Key, a *adds) e
 	r.stats.Bundles++
 	r.stats.FlowMods += uint64(len(dels) + a.n)
 	return nil
+}
+
+// Installed reports whether OVS holds every flow owner wants, as far as
+// the reconciler knows: none of the flows of its last Set was refused or
+// waits for a key another owner holds, the switch has not refused any (the
+// owner is not isolated), and a Flush or Sync committed them all since (a
+// failed commit leaves them pending). An owner without flows is not
+// installed. Flows removed from OVS behind the reconciler's back count as
+// installed until a Sync finds them missing (and puts them back).
+func (r *Reconciler) Installed(owner Owner) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o := r.owners[owner]
+	return o != nil && o.refused == 0 && len(o.waits) == 0 && o.fail == nil && !o.dirty()
 }
 
 // Stats returns the counters and sizes.

@@ -247,3 +247,43 @@ func TestDuplicateKeyInOneOwner(t *testing.T) {
 }
 
 func owner(i uint32) Owner { return Owner(strconv.Itoa(int(i))) }
+
+// Installed: every flow of the owner committed, none refused.
+func TestInstalled(t *testing.T) {
+	r, sw, model := setup(t)
+	model.set(t, r, "1", portFlows("1", 1, 2))
+	if r.Installed("1") {
+		t.Fatal("installed before any flush")
+	}
+	sw.FailNext = true
+	if _, err := r.Flush(context.Background()); err == nil || r.Installed("1") {
+		t.Fatalf("flush error %v; installed after a failed commit: %v", err, r.Installed("1"))
+	}
+	flush(t, r)
+	if !r.Installed("1") || r.Installed("9") {
+		t.Fatalf("installed: owner 1 %v, unknown owner 9 %v", r.Installed("1"), r.Installed("9"))
+	}
+	model.set(t, r, "1", portFlows("1", 1, 3)) // a change: pending until flushed
+	if r.Installed("1") {
+		t.Fatal("installed with a change pending")
+	}
+	flush(t, r)
+	// Owner 2 wants a key of owner 1: its other flow is in OVS, the owner
+	// is not complete.
+	model["2"] = append(portFlows("2", 4), portFlows("1", 1)...)
+	if errs := r.Set("2", model["2"]); len(errs) != 1 {
+		t.Fatalf("conflict not refused: %v", errs)
+	}
+	flush(t, r)
+	if !r.Installed("1") || r.Installed("2") {
+		t.Fatalf("installed: owner 1 %v, owner 2 with a refused flow %v", r.Installed("1"), r.Installed("2"))
+	}
+	delete(sw.Flows, portFlows("1", 3)[0].Key()) // drift: found by a Sync, which repairs it
+	if _, err := r.Sync(context.Background()); err != nil || !r.Installed("1") {
+		t.Fatalf("after sync: %v, installed %v", err, r.Installed("1"))
+	}
+	model.set(t, r, "1", nil)
+	if r.Installed("1") {
+		t.Fatal("an owner without flows is installed")
+	}
+}

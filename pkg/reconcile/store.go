@@ -44,6 +44,9 @@ type ownerFlows struct {
 	// hash): one is installed when that owner lets the key go (promote).
 	waits []wait
 	fail  *failure // the switch refused one of its flows (failure.go)
+	// refused counts the flows of its last Set that were dropped (invalid,
+	// a colliding or repeated key): neither held nor waiting.
+	refused int
 }
 
 // waitsFor reports whether o waits with e's flow: the same key and content.
