@@ -27,7 +27,9 @@ type Stats struct {
 	ConnectFailures uint64 // connection attempts that failed
 	Repairs         uint64 // transactions that put the bridge or tunnel back
 	RepairFailures  uint64
-	LastError       error // last connection or repair error, nil if none
+	IDWrites        uint64 // interface rows whose external_ids SetExternalIDs changed
+	IDWriteFailures uint64 // SetExternalIDs transactions that failed (retried)
+	LastError       error  // last connection, repair or write error, nil if none
 }
 
 // Client keeps the integration bridge and reports its interfaces. All
@@ -43,6 +45,7 @@ type Client struct {
 	opMu    sync.Mutex   // serialises this client's write transactions
 	changes changes      // rows changed since the last sync
 	index   *bridgeIndex // the bridge's ports and interfaces; serve's goroutine only
+	ids     idWriter     // external_ids writes waiting (SetExternalIDs)
 
 	mu         sync.Mutex
 	conn       client.Client // nil while not connected
@@ -83,6 +86,7 @@ func New(cfg Config) (*Client, error) {
 		known:   map[string]Interface{},
 		subs:    map[*Subscription]struct{}{},
 		synced:  make(chan struct{}),
+		ids:     idWriter{kick: make(chan struct{}, 1)},
 	}, nil
 }
 
@@ -116,6 +120,10 @@ func (c *Client) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
+	var writer sync.WaitGroup
+	writer.Add(1)
+	go func() { defer writer.Done(); c.writeIDs(ctx) }()
+	defer writer.Wait()
 	c.connectLoop(ctx)
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
 
 // AddPort makes sure the bridge has a port with one interface as spec says
@@ -165,6 +167,7 @@ func (c *Client) ensurePort(ctx context.Context, cl client.Client, r *rows, spec
 	if iface == nil || len(p.Interfaces) != 1 || p.Interfaces[0] != iface.UUID {
 		return false, fmt.Errorf("%w: port %s does not hold exactly interface %s", ErrPortConflict, spec.Name, spec.Name)
 	}
+	keepStatus(want, iface)
 	if ifaceMatches(iface, want) {
 		return false, nil
 	}
@@ -189,6 +192,22 @@ func desiredIface(spec PortSpec, options map[string]string) *ifaceRow {
 		row.OFPortRequest = &n
 	}
 	return row
+}
+
+// keepStatus carries the agent's status keys (pkg/endpoint: installed,
+// error) of the row over to the wanted external_ids unless they set them:
+// the keys are the agent's, not the port writer's.
+func keepStatus(want, got *ifaceRow) {
+	for _, k := range []string{endpoint.KeyInstalled, endpoint.KeyError} {
+		if v, ok := got.ExternalIDs[k]; ok {
+			if _, set := want.ExternalIDs[k]; !set {
+				if want.ExternalIDs == nil {
+					want.ExternalIDs = map[string]string{}
+				}
+				want.ExternalIDs[k] = v
+			}
+		}
+	}
 }
 
 func ifaceMatches(got, want *ifaceRow) bool {
