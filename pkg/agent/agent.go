@@ -73,7 +73,10 @@ type Agent struct {
 	reg *endpoint.Registry // owned by the loop
 	// badIfaces remembers the last problem reported per interface (loop-owned).
 	badIfaces map[string]string
-	toPublish bool // active endpoints changed since the last publish (loop-owned)
+	// waiting says why a waiting endpoint waits: the conflict (loop-owned).
+	waiting   map[string]string
+	marks     *marks // the interfaces' status keys (loop-owned)
+	toPublish bool   // active endpoints changed since the last publish (loop-owned)
 	model     *model
 
 	conn   atomic.Pointer[openflow.Conn]
@@ -111,7 +114,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	maxTable := uint8(len(pipeline.Tables()) - 1)
 	a := &Agent{cfg: cfg, log: cfg.Logger, reg: endpoint.NewRegistry(), badIfaces: map[string]string{}, rejects: map[string]uint64{},
-		drift: newDriftQueue(maxTable)}
+		waiting: map[string]string{}, marks: newMarks(), drift: newDriftQueue(maxTable)}
 	a.rec = reconcile.New(reconcile.Config{
 		Switch:     ofSwitch{conn: a.conn.Load, maxTable: maxTable},
 		Regenerate: func(o reconcile.Owner) []flow.Flow { return a.model.regenerate(o) },
@@ -204,7 +207,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	select {
 	case snapshot := <-sub.C():
-		for _, ev := range snapshot {
+		for _, ev := range holdersFirst(snapshot) {
 			a.handleInterface(ev)
 		}
 	case <-ctx.Done():
@@ -218,6 +221,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); _ = a.of.Run(ctx) }()
 	a.loop(ctx, sub)
 	return nil
+}
+
+// holdersFirst orders the interfaces found at start-up so that those whose
+// installed mark shows they held their address come first (in name order,
+// then the others in name order): the registry lets the first claimant of
+// an address keep it, and the holder must keep it across a restart.
+func holdersFirst(evs []ovsdb.InterfaceEvent) []ovsdb.InterfaceEvent {
+	out := make([]ovsdb.InterfaceEvent, 0, len(evs))
+	for _, held := range []bool{true, false} {
+		for _, ev := range evs {
+			if endpoint.HeldAddress(ev.Interface.ExternalIDs) == held {
+				out = append(out, ev)
+			}
+		}
+	}
+	return out
 }
 
 func (a *Agent) runCluster(ctx context.Context) {

@@ -30,14 +30,14 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 		case batch := <-sub.C():
 			taken := time.Now()
 			start := taken
-			events := 0
+			events, changed := 0, false
 			for {
 				for _, ev := range batch {
 					// Latency starts when the update reached the agent.
 					if r := ev.Received; !r.IsZero() && r.Before(start) {
 						start = r
 					}
-					a.handleInterface(ev)
+					changed = a.handleInterface(ev) || changed
 				}
 				events += len(batch)
 				if events >= maxBatch || !a.moreEvents(sub, &batch) {
@@ -47,7 +47,8 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 			flushed := time.Now()
 			n := a.flush(ctx)
 			a.publish()
-			if a.cfg.OnApply != nil {
+			a.settleMarks()
+			if a.cfg.OnApply != nil && (n > 0 || changed) {
 				now := time.Now()
 				a.cfg.OnApply(Applied{Events: events, FlowMods: n, Latency: now.Sub(start),
 					Queued: taken.Sub(start), Commit: now.Sub(flushed)})
@@ -56,6 +57,9 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 			a.log.Info("cluster view changed", "revision", v.Revision, "networks", len(v.Networks), "hosts", len(v.Hosts))
 			a.model.setView(v, a.reg.Active())
 			a.flush(ctx)
+			a.settleMarks()
+		case <-a.marks.kick: // a Sync completed
+			a.settleMarks()
 		case <-verify.C:
 			next := a.verify(ctx)
 			verify.Reset(next)
@@ -79,8 +83,11 @@ func (a *Agent) moreEvents(sub *ovsdb.Subscription, batch *[]ovsdb.InterfaceEven
 }
 
 // handleInterface turns one OVSDB interface event into endpoint changes.
-func (a *Agent) handleInterface(ev ovsdb.InterfaceEvent) {
+// It reports whether the event changed anything but the interface's
+// status keys (the agent's own writes come back as such events).
+func (a *Agent) handleInterface(ev ovsdb.InterfaceEvent) bool {
 	iface := ev.Interface
+	a.marks.seen(ev)
 	if iface.Name == a.cfg.TunnelPort {
 		// Only a real number changes the pipeline. While the port is being
 		// put back (deleted, re-created with the same ofport_request, no
@@ -90,16 +97,17 @@ func (a *Agent) handleInterface(ev ovsdb.InterfaceEvent) {
 		if ev.Kind != ovsdb.Deleted && iface.OFPort > 0 {
 			if ofport := uint32(iface.OFPort); a.model.setTunnelPort(ofport, a.reg.Active()) {
 				a.log.Info("tunnel port", "name", iface.Name, "ofport", ofport)
+				return true
 			}
 		} else {
 			a.log.Debug("tunnel port not usable (yet)", "name", iface.Name, "event", ev.Kind, "ofport", iface.OFPort, "error", iface.Error)
 		}
-		return
+		return false
 	}
 	if ev.Kind == ovsdb.Deleted {
 		delete(a.badIfaces, iface.Name)
-		a.apply(a.reg.Delete(iface.Name))
-		return
+		delete(a.waiting, iface.Name)
+		return a.apply(a.reg.Delete(iface.Name))
 	}
 	ep, err := endpoint.FromInterface(iface.Name, iface.OFPort, iface.ExternalIDs)
 	switch {
@@ -109,28 +117,38 @@ func (a *Agent) handleInterface(ev ovsdb.InterfaceEvent) {
 		err = nil // not ours, or OVS has not assigned the ofport yet
 	case err == nil:
 		delete(a.badIfaces, iface.Name)
-		a.apply(a.reg.Upsert(ep))
-		return
+		return a.apply(a.reg.Upsert(ep))
 	}
+	changed := false
 	if err != nil && a.badIfaces[iface.Name] != err.Error() {
 		// Report a problem once, not on every update of the row.
 		a.badIfaces[iface.Name] = err.Error()
 		a.reject("interface", err)
+		changed = true
 	}
-	a.apply(a.reg.Delete(iface.Name))
+	delete(a.waiting, iface.Name)
+	return a.apply(a.reg.Delete(iface.Name)) || changed
 }
 
-func (a *Agent) apply(ch endpoint.Change) {
+// apply hands a registry change to the model; it reports whether there was
+// one.
+func (a *Agent) apply(ch endpoint.Change) bool {
 	a.toPublish = a.toPublish || len(ch.Added)+len(ch.Removed) > 0
 	for _, ep := range ch.Removed {
 		a.model.removeEndpoint(ep)
+		a.marks.touch(ep.Port)
 	}
 	for _, ep := range ch.Added {
 		a.model.setEndpoint(ep)
+		delete(a.waiting, ep.Port)
+		a.marks.touch(ep.Port)
 	}
 	for _, c := range ch.Conflicts {
 		a.reject("conflict", c)
+		a.waiting[c.Endpoint.Port] = c.Error()
+		a.marks.touch(c.Endpoint.Port)
 	}
+	return !ch.Empty()
 }
 
 // publish hands the active endpoints to the Publisher if they changed.
@@ -228,6 +246,7 @@ func (a *Agent) sync(ctx context.Context) (reconcile.SyncResult, error) {
 	if err == nil {
 		a.lastFull.Store(time.Now().UnixNano())
 		a.drift.cover(start)
+		a.marks.syncDone() // the loop decides the marks of what it installed
 	}
 	if a.cfg.OnSync != nil {
 		a.cfg.OnSync(res, err)

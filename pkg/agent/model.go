@@ -32,6 +32,7 @@ type model struct {
 	ranges     cluster.RangeIndex           // the hosts' ranges of the view in force
 	endpoints  map[string]pipeline.Endpoint // programmed local endpoints, by port
 	refused    map[string]string            // active endpoints left unprogrammed, by port: why
+	localGen   uint64                       // counts re-evaluations of every local endpoint
 	rec        *reconcile.Reconciler
 	onReject   func(kind string, err error)
 
@@ -169,6 +170,7 @@ func (m *model) applyLocked(v cluster.View, d *cluster.Delta, active []endpoint.
 		m.setHostLocked(name)
 	}
 	if rangesChanged { // a local endpoint may now be in another host's range, or out of it
+		m.localGen++
 		for _, ep := range active {
 			m.setEndpointLocked(ep)
 		}
@@ -236,6 +238,7 @@ func (m *model) rebuildLocked(active []endpoint.Endpoint) {
 		}
 	}
 	m.endpoints = map[string]pipeline.Endpoint{}
+	m.localGen++
 	for _, ep := range active {
 		if o, ok := m.setEndpointLocked(ep); ok {
 			want[o] = true
@@ -445,4 +448,12 @@ func (m *model) refusal(port string) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.refused[port]
+}
+
+// generation changes whenever every local endpoint was judged again (a new
+// view of networks or ranges, a new tunnel port): any refusal may differ.
+func (m *model) generation() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.localGen
 }
