@@ -17,6 +17,7 @@ import (
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/attach"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 )
 
 const (
@@ -30,7 +31,9 @@ id; or give --pid instead. Flags may also follow TARGET. Without --ip, the
 lowest free address of this host's range for the network in the cluster file
 is taken (never the range's first or last address, nor --gateway). Attaching
 again with the same settings changes nothing and succeeds (except that it
-sets TX checksum offload as --tx-offload asks).
+sets TX checksum offload as --tx-offload asks). Then it waits (--wait) until
+the agent has installed the port's flows; if the agent refuses the port, or
+does not install it in time, what this call made is undone.
 Exit status: 0 done, 1 failed, 2 bad usage.
 
 flags:
@@ -44,6 +47,7 @@ type attachArgs struct {
 	ifname                    string
 	txOffload                 string
 	mtu                       int
+	wait                      time.Duration
 	clusterFile, nodeName     string
 	clusterFileSet            bool // --cluster-file given: the file must exist
 	forceHostNS               bool // --force-host-netns
@@ -63,6 +67,7 @@ type attachResult struct {
 	MTU         int    `json:"mtu"`
 	Gateway     string `json:"gateway,omitempty"`
 	TxChecksum  string `json:"tx_checksum,omitempty"` // "on"/"off" as set; absent: left alone
+	Installed   bool   `json:"installed"`             // the agent has installed its flows (false: --wait 0)
 }
 
 func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -82,9 +87,9 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if a.json {
 		return printJSON(stdout, stderr, res)
 	}
-	fmt.Fprintf(stdout, "%s %s %s: port %s ofport %s, ip %s, mac %s, mtu %d, network %s%s%s\n",
+	fmt.Fprintf(stdout, "%s %s %s: port %s ofport %s, ip %s, mac %s, mtu %d, network %s%s%s%s\n",
 		strings.ReplaceAll(res.Action, "-", " "), res.ContainerID, res.IfName, res.Port, ofportText(res.OFPort),
-		res.IP, res.MAC, res.MTU, res.Network, gatewayText(res.Gateway), txText(res.TxChecksum))
+		res.IP, res.MAC, res.MTU, res.Network, gatewayText(res.Gateway), txText(res.TxChecksum), installedText(res.Installed))
 	return 0
 }
 
@@ -102,6 +107,8 @@ func parseAttach(args []string, stderr io.Writer) (attachArgs, error) {
 		"TX checksum offload of the container interface: `MODE` on, off, or auto: off when the bridge's\ndatapath_type is netdev (TCP through the userspace datapath needs it), left alone otherwise")
 	fs.StringVar(&a.clusterFile, "cluster-file", defaultClusterFile, "`PATH` of the cluster view (networks, subnets, host ranges); may be absent unless given")
 	fs.StringVar(&a.nodeName, "node-name", hostname(), "this host's `NAME` in the cluster file (for its address range)")
+	fs.DurationVar(&a.wait, "wait", 10*time.Second,
+		"wait this long for the agent to install the port's flows (its external_ids:ofctl-agent.installed); 0: do not wait")
 	fs.BoolVar(&a.forceHostNS, "force-host-netns", false,
 		"attach even when TARGET's network namespace is the host's (PID 1's), attach's own or --netns-host's\n(a container run with --network host or --pid 1): that gives the host itself the interface, address and route")
 	pos, err := parseArgs(fs, args, stderr, attachUsageHead)
@@ -146,18 +153,48 @@ func doAttach(ctx context.Context, a attachArgs, stderr io.Writer) (attachResult
 	out := newAttachResult(res, ctr)
 	out.OFPort, err = waitOFPort(ctx, ports, res.Port)
 	if errors.Is(err, attach.ErrPortUnusable) {
-		if !res.Created {
-			return out, fmt.Errorf("%w (wrong --netns-host? run detach to undo)", err)
-		}
-		// Roll back what this call created: nothing half-plumbed stays.
-		if derr := at.Detach(ctx, res.ContainerID, res.Options.IfName); derr != nil {
-			return out, fmt.Errorf("%w; rollback failed: %v (run detach)", err, derr)
-		}
-		return out, fmt.Errorf("%w (wrong --netns-host?); rolled back", err)
+		return out, undo(ctx, at, res, fmt.Errorf("%w (wrong --netns-host?)", err))
 	} else if err != nil {
 		fmt.Fprintf(stderr, "ofctl-agent attach: warning: %v\n", oneLine(err))
 	}
+	if a.wait > 0 {
+		if err := a.waitInstalled(ctx, ports, res); err != nil {
+			return out, undo(ctx, at, res, err)
+		}
+		out.Installed = true
+	}
 	return out, nil
+}
+
+// waitInstalled waits up to --wait for the agent to install the port.
+func (a attachArgs) waitInstalled(ctx context.Context, ports *attach.OVSPorts, res attach.Attachment) error {
+	ctx, cancel := context.WithTimeout(ctx, a.wait)
+	defer cancel()
+	start, ip := time.Now(), res.Options.IP.Addr()
+	err := ports.WaitInstalled(ctx, res.Port, ip)
+	var refused *ovsdb.RefusedError
+	switch {
+	case err == nil, errors.As(err, &refused):
+		return err
+	case ctx.Err() != nil:
+		return fmt.Errorf("port %s: the agent did not install its flows within %v: is ofctl-agent running, on bridge %s of this OVSDB? "+
+			"(its log and 'ofctl-agent dump-flows --endpoint %s' say why; --wait 0 does not wait)", res.Port, time.Since(start).Round(time.Second), a.bridge, ip)
+	}
+	return fmt.Errorf("port %s: waiting for the agent: %w", res.Port, err)
+}
+
+// undo removes what this call created after err, which it returns with
+// what was done; an attachment that existed before is left as it was.
+func undo(ctx context.Context, at *attach.Attacher, res attach.Attachment, err error) error {
+	if !res.Created {
+		return fmt.Errorf("%w (attached before this call: left as it is; detach to remove it)", err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if derr := at.Detach(ctx, res.ContainerID, res.Options.IfName); derr != nil {
+		return fmt.Errorf("%w; rollback failed: %v (run detach)", err, derr)
+	}
+	return fmt.Errorf("%w; rolled back", err)
 }
 
 // prepare reads the cluster file and builds the options; warn gets what
@@ -324,6 +361,13 @@ func ofportText(n int) string {
 		return "pending"
 	}
 	return fmt.Sprint(n)
+}
+
+func installedText(installed bool) string {
+	if !installed {
+		return ""
+	}
+	return ", installed"
 }
 
 func gatewayText(gw string) string {

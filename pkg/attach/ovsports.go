@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
@@ -16,6 +17,7 @@ type ovsdbClient interface {
 	Interfaces() []ovsdb.Interface
 	Stats() ovsdb.Stats
 	DatapathType(ctx context.Context) (string, error)
+	WaitInstalled(ctx context.Context, iface string, ip netip.Addr) error
 }
 
 // OVSPorts implements Ports over a pkg/ovsdb Client (whose Run is going) on
@@ -121,6 +123,13 @@ func (o *OVSPorts) OFPort(ctx context.Context, port string) (int, error) {
 		return false, nil
 	}, func(err error) error { return fmt.Errorf("port %s: no ofport assigned yet: %w", port, err) })
 	return ofport, err
+}
+
+// WaitInstalled waits until the agent has installed the flows of the
+// endpoint on port for ip (see ovsdb.Client.WaitInstalled): an
+// *ovsdb.RefusedError when the agent says why it does not.
+func (o *OVSPorts) WaitInstalled(ctx context.Context, port string, ip netip.Addr) error {
+	return o.Client.WaitInstalled(ctx, port, ip)
 }
 
 // poll calls cond until it is done or fails; when ctx ends first it returns

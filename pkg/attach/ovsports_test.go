@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net/netip"
 	"reflect"
 	"sync"
 	"testing"
@@ -47,6 +48,8 @@ func (f *fakeOVSDB) DatapathType(context.Context) (string, error) {
 	defer f.mu.Unlock()
 	return f.datapath, nil
 }
+
+func (f *fakeOVSDB) WaitInstalled(context.Context, string, netip.Addr) error { return nil }
 
 func (f *fakeOVSDB) Stats() ovsdb.Stats {
 	f.mu.Lock()

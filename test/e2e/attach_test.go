@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ hosts:
 type atCLI struct {
 	bin, clusterFile string
 	node             *testbed.Node
+	noAgent          bool // no agent runs: attach does not wait for it
 }
 
 // atResult is the --json output of attach and detach.
@@ -49,13 +51,14 @@ type atResult struct {
 	MTU         int      `json:"mtu"`
 	Ports       []string `json:"ports"`
 	TxChecksum  string   `json:"tx_checksum"`
+	Installed   bool     `json:"installed"`
 }
 
 // TestAttachCLI drives `ofctl-agent attach/detach` as a user would and
 // checks the outcome with ip and ovs-vsctl.
 func TestAttachCLI(t *testing.T) {
 	testbed.Require(t)
-	c := &atCLI{bin: atBuild(t), node: testbed.NewNode(t, "x")}
+	c := &atCLI{bin: atBuild(t), node: testbed.NewNode(t, "x"), noAgent: true}
 	c.node.AddBridge(t, "br-int")
 	c.clusterFile = filepath.Join(t.TempDir(), "cluster.yaml")
 	if err := os.WriteFile(c.clusterFile, []byte(atCluster), 0o644); err != nil {
@@ -295,7 +298,13 @@ func (c *atCLI) run(t *testing.T, wantCode int, cmd string, args ...string) (str
 	t.Helper()
 	full := append([]string{cmd, "--ovsdb", c.node.DBAddr(), "--netns-host", c.node.NS.Path(), "--timeout", "20s"}, args...)
 	if cmd == "attach" && !atContains(args, "--cluster-file") {
-		full = append(full, "--cluster-file", c.clusterFile, "--node-name", "node-x")
+		full = append(full, "--cluster-file", c.clusterFile)
+	}
+	if cmd == "attach" && !atContains(args, "--node-name") {
+		full = append(full, "--node-name", "node-x")
+	}
+	if cmd == "attach" && c.noAgent {
+		full = append(full, "--wait", "0") // no agent to install the ports
 	}
 	p := exec.Command(c.bin, full...)
 	var out, errb bytes.Buffer
@@ -378,4 +387,63 @@ func atContains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestAttachWaitsForTheAgent: attach returns once the agent has installed
+// the port's flows (they are in OVS when it exits), and fails, undoing
+// everything, when the agent refuses the port or is not running.
+func TestAttachWaitsForTheAgent(t *testing.T) {
+	testbed.Require(t)
+	file := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(file, []byte(agCluster), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	node := testbed.NewNode(t, "ha")
+	p := agStart(t, node, "ha", "192.0.2.1", file)
+	c := &atCLI{bin: agBinary(t), node: node, clusterFile: file}
+
+	ns := atNewNS(t, "w1")
+	start := time.Now()
+	r := c.mustJSON(t, "attach", "--network", "blue", "--ip", "10.100.1.7", "--node-name", "ha", atNSPath(ns))
+	took := time.Since(start)
+	flows, err := node.FlowCount("br-int", fmt.Sprintf("table=1,in_port=%d", r.OFPort)) // spoof_guard, read as attach exits
+	if err != nil || flows == 0 || !r.Installed {
+		t.Fatalf("attach returned (installed %v) with %d spoof_guard flows for ofport %d in OVS (%v)", r.Installed, flows, r.OFPort, err)
+	}
+	if got := atUnquote(node.Vsctl(t, "get", "interface", r.Port, "external_ids:ofctl-agent.installed")); got != "10.100.1.7" {
+		t.Fatalf("external_ids:ofctl-agent.installed = %q", got)
+	}
+	t.Logf("attach, waiting for the agent, took %v", took)
+
+	// The agent does not know network green; attach's own cluster file does.
+	green := filepath.Join(t.TempDir(), "green.yaml")
+	if err := os.WriteFile(green, []byte(strings.Replace(agCluster, "hosts:", "  - name: green\n    vni: 300\n    subnet: 10.50.0.0/16\nhosts:", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns2 := atNewNS(t, "w2")
+	_, errOut := c.run(t, 1, "attach", "--cluster-file", green, "--network", "green", "--ip", "10.50.0.5", atNSPath(ns2))
+	if !strings.Contains(errOut, `the agent refuses interface `) || !strings.Contains(errOut, `ofctl-agent.network="green": no such network in the cluster view; rolled back`) {
+		t.Fatalf("refused port: stderr %q", errOut)
+	}
+	c.checkNoTrace(t, ns2)
+
+	p.kill(syscall.SIGTERM)
+	ns3 := atNewNS(t, "w3")
+	_, errOut = c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.8", "--node-name", "ha", "--wait", "1s", atNSPath(ns3))
+	if !strings.Contains(errOut, "the agent did not install its flows within 1s: is ofctl-agent running") || !strings.HasSuffix(errOut, "rolled back\n") {
+		t.Fatalf("no agent: stderr %q", errOut)
+	}
+	c.checkNoTrace(t, ns3)
+}
+
+// checkNoTrace checks that a refused attach left nothing: no port with
+// the container's keys, no eth1 in it.
+func (c *atCLI) checkNoTrace(t *testing.T, ns string) {
+	t.Helper()
+	if out := c.node.Vsctl(t, "--columns=name", "find", "interface", "external_ids:container_id="+atNSPath(ns)); strings.TrimSpace(out) != "" {
+		t.Fatalf("a port was left behind:\n%s", out)
+	}
+	if _, err := atCmd("ip", "-n", ns, "link", "show", "eth1"); err == nil {
+		t.Fatalf("eth1 was left in %s", ns)
+	}
 }
