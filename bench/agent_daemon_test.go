@@ -6,8 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+	"github.com/ofctl-agent/ofctl-agent/test/testbed"
 )
 
 // daemonStart is one start of the ofctl-agent binary on a bridge that
@@ -38,15 +42,25 @@ const ovsdbSelectTxn = `["Open_vSwitch",{"op":"select","table":"Interface","wher
 // and, as the floor, one ovsdb-client select of the rows the agent reads at
 // start. The first start also sets gre0's options:local_ip (the in-process
 // agent has no tunnel IP): one OVSDB update, no flow change.
+//
+// The installed marks: how long the in-process agent takes to mark the
+// 10,000 endpoints once their flows are in OVS, and that no start writes a
+// mark that is right. Before each start one endpoint's mark is removed by
+// hand: the start must write that one back (the sign that it judged the
+// marks) and no other (OVSDB's own log shows every write).
 func BenchmarkAgentDaemon(b *testing.B) {
 	bin := buildAgent(b)
 	for i := 0; i < b.N; i++ {
 		e := newAgentBed(b, "bdmn")
-		e.programmed(b, benchEndpoints, nil).stop()
+		r := e.programmed(b, benchEndpoints, nil)
+		marked := e.waitMarked(b, time.Minute)
+		r.stop()
 		selWall, selCPU := e.ovsdbSelect(b)
 		w := e.watchEvents(b) // independent: OVS reports every flow added, changed or removed
 
+		since := e.unmark(b, 0)
 		d, first := e.daemonStart(b, bin, "first", w)
+		e.checkMarkWrites(b, "first", since, 0)
 		time.Sleep(3 * time.Second) // idle: the first drift checks ran
 		rss, heap := d.memory(b)
 		peak := d.peakRSS(b)
@@ -56,10 +70,14 @@ func BenchmarkAgentDaemon(b *testing.B) {
 		exit := d.terminate(b)
 		e.checkFlows(b, "after SIGTERM", w)
 
+		since = e.unmark(b, 1)
 		d, term := e.daemonStart(b, bin, "term", w)
+		e.checkMarkWrites(b, "term", since, 1)
 		d.kill(b)
 		e.checkFlows(b, "after SIGKILL", w)
+		since = e.unmark(b, 2)
 		_, kill := e.daemonStart(b, bin, "kill", w)
+		e.checkMarkWrites(b, "kill", since, 2)
 		time.Sleep(time.Second) // let late reports of the last start arrive
 		e.checkFlows(b, "after the last start", w)
 
@@ -79,6 +97,7 @@ func BenchmarkAgentDaemon(b *testing.B) {
 		b.ReportMetric(peak, "peak-rss-MiB")
 		b.ReportMetric(selWall.Seconds(), "ovsdb-select-s")
 		b.ReportMetric(selCPU.Seconds(), "ovsdb-client-cpu-s")
+		b.ReportMetric(marked.Seconds(), "mark-10k-s")
 	}
 	b.ReportMetric(0, "ns/op")
 }
@@ -150,4 +169,82 @@ func (e *agentBed) ovsdbSelect(b *testing.B) (wall, cpu time.Duration) {
 		b.Fatalf("ovsdb-client select returned %d rows, want at least %d", n, 2*benchEndpoints)
 	}
 	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+}
+
+// waitMarked waits until every endpoint's Interface carries its installed
+// mark (read with ovsdb-client) and returns how long that took.
+func (e *agentBed) waitMarked(b *testing.B, timeout time.Duration) time.Duration {
+	b.Helper()
+	start := time.Now()
+	for n := 0; n < benchEndpoints; n = e.markedCount(b) {
+		if time.Since(start) > timeout {
+			b.Fatalf("%d of %d endpoints marked installed after %v", n, benchEndpoints, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// markedCount counts the interfaces whose installed mark is their address.
+func (e *agentBed) markedCount(b *testing.B) int {
+	b.Helper()
+	out, err := exec.Command("ovsdb-client", "--format=json", "dump", e.node.DBAddr(), "Open_vSwitch", "Interface", "external_ids").Output()
+	if err != nil {
+		b.Fatalf("ovsdb-client dump: %v", err)
+	}
+	var table struct {
+		Data [][]json.RawMessage `json:"data"` // rows of one cell: ["map", [[k, v], ...]]
+	}
+	if err := json.Unmarshal(out, &table); err != nil {
+		b.Fatalf("ovsdb-client dump: %v: %.300s", err, out)
+	}
+	n := 0
+	for _, row := range table.Data {
+		var cell []json.RawMessage
+		var pairs [][2]string
+		if len(row) != 1 || json.Unmarshal(row[0], &cell) != nil || len(cell) != 2 || json.Unmarshal(cell[1], &pairs) != nil {
+			b.Fatalf("ovsdb-client dump: row %s", row)
+		}
+		ids := map[string]string{}
+		for _, p := range pairs {
+			ids[p[0]] = p[1]
+		}
+		if endpoint.HeldAddress(ids) {
+			n++
+		}
+	}
+	return n
+}
+
+// unmark removes endpoint i's installed mark by hand (the agent is not
+// running) and returns the length of OVSDB's log before that.
+func (e *agentBed) unmark(b *testing.B, i int) int {
+	b.Helper()
+	at := len(e.node.DBLog(b))
+	e.node.Vsctl(b, "remove", "interface", portName(i), "external_ids", endpoint.KeyInstalled)
+	return at
+}
+
+// checkMarkWrites waits until endpoint i is marked again and requires
+// OVSDB's log since the record since to hold, besides the hand edit, one
+// status write: that of endpoint i's row alone.
+func (e *agentBed) checkMarkWrites(b *testing.B, name string, since, i int) {
+	b.Helper()
+	testbed.Eventually(b, 30*time.Second, func() bool {
+		return strings.Contains(e.node.Vsctl(b, "get", "interface", portName(i), "external_ids"), endpoint.KeyInstalled)
+	}, "%s start: the removed mark of %s never came back", name, portName(i))
+	log := e.node.DBLog(b)
+	if len(log) < since {
+		b.Fatalf("%s start: ovsdb-server compacted its log: writes cannot be counted", name)
+	}
+	var writes []testbed.DBRecord
+	for _, r := range log[since:] {
+		if r.Touches(endpoint.KeyInstalled) || r.Touches(endpoint.KeyError) {
+			writes = append(writes, r)
+		}
+	}
+	if len(writes) != 2 || strings.Count(strings.Join(writes[1].Changes, "\n"), "table Interface row") != 1 ||
+		!writes[1].Touches(`"`+portName(i)+`"`) {
+		b.Fatalf("%s start: status writes since the start: %+v; want the hand edit and the rewrite of %s's mark alone", name, writes, portName(i))
+	}
 }
