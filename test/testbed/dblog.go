@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // DBRecord is one transaction in the node's database log (ovsdb-server
@@ -11,7 +12,8 @@ import (
 // Interface statistics are not in it).
 type DBRecord struct {
 	N       int
-	Comment string   // the writer's comment, if it gave one
+	Time    time.Time // when ovsdb-server committed it (millisecond precision, UTC)
+	Comment string    // the writer's comment, if it gave one
 	Changes []string // "table Interface row \"p1\" (69aefcd3) diff:" and the changed columns, one per line
 }
 
@@ -28,8 +30,9 @@ func (n *Node) DBLog(t testing.TB) []DBRecord {
 			if err != nil {
 				t.Fatalf("ovsdb-tool show-log: %q", line)
 			}
-			_, comment, _ := strings.Cut(tail, `"`)
-			recs = append(recs, DBRecord{N: k, Comment: strings.TrimSuffix(comment, `"`)})
+			stamp, comment, _ := strings.Cut(strings.TrimSpace(tail), `"`)
+			at, _ := time.Parse("2006-01-02 15:04:05.000", strings.TrimSpace(stamp)) // zero for the schema record
+			recs = append(recs, DBRecord{N: k, Time: at, Comment: strings.TrimSuffix(comment, `"`)})
 			continue
 		}
 		if l := strings.TrimSpace(line); l != "" && len(recs) > 0 {
