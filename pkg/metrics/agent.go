@@ -31,6 +31,8 @@ var agentSpecs = []metricSpec{
 	{"ovsdb_connected", "1 while the OVSDB connection is up.", nil},
 	{"ovsdb_reconnects_total", "OVSDB connections established after the first.", nil},
 	{"ovsdb_repairs_total", "Transactions that put the bridge or tunnel port back after an out-of-band change.", nil},
+	{"ovsdb_status_writes_total", "Interface rows whose status keys (ofctl-agent.installed, ofctl-agent.error) the agent wrote.", nil},
+	{"ovsdb_status_write_failures_total", "Transactions writing status keys that failed (retried).", nil},
 	{"flow_mods_total", "Flow modifications committed to OVS.", nil},
 	{"bundles_total", "Bundles committed to OVS.", nil},
 	{"bundle_failures_total", "Bundles OVS refused (nothing was applied).", nil},
@@ -89,6 +91,8 @@ func (c *AgentCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge("ovsdb_connected", b2f(s.OVSDB.Connected))
 	counter("ovsdb_reconnects_total", s.OVSDB.Reconnects)
 	counter("ovsdb_repairs_total", s.OVSDB.Repairs)
+	counter("ovsdb_status_writes_total", s.OVSDB.IDWrites)
+	counter("ovsdb_status_write_failures_total", s.OVSDB.IDWriteFailures)
 	counter("flow_mods_total", s.Reconcile.FlowMods)
 	counter("bundles_total", s.Reconcile.Bundles)
 	counter("bundle_failures_total", s.Reconcile.Failures)
