@@ -19,6 +19,8 @@
 //	<-c.Synced()                         // the bridge's interfaces were read once
 //	sub := c.Subscribe()                 // batches: current interfaces as Added, then changes
 //	for batch := range sub.C() { ... }
+//	c.SetExternalIDs(uuid, ids)          // background write ("" removes a key)
+//	err = c.WaitInstalled(ctx, "veth1", ip) // the agent installed veth1 for ip
 //	c.Close()
 //
 // Once EnsureBridge or EnsureTunnelPort succeeded, the Client watches the rows
@@ -31,10 +33,18 @@
 // before and after every change seen in the cache: after a reconnect all of
 // them, otherwise only those whose Interface or Port row changed or whose
 // port joined or left the bridge (the cache's row events say which), so a
-// subscriber receives every change of state, in order, exactly once: nothing
-// is dropped, and a row that came and went while the connection was down is
-// not reported. Rows are passed on as they are (no ofport yet, ofport -1, no
-// external_ids): judging them is the consumer's job.
+// subscriber receives every change of state, in order: nothing is dropped,
+// and a row that came and went while the connection was down is not
+// reported. A subscriber that has not taken an interface's event yet gets
+// one event with its latest state instead of several (Subscription): a
+// flapping interface costs O(1) memory. Rows are passed on as they are (no
+// ofport yet, ofport -1, no external_ids): judging them is the consumer's
+// job.
+//
+// The agent writes the status keys of endpoint interfaces (pkg/endpoint:
+// installed, error) with SetExternalIDs, which returns at once and leaves
+// the transactions to a background writer; a port writer (attach, a CNI or
+// Docker plugin) waits for them with WaitInstalled, on the monitor.
 //
 // libovsdb's own reconnect (client.WithReconnect) is not used: in v0.7.0 it
 // panics when its backoff gives up and keeps reconnecting after Close when the
