@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -79,19 +78,7 @@ func TestReadmeAttach(t *testing.T) {
 // rmAttachCommands reads the shell block of the README's attach section.
 func rmAttachCommands(t *testing.T, repo string) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repo, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, _ := strings.Cut(string(b), "## `ofctl-agent attach` / `detach`")
-	_, block, _ := strings.Cut(section, "```sh\n")
-	block, _, _ = strings.Cut(block, "```")
-	var cmds []string
-	for _, l := range strings.Split(block, "\n") {
-		if l, _, _ = strings.Cut(l, "#"); strings.TrimSpace(l) != "" {
-			cmds = append(cmds, strings.TrimSpace(l))
-		}
-	}
+	cmds := rmCommands(t, repo, "## `ofctl-agent attach` / `detach`")
 	if len(cmds) != 4 || !strings.HasPrefix(cmds[0], "ofctl-agent attach ") || !strings.HasPrefix(cmds[3], "ofctl-agent detach ") {
 		t.Fatalf("README attach block changed: %q", cmds)
 	}

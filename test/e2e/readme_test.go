@@ -77,11 +77,22 @@ func TestReadmeInstall(t *testing.T) {
 // rmInstallCommands reads the shell block of the README's install section.
 func rmInstallCommands(t *testing.T, repo string) []string {
 	t.Helper()
+	cmds := rmCommands(t, repo, "## Install on a real host")
+	if len(cmds) != 5 || !strings.HasPrefix(cmds[0], "go build ") {
+		t.Fatalf("README install block changed: %q", cmds)
+	}
+	return cmds
+}
+
+// rmCommands reads the first shell block after heading in the README: its
+// commands, comments and blank lines dropped.
+func rmCommands(t *testing.T, repo, heading string) []string {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repo, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, _ := strings.Cut(string(b), "## Install on a real host")
+	_, section, _ := strings.Cut(string(b), heading)
 	_, block, _ := strings.Cut(section, "```sh\n")
 	block, _, _ = strings.Cut(block, "```")
 	var cmds []string
@@ -89,9 +100,6 @@ func rmInstallCommands(t *testing.T, repo string) []string {
 		if l, _, _ = strings.Cut(l, "#"); strings.TrimSpace(l) != "" {
 			cmds = append(cmds, strings.TrimSpace(l))
 		}
-	}
-	if len(cmds) != 5 || !strings.HasPrefix(cmds[0], "go build ") {
-		t.Fatalf("README install block changed: %q", cmds)
 	}
 	return cmds
 }
