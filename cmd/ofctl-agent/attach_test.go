@@ -207,9 +207,9 @@ func TestRunAttachExitCodes(t *testing.T) {
 	}{
 		{"usage", []string{"--cluster-file", cf, "/var/run/netns/x"}, 2, "ofctl-agent attach: --network is required\nrun 'ofctl-agent attach -h' for usage\n"},
 		{"outside subnet", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.9.0.1/24", "/x/y"}, 2, "ofctl-agent attach: --ip 10.9.0.1/24 is outside network blue (10.100.0.0/16)\n"},
-		{"no docker", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.9/24", "web-1"}, 1, "docker engine not reachable at"},
-		{"not a namespace", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.9/24", cf}, 1, "not a namespace file"},
-		{"bad ovsdb endpoint", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.9/24", "--ovsdb", "/run/db.sock", "--pid", fmt.Sprint(os.Getpid())}, 2, "want unix:PATH or tcp:HOST:PORT"},
+		{"no docker", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.9", "--node-name", "node-a", "web-1"}, 1, "docker engine not reachable at"},
+		{"not a namespace", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.9", "--node-name", "node-a", cf}, 1, "not a namespace file"},
+		{"bad ovsdb endpoint", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.9", "--node-name", "node-a", "--ovsdb", "/run/db.sock", "--pid", fmt.Sprint(os.Getpid())}, 2, "want unix:PATH or tcp:HOST:PORT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
