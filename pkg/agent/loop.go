@@ -284,6 +284,7 @@ func (a *Agent) syncConn(ctx context.Context, c *openflow.Conn) error {
 	}
 	a.synced.Store(c)
 	a.unsynced.CompareAndSwap(c, nil)
+	a.marks.syncDone() // now that flushes may go, so may marks
 	// A change the loop made after the Sync but before the line above was
 	// not flushed: send it now rather than with the next event.
 	if a.rec.Pending() > 0 {

@@ -17,8 +17,9 @@ import (
 // loop never waits on OVSDB. The rows it writes come back as interface
 // events with only the status keys changed: the registry finds the
 // endpoint unchanged (no flow is touched) and the mark agrees (nothing is
-// written). Before the first Sync nothing is decided (what OVS holds is not
-// known): a restart whose marks are all right writes nothing.
+// written). Before the first Sync of a connection nothing is decided (what
+// OVS holds is not known): a restart whose marks are all right writes
+// nothing.
 type marks struct {
 	rows  map[string]markRow // by interface name
 	dirty map[string]struct{}
@@ -71,6 +72,12 @@ func (k *marks) syncDone() {
 // or Sync.
 func (a *Agent) settleMarks() {
 	k := a.marks
+	if c := a.conn.Load(); c == nil || a.synced.Load() != c {
+		// No Sync on this connection yet, or one running elsewhere: what
+		// OVS holds is not known, and asking would wait for the Sync's
+		// lock. Its end kicks the loop.
+		return
+	}
 	if !k.live {
 		if a.lastFull.Load() == 0 {
 			return

@@ -14,7 +14,7 @@ type DBRecord struct {
 	N       int
 	Time    time.Time // when ovsdb-server committed it (millisecond precision, UTC)
 	Comment string    // the writer's comment, if it gave one
-	Changes []string // "table Interface row \"p1\" (69aefcd3) diff:" and the changed columns, one per line
+	Changes []string  // "table Interface row \"p1\" (69aefcd3) diff:" and the changed columns, one per line
 }
 
 // DBLog reads the node's database log with ovsdb-tool show-log -mm: an
@@ -51,4 +51,23 @@ func (r DBRecord) Touches(s string) bool {
 		}
 	}
 	return false
+}
+
+// RowsTouching returns the names of the rows whose changes in the record
+// contain s ("table Interface row \"p1\" (69aefcd3) diff:" names p1), in
+// order, once each.
+func (r DBRecord) RowsTouching(s string) []string {
+	var rows []string
+	row := ""
+	for _, c := range r.Changes {
+		if rest, ok := strings.CutPrefix(c, "table "); ok {
+			_, name, _ := strings.Cut(rest, ` row "`)
+			row, _, _ = strings.Cut(name, `"`)
+			continue
+		}
+		if strings.Contains(c, s) && (len(rows) == 0 || rows[len(rows)-1] != row) {
+			rows = append(rows, row)
+		}
+	}
+	return rows
 }
