@@ -98,7 +98,7 @@ func parseAttach(args []string, stderr io.Writer) (attachArgs, error) {
 	fs := flag.NewFlagSet("attach", flag.ContinueOnError)
 	a.common.register(fs)
 	fs.StringVar(&a.network, "network", "", "network `NAME` from the cluster file (required)")
-	fs.StringVar(&a.ip, "ip", "", "address `CIDR` (or bare address: prefix length of the network's subnet); default: allocated")
+	fs.StringVar(&a.ip, "ip", "", "`ADDRESS` in the network, bare (the network's prefix length is taken) or with the network's\nprefix length; not in another host's range; default: allocated from this host's range")
 	fs.StringVar(&a.mac, "mac", "", "container `MAC`; default derived from the IP (0a:58:<ip>)")
 	fs.StringVar(&a.gateway, "gateway", "", "`IP` of a default route inside the container")
 	fs.StringVar(&a.ifname, "ifname", attach.DefaultIfName, "interface `NAME` inside the container")
