@@ -38,6 +38,12 @@ func (c *Client) WaitInstalled(ctx context.Context, iface string, ip netip.Addr)
 	}
 	sub := c.Subscribe()
 	defer sub.Close()
+	return watchInstalled(ctx, sub, iface, ip)
+}
+
+// watchInstalled is WaitInstalled on a subscription: its first batch is
+// the interfaces on the bridge when it was made.
+func watchInstalled(ctx context.Context, sub *Subscription, iface string, ip netip.Addr) error {
 	seen, present := false, false
 	for {
 		select {

@@ -32,12 +32,16 @@ func TestInstalledSignal(t *testing.T) {
 			t.Fatal(err)
 		}
 		var uuid string
-		testbed.Eventually(t, 5*time.Second, func() bool { uuid = uuidOf(agent, name); return uuid != "" }, "%s never seen", name)
+		testbed.Eventually(t, 5*time.Second, func() bool {
+			uuid = uuidOf(agent, name)
+			return uuid != "" && uuidOf(waiter, name) != "" // both caches hold it
+		}, "%s never seen", name)
 		return uuid
 	}
-	wait := func(name string) chan error {
+	wait := func(name string) chan error { // WaitInstalled, subscribed before it returns
 		done := make(chan error, 1)
-		go func() { done <- waiter.WaitInstalled(ctx, name, ip) }()
+		sub := waiter.Subscribe()
+		go func() { defer sub.Close(); done <- watchInstalled(ctx, sub, name, ip) }()
 		return done
 	}
 	result := func(t *testing.T, done chan error) error {
