@@ -65,12 +65,17 @@ type ifaceRow struct {
 	Error         *string           `ovsdb:"error"`
 }
 
-func newDBModel() (model.ClientDBModel, error) {
-	return model.NewClientDBModel(dbName, map[string]model.Model{
+// tableModels maps each table the client uses to its model.
+func tableModels() map[string]model.Model {
+	return map[string]model.Model{
 		tableOVS:     &ovsRow{},
 		tableBridge:  &bridgeRow{},
 		tablePort:    &portRow{},
 		tableIface:   &ifaceRow{},
 		tableFlowTab: &flowTableRow{},
-	})
+	}
+}
+
+func newDBModel() (model.ClientDBModel, error) {
+	return model.NewClientDBModel(dbName, tableModels())
 }

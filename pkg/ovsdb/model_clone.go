@@ -35,6 +35,19 @@ func (r *bridgeRow) CloneModelInto(m model.Model) {
 	dst.FailMode = clonePtr(r.FailMode)
 	dst.Protocols = slices.Clone(r.Protocols)
 	dst.OtherConfig = cloneMap(r.OtherConfig)
+	dst.FlowTables = cloneMap(r.FlowTables)
+}
+
+func (r *flowTableRow) CloneModel() model.Model {
+	n := &flowTableRow{}
+	r.CloneModelInto(n)
+	return n
+}
+
+func (r *flowTableRow) CloneModelInto(m model.Model) {
+	dst := m.(*flowTableRow)
+	*dst = *r
+	dst.Name = clonePtr(r.Name)
 }
 
 func (r *portRow) CloneModel() model.Model {
@@ -68,11 +81,11 @@ func (r *ifaceRow) CloneModelInto(m model.Model) {
 
 // cloneMap copies m, keeping nil as nil and empty as empty (as the JSON
 // round trip it replaces does).
-func cloneMap(m map[string]string) map[string]string {
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
 	if m == nil {
 		return nil
 	}
-	out := make(map[string]string, len(m))
+	out := make(map[K]V, len(m))
 	for k, v := range m {
 		out[k] = v
 	}
