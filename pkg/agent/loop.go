@@ -210,6 +210,9 @@ func (a *Agent) verify(ctx context.Context) time.Duration {
 		}
 		return a.cfg.VerifyEvery
 	}
+	if a.synced.Load() != c { // onConnect's Sync is running: it is this connection's check
+		return a.cfg.VerifyEvery
+	}
 	if a.restoreWait.Load() { // clearing it failed after the last Sync
 		a.releaseRestoreWait(ctx)
 	}
