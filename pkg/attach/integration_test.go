@@ -175,12 +175,12 @@ func TestIntegrationAttachDetach(t *testing.T) {
 	if ctr, hst := ethtoolTx(t, nsOf(c1), "eth1"), ethtoolTx(t, string(b.node.NS), host); att.TxChecksum != "off" || ctr != "off" || hst != "on" {
 		t.Errorf("tx checksumming: attach says %q, ethtool says %s in the container, %s on the host end", att.TxChecksum, ctr, hst)
 	}
-	before := mustCmd(t, "ip", "-n", nsOf(c1), "-o", "addr")
+	before := testbed.StableAddrs(mustCmd(t, "ip", "-n", nsOf(c1), "-o", "addr"))
 
 	if att, err = b.a.Attach(ctx, c1, o); err != nil || att.Created {
 		t.Fatalf("second attach: %+v, %v; want no change", att, err)
 	}
-	if after := mustCmd(t, "ip", "-n", nsOf(c1), "-o", "addr"); after != before {
+	if after := testbed.StableAddrs(mustCmd(t, "ip", "-n", nsOf(c1), "-o", "addr")); after != before {
 		t.Errorf("idempotent attach changed the container:\n%s\n%s", before, after)
 	}
 	// Turned back on by hand: attaching again turns it off again.

@@ -287,7 +287,7 @@ func (c *atCLI) snapshot(t *testing.T, ns, port string) string {
 	return strings.Join([]string{
 		c.node.Vsctl(t, "--columns=_uuid,ofport,external_ids", "list", "interface", port),
 		c.node.Vsctl(t, "list-ports", "br-int"),
-		atMustCmd(t, "ip", "-n", ns, "-o", "link"), atMustCmd(t, "ip", "-n", ns, "-o", "addr"),
+		atMustCmd(t, "ip", "-n", ns, "-o", "link"), testbed.StableAddrs(atMustCmd(t, "ip", "-n", ns, "-o", "addr")),
 		atMustCmd(t, "ip", "-n", ns, "route"), c.node.Exec(t, "ip", "-o", "link"),
 	}, "")
 }
