@@ -9,12 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/unixsock"
 )
 
 // Defaults of Config's zero fields.
@@ -130,19 +129,9 @@ func (s *Server) Networks() []Network {
 // Listen makes the plugin's socket: its directory is created, a stale
 // socket (no one answers on it) is replaced, a live one is an error.
 func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("docker plugin socket: %w", err)
-	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("docker plugin socket %s: another process serves it", path)
-	}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		_ = os.Remove(path)
-	}
-	l, err := net.Listen("unix", path)
+	l, err := unixsock.Listen(path, 0o600) // dockerd runs as root
 	if err != nil {
-		return nil, fmt.Errorf("docker plugin socket: %w", err)
+		return nil, fmt.Errorf("docker plugin: %w", err)
 	}
 	return l, nil
 }
