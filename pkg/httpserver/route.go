@@ -7,19 +7,53 @@ import (
 	"strings"
 )
 
-// limit serves at most n requests at a time; the others get 503 at once.
-func limit(n int, next http.Handler) http.Handler {
-	sem := make(chan struct{}, n)
-	msg := fmt.Sprintf("too many concurrent requests (limit %d); retry later", n)
+// Classes of paths, each with its own limit of concurrent requests
+// (Limits): long debug requests (a 30 s profile, a dump of every flow)
+// never take the slots of health probes or scrapes.
+const (
+	ClassHealth  = "health"  // /healthz, /readyz
+	ClassMetrics = "metrics" // /metrics
+	ClassDebug   = "debug"   // everything else: /debug/..., unknown paths
+)
+
+// classOf returns the class of a request path.
+func classOf(path string) string {
+	switch path {
+	case "/healthz", "/readyz":
+		return ClassHealth
+	case "/metrics":
+		return ClassMetrics
+	}
+	return ClassDebug
+}
+
+// limiter serves at most cap(sem) requests at a time; the others get 503
+// at once.
+type limiter struct {
+	sem chan struct{}
+	msg string
+}
+
+func newLimiter(class string, n int) *limiter {
+	return &limiter{sem: make(chan struct{}, n),
+		msg: fmt.Sprintf("too many concurrent %s requests (limit %d); retry later", class, n)}
+}
+
+func (l *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	select {
+	case l.sem <- struct{}{}:
+		defer func() { <-l.sem }()
+		next.ServeHTTP(w, r)
+	default:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, l.msg, http.StatusServiceUnavailable)
+	}
+}
+
+// limited serves next with the limiter of each request's class.
+func limited(limits map[string]*limiter, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case sem <- struct{}{}:
-			defer func() { <-sem }()
-			next.ServeHTTP(w, r)
-		default:
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, msg, http.StatusServiceUnavailable)
-		}
+		limits[classOf(r.URL.Path)].serve(w, r, next)
 	})
 }
 

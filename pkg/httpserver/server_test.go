@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,6 +61,7 @@ func TestRoutes(t *testing.T) {
 	var ready error = errors.New("pipeline not in OVS")
 	var mu sync.Mutex
 	s := start(t, Config{
+		Pprof:    true,
 		Ready:    func() error { mu.Lock(); defer mu.Unlock(); return ready },
 		Handlers: map[string]http.Handler{"GET /debug/flows": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "flows") })},
 	})
@@ -100,7 +102,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestMountErrors(t *testing.T) {
-	s, err := New(Config{Addr: "127.0.0.1:0", Metrics: http.NotFoundHandler(), Logger: quietLog()})
+	s, err := New(Config{Addr: "127.0.0.1:0", Metrics: http.NotFoundHandler(), Logger: quietLog(), Pprof: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,46 +124,97 @@ func TestMountErrors(t *testing.T) {
 	}
 }
 
-func TestConcurrencyLimit(t *testing.T) {
-	entered, release := make(chan struct{}, 4), make(chan struct{})
-	block := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		entered <- struct{}{}
-		<-release
-		io.WriteString(w, "done")
-	})
-	s := start(t, Config{MaxInFlight: 2, Handlers: map[string]http.Handler{"GET /block": block}})
-	base := "http://" + s.Addr()
+// Go's profiles are served only when asked for; off, the path says how to
+// turn them on.
+func TestPprofOff(t *testing.T) {
+	base := "http://" + start(t, Config{}).Addr()
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/profile?seconds=1", "/debug/pprof/heap"} {
+		if code, _, body := do(t, "GET", base+path, ""); code != 404 || !strings.Contains(body, "Go profiling is off") ||
+			!strings.Contains(body, "--pprof") {
+			t.Errorf("GET %s with pprof off = %d %q; want 404 naming --pprof", path, code, body)
+		}
+	}
+}
+
+// blocker is a handler that holds every request until released.
+type blocker struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newBlocker() *blocker {
+	return &blocker{entered: make(chan struct{}, 16), release: make(chan struct{})}
+}
+
+func (b *blocker) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	b.entered <- struct{}{}
+	<-b.release
+	io.WriteString(w, "done")
+}
+
+// hold sends n requests to url in the background and waits until the
+// handler holds them all; wait returns their status codes.
+func (b *blocker) hold(t *testing.T, url string, n int) (wait func() []int) {
+	t.Helper()
 	var wg sync.WaitGroup
-	codes := make([]int, 2)
+	codes := make([]int, n)
 	for i := range codes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if resp, err := http.Get(base + "/block"); err == nil {
+			if resp, err := http.Get(url); err == nil {
 				codes[i] = resp.StatusCode
 				resp.Body.Close()
 			}
 		}()
 	}
-	<-entered
-	<-entered
-	code, retry, body := do(t, "GET", base+"/metrics", "Retry-After")
-	if code != 503 || retry != "1" || !strings.Contains(body, "too many concurrent requests (limit 2)") {
-		t.Errorf("third request = %d Retry-After=%q %q; want 503 with a clear message", code, retry, body)
+	for range n {
+		<-b.entered
 	}
-	close(release)
-	wg.Wait()
-	if codes[0] != 200 || codes[1] != 200 {
-		t.Errorf("blocked requests got %v, want 200s", codes)
+	return func() []int { wg.Wait(); return codes }
+}
+
+// Each class of path has its own limit: debug requests that fill theirs
+// (long profiles, flow dumps) leave health probes and scrapes their own
+// slots, and a scrape that fills the metrics limit leaves the probes
+// theirs. The excess of a class gets 503 at once, with a clear message.
+func TestLimitsPerClass(t *testing.T) {
+	debug, metrics := newBlocker(), newBlocker()
+	s := start(t, Config{Limits: Limits{Debug: 2, Metrics: 1}, Metrics: metrics,
+		Handlers: map[string]http.Handler{"GET /debug/block": debug}})
+	base := "http://" + s.Addr()
+	waitDebug := debug.hold(t, base+"/debug/block", 2)
+	code, retry, body := do(t, "GET", base+"/debug/block", "Retry-After")
+	if code != 503 || retry != "1" || !strings.Contains(body, "too many concurrent debug requests (limit 2)") {
+		t.Errorf("third debug request = %d Retry-After=%q %q; want 503 with a clear message", code, retry, body)
 	}
-	if code, _, _ := do(t, "GET", base+"/healthz", ""); code != 200 {
-		t.Errorf("after the burst /healthz = %d", code)
+	if code, _, _ := do(t, "GET", base+"/nope", ""); code != 503 {
+		t.Errorf("unknown path while debug is full = %d; want 503 (unknown paths count as debug)", code)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, _, _ := do(t, "GET", base+path, ""); code != 200 {
+			t.Errorf("GET %s while debug is full = %d, want 200", path, code)
+		}
+	}
+	waitMetrics := metrics.hold(t, base+"/metrics", 1)
+	if code, _, body := do(t, "GET", base+"/metrics", ""); code != 503 || !strings.Contains(body, "metrics requests (limit 1)") {
+		t.Errorf("second scrape = %d %q; want 503", code, body)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, _, _ := do(t, "GET", base+path, ""); code != 200 {
+			t.Errorf("GET %s while debug and metrics are full = %d, want 200", path, code)
+		}
+	}
+	close(debug.release)
+	close(metrics.release)
+	if codes := append(waitDebug(), waitMetrics()...); !slices.Equal(codes, []int{200, 200, 200}) {
+		t.Errorf("held requests got %v, want 200s", codes)
 	}
 }
 
 func TestTimeouts(t *testing.T) {
 	s := start(t, Config{ReadHeaderTimeout: 200 * time.Millisecond})
-	if got := s.srv; got.ReadHeaderTimeout != 200*time.Millisecond || got.ReadTimeout != DefaultReadTimeout ||
+	if got := s.main.srv; got.ReadHeaderTimeout != 200*time.Millisecond || got.ReadTimeout != DefaultReadTimeout ||
 		got.WriteTimeout != DefaultWriteTimeout || got.IdleTimeout != DefaultIdleTimeout || got.MaxHeaderBytes != maxHeaderBytes {
 		t.Errorf("server timeouts %v %v %v %v %d", got.ReadHeaderTimeout, got.ReadTimeout, got.WriteTimeout, got.IdleTimeout, got.MaxHeaderBytes)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -80,6 +81,43 @@ func TestBasicAuth(t *testing.T) {
 		if code == 200 && !strings.Contains(body, "test_things_total") {
 			t.Errorf("authenticated /metrics lacks the metrics: %q", body)
 		}
+	}
+}
+
+// With basic auth on the main listener, probes that cannot send
+// credentials use the health listener: /healthz and /readyz there answer
+// without credentials, and nothing else is served there.
+func TestHealthListenerWithoutAuth(t *testing.T) {
+	ready := errors.New("pipeline not in OVS")
+	s := start(t, Config{WebConfigFile: basicAuthConfig(t, t.TempDir(), "prom", "s3cret"), HealthAddr: "127.0.0.1:0",
+		Ready: func() error { return ready }})
+	if s.HealthAddr() == "" || s.HealthAddr() == s.Addr() {
+		t.Fatalf("health listener at %q, main at %q", s.HealthAddr(), s.Addr())
+	}
+	tests := []struct {
+		addr, path, user string
+		code             int
+		body             string
+	}{
+		{s.HealthAddr(), "/healthz", "", 200, "ok"},
+		{s.HealthAddr(), "/readyz", "", 503, "not ready: pipeline not in OVS"},
+		{s.HealthAddr(), "/metrics", "", 404, ""},
+		{s.HealthAddr(), "/debug/pprof/", "", 404, ""},
+		{s.Addr(), "/healthz", "", 401, ""},
+		{s.Addr(), "/readyz", "", 401, ""},
+		{s.Addr(), "/readyz", "prom", 503, "not ready"},
+	}
+	for _, tt := range tests {
+		code, body := getAuth(t, http.DefaultClient, "http://"+tt.addr+tt.path, tt.user, "s3cret")
+		if code != tt.code || !strings.Contains(body, tt.body) {
+			t.Errorf("GET %s%s as %q = %d %q; want %d %q", tt.addr, tt.path, tt.user, code, body, tt.code, tt.body)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get("http://" + s.HealthAddr() + "/healthz"); err == nil {
+		t.Error("the health listener still answers after Close")
 	}
 }
 
