@@ -39,6 +39,10 @@ const (
 // defaultListen is where `ofctl-agent run` serves HTTP by default.
 const defaultListen = "127.0.0.1:9750"
 
+// listenHelp documents the debug clients' --listen.
+const listenHelp = "the agent's HTTP `ADDR`: HOST:PORT, or a URL; with the agent's --web-config-file, " +
+	"https://USER:PASSWORD@HOST:PORT (a private CA: SSL_CERT_FILE=CA.pem)"
+
 // debugClient asks a running agent's debug endpoints.
 type debugClient struct {
 	listen  string // HOST:PORT, or a base URL (http://, https://user:pass@...)
@@ -75,6 +79,8 @@ func (c debugClient) get(ctx context.Context, path string, q url.Values) ([]byte
 	switch {
 	case resp.StatusCode == http.StatusBadRequest:
 		return nil, usageErrorf("the agent refused the query: %s", msg)
+	case resp.StatusCode == http.StatusUnauthorized:
+		return nil, fmt.Errorf("the agent answered %s: %s (it wants credentials: --listen https://USER:PASSWORD@HOST:PORT)", resp.Status, msg)
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("the agent answered %s: %s", resp.Status, msg)
 	}

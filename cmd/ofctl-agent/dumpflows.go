@@ -64,7 +64,7 @@ func runDumpFlows(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func parseDumpFlows(args []string, stderr io.Writer) (dumpFlowsArgs, error) {
 	var a dumpFlowsArgs
 	fs := flag.NewFlagSet("dump-flows", flag.ContinueOnError)
-	fs.StringVar(&a.client.listen, "listen", defaultListen, "the agent's HTTP `ADDR` (HOST:PORT or a URL)")
+	fs.StringVar(&a.client.listen, "listen", defaultListen, listenHelp)
 	fs.DurationVar(&a.client.timeout, "timeout", 30*time.Second, "give up after this long")
 	fs.StringVar(&a.table, "table", "", "only table `NAME|ID` (classifier, spoof_guard, arp_responder, ... or 0-254)")
 	fs.StringVar(&a.endpoint, "endpoint", "", "only the flows of a local endpoint (`PORT|IP`), or matching an IP")

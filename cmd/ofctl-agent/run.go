@@ -49,7 +49,8 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	defer closeHTTP()
 	log.Info("ofctl-agent starting", "version", version, "node", cfg.NodeName, "bridge", cfg.Bridge,
-		"openflow", cfg.OpenFlow, "ovsdb", cfg.OVSDB, "http", srv.Addr(), "web_config", cfg.WebConfigFile)
+		"openflow", cfg.OpenFlow, "ovsdb", cfg.OVSDB, "http", srv.Addr(), "web_config", cfg.WebConfigFile,
+		"health_http", srv.HealthAddr(), "pprof", cfg.Pprof)
 	if err := ag.Run(ctx); err != nil {
 		log.Error("agent stopped", "err", err)
 		return 1
@@ -106,7 +107,8 @@ func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics) (*
 }
 
 // serveHTTP starts the HTTP server: /metrics, /healthz, /readyz,
-// /debug/pprof/; the debug API mounts its handlers with srv.Mount. extra,
+// /debug/pprof/ (with --pprof), and /healthz and /readyz on
+// --health-listen; the debug API mounts its handlers with srv.Mount. extra,
 // if not nil, is registered too (the etcd backend's state). closeHTTP stops
 // the server, the metrics' background reads and their OpenFlow connection.
 func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *metrics.LoopMetrics, log *slog.Logger,
@@ -132,7 +134,7 @@ func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *me
 		}
 	}()
 	srv, err = httpserver.New(httpserver.Config{Addr: cfg.Listen, WebConfigFile: cfg.WebConfigFile, Metrics: h,
-		Logger: log, Handlers: debugHandlers(cfg, ag, log), Ready: func() error {
+		HealthAddr: cfg.HealthListen, Pprof: cfg.Pprof, Logger: log, Handlers: debugHandlers(cfg, ag, log), Ready: func() error {
 			if !ag.Status().Ready {
 				return errors.New("pipeline not (yet) in OVS")
 			}

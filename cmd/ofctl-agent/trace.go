@@ -67,7 +67,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func parseTrace(args []string, stderr io.Writer) (traceArgs, error) {
 	a := traceArgs{query: url.Values{}}
 	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
-	fs.StringVar(&a.client.listen, "listen", defaultListen, "the agent's HTTP `ADDR` (HOST:PORT or a URL)")
+	fs.StringVar(&a.client.listen, "listen", defaultListen, listenHelp)
 	fs.DurationVar(&a.client.timeout, "timeout", 30*time.Second, "give up after this long")
 	fs.BoolVar(&a.json, "json", false, "print the agent's JSON report (fields documented in pkg/debugapi)")
 	pos, err := parseArgs(fs, args, stderr, traceUsageHead)

@@ -35,6 +35,8 @@ type Config struct {
 	ClusterBackend string        `yaml:"cluster-backend"` // "file" (default) or "etcd"
 	Etcd           Etcd          `yaml:",inline"`
 	Listen         string        `yaml:"listen"`          // HTTP: metrics, debug, health
+	HealthListen   string        `yaml:"health-listen"`   // optional: /healthz and /readyz alone, no auth
+	Pprof          bool          `yaml:"pprof"`           // serve /debug/pprof/
 	LogFormat      string        `yaml:"log-format"`      // text or json
 	LogLevel       string        `yaml:"log-level"`       // debug, info, warn, error
 	VerifyEvery    time.Duration `yaml:"verify-interval"` // how often OVS is compared with the desired flows (without the flow monitor)
@@ -188,7 +190,9 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Etcd.PasswordFile, "etcd-password-file", c.Etcd.PasswordFile, "file holding the etcd user's password (first line)")
 	fs.DurationVar(&c.Etcd.DialTimeout, "etcd-dial-timeout", c.Etcd.DialTimeout, "etcd connect and health-probe timeout")
 	fs.DurationVar(&c.Etcd.LeaseTTL, "etcd-lease-ttl", c.Etcd.LeaseTTL, "lease TTL of this host's records in etcd (at least 2s)")
-	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP listen address for /metrics, /debug, /healthz")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP listen address for /metrics, /debug, /healthz, /readyz")
+	fs.StringVar(&c.HealthListen, "health-listen", c.HealthListen, "optional second HTTP listen address serving /healthz and /readyz alone, in plain HTTP without the web config's authentication (for probes that cannot send credentials)")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiles at /debug/pprof/ on the listen address")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.DurationVar(&c.VerifyEvery, "verify-interval", c.VerifyEvery, "how often OVS is compared with the desired flows when it does not report flow changes")
@@ -239,6 +243,9 @@ func (c Config) Validate() error {
 		bad("tunnel-ofport %d: want 1..65279", c.TunnelOFPort)
 	}
 	errs = append(errs, c.validateBackend()...)
+	if c.HealthListen != "" && c.HealthListen == c.Listen {
+		bad("health-listen %q: must differ from listen", c.HealthListen)
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format %q: want text or json", c.LogFormat)
 	}
