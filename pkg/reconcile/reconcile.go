@@ -33,6 +33,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/contiv/libOpenflow/openflow13"
@@ -102,6 +103,8 @@ type Reconciler struct {
 	// failing holds the owners whose flows the switch refused.
 	failing map[*ownerFlows]struct{}
 	stats   Stats
+	// last is what Stats returned the last time it could take mu.
+	last atomic.Pointer[Stats]
 }
 
 // Stats counts the reconciler's work since it was made.
@@ -296,9 +299,17 @@ func (r *Reconciler) Installed(owner Owner) bool {
 	return o != nil && o.refused == 0 && len(o.waits) == 0 && o.fail == nil && !o.dirty()
 }
 
-// Stats returns the counters and sizes.
+// Stats returns the counters and sizes. It never waits (it serves health
+// and metrics): while another call holds the reconciler, e.g. a Sync
+// waiting for OVS, it returns the values of the last time it found the
+// reconciler free (zero before the first time).
 func (r *Reconciler) Stats() Stats {
-	r.mu.Lock()
+	if !r.mu.TryLock() {
+		if s := r.last.Load(); s != nil {
+			return *s
+		}
+		return Stats{}
+	}
 	defer r.mu.Unlock()
 	s := r.stats
 	// Counting pending adds walks the slots of the owners in todo: few
@@ -307,5 +318,6 @@ func (r *Reconciler) Stats() Stats {
 	for _, ws := range r.waiters {
 		s.WaitingFlows += len(ws)
 	}
+	r.last.Store(&s)
 	return s
 }

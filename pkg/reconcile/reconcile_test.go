@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/contiv/libOpenflow/openflow13"
 
@@ -285,5 +286,48 @@ func TestInstalled(t *testing.T) {
 	model.set(t, r, "1", nil)
 	if r.Installed("1") {
 		t.Fatal("an owner without flows is installed")
+	}
+}
+
+// heldSwitch is a fake switch whose DumpFlows waits until released: a
+// Sync in progress, waiting for OVS.
+type heldSwitch struct {
+	*reconciletest.Switch
+	entered, release chan struct{}
+}
+
+func (s heldSwitch) DumpFlows(ctx context.Context, each func(*flow.Stats) error) error {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.Switch.DumpFlows(ctx, each)
+}
+
+// Stats serves health and metrics: it must answer while a Sync holds the
+// reconciler waiting for OVS, with the values from before the Sync.
+func TestStatsDoNotWaitForASync(t *testing.T) {
+	sw := heldSwitch{reconciletest.New(), make(chan struct{}, 1), make(chan struct{})}
+	model := ownerFlows{}
+	r := New(Config{Switch: sw, Regenerate: func(o Owner) []flow.Flow { return model[o] }})
+	model.set(t, r, "1", portFlows("1", 10, 11))
+	before := r.Stats()
+	synced := make(chan error, 1)
+	go func() { _, err := r.Sync(context.Background()); synced <- err }()
+	<-sw.entered // the Sync holds the reconciler, waiting for the dump
+	got := make(chan Stats, 1)
+	go func() { got <- r.Stats() }()
+	select {
+	case s := <-got:
+		if s != before {
+			t.Errorf("Stats during the Sync = %+v, want the values from before it %+v", s, before)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stats waited for the Sync to end")
+	}
+	close(sw.release)
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Stats(); s.Syncs != 1 || s.DesiredFlows != 2 || s.PendingFlows != 0 {
+		t.Errorf("Stats after the Sync = %+v, want 1 sync, 2 desired and none pending", s)
 	}
 }
