@@ -135,7 +135,7 @@ func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *me
 	}()
 	srv, err = httpserver.New(httpserver.Config{Addr: cfg.Listen, WebConfigFile: cfg.WebConfigFile, Metrics: h,
 		HealthAddr: cfg.HealthListen, Pprof: cfg.Pprof, Logger: log, Handlers: debugHandlers(cfg, ag, log), Ready: func() error {
-			if !ag.Status().Ready {
+			if !ag.Ready() {
 				return errors.New("pipeline not (yet) in OVS")
 			}
 			return nil

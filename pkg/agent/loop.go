@@ -359,7 +359,8 @@ type Status struct {
 	FlowMonitorPauses uint64
 }
 
-// Status returns the agent's current status.
+// Status returns the agent's current status. It never waits for OVS or
+// for a Sync in progress (see reconcile.Reconciler.Stats).
 func (a *Agent) Status() Status {
 	a.mu.Lock()
 	rejects := make(map[string]uint64, len(a.rejects))
@@ -368,16 +369,21 @@ func (a *Agent) Status() Status {
 	}
 	repairs := a.repairs
 	a.mu.Unlock()
-	a.model.mu.Lock()
+	a.model.epMu.Lock()
 	eps := len(a.model.endpoints)
-	a.model.mu.Unlock()
+	a.model.epMu.Unlock()
 	return Status{Ready: a.ready.Load(), OVSDB: a.db.Stats(), OpenFlow: a.of.State(), Reconcile: a.rec.Stats(),
 		Rejects: rejects, Repairs: repairs, Endpoints: eps, FlowMonitor: a.monitored.Load() && a.Conn() != nil,
 		FlowMonitorPauses: a.drift.pauseCount()}
 }
 
+// Ready reports whether the whole pipeline is in OVS (on the current
+// connection, after its first Sync). It reads one flag: /readyz.
+func (a *Agent) Ready() bool { return a.ready.Load() }
+
 // Desired returns the flows the agent wants in OVS, grouped by owner with a
-// readable name (for /debug/flows and tests).
+// readable name (for /debug/flows and tests). The result is shared until
+// the model changes: read it, do not modify it.
 func (a *Agent) Desired() []Owned { return a.model.desired() }
 
 // State returns the desired state as a pipeline.State (for traces).
@@ -396,8 +402,8 @@ func (a *Agent) Interfaces() []ovsdb.Interface { return a.db.Interfaces() }
 
 // Endpoint returns the programmed endpoint on an OVS port, if any.
 func (a *Agent) Endpoint(port string) (pipeline.Endpoint, bool) {
-	a.model.mu.Lock()
-	defer a.model.mu.Unlock()
+	a.model.epMu.Lock()
+	defer a.model.epMu.Unlock()
 	e, ok := a.model.endpoints[port]
 	return e, ok
 }

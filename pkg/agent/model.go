@@ -19,7 +19,8 @@ import (
 // independently: the fixed flows, one per network, one per remote host
 // (with the remote endpoints on it), one per local endpoint. Writers are
 // the agent loop; Regenerate (from Flush and Sync) and debug readers take
-// mu or bmu.
+// mu or bmu. Health and metrics take only epMu and bmu, never held across
+// a call to the reconciler (which a Sync holds across OVS round trips).
 type model struct {
 	mu         sync.Mutex
 	self       string // this node's name in the cluster view
@@ -36,12 +37,27 @@ type model struct {
 	rec        *reconcile.Reconciler
 	onReject   func(kind string, err error)
 
+	// epMu guards endpoints too: writers hold mu and epMu, readers either
+	// (epMu: those that must not wait, health and metrics).
+	epMu sync.Mutex
+
 	// bmu guards builders alone. Sync calls regenerate while holding the
 	// reconciler's lock, and the loop calls the reconciler while holding mu,
 	// so regenerate must not take mu: lock order is mu -> reconciler -> bmu.
 	bmu      sync.Mutex
 	builders map[reconcile.Owner]func() []flow.Flow
 	names    map[reconcile.Owner]string // what each owner is, for people
+	rev      uint64                     // counts changes of builders
+
+	// smu serialises debug readers building snap, the desired flows of
+	// revision snap.rev, outside bmu.
+	smu  sync.Mutex
+	snap *desiredSnapshot
+}
+
+type desiredSnapshot struct {
+	rev   uint64
+	owned []Owned // flows only: no Failure, no Waiting
 }
 
 func newModel(self string, rec *reconcile.Reconciler, onReject func(string, error)) *model {
@@ -67,6 +83,7 @@ func (m *model) own(o reconcile.Owner, name string, build func() []flow.Flow) {
 	m.bmu.Lock()
 	m.builders[o] = build
 	m.names[o] = name
+	m.rev++
 	m.bmu.Unlock()
 	for _, err := range m.rec.Set(o, build()) {
 		m.onReject("flow", err)
@@ -78,6 +95,7 @@ func (m *model) disown(o reconcile.Owner) {
 	_, ok := m.builders[o]
 	delete(m.builders, o)
 	delete(m.names, o)
+	m.rev++
 	m.bmu.Unlock()
 	if ok {
 		m.rec.Set(o, nil)
@@ -237,7 +255,9 @@ func (m *model) rebuildLocked(active []endpoint.Endpoint) {
 			want[o] = true
 		}
 	}
+	m.epMu.Lock()
 	m.endpoints = map[string]pipeline.Endpoint{}
+	m.epMu.Unlock()
 	m.localGen++
 	for _, ep := range active {
 		if o, ok := m.setEndpointLocked(ep); ok {
@@ -303,12 +323,16 @@ func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) 
 			m.refused[ep.Port] = err.Error()
 			m.onReject("endpoint", err)
 		}
+		m.epMu.Lock()
 		delete(m.endpoints, ep.Port)
+		m.epMu.Unlock()
 		m.disown(o)
 		return o, false
 	}
 	delete(m.refused, ep.Port)
+	m.epMu.Lock()
 	m.endpoints[ep.Port] = pe
+	m.epMu.Unlock()
 	name := fmt.Sprintf("endpoint %s (%s %s)", pe.Port, pe.Network, pe.IP)
 	m.own(o, name, func() []flow.Flow { return pipeline.EndpointFlows(n, pe) })
 	return o, true
@@ -363,7 +387,9 @@ func ownerRank(o reconcile.Owner) int {
 func (m *model) removeEndpoint(ep endpoint.Endpoint) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.epMu.Lock()
 	delete(m.endpoints, ep.Port)
+	m.epMu.Unlock()
 	delete(m.refused, ep.Port)
 	m.disown(endpointOwner(ep.Port))
 }
@@ -401,8 +427,8 @@ func (m *model) localEndpointsLocked() []pipeline.Endpoint {
 // particular order: State without the cluster's remote endpoints (for
 // metrics, scraped often).
 func (a *Agent) LocalEndpoints() []pipeline.Endpoint {
-	a.model.mu.Lock()
-	defer a.model.mu.Unlock()
+	a.model.epMu.Lock()
+	defer a.model.epMu.Unlock()
 	return a.model.localEndpointsLocked()
 }
 
@@ -419,27 +445,60 @@ type Owned struct {
 	Waiting map[flow.Key]string
 }
 
-// desired returns every owner's current flows, sorted by owner name.
+// desired returns every owner's current flows, sorted by owner name, with
+// what the reconciler knows of them (refused, waiting). The flows are built
+// once per revision of the model, outside bmu (Flush and Sync need it), and
+// shared by the callers until the model changes: read only. Nothing here
+// waits for a Sync in progress (see reconcile's Failures and Waiting).
 func (m *model) desired() []Owned {
 	fails, waits := m.rec.Failures(), m.rec.Waiting() // lock order: reconciler, then bmu
-	m.bmu.Lock()
-	out := make([]Owned, 0, len(m.builders))
-	for o, b := range m.builders {
-		ow := Owned{Owner: o, Name: m.names[o], Flows: b()}
-		if f, ok := fails[o]; ok {
+	flows := m.flowSnapshot()
+	var names map[reconcile.Owner]string // of the holders of waited-for keys
+	if len(waits) > 0 {
+		names = make(map[reconcile.Owner]string, len(flows))
+		for _, ow := range flows {
+			names[ow.Owner] = ow.Name
+		}
+	}
+	out := make([]Owned, len(flows))
+	for i, ow := range flows {
+		if f, ok := fails[ow.Owner]; ok {
 			ow.Failure = &f
 		}
-		for _, w := range waits[o] {
+		for _, w := range waits[ow.Owner] {
 			if ow.Waiting == nil {
 				ow.Waiting = map[flow.Key]string{}
 			}
-			ow.Waiting[w.Key] = cmp.Or(m.names[w.Holder], string(w.Holder))
+			ow.Waiting[w.Key] = cmp.Or(names[w.Holder], string(w.Holder))
 		}
-		out = append(out, ow)
+		out[i] = ow
+	}
+	return out
+}
+
+// flowSnapshot returns the owners' flows of the current revision, sorted
+// by owner name, built once per revision.
+func (m *model) flowSnapshot() []Owned {
+	m.smu.Lock()
+	defer m.smu.Unlock()
+	m.bmu.Lock()
+	if m.snap != nil && m.snap.rev == m.rev {
+		m.bmu.Unlock()
+		return m.snap.owned
+	}
+	snap := &desiredSnapshot{rev: m.rev, owned: make([]Owned, 0, len(m.builders))}
+	builds := make([]func() []flow.Flow, 0, len(m.builders))
+	for o, b := range m.builders {
+		snap.owned = append(snap.owned, Owned{Owner: o, Name: m.names[o]})
+		builds = append(builds, b)
 	}
 	m.bmu.Unlock()
-	slices.SortFunc(out, func(a, b Owned) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	for i, b := range builds { // builders capture immutable values
+		snap.owned[i].Flows = b()
+	}
+	slices.SortFunc(snap.owned, func(a, b Owned) int { return strings.Compare(a.Name, b.Name) })
+	m.snap = snap
+	return snap.owned
 }
 
 // refusal says why the active endpoint on port is not programmed ("": it
