@@ -15,6 +15,7 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
 	"github.com/ofctl-agent/ofctl-agent/pkg/config"
 	"github.com/ofctl-agent/ofctl-agent/pkg/debugapi"
+	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 )
 
 // debugHandlers are the daemon's /debug/flows and /debug/trace.
@@ -25,7 +26,9 @@ func debugHandlers(cfg config.Config, ag *agent.Agent, log *slog.Logger) map[str
 		}
 		return debugapi.VswitchdCtl(cfg.OVSRunDir)
 	}
-	return debugapi.Handlers(ag, debugapi.Options{Bridge: cfg.Bridge, VswitchdCtl: ctl, Logger: log})
+	of := openflow.Config{Addr: cfg.OpenFlow, EchoInterval: cfg.EchoInterval, DeadInterval: cfg.DeadInterval,
+		Logger: log.With("connection", "debug")}
+	return debugapi.Handlers(ag, debugapi.Options{Bridge: cfg.Bridge, OpenFlow: of, VswitchdCtl: ctl, Logger: log})
 }
 
 // Exit statuses of the debug clients (dump-flows, trace).

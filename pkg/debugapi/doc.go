@@ -7,7 +7,8 @@
 //
 // # GET /debug/flows
 //
-// Every flow of the bridge (OpenFlow flow stats), grouped by table, each in
+// Every flow of the bridge (OpenFlow flow stats, read on a connection
+// opened for the request, never the agent's), grouped by table, each in
 // ovs-ofctl syntax with its packet and byte counters, the owner it belongs
 // to ("endpoint vc1 (blue 10.100.1.10)", "host hb", "network blue",
 // "fixed") and a status: expected (in OVS as desired), missing (desired,
@@ -65,5 +66,5 @@
 // CANNOT EVALUATE), and the report counts it as a difference.
 //
 // Bad query parameters get HTTP 400 with the parameter and the reason; no
-// OpenFlow connection gets 503.
+// OpenFlow connection to the switch gets 503.
 package debugapi

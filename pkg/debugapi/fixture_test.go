@@ -10,7 +10,6 @@ import (
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
-	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 )
@@ -81,7 +80,6 @@ type fakeSource struct {
 }
 
 func (f fakeSource) Desired() []agent.Owned        { return f.owned }
-func (f fakeSource) Conn() *openflow.Conn          { return nil }
 func (f fakeSource) Interfaces() []ovsdb.Interface { return f.ifs }
 func (f fakeSource) State() pipeline.State         { return f.state }
 

@@ -2,16 +2,22 @@ package debugapi
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/openflow/ofswitchtest"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
 )
@@ -246,10 +252,55 @@ func TestBadQueries(t *testing.T) {
 }
 
 func TestFlowsWithoutConnection(t *testing.T) {
-	rec := httptest.NewRecorder()
-	Handlers(refSource(), Options{})[FlowsPattern].ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/flows", nil))
-	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "no OpenFlow connection") {
-		t.Errorf("%d %q", rec.Code, rec.Body)
+	for _, addr := range []string{"", "unix:" + filepath.Join(t.TempDir(), "none.mgmt")} {
+		rec := httptest.NewRecorder()
+		Handlers(refSource(), Options{OpenFlow: openflow.Config{Addr: addr}})[FlowsPattern].ServeHTTP(rec,
+			httptest.NewRequest(http.MethodGet, "/debug/flows", nil))
+		want := "no OpenFlow address"
+		if addr != "" {
+			want = "none.mgmt: connect: no such file or directory (is ovs-vswitchd running?)"
+		}
+		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("OpenFlow address %q: %d %q, want 503 with %q", addr, rec.Code, rec.Body, want)
+		}
+	}
+}
+
+// /debug/flows reads OVS on a connection opened for the request and closed
+// after it, never on the agent's.
+func TestFlowsReadOnAConnectionOfTheirOwn(t *testing.T) {
+	var mu sync.Mutex
+	var sessions []*ofswitchtest.Session
+	sw := ofswitchtest.Start(t, ofswitchtest.Options{Handler: func(ss *ofswitchtest.Session, msg []byte) bool {
+		if msg[1] != ofswitchtest.TypeMultipartReq || binary.BigEndian.Uint16(msg[8:10]) != 1 { // OFPMP_FLOW
+			return false
+		}
+		mu.Lock()
+		sessions = append(sessions, ss)
+		mu.Unlock()
+		xid := binary.BigEndian.Uint32(msg[4:8])
+		_ = ss.Send(ofswitchtest.MultipartReply(xid, 1, false, ofswitchtest.FlowStatsEntry(0, 0, 0, 7)))
+		return true
+	}})
+	hs := Handlers(refSource(), Options{OpenFlow: openflow.Config{Addr: sw.Addr()}, Logger: slog.New(slog.DiscardHandler)})
+	for range 2 {
+		rec := httptest.NewRecorder()
+		hs[FlowsPattern].ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/flows", nil))
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "priority=0 actions=drop") {
+			t.Fatalf("/debug/flows = %d %s", rec.Code, rec.Body)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sessions) != 2 || sessions[0] == sessions[1] {
+		t.Fatalf("two requests read flows on %d connections, want one each", len(sessions))
+	}
+	for _, ss := range sessions {
+		select {
+		case <-ss.Closed():
+		case <-time.After(5 * time.Second):
+			t.Fatal("a request's connection is still open after its answer")
+		}
 	}
 }
 

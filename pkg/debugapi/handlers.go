@@ -18,8 +18,7 @@ import (
 
 // Source is what the handlers read; *agent.Agent satisfies it.
 type Source interface {
-	Desired() []agent.Owned        // the flows the agent wants, by owner
-	Conn() *openflow.Conn          // the OpenFlow connection to the bridge, or nil
+	Desired() []agent.Owned        // the flows the agent wants, by owner (read only)
 	Interfaces() []ovsdb.Interface // the bridge's interfaces (port names)
 	State() pipeline.State         // networks and endpoints (filters, trace defaults)
 }
@@ -27,6 +26,11 @@ type Source interface {
 // Options configure the handlers.
 type Options struct {
 	Bridge string // default "br-int"
+	// OpenFlow is where the bridge's flows are read: each /debug/flows
+	// request dials a connection of its own, never the agent's (OVS answers
+	// a connection's messages in order: its flow_mods would wait behind a
+	// dump of every flow). No Addr: /debug/flows answers 503.
+	OpenFlow openflow.Config
 	// VswitchdCtl gives the path of ovs-vswitchd's unixctl socket, for
 	// ofproto/trace (see VswitchdCtl for the default).
 	VswitchdCtl func() (string, error)
@@ -37,6 +41,7 @@ type Options struct {
 // server serves the debug endpoints. dump and trace are seams for tests.
 type server struct {
 	src     Source
+	of      openflow.Config
 	bridge  string
 	log     *slog.Logger
 	timeout time.Duration
@@ -61,7 +66,7 @@ func Handlers(src Source, opts Options) map[string]http.Handler {
 }
 
 func newServer(src Source, opts Options) *server {
-	s := &server{src: src, bridge: opts.Bridge, log: opts.Logger, timeout: opts.Timeout}
+	s := &server{src: src, of: opts.OpenFlow, bridge: opts.Bridge, log: opts.Logger, timeout: opts.Timeout}
 	if s.bridge == "" {
 		s.bridge = "br-int"
 	}
@@ -79,15 +84,20 @@ func newServer(src Source, opts Options) *server {
 	return s
 }
 
-// errNoSwitch: no OpenFlow connection to read flows from.
-var errNoSwitch = errors.New("no OpenFlow connection to the bridge (is ovs-vswitchd running?)")
+// errNoSwitch: no OpenFlow address to read flows from.
+var errNoSwitch = errors.New("no OpenFlow address configured")
 
-// dumpConn reads every flow of the bridge over the agent's connection.
+// dumpConn reads every flow of the bridge on a connection opened for the
+// request.
 func (s *server) dumpConn(ctx context.Context) ([]flow.Stats, error) {
-	c := s.src.Conn()
-	if c == nil {
+	if s.of.Addr == "" {
 		return nil, errNoSwitch
 	}
+	c, err := openflow.Dial(ctx, s.of)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is ovs-vswitchd running?)", err)
+	}
+	defer c.Close()
 	raw, err := c.FlowStats(ctx, openflow.FlowStatsFilter{TableID: openflow.AllTables, RawOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("flow stats: %w", err)

@@ -89,8 +89,8 @@ func TestAgentVswitchdRestart(t *testing.T) {
 		back = time.Since(start)
 		testbed.Eventually(t, 20*time.Second, func() bool { ok, _ := tp.ca.Ping(tp.cb.Addr.Addr(), 1); return ok }, "ping not back")
 	})
-	// The agent's own connection, not the one /metrics reads with.
-	connected := tp.pa.logged(t, `msg="openflow connected"`, start, "connection=metrics")
+	// The agent's own connection, not those /metrics and /debug/flows read with.
+	connected := tp.pa.logged(t, `msg="openflow connected"`, start, "connection=metrics", "connection=debug")
 	synced := tp.pa.logged(t, `msg="pipeline synchronised"`, connected.at)
 	if added := synced.attr("added"); added != strconv.Itoa(want) {
 		t.Fatalf("first Sync after the reconnection added %s flows, want %d: %s", added, want, synced.line)
