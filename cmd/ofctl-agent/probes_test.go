@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/config"
+	"github.com/ofctl-agent/ofctl-agent/pkg/metrics"
+	"github.com/ofctl-agent/ofctl-agent/test/testbed"
+)
+
+// The budgets health probes and scrapes must answer within, whatever the
+// debug endpoints and Syncs are doing (README, "Operating it").
+const (
+	probeBudget  = 500 * time.Millisecond // /healthz, /readyz
+	scrapeBudget = time.Second            // /metrics (OVS values from the cache)
+)
+
+// TestProbesDuringAHeldSync runs the daemon's agent and HTTP server (as
+// `run` wires them) against real OVS, the agent's OpenFlow connection
+// through a relay. The relay holds a Sync: it withholds OVS's reply to the
+// Sync's dump, so the Sync holds the reconciler waiting for OVS. Meanwhile
+// /debug/flows and 30 s profiles (pprof on) are requested beyond their
+// limit (and beyond the 16 requests the server used to serve in all). /healthz and /readyz must answer 200 within probeBudget and
+// /metrics 200 within scrapeBudget throughout; once released, the Sync
+// completes (syncs_total grows): it was a Sync that was held.
+func TestProbesDuringAHeldSync(t *testing.T) {
+	node := testbed.NewNode(t, "probe")
+	relay := startRelay(t, node.MgmtAddr("br-int"))
+	cluster := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(cluster, []byte("networks:\n  - name: blue\n    vni: 100\n    subnet: 10.100.0.0/16\nhosts: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load([]string{"--node-name", "ha", "--ovsdb", node.DBAddr(), "--ovs-rundir", node.Dir,
+		"--datapath-type", "netdev", "--tunnel-port", "gre0", "--tunnel-ofport", "100", "--cluster-file", cluster,
+		"--listen", "127.0.0.1:0", "--pprof", "--flow-monitor=false", "--verify-interval", "100ms",
+		"--echo-interval", "20s", "--dead-interval", "60s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("agent log (tail):\n%s", logs.tail(8000))
+		}
+	})
+	agentCfg := cfg
+	agentCfg.OpenFlow = relay.addr // the agent alone goes through the relay
+	loop := metrics.NewLoopMetrics()
+	ag, backend, err := newAgent(agentCfg, log, loop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, closeHTTP, err := serveHTTP(ctx, cfg, ag, loop, log, backend.collector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); _ = ag.Run(ctx) }()
+	t.Cleanup(func() { relay.Release(); cancel(); <-stopped; closeHTTP() })
+	base := "http://" + srv.Addr()
+	testbed.Eventually(t, 15*time.Second, func() bool { code, _, _ := probe(base + "/readyz"); return code == 200 },
+		"agent never ready")
+	if code, body, _ := probe(base + "/metrics"); code != 200 { // the OVS values are cached from now on
+		t.Fatalf("first scrape: %d %.200s", code, body)
+	}
+
+	relay.HoldNextDump()
+	select {
+	case <-relay.Held():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Sync started a dump within 10 s")
+	}
+	debug := saturateDebug(t, base)
+	worst := map[string]time.Duration{}
+	syncs := -1.0 // ofctl_agent_syncs_total while the Sync is held
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		for path, budget := range map[string]time.Duration{"/healthz": probeBudget, "/readyz": probeBudget, "/metrics": scrapeBudget} {
+			code, body, took := probe(base + path)
+			worst[path] = max(worst[path], took)
+			if code != 200 || took > budget {
+				t.Fatalf("GET %s during a held Sync: %d after %v (budget %v): %.200s", path, code, took, budget, body)
+			}
+			if path != "/metrics" {
+				continue
+			}
+			if n := sample(t, body, "ofctl_agent_syncs_total"); syncs < 0 {
+				syncs = n
+			} else if n != syncs {
+				t.Fatalf("a Sync completed while one was held: syncs_total %v -> %v", syncs, n)
+			}
+		}
+	}
+	served, refused := debug()
+	t.Logf("while a Sync was held: slowest /healthz %v, /readyz %v, /metrics %v; debug requests: %d served, %d refused (503)",
+		worst["/healthz"], worst["/readyz"], worst["/metrics"], served, refused)
+	if served == 0 || refused == 0 {
+		t.Errorf("debug requests: %d served, %d refused; want both (the debug limit saturated)", served, refused)
+	}
+	if !relay.Holding() {
+		t.Fatal("the Sync was not held throughout")
+	}
+	relay.Release()
+	testbed.Eventually(t, 10*time.Second, func() bool { return metricValue(t, base, "ofctl_agent_syncs_total") > syncs },
+		"the held Sync never completed")
+}
+
+// saturateDebug requests /debug/flows from 8 clients in a loop and 30 s
+// profiles from 16, more than the debug limit, until the test ends or the
+// returned function is called; it returns how many were served (200) and
+// refused (503).
+func saturateDebug(t *testing.T, base string) func() (served, refused int64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var ok, busy atomic.Int64
+	get := func(path string) {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				continue
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case 200:
+				ok.Add(1)
+			case 503:
+				busy.Add(1)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for range 8 {
+		wg.Add(1)
+		go get("/debug/flows")
+	}
+	for range 16 {
+		wg.Add(1)
+		go get("/debug/pprof/profile?seconds=30")
+	}
+	stop := func() (int64, int64) { cancel(); wg.Wait(); return ok.Load(), busy.Load() }
+	t.Cleanup(func() { stop() })
+	time.Sleep(500 * time.Millisecond) // the limit is full
+	return stop
+}
+
+// probe GETs url and returns the status, the body and how long it took.
+func probe(url string) (int, string, time.Duration) {
+	start := time.Now()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	if err != nil {
+		return 0, err.Error(), time.Since(start)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), time.Since(start)
+}
+
+// metricValue reads one unlabelled sample of /metrics.
+func metricValue(t *testing.T, base, name string) float64 {
+	t.Helper()
+	code, body, _ := probe(base + "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d %.200s", code, body)
+	}
+	return sample(t, body, name)
+}
+
+// sample reads one unlabelled sample of a /metrics body.
+func sample(t *testing.T, body, name string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("/metrics has no %s", name)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) tail(n int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.b.Bytes()
+	return fmt.Sprintf("%s", b[max(0, len(b)-n):])
+}
