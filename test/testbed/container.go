@@ -1,9 +1,13 @@
 package testbed
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
 	"strconv"
 	"testing"
 )
@@ -75,10 +79,40 @@ func (c *Container) Exec(t testing.TB, args ...string) string {
 }
 
 // Ping sends count pings to dst with a short interval and reports whether all
-// were answered; the output is returned for logging.
+// were answered; the output is returned for logging. It is a positive
+// check: for "no answer", use NoAnswer.
 func (c *Container) Ping(dst netip.Addr, count int) (bool, string) {
-	out, err := c.NS.Exec("ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", "0.05", "-W", "1", dst.String())
+	out, err := c.ping(dst, count)
 	return err == nil, out
+}
+
+func (c *Container) ping(dst netip.Addr, count int) (string, error) {
+	return c.NS.Exec("ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", "0.05", "-W", "1", dst.String())
+}
+
+// pingSummary is iputils ping's count line.
+var pingSummary = regexp.MustCompile(`(?m)^(\d+) packets transmitted, (\d+) received`)
+
+// NoAnswer fails the test unless count pings from c to dst all went out and
+// none was answered. A negative check must see its probe run: ping must
+// have run in c's namespace, sent count echo requests and exited with
+// status 1 (iputils: no reply). A missing namespace, a ping that did not
+// run or could not send fails the test like an answer does.
+func (c *Container) NoAnswer(t testing.TB, dst netip.Addr, count int) {
+	t.Helper()
+	if _, err := os.Stat(c.NS.Path()); err != nil {
+		t.Fatalf("container %s: no network namespace to ping from: %v", c.Name, err)
+	}
+	out, err := c.ping(dst, count)
+	var ee *exec.ExitError
+	m := pingSummary.FindStringSubmatch(out)
+	switch {
+	case err == nil:
+		t.Fatalf("ping %s -> %s was answered:\n%s", c.Name, dst, out)
+	case !errors.As(err, &ee) || ee.ExitCode() != 1 || m == nil || m[1] != strconv.Itoa(count) || m[2] != "0":
+		t.Fatalf("ping %s -> %s did not run as a probe (want exit status 1 after %d sent, 0 received): %v\n%s",
+			c.Name, dst, count, err, out)
+	}
 }
 
 // AttachTo adds the host end of the veth to a bridge as an OVS port with the

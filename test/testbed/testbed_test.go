@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -72,5 +74,65 @@ func TestRestartVswitchd(t *testing.T) {
 	n.waitSocket(t, "br-int.mgmt")
 	if out := n.Ofctl(t, "dump-flows", "br-int"); strings.Contains(out, "priority=5") {
 		t.Fatalf("flows survived a vswitchd restart:\n%s", out)
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatalf records the failure and ends
+// the goroutine, as the real one does.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *fatalRecorder) Helper() {}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// failure runs f with a recorder and returns its Fatalf message ("" if f
+// passed).
+func failure(t *testing.T, f func(tb testing.TB)) string {
+	r := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() { defer close(done); f(r) }()
+	<-done
+	return r.msg
+}
+
+// NoAnswer passes only when ping ran, sent every request and got no
+// answer: an answer, a missing namespace or a ping that cannot run fail it.
+func TestNoAnswerProvesItsProbe(t *testing.T) {
+	n := NewNode(t, "na")
+	n.AddBridge(t, "br-int")
+	a := n.AddContainer(t, "a", ContainerOpts{Addr: netip.MustParsePrefix("10.251.0.1/24")})
+	b := n.AddContainer(t, "b", ContainerOpts{Addr: netip.MustParsePrefix("10.251.0.2/24")})
+	a.AttachTo(t, "br-int", 1, nil)
+	b.AttachTo(t, "br-int", 2, nil)
+	n.Ofctl(t, "add-flow", "br-int", "actions=NORMAL")
+	if ok, out := a.Ping(b.Addr.Addr(), 1); !ok {
+		t.Fatalf("positive control: %s", out)
+	}
+	if msg := failure(t, func(tb testing.TB) { a.NoAnswer(tb, b.Addr.Addr(), 1) }); !strings.Contains(msg, "was answered") {
+		t.Errorf("an answered ping: %q", msg)
+	}
+	if msg := failure(t, func(tb testing.TB) { a.NoAnswer(tb, netip.MustParseAddr("10.251.0.9"), 2) }); msg != "" {
+		t.Errorf("an unanswered ping failed the check: %s", msg)
+	}
+
+	fake := t.TempDir() // a ping that fails without sending anything
+	if err := os.WriteFile(filepath.Join(fake, "ping"), []byte("#!/bin/sh\necho broken >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("broken ping", func(t *testing.T) {
+		t.Setenv("PATH", fake+":"+os.Getenv("PATH"))
+		if msg := failure(t, func(tb testing.TB) { a.NoAnswer(tb, netip.MustParseAddr("10.251.0.9"), 1) }); !strings.Contains(msg, "did not run as a probe") {
+			t.Errorf("a broken ping: %q", msg)
+		}
+	})
+	gone := &Container{Name: "gone", NS: NetNS(uniqueName("gone"))}
+	if msg := failure(t, func(tb testing.TB) { gone.NoAnswer(tb, b.Addr.Addr(), 1) }); !strings.Contains(msg, "no network namespace") {
+		t.Errorf("a missing namespace: %q", msg)
 	}
 }
