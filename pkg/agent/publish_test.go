@@ -85,10 +85,15 @@ func TestPublisherSeesLocalEndpoints(t *testing.T) {
 	}, "the new endpoint was not published")
 	_, calls, _ := pub.ips()
 	node.Vsctl(t, "set", "interface", c.HostIf, "external_ids:unrelated=1") // not an endpoint change
-	time.Sleep(300 * time.Millisecond)
-	if _, n, _ := pub.ips(); n != calls {
-		t.Errorf("published again (%d calls, was %d) though no endpoint changed", n, calls)
+	// A marker behind it: OVSDB events reach the loop in order, so once the
+	// marker is published the unrelated change has been handled.
+	marker := attach(t, node, "c2", "blue", "10.100.1.11/16", 11)
+	testbed.Eventually(t, 10*time.Second, func() bool { ips, _, _ := pub.ips(); return len(ips) == 2 },
+		"the marker endpoint was not published")
+	if _, n, _ := pub.ips(); n != calls+1 {
+		t.Errorf("%d publications for the unrelated change and the marker, want 1 (the marker's)", n-calls)
 	}
+	node.Vsctl(t, "del-port", "br-int", marker.HostIf)
 	node.Vsctl(t, "del-port", "br-int", c.HostIf)
 	testbed.Eventually(t, 10*time.Second, func() bool { ips, _, _ := pub.ips(); return len(ips) == 0 },
 		"the removed endpoint is still published")
