@@ -57,7 +57,7 @@ func TestEnsureBridge(t *testing.T) {
 	if err := c.EnsureBridge(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatalf("second EnsureBridge: %v", err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	rec.settle(t, n)
 	if s := c.Stats(); s.Repairs != 0 || !s.Connected || s.Connects != 1 {
 		t.Errorf("stats after clean runs: %+v", s)
 	}

@@ -72,9 +72,10 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 
 // recorder collects a subscription's events.
 type recorder struct {
-	mu   sync.Mutex
-	evs  []InterfaceEvent
-	done chan struct{}
+	mu      sync.Mutex
+	evs     []InterfaceEvent
+	done    chan struct{}
+	markers int // ports made by settle
 }
 
 func record(s *Subscription) *recorder {
@@ -121,6 +122,25 @@ func (r *recorder) String() string {
 			strconv.Itoa(ev.Interface.OFPort))
 	}
 	return b.String()
+}
+
+// settle adds and deletes a marker port on br-int with ovs-vsctl and waits
+// until the client has reported both. OVSDB updates reach the client in
+// order and it handles them one sync at a time, each publishing its events
+// before it repairs; so every update made before the marker, and any
+// repair it caused, has then been handled. A test asserting that nothing
+// happened settles first instead of sleeping.
+func (r *recorder) settle(t *testing.T, n *testbed.Node) {
+	t.Helper()
+	r.mu.Lock()
+	r.markers++
+	name := "marker" + strconv.Itoa(r.markers)
+	r.mu.Unlock()
+	from := len(r.events())
+	n.Vsctl(t, "add-port", "br-int", name, "--", "set", "interface", name, "type=internal")
+	_, at := r.wait(t, from, name+" added", named(Added, name))
+	n.Vsctl(t, "del-port", "br-int", name)
+	r.wait(t, at, name+" deleted", named(Deleted, name))
 }
 
 func named(kind EventKind, name string) func(InterfaceEvent) bool {

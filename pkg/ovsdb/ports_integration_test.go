@@ -45,7 +45,7 @@ func TestPorts(t *testing.T) {
 		if err := c.AddPort(ctx, spec); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond)
+		rec.settle(t, n)
 		for _, ev := range rec.events()[before:] {
 			if ev.Interface.Name == "int0" {
 				t.Errorf("repeated AddPort produced %s", ev.Kind)
@@ -219,10 +219,12 @@ func TestTunnelPort(t *testing.T) {
 		t.Errorf("stats %+v: want 2 repairs, no failures", s)
 	}
 
+	rec := record(c.Subscribe())
 	if err := c.DeletePort(ctx, "gre0"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	rec.wait(t, 0, "gre0 deleted", named(Deleted, "gre0"))
+	rec.settle(t, n)
 	if out := n.Vsctl(t, "list-ports", "br-int"); strings.Contains(out, "gre0") {
 		t.Errorf("gre0 came back after DeletePort: %q", out)
 	}
