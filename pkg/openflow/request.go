@@ -145,14 +145,20 @@ func (c *Conn) Pipeline(ctx context.Context, msgs []util.Message) error {
 	return c.barrier(ctx, enc, func(*OFError, bool) bool { return true })
 }
 
-// multipart sends a multipart request of type mpType with body and returns
-// the bodies of all its replies (OFPMPF_REPLY_MORE followed).
-func (c *Conn) multipart(ctx context.Context, mpType uint16, body []byte) ([][]byte, error) {
-	var bodies [][]byte
-	if err := c.multipartEach(ctx, mpType, body, collect(&bodies)); err != nil {
+// multipartAll sends a multipart request of type mpType with body and
+// returns what parse makes of the bodies of all its replies
+// (OFPMPF_REPLY_MORE followed), in order.
+func multipartAll[T any](ctx context.Context, c *Conn, mpType uint16, body []byte, parse func([]byte) ([]T, error)) ([]T, error) {
+	var out []T
+	err := c.multipartEach(ctx, mpType, body, func(b []byte) error {
+		items, err := parse(b)
+		out = append(out, items...)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
-	return bodies, nil
+	return out, nil
 }
 
 // collect is a multipartEach callback that appends every body to bodies.

@@ -49,16 +49,12 @@ type FlowStats struct {
 // FlowStats returns the flows selected by f, reading every part of a
 // reply that spans several multipart messages.
 func (c *Conn) FlowStats(ctx context.Context, f FlowStatsFilter) ([]FlowStats, error) {
-	var out []FlowStats
-	err := c.flowStats(ctx, f, func(b []byte) error {
-		fs, err := parseFlowStats(b, !f.RawOnly)
-		out = append(out, fs...)
-		return err
-	})
+	body, err := f.requestBody()
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	return multipartAll(ctx, c, openflow13.MultipartType_Flow, body,
+		func(b []byte) ([]FlowStats, error) { return parseFlowStats(b, !f.RawOnly) })
 }
 
 // FlowStatsEach calls each for every flow selected by f as the replies
@@ -67,7 +63,11 @@ func (c *Conn) FlowStats(ctx context.Context, f FlowStatsFilter) ([]FlowStats, e
 // entry is valid only during the call. An error from each ends the request
 // (later replies are dropped) and is returned.
 func (c *Conn) FlowStatsEach(ctx context.Context, f FlowStatsFilter, each func(*FlowStats) error) error {
-	return c.flowStats(ctx, f, func(b []byte) error {
+	body, err := f.requestBody()
+	if err != nil {
+		return err
+	}
+	return c.multipartEach(ctx, openflow13.MultipartType_Flow, body, func(b []byte) error {
 		return eachFlowEntry(b, func(e []byte) error {
 			fs, err := parseFlowEntry(e, false, false)
 			if err != nil {
@@ -78,52 +78,24 @@ func (c *Conn) FlowStatsEach(ctx context.Context, f FlowStatsFilter, each func(*
 	})
 }
 
-// flowStats sends a flow-stats request and hands each reply's body to part.
-func (c *Conn) flowStats(ctx context.Context, f FlowStatsFilter, part func([]byte) error) error {
+// requestBody is the body of the flow-stats request for f.
+func (f FlowStatsFilter) requestBody() ([]byte, error) {
 	req := openflow13.NewFlowStatsRequest()
 	req.TableId = f.TableID
 	req.Cookie, req.CookieMask = f.Cookie, f.CookieMask
-	body, err := req.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	return c.multipartEach(ctx, openflow13.MultipartType_Flow, body, part)
+	return req.MarshalBinary()
 }
 
 // PortStats returns the counters of port (openflow13.P_ANY for all ports).
 func (c *Conn) PortStats(ctx context.Context, port uint32) ([]PortStats, error) {
 	body := make([]byte, 8) // OpenFlow 1.3 ofp_port_stats_request: port_no, pad[4]
 	binary.BigEndian.PutUint32(body, port)
-	bodies, err := c.multipart(ctx, openflow13.MultipartType_Port, body)
-	if err != nil {
-		return nil, err
-	}
-	var out []PortStats
-	for _, b := range bodies {
-		ps, err := parsePortStats(b)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ps...)
-	}
-	return out, nil
+	return multipartAll(ctx, c, openflow13.MultipartType_Port, body, parsePortStats)
 }
 
 // PortDesc returns the description of every port of the switch.
 func (c *Conn) PortDesc(ctx context.Context) ([]Port, error) {
-	bodies, err := c.multipart(ctx, openflow13.MultipartType_PortDesc, nil)
-	if err != nil {
-		return nil, err
-	}
-	var out []Port
-	for _, b := range bodies {
-		ps, err := parsePortDesc(b)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ps...)
-	}
-	return out, nil
+	return multipartAll(ctx, c, openflow13.MultipartType_PortDesc, nil, parsePortDesc)
 }
 
 const flowStatsFixedLen = 48

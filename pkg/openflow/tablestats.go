@@ -26,19 +26,7 @@ const tableStatsLen = 24
 // table's flow count, so it answers without visiting the flows (an
 // aggregate request walks them).
 func (c *Conn) TableStats(ctx context.Context) ([]TableStats, error) {
-	bodies, err := c.multipart(ctx, openflow13.MultipartType_Table, nil)
-	if err != nil {
-		return nil, err
-	}
-	var out []TableStats
-	for _, b := range bodies {
-		ts, err := parseTableStats(b)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ts...)
-	}
-	return out, nil
+	return multipartAll(ctx, c, openflow13.MultipartType_Table, nil, parseTableStats)
 }
 
 // parseTableStats decodes the body of one table-stats reply.
