@@ -53,8 +53,11 @@ func (c *Conn) FlowStats(ctx context.Context, f FlowStatsFilter) ([]FlowStats, e
 	if err != nil {
 		return nil, err
 	}
-	return multipartAll(ctx, c, openflow13.MultipartType_Flow, body,
-		func(b []byte) ([]FlowStats, error) { return parseFlowStats(b, !f.RawOnly) })
+	parse := ParseFlowStats
+	if !f.RawOnly {
+		parse = func(b []byte) ([]FlowStats, error) { return parseFlowStats(b, true) }
+	}
+	return multipartAll(ctx, c, openflow13.MultipartType_Flow, body, parse)
 }
 
 // FlowStatsEach calls each for every flow selected by f as the replies
@@ -99,6 +102,12 @@ func (c *Conn) PortDesc(ctx context.Context) ([]Port, error) {
 }
 
 const flowStatsFixedLen = 48
+
+// ParseFlowStats parses the body of one flow-stats (OFPMP_FLOW) reply as
+// FlowStats with RawOnly does: the framing of every entry checked, the
+// match and instructions kept as bytes (copies). Test switches decode
+// with it what they would send.
+func ParseFlowStats(body []byte) ([]FlowStats, error) { return parseFlowStats(body, false) }
 
 // parseFlowStats decodes the body of one flow-stats reply. The framing of
 // every entry is checked here (libOpenflow's FlowStats decoder trusts the

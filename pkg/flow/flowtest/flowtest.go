@@ -18,6 +18,7 @@ import (
 	"github.com/contiv/libOpenflow/util"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 )
 
 // OpenFlow 1.3 message types used here.
@@ -190,19 +191,26 @@ func (c *Conn) FlowStatsReplies() ([][]byte, error) {
 	}
 }
 
-// DumpFlows reads every flow of the switch.
+// DumpFlows reads every flow of the switch, decoded as the agent decodes
+// them (openflow's parser, then flow.FromReply).
 func (c *Conn) DumpFlows() ([]flow.Stats, error) {
 	replies, err := c.FlowStatsReplies()
 	if err != nil {
 		return nil, err
 	}
 	var out []flow.Stats
-	for _, m := range replies {
-		s, err := flow.DecodeFlowStats(m[16:])
+	for _, m := range replies { // decoded as the agent decodes them
+		raw, err := openflow.ParseFlowStats(m[16:])
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, s...)
+		for i := range raw {
+			st, err := flow.FromReply(&raw[i])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, st)
+		}
 	}
 	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/contiv/libOpenflow/openflow13"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
 )
 
@@ -155,8 +156,9 @@ func (s *Switch) Add(f flow.Flow) {
 }
 
 // StatsOfFlowMod re-frames an encoded flow_mod as an ofp_flow_stats entry
-// and decodes it with flow.DecodeFlowStats, so the fake sees exactly the
-// bytes OVS would receive.
+// and decodes it as the agent decodes what OVS sends (openflow's parser,
+// then flow.FromReply), so the fake sees exactly the bytes OVS would
+// receive.
 func StatsOfFlowMod(fm *openflow13.FlowMod) (flow.Stats, error) {
 	b, err := fm.MarshalBinary()
 	if err != nil {
@@ -178,9 +180,9 @@ func StatsOfFlowMod(fm *openflow13.FlowMod) (flow.Stats, error) {
 		entry = entry[:48+(mlen+7)/8*8]
 		binary.BigEndian.PutUint16(entry[0:], uint16(len(entry)))
 	}
-	st, err := flow.DecodeFlowStats(entry)
-	if err != nil || len(st) != 1 {
+	raw, err := openflow.ParseFlowStats(entry)
+	if err != nil || len(raw) != 1 {
 		return flow.Stats{}, fmt.Errorf("fake switch: decode flow_mod: %v", err)
 	}
-	return st[0], nil
+	return flow.FromReply(&raw[0])
 }
