@@ -28,8 +28,8 @@ import (
 const (
 	agentBridge   = "br-int"
 	agentNode     = "self"
-	agentTunnel   = "gre0"
-	agentTunnelOF = 100
+	agentTunnel   = testbed.AgentTunnelPort
+	agentTunnelOF = testbed.AgentTunnelOFPort
 	benchNet      = "blue"
 	benchVNI      = 100
 )

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,7 +51,6 @@ const ovsdbSelectTxn = `["Open_vSwitch",{"op":"select","table":"Interface","wher
 // hand: the start must write that one back (the sign that it judged the
 // marks) and no other (OVSDB's own log shows every write).
 func BenchmarkAgentDaemon(b *testing.B) {
-	bin := buildAgent(b)
 	for i := 0; i < b.N; i++ {
 		e := newAgentBed(b, "bdmn")
 		r := e.programmed(b, benchEndpoints, nil)
@@ -60,24 +60,24 @@ func BenchmarkAgentDaemon(b *testing.B) {
 		w := e.watchEvents(b) // independent: OVS reports every flow added, changed or removed
 
 		since := e.unmark(b, 0)
-		d, first := e.daemonStart(b, bin, "first", w)
+		d, first := e.daemonStart(b, "first", w)
 		e.checkMarkWrites(b, "first", since, 0)
 		time.Sleep(3 * time.Second) // idle: the first drift checks ran
 		rss, heap := d.memory(b)
 		peak := d.peakRSS(b)
-		if mods := d.metric(b, "ofctl_agent_flow_mods_total"); mods != 0 {
+		if mods := d.Metric(b, "ofctl_agent_flow_mods_total"); mods != 0 {
 			b.Fatalf("agent sent %v flow_mods in its first 3 s, want 0", mods)
 		}
-		exit := d.terminate(b)
+		exit := d.Terminate(b)
 		e.checkFlows(b, "after SIGTERM", w)
 
 		since = e.unmark(b, 1)
-		d, term := e.daemonStart(b, bin, "term", w)
+		d, term := e.daemonStart(b, "term", w)
 		e.checkMarkWrites(b, "term", since, 1)
-		d.kill(b)
+		d.Stop(syscall.SIGKILL)
 		e.checkFlows(b, "after SIGKILL", w)
 		since = e.unmark(b, 2)
-		_, kill := e.daemonStart(b, bin, "kill", w)
+		_, kill := e.daemonStart(b, "kill", w)
 		e.checkMarkWrites(b, "kill", since, 2)
 		time.Sleep(time.Second) // let late reports of the last start arrive
 		e.checkFlows(b, "after the last start", w)
@@ -106,12 +106,12 @@ func BenchmarkAgentDaemon(b *testing.B) {
 // daemonStart starts the agent binary on the bed's node with its cluster
 // file, waits until /readyz answers 200 and checks that the first Sync sent
 // no flow_mod and that OVS still holds the whole pipeline.
-func (e *agentBed) daemonStart(b *testing.B, bin, name string, w *eventWatch) (*daemon, daemonStart) {
+func (e *agentBed) daemonStart(b *testing.B, name string, w *eventWatch) (*daemon, daemonStart) {
 	b.Helper()
 	args := append(daemonArgs(e.node, agentNode), "--cluster-file", e.cluster)
-	d := startDaemon(b, bin, filepath.Join(e.node.Dir, "agent-daemon-"+name+".log"), args...)
+	d := startDaemon(b, filepath.Join(e.node.Dir, "agent-daemon-"+name+".log"), args...)
 	var r daemonStart
-	r.ready = d.waitReady(b, 2*time.Minute)
+	r.ready = d.WaitReady(b, 2*time.Minute)
 	synced := d.logLine(b, "pipeline synchronised") // logged before /readyz turns 200
 	r.sync = logDuration(b, synced, "took")
 	for _, key := range []string{"added", "modified", "deleted"} {
@@ -121,9 +121,9 @@ func (e *agentBed) daemonStart(b *testing.B, bin, name string, w *eventWatch) (*
 		}
 		r.flowMods += n
 	}
-	r.ovsdb = logTime(b, d.logLine(b, "ovsdb connected")).Sub(d.started)
-	r.load = logTime(b, d.logLine(b, "model loaded")).Sub(d.started)
-	if mods := d.metric(b, "ofctl_agent_flow_mods_total"); r.flowMods != 0 || mods != 0 {
+	r.ovsdb = logTime(b, d.logLine(b, "ovsdb connected")).Sub(d.Started)
+	r.load = logTime(b, d.logLine(b, "model loaded")).Sub(d.Started)
+	if mods := d.Metric(b, "ofctl_agent_flow_mods_total"); r.flowMods != 0 || mods != 0 {
 		b.Fatalf("%s start: first Sync sent %d flow_mods (/metrics: %v), want 0", name, r.flowMods, mods)
 	}
 	e.checkFlows(b, name+" start", w)

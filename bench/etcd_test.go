@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,7 +122,7 @@ func BenchmarkEtcdConverge(b *testing.B) {
 			time.Sleep(10 * time.Second)
 			vs, _ := os.ReadFile(filepath.Join(node.Dir, "vswitchd.log"))
 			_ = os.WriteFile(filepath.Join(dir, "vswitchd.log"), vs, 0o644)
-			lg, _ := os.ReadFile(a.logPath)
+			lg, _ := os.ReadFile(a.LogPath)
 			_ = os.WriteFile(filepath.Join(dir, "etcd-agent.log"), lg, 0o644)
 		}
 		b.ReportMetric(seed.Seconds(), "seed-s")
@@ -136,7 +137,7 @@ func BenchmarkEtcdConverge(b *testing.B) {
 		b.ReportMetric(gone.mods, "flowmods/host-gone")
 		b.ReportMetric(ms(gone.p50), "host-gone-p50-ms")
 		b.ReportMetric(float64(want), "flows")
-		a.stop()
+		a.Stop(syscall.SIGTERM)
 	}
 	b.ReportMetric(0, "ns/op")
 }
@@ -145,7 +146,7 @@ func etcdStartAgent(b *testing.B, node *testbed.Node, endpoint string) *daemon {
 	b.Helper()
 	args := append(daemonArgs(node, etcdNodeName), "--cluster-backend", "etcd", "--etcd-endpoints", endpoint,
 		"--etcd-prefix", etcdPrefix, "--cluster-file", filepath.Join(node.Dir, "none.yaml"))
-	return startDaemon(b, buildAgent(b), filepath.Join(node.Dir, "agent-etcd.log"), args...)
+	return startDaemon(b, filepath.Join(node.Dir, "agent-etcd.log"), args...)
 }
 
 // etcdWaitFlows polls dump-aggregate until br-int holds want flows.
@@ -177,7 +178,7 @@ func etcdChangeOne(b *testing.B, c *clientv3.Client, node *testbed.Node, a *daem
 	b.Helper()
 	run := func(change func(i int) (m net.HardwareAddr, host int)) changeResult {
 		var lat []time.Duration
-		before := a.metric(b, "ofctl_agent_flow_mods_total")
+		before := a.Metric(b, "ofctl_agent_flow_mods_total")
 		for i := range etcdChanges {
 			start := time.Now()
 			m, host := change(i)
@@ -185,7 +186,7 @@ func etcdChangeOne(b *testing.B, c *clientv3.Client, node *testbed.Node, a *daem
 			lat = append(lat, time.Since(start))
 		}
 		time.Sleep(time.Second) // a late flush would count too
-		mods := (a.metric(b, "ofctl_agent_flow_mods_total") - before) / etcdChanges
+		mods := (a.Metric(b, "ofctl_agent_flow_mods_total") - before) / etcdChanges
 		return changeResult{mods: mods, p50: quantile(lat, 0.5)}
 	}
 	mac = run(func(i int) (net.HardwareAddr, int) {
@@ -217,7 +218,7 @@ func etcdHostsGone(b *testing.B, c *clientv3.Client, node *testbed.Node, a *daem
 	const hosts = 3
 	perHost := 1 + 2*etcdPerHost // the tunnel flow and two per endpoint
 	var lat []time.Duration
-	before := a.metric(b, "ofctl_agent_flow_mods_total")
+	before := a.Metric(b, "ofctl_agent_flow_mods_total")
 	for k := range hosts {
 		h := 960 + k // no endpoint moved to or from these (etcdChangeOne)
 		ops := []clientv3.Op{clientv3.OpDelete(etcd.HostKey(etcdPrefix, etcdHostName(h)))}
@@ -236,7 +237,7 @@ func etcdHostsGone(b *testing.B, c *clientv3.Client, node *testbed.Node, a *daem
 		lat = append(lat, time.Since(start))
 	}
 	time.Sleep(time.Second)
-	mods := (a.metric(b, "ofctl_agent_flow_mods_total") - before) / hosts
+	mods := (a.Metric(b, "ofctl_agent_flow_mods_total") - before) / hosts
 	return changeResult{mods: mods, p50: quantile(lat, 0.5)}
 }
 
@@ -280,7 +281,7 @@ func (a *daemon) saveProfile(b *testing.B, dir string) {
 	if dir == "" {
 		return
 	}
-	resp, err := http.Get("http://" + a.listen + "/debug/pprof/heap")
+	resp, err := http.Get("http://" + a.Listen + "/debug/pprof/heap")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -289,7 +290,7 @@ func (a *daemon) saveProfile(b *testing.B, dir string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	logData, _ := os.ReadFile(a.logPath)
+	logData, _ := os.ReadFile(a.LogPath)
 	if err := errors.Join(os.WriteFile(filepath.Join(dir, "etcd-agent.heap"), data, 0o644),
 		os.WriteFile(filepath.Join(dir, "etcd-agent.log"), logData, 0o644)); err != nil {
 		b.Fatal(err)
@@ -306,7 +307,7 @@ func (a *daemon) cpuProfile(b *testing.B, dir string) <-chan struct{} {
 	go func() {
 		defer close(done)
 		for range 100 {
-			resp, err := http.Get("http://" + a.listen + "/debug/pprof/profile?seconds=40")
+			resp, err := http.Get("http://" + a.Listen + "/debug/pprof/profile?seconds=40")
 			if err != nil {
 				time.Sleep(10 * time.Millisecond)
 				continue

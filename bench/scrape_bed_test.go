@@ -40,9 +40,9 @@ func scStartAgent(b *testing.B, node *testbed.Node) (int, string) {
 		// ovs-vswitchd stalls for seconds while it adds 1000 ports at once:
 		// do not take it for dead (a reconnect resyncs every flow).
 		"--echo-interval", "10s", "--dead-interval", "2m")
-	d := startDaemon(b, buildAgent(b), filepath.Join(node.Dir, "agent-scrape.log"), args...)
-	d.waitReady(b, 30*time.Second)
-	return d.cmd.Process.Pid, d.listen
+	d := startDaemon(b, filepath.Join(node.Dir, "agent-scrape.log"), args...)
+	d.WaitReady(b, 30*time.Second)
+	return d.Pid(), d.Listen
 }
 
 // scAddPorts adds dummy ports [from, to) as endpoints in one ovs-vsctl

@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"bufio"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -13,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,113 +33,13 @@ hosts:
     ranges: { blue: 10.100.2.0/24 }
 `
 
-var agBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// agBinary builds ofctl-agent once per test process.
-func agBinary(t *testing.T) string {
-	t.Helper()
-	agBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "ofctl-agent-e2e-")
-		if err != nil {
-			agBuild.err = err
-			return
-		}
-		agBuild.path = filepath.Join(dir, "ofctl-agent")
-		out, err := exec.Command("go", "build", "-o", agBuild.path, "github.com/ofctl-agent/ofctl-agent/cmd/ofctl-agent").CombinedOutput()
-		if err != nil {
-			agBuild.err = fmt.Errorf("go build: %v: %s", err, out)
-		}
-	})
-	if agBuild.err != nil {
-		t.Fatal(agBuild.err)
-	}
-	return agBuild.path
-}
-
-// agProc is one running `ofctl-agent run`.
-type agProc struct {
-	node   *testbed.Node
-	args   []string
-	cmd    *exec.Cmd
-	listen string
-	log    *os.File
-	exited chan struct{}
-}
-
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // agStart starts an agent for node under name self and waits until ready.
-func agStart(t *testing.T, node *testbed.Node, self, tunnelIP, clusterFile string) *agProc {
+func agStart(t *testing.T, node *testbed.Node, self, tunnelIP, clusterFile string) *testbed.Agent {
 	t.Helper()
-	p := &agProc{node: node, listen: freePort(t)}
-	p.args = []string{"run", "--node-name", self, "--ovsdb", node.DBAddr(), "--ovs-rundir", node.Dir,
-		"--datapath-type", "netdev", "--tunnel-ip", tunnelIP, "--tunnel-port", "gre0", "--tunnel-ofport", "100",
-		"--cluster-file", clusterFile, "--listen", p.listen, "--verify-interval", "300ms", "--log-level", "debug"}
-	log, err := os.Create(filepath.Join(node.Dir, "agent-"+self+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.log = log
-	t.Cleanup(func() {
-		p.kill(syscall.SIGKILL)
-		if t.Failed() {
-			b, _ := os.ReadFile(log.Name())
-			t.Logf("agent %s log:\n%s", self, tail(b, 6000))
-		}
-	})
-	p.start(t)
+	args := append(testbed.AgentArgs(node, self, tunnelIP), "--cluster-file", clusterFile, "--verify-interval", "300ms")
+	p := testbed.StartAgent(t, filepath.Join(node.Dir, "agent-"+self+".log"), args...)
+	p.WaitReady(t, 15*time.Second)
 	return p
-}
-
-func (p *agProc) start(t *testing.T) {
-	t.Helper()
-	p.cmd = exec.Command(agBinary(t), p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.exited = make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	testbed.Eventually(t, 15*time.Second, p.ready, "agent on %s never became ready", p.node.Name)
-}
-
-func (p *agProc) ready() bool {
-	resp, err := http.Get("http://" + p.listen + "/readyz")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
-// kill signals the agent and waits for it to exit.
-func (p *agProc) kill(sig syscall.Signal) {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
 }
 
 func tail(b []byte, n int) []byte {
@@ -156,7 +52,7 @@ func tail(b []byte, n int) []byte {
 // agTopology: two nodes with agents, one blue container on each.
 type agTopology struct {
 	a, b   *testbed.Node
-	pa, pb *agProc
+	pa, pb *testbed.Agent
 	ca, cb *testbed.Container
 }
 

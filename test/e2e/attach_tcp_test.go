@@ -39,7 +39,7 @@ func TestAttachTCP(t *testing.T) {
 	testbed.Underlay(t, a, b, netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("192.0.2.2/24"))
 	agStart(t, a, "ha", "192.0.2.1", file)
 	agStart(t, b, "hb", "192.0.2.2", file)
-	ca, cb := &atCLI{bin: agBinary(t), node: a, clusterFile: file}, &atCLI{bin: agBinary(t), node: b, clusterFile: file}
+	ca, cb := &atCLI{bin: testbed.AgentBinary(t), node: a, clusterFile: file}, &atCLI{bin: testbed.AgentBinary(t), node: b, clusterFile: file}
 
 	client := ca.attachTCP(t, "a1", "ha", "off")
 	local := ca.attachTCP(t, "a2", "ha", "off")

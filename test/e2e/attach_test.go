@@ -338,7 +338,7 @@ func (c *atCLI) mustJSON(t *testing.T, cmd string, args ...string) atResult {
 }
 
 // atBuild returns the ofctl-agent binary built for this test process.
-func atBuild(t *testing.T) string { return agBinary(t) }
+func atBuild(t *testing.T) string { return testbed.AgentBinary(t) }
 
 // atNewNS makes a container namespace named like the test bed's (so a crashed
 // run's leftovers are collected) and deletes it at cleanup.
@@ -400,7 +400,7 @@ func TestAttachWaitsForTheAgent(t *testing.T) {
 	}
 	node := testbed.NewNode(t, "ha")
 	p := agStart(t, node, "ha", "192.0.2.1", file)
-	c := &atCLI{bin: agBinary(t), node: node, clusterFile: file}
+	c := &atCLI{bin: testbed.AgentBinary(t), node: node, clusterFile: file}
 
 	ns := atNewNS(t, "w1")
 	start := time.Now()
@@ -427,7 +427,7 @@ func TestAttachWaitsForTheAgent(t *testing.T) {
 	}
 	c.checkNoTrace(t, ns2)
 
-	p.kill(syscall.SIGTERM)
+	p.Stop(syscall.SIGTERM)
 	ns3 := atNewNS(t, "w3")
 	_, errOut = c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.8", "--node-name", "ha", "--wait", "1s", atNSPath(ns3))
 	if !strings.Contains(errOut, "the agent did not install its flows within 1s: is ofctl-agent running") || !strings.HasSuffix(errOut, "rolled back\n") {

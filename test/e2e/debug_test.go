@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/debugapi"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
@@ -25,9 +25,10 @@ import (
 func TestDebugAPI(t *testing.T) {
 	tp := agSetup(t)
 	p := tp.pa
-	p.kill(syscall.SIGTERM)
-	p.args = append(p.args, "--flow-monitor=false", "--verify-interval", "1h", "--vswitchd-ctl", tp.a.VswitchdCtl())
-	p.start(t)
+	p.Stop(syscall.SIGTERM)
+	p.Args = append(p.Args, "--flow-monitor=false", "--verify-interval", "1h", "--vswitchd-ctl", tp.a.VswitchdCtl())
+	p.Start(t)
+	p.WaitReady(t, 15*time.Second)
 
 	t.Run("flows are what ovs-ofctl lists", func(t *testing.T) {
 		dbgSameAsOfctl(t, tp.a, dbgFlows(t, p, ""))
@@ -42,7 +43,7 @@ func TestDebugAPI(t *testing.T) {
 			t.Fatalf("unexpected flows: %+v", es)
 		}
 		dbgSameAsOfctl(t, tp.a, dbgFlows(t, p, ""))
-		if code, out := dbgCLI(t, "dump-flows", "--listen", p.listen, "--table", "l2_forward"); code != 1 ||
+		if code, out := dbgCLI(t, "dump-flows", "--listen", p.Listen, "--table", "l2_forward"); code != 1 ||
 			!strings.Contains(out, "UNEXPECTED") || !strings.Contains(out, rogue) {
 			t.Errorf("dump-flows with a rogue flow: exit %d\n%s", code, out)
 		}
@@ -50,7 +51,7 @@ func TestDebugAPI(t *testing.T) {
 		if r := dbgFlows(t, p, ""); r.Problems() != 0 {
 			t.Errorf("after the repair: %v", r.Summary)
 		}
-		if code, out := dbgCLI(t, "dump-flows", "--listen", p.listen); code != 0 || !strings.Contains(out, "0 UNEXPECTED") {
+		if code, out := dbgCLI(t, "dump-flows", "--listen", p.Listen); code != 0 || !strings.Contains(out, "0 UNEXPECTED") {
 			t.Errorf("dump-flows after the repair: exit %d\n%s", code, out)
 		}
 	})
@@ -66,7 +67,7 @@ func TestDebugAPI(t *testing.T) {
 			!strings.Contains(r.DatapathActions, "tnl_push") {
 			t.Errorf("ICMP: differences %q, ovs error %q, model %+v\n%s", r.Differences, r.OVSError, r.Model, r.OVSText)
 		}
-		if code, out := dbgCLI(t, "trace", "--listen", p.listen, "icmp,in_port=vca", "nw_dst=10.100.2.10"); code != 0 ||
+		if code, out := dbgCLI(t, "trace", "--listen", p.Listen, "icmp,in_port=vca", "nw_dst=10.100.2.10"); code != 0 ||
 			!strings.Contains(out, "AGREE") || !strings.Contains(out, "l2_forward     same") {
 			t.Errorf("trace command: exit %d\n%s", code, out)
 		}
@@ -88,7 +89,7 @@ func TestDebugAPI(t *testing.T) {
 		if es := dbgEntries(dbgFlows(t, p, "status=different")); len(es) != 1 || !strings.HasSuffix(es[0].Flow, "actions=drop") {
 			t.Errorf("different flows: %+v", es)
 		}
-		if code, out := dbgCLI(t, "trace", "--listen", p.listen, "in_port=vca", "icmp", "nw_dst=10.100.2.10"); code != 1 ||
+		if code, out := dbgCLI(t, "trace", "--listen", p.Listen, "in_port=vca", "icmp", "nw_dst=10.100.2.10"); code != 1 ||
 			!strings.Contains(out, "DIFFER (") {
 			t.Errorf("trace command on a tampered flow: exit %d\n%s", code, out)
 		}
@@ -98,10 +99,10 @@ func TestDebugAPI(t *testing.T) {
 		}
 	})
 	t.Run("bad queries", func(t *testing.T) {
-		if code, out := dbgCLI(t, "dump-flows", "--listen", p.listen, "--table", "nope"); code != 2 || !strings.Contains(out, "table: \"nope\"") {
+		if code, out := dbgCLI(t, "dump-flows", "--listen", p.Listen, "--table", "nope"); code != 2 || !strings.Contains(out, "table: \"nope\"") {
 			t.Errorf("bad table: exit %d\n%s", code, out)
 		}
-		if code, out := dbgCLI(t, "trace", "--listen", p.listen, "in_port=nosuch", "arp_tpa=10.100.2.10"); code != 2 ||
+		if code, out := dbgCLI(t, "trace", "--listen", p.Listen, "in_port=nosuch", "arp_tpa=10.100.2.10"); code != 2 ||
 			!strings.Contains(out, "nosuch") {
 			t.Errorf("bad port: exit %d\n%s", code, out)
 		}
@@ -109,27 +110,21 @@ func TestDebugAPI(t *testing.T) {
 }
 
 // dbgRestart restarts the agent: its Sync after connecting repairs drift.
-func dbgRestart(t *testing.T, p *agProc) {
+func dbgRestart(t *testing.T, p *testbed.Agent) {
 	t.Helper()
-	p.kill(syscall.SIGTERM)
-	p.start(t)
+	p.Restart(t)
 }
 
-func dbgGet(t *testing.T, p *agProc, path string, q string) []byte {
+func dbgGet(t *testing.T, p *testbed.Agent, path string, q string) []byte {
 	t.Helper()
-	resp, err := http.Get("http://" + p.listen + path + "?format=json&" + q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s?%s: %s: %s", path, q, resp.Status, b)
+	code, b, err := p.Get(path + "?format=json&" + q)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("%s?%s: %d %v: %s", path, q, code, err, b)
 	}
 	return b
 }
 
-func dbgFlows(t *testing.T, p *agProc, q string) debugapi.FlowsReport {
+func dbgFlows(t *testing.T, p *testbed.Agent, q string) debugapi.FlowsReport {
 	t.Helper()
 	var r debugapi.FlowsReport
 	if err := json.Unmarshal(dbgGet(t, p, "/debug/flows", q), &r); err != nil {
@@ -138,7 +133,7 @@ func dbgFlows(t *testing.T, p *agProc, q string) debugapi.FlowsReport {
 	return r
 }
 
-func dbgTrace(t *testing.T, p *agProc, q url.Values) debugapi.TraceReport {
+func dbgTrace(t *testing.T, p *testbed.Agent, q url.Values) debugapi.TraceReport {
 	t.Helper()
 	var r debugapi.TraceReport
 	if err := json.Unmarshal(dbgGet(t, p, "/debug/trace", q.Encode()), &r); err != nil {
@@ -182,7 +177,7 @@ func dbgSameAsOfctl(t *testing.T, n *testbed.Node, r debugapi.FlowsReport) {
 // combined output.
 func dbgCLI(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	out, err := exec.Command(agBinary(t), args...).CombinedOutput()
+	out, err := exec.Command(testbed.AgentBinary(t), args...).CombinedOutput()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

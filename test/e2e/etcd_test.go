@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,7 +42,7 @@ type etBed struct {
 	etcd   *etcdtest.Server
 	client *clientv3.Client // etcd's root
 	nodes  []*testbed.Node
-	agents []*agProc
+	agents []*testbed.Agent
 	cs     []*testbed.Container // one per node, in node order
 }
 
@@ -88,33 +85,19 @@ func etPut(t *testing.T, c *clientv3.Client, key, value string) {
 }
 
 // etStart starts an agent with the etcd backend and waits until it is ready.
-func etStart(t *testing.T, node *testbed.Node, etcdURL, tunnelIP string) *agProc {
+func etStart(t *testing.T, node *testbed.Node, etcdURL, tunnelIP string) *testbed.Agent {
 	t.Helper()
-	p := &agProc{node: node, listen: freePort(t)}
 	pwFile := filepath.Join(node.Dir, "etcd-password")
 	if err := os.WriteFile(pwFile, []byte(etPassword(node.Name)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.args = []string{"run", "--node-name", node.Name, "--ovsdb", node.DBAddr(), "--ovs-rundir", node.Dir,
-		"--datapath-type", "netdev", "--tunnel-ip", tunnelIP, "--tunnel-port", "gre0", "--tunnel-ofport", "100",
+	args := append(testbed.AgentArgs(node, node.Name, tunnelIP),
 		"--cluster-backend", "etcd", "--etcd-endpoints", etcdURL, "--etcd-prefix", etPrefix,
-		"--etcd-username", "ofctl-" + node.Name, "--etcd-password-file", pwFile,
+		"--etcd-username", "ofctl-"+node.Name, "--etcd-password-file", pwFile,
 		"--etcd-lease-ttl", etTTL.String(), "--etcd-dial-timeout", "1s",
-		"--cluster-file", filepath.Join(node.Dir, "no-cluster-file.yaml"),
-		"--listen", p.listen, "--verify-interval", "300ms", "--log-level", "debug"}
-	log, err := os.Create(filepath.Join(node.Dir, "agent-"+node.Name+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.log = log
-	t.Cleanup(func() {
-		p.kill(syscall.SIGKILL)
-		if t.Failed() {
-			b, _ := os.ReadFile(log.Name())
-			t.Logf("agent %s log:\n%s", node.Name, tail(b, 6000))
-		}
-	})
-	p.start(t)
+		"--cluster-file", filepath.Join(node.Dir, "no-cluster-file.yaml"), "--verify-interval", "300ms")
+	p := testbed.StartAgent(t, filepath.Join(node.Dir, "agent-"+node.Name+".log"), args...)
+	p.WaitReady(t, 15*time.Second)
 	return p
 }
 
@@ -175,14 +158,14 @@ func TestEtcdThreeHosts(t *testing.T) {
 		if got := etGet(t, b.client, key); got != want {
 			t.Fatalf("%s holds %q before the test, want %q", key, got, want)
 		}
-		before := etMetric(t, b.agents[0], "ofctl_agent_etcd_foreign_writes_total")
+		before := etMetric(b.agents[0], "ofctl_agent_etcd_foreign_writes_total")
 		if before < 0 {
 			t.Fatal("ofctl_agent_etcd_foreign_writes_total missing")
 		}
 		// Root may write anything: it redirects ea to an address no host has.
 		etPut(t, b.client, key, string(etcd.EncodeHost(netip.MustParseAddr("192.0.2.99"))))
 		testbed.Eventually(t, 10*time.Second, func() bool {
-			return etMetric(t, b.agents[0], "ofctl_agent_etcd_foreign_writes_total") > before
+			return etMetric(b.agents[0], "ofctl_agent_etcd_foreign_writes_total") > before
 		}, "the foreign write was not counted")
 		testbed.Eventually(t, 10*time.Second, func() bool { return etGet(t, b.client, key) == want },
 			"the foreign write was not undone")
@@ -198,7 +181,7 @@ func TestEtcdThreeHosts(t *testing.T) {
 
 	t.Run("SIGKILLed agent's endpoints vanish after the lease TTL and come back", func(t *testing.T) {
 		dead := b.agents[2]
-		dead.kill(syscall.SIGKILL)
+		dead.Stop(syscall.SIGKILL)
 		killed := time.Now()
 		for _, i := range []int{0, 1} {
 			testbed.Eventually(t, etTTL+10*time.Second, func() bool { return !etPrograms(t, b.nodes[i], b.cs[2]) },
@@ -207,10 +190,12 @@ func TestEtcdThreeHosts(t *testing.T) {
 		if took := time.Since(killed); took < etTTL/2 {
 			t.Errorf("endpoints removed %v after the kill, before the lease could expire", took)
 		}
-		if ok, _ := b.cs[0].Ping(b.cs[2].Addr.Addr(), 1); ok {
-			t.Error("ping to the dead host's container still works: its flows were not removed")
+		if ok, out := b.cs[0].Ping(b.cs[1].Addr.Addr(), 1); !ok { // positive control: the same source, bridge and tunnel
+			t.Fatalf("ping %s -> %s (alive host) failed: %s", b.cs[0].Name, b.cs[1].Name, out)
 		}
-		dead.start(t)
+		b.cs[0].NoAnswer(t, b.cs[2].Addr.Addr(), 1) // the dead host's container: its flows were removed
+		dead.Start(t)
+		dead.WaitReady(t, 15*time.Second)
 		b.pingAll(t, 20*time.Second)
 	})
 
@@ -218,18 +203,23 @@ func TestEtcdThreeHosts(t *testing.T) {
 		b.etcd.Stop()
 		sent, recv := pingDuring(t, b.cs[0], b.cs[1].Addr.Addr(), "0.1", func() {
 			// Reported: the metric drops (probe every 5s), readiness stays.
-			testbed.Eventually(t, 15*time.Second, func() bool { return etMetric(t, b.agents[0], "ofctl_agent_etcd_connected") == 0 },
+			testbed.Eventually(t, 15*time.Second, func() bool { return etMetric(b.agents[0], "ofctl_agent_etcd_connected") == 0 },
 				"etcd outage not reported in ofctl_agent_etcd_connected")
-			if !b.agents[0].ready() {
+			if !b.agents[0].Ready() {
 				t.Error("readiness dropped while etcd was down")
 			}
 		})
 		if sent < 10 || recv != sent {
 			t.Errorf("while etcd was down: %d pings sent, %d answered", sent, recv)
 		}
-		// Made while etcd is down: published when it returns.
+		// Made while etcd is down: published when it returns. Once its
+		// host has programmed it and failed to publish it, the others must
+		// not have it.
+		failures := etMetric(b.agents[2], "ofctl_agent_etcd_publish_failures_total")
 		late := etContainer(t, b.nodes[2], "x2", "10.100.3.30/16")
-		time.Sleep(time.Second)
+		testbed.Eventually(t, 10*time.Second, func() bool {
+			return etPrograms(t, b.nodes[2], late) && etMetric(b.agents[2], "ofctl_agent_etcd_publish_failures_total") > failures
+		}, "%s never programmed %s nor failed to publish it", b.nodes[2].Name, late.Name)
 		if etPrograms(t, b.nodes[0], late) {
 			t.Fatal("a change made while etcd was down reached another host")
 		}
@@ -238,23 +228,24 @@ func TestEtcdThreeHosts(t *testing.T) {
 			"change made while etcd was down never applied")
 		testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := b.cs[0].Ping(late.Addr.Addr(), 1); return ok },
 			"ping to the late container never worked")
-		testbed.Eventually(t, 15*time.Second, func() bool { return etMetric(t, b.agents[0], "ofctl_agent_etcd_connected") == 1 },
+		testbed.Eventually(t, 15*time.Second, func() bool { return etMetric(b.agents[0], "ofctl_agent_etcd_connected") == 1 },
 			"etcd's return not reported")
 		b.cs = append(b.cs, late)
 		b.pingAll(t, 20*time.Second)
 	})
 
 	t.Run("etcd passwords are never logged", func(t *testing.T) {
-		for _, a := range b.agents {
-			log, err := os.ReadFile(a.log.Name())
+		for i, a := range b.agents {
+			name := b.nodes[i].Name
+			log, err := os.ReadFile(a.LogPath)
 			if err != nil || len(log) == 0 {
-				t.Fatalf("agent log %s: %v (%d bytes)", a.log.Name(), err, len(log))
+				t.Fatalf("agent log %s: %v (%d bytes)", a.LogPath, err, len(log))
 			}
-			if pw := etPassword(a.node.Name); strings.Contains(string(log), pw) {
-				t.Errorf("agent %s logs its etcd password", a.node.Name)
+			if pw := etPassword(name); strings.Contains(string(log), pw) {
+				t.Errorf("agent %s logs its etcd password", name)
 			}
-			if !strings.Contains(string(log), `user=ofctl-`+a.node.Name) {
-				t.Errorf("agent %s does not log its etcd user", a.node.Name)
+			if !strings.Contains(string(log), `user=ofctl-`+name) {
+				t.Errorf("agent %s does not log its etcd user", name)
 			}
 		}
 	})
@@ -277,24 +268,10 @@ func etGet(t *testing.T, c *clientv3.Client, key string) string {
 
 // etMetric reads one unlabelled sample from an agent's /metrics; -1 if
 // absent or unreadable.
-func etMetric(t *testing.T, p *agProc, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + p.listen + "/metrics")
+func etMetric(p *testbed.Agent, name string) float64 {
+	v, err := p.MetricErr(name)
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
-			v, err := strconv.ParseFloat(f[1], 64)
-			if err == nil {
-				return v
-			}
-		}
-	}
-	return -1
+	return v
 }

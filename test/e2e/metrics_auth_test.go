@@ -1,12 +1,13 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,15 +22,7 @@ func TestMetricsBasicAuth(t *testing.T) {
 	testbed.Require(t)
 	dir := t.TempDir()
 	cluster, web := filepath.Join(dir, "cluster.yaml"), filepath.Join(dir, "web.yml")
-	hash, err := bcrypt.GenerateFromPassword([]byte("scrape-me"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, content := range map[string]string{cluster: agCluster, web: fmt.Sprintf("basic_auth_users:\n  prom: %s\n", hash)} {
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mxWrite(t, map[string]string{cluster: agCluster, web: "basic_auth_users:\n  prom: " + mxHash(t, "scrape-me") + "\n"})
 	p := mxStartAuth(t, testbed.NewNode(t, "ha"), cluster, web, "prom", "scrape-me")
 	tests := []struct {
 		path, user, password string
@@ -43,7 +36,7 @@ func TestMetricsBasicAuth(t *testing.T) {
 		{"/readyz", "prom", "scrape-me", http.StatusOK},
 	}
 	for _, tt := range tests {
-		if code, body := mxRequest(t, p.listen, tt.path, tt.user, tt.password); code != tt.code {
+		if code, body := mxRequest(t, p.Listen, tt.path, tt.user, tt.password); code != tt.code {
 			t.Errorf("GET %s as %q = %d (%.200s), want %d", tt.path, tt.user, code, body, tt.code)
 		}
 	}
@@ -52,42 +45,97 @@ func TestMetricsBasicAuth(t *testing.T) {
 	}
 }
 
+// With TLS and basic auth, probes use --health-listen without credentials,
+// and dump-flows reaches the agent with the README's command: credentials
+// in the --listen URL, the private CA in SSL_CERT_FILE (only the paths and
+// the address change).
+func TestAuthProbesAndDebugClient(t *testing.T) {
+	testbed.Require(t)
+	dir := t.TempDir()
+	ca, cert, key := mxCertificates(t, dir)
+	cluster, web := filepath.Join(dir, "cluster.yaml"), filepath.Join(dir, "web.yml")
+	mxWrite(t, map[string]string{cluster: agCluster, web: fmt.Sprintf(
+		"tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prom: %s\n", cert, key, mxHash(t, "secret"))})
+	node := testbed.NewNode(t, "ha")
+	health := testbed.FreePort(t)
+	p := testbed.StartAgent(t, filepath.Join(node.Dir, "agent-auth.log"), append(testbed.AgentArgs(node, "ha", "192.0.2.1"),
+		"--cluster-file", cluster, "--web-config-file", web, "--health-listen", health)...)
+	p.Scheme, p.User, p.Password, p.Client = "https", "prom", "secret", mxTLSClient(t, ca)
+	p.WaitReady(t, 15*time.Second)
+
+	probe := &testbed.Agent{Listen: health} // plain HTTP, no credentials
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 404} {
+		if code, body, err := probe.Get(path); err != nil || code != want {
+			t.Errorf("health listener %s: %d %v %.200s, want %d", path, code, err, body, want)
+		}
+	}
+	anonymous := &testbed.Agent{Listen: p.Listen, Scheme: "https", Client: p.Client}
+	if code, _, err := anonymous.Get("/readyz"); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("/readyz on --listen without credentials: %d %v, want 401", code, err)
+	}
+
+	cmd := rmReadmeCommand(t, "SSL_CERT_FILE=")
+	cmd = strings.NewReplacer("/etc/ofctl-agent/ca.pem", ca, "127.0.0.1:9750", p.Listen).Replace(cmd)
+	out, err := rmShellEnv(cmd, "PATH="+filepath.Dir(testbed.AgentBinary(t))+":"+os.Getenv("PATH"))
+	if err != nil || !strings.Contains(string(out), "Flows of br-int") {
+		t.Errorf("%s: %v\n%s", cmd, err, out)
+	}
+	noAuth := strings.Replace(cmd, "prom:secret@", "", 1)
+	out, err = rmShellEnv(noAuth, "PATH="+filepath.Dir(testbed.AgentBinary(t))+":"+os.Getenv("PATH"))
+	if err == nil || !strings.Contains(string(out), "401 Unauthorized") || !strings.Contains(string(out), "--listen https://USER:PASSWORD@") {
+		t.Errorf("%s: %v, want a 401 naming --listen with credentials\n%s", noAuth, err, out)
+	}
+}
+
 // mxStartAuth starts an agent (self "ha") with a web config file and waits
 // until /readyz, with credentials, says ready.
-func mxStartAuth(t *testing.T, node *testbed.Node, cluster, web, user, password string) *agProc {
+func mxStartAuth(t *testing.T, node *testbed.Node, cluster, web, user, password string) *testbed.Agent {
 	t.Helper()
-	p := &agProc{node: node, listen: freePort(t)}
-	p.args = []string{"run", "--node-name", "ha", "--ovsdb", node.DBAddr(), "--ovs-rundir", node.Dir,
-		"--datapath-type", "netdev", "--tunnel-ip", "192.0.2.1", "--tunnel-port", "gre0", "--tunnel-ofport", "100",
-		"--cluster-file", cluster, "--listen", p.listen, "--web-config-file", web}
-	log, err := os.Create(filepath.Join(node.Dir, "agent-auth.log"))
+	p := testbed.StartAgent(t, filepath.Join(node.Dir, "agent-auth.log"), append(testbed.AgentArgs(node, "ha", "192.0.2.1"),
+		"--cluster-file", cluster, "--web-config-file", web)...)
+	p.User, p.Password = user, password
+	p.WaitReady(t, 15*time.Second)
+	return p
+}
+
+func mxWrite(t *testing.T, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func mxHash(t *testing.T, password string) string {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.log = log
-	p.cmd = exec.Command(agBinary(t), p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = log, log
-	if err := p.cmd.Start(); err != nil {
+	return string(hash)
+}
+
+// mxTLSClient trusts the CA in file ca.
+func mxTLSClient(t *testing.T, ca string) *http.Client {
+	t.Helper()
+	b, err := os.ReadFile(ca)
+	if err != nil {
 		t.Fatal(err)
 	}
-	p.exited = make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.kill(syscall.SIGTERM)
-		if t.Failed() {
-			b, _ := os.ReadFile(log.Name())
-			t.Logf("agent log:\n%s", tail(b, 4000))
-		}
-	})
-	testbed.Eventually(t, 15*time.Second, func() bool {
-		req, _ := http.NewRequest("GET", "http://"+p.listen+"/readyz", nil)
-		req.SetBasicAuth(user, password)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "agent with basic auth never became ready")
-	return p
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatal("bad CA file")
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// mxCertificates writes a self-signed certificate for 127.0.0.1 (its own
+// CA) and its key into dir and returns the CA, certificate and key files.
+func mxCertificates(t *testing.T, dir string) (ca, cert, key string) {
+	t.Helper()
+	certPEM, keyPEM := testbed.SelfSigned(t)
+	cert, key = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	mxWrite(t, map[string]string{cert: certPEM, key: keyPEM})
+	return cert, cert, key
 }

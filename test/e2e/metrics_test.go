@@ -75,7 +75,7 @@ func TestMetricsE2E(t *testing.T) {
 		tp.ca.Exec(t, "ip", "neigh", "replace", tp.cb.Addr.Addr().String(), "lladdr",
 			arp.DerivedMAC(tp.cb.Addr.Addr()).String(), "dev", "eth0", "nud", "permanent")
 		ports := []struct {
-			p *agProc
+			p *testbed.Agent
 			c *testbed.Container
 		}{{tp.pa, tp.ca}, {tp.pa, cc}, {tp.pb, tp.cb}}
 		before := make([]float64, len(ports))
@@ -124,7 +124,7 @@ func TestMetricsE2E(t *testing.T) {
 			}
 			t.Skip("promtool not on PATH") // only outside CI: see above
 		}
-		text := mxGet(t, tp.pa.listen, "/metrics", "", "")
+		text := mxGet(t, tp.pa.Listen, "/metrics", "", "")
 		for _, m := range []string{"scrape_collector_success", "scrape_collector_age_seconds", "sync_duration_seconds_bucket", "spoof_drops_packets_total", "port_receive_bytes_total"} {
 			if !strings.Contains(text, mxNS+m) {
 				t.Errorf("/metrics lacks %s%s", mxNS, m)
@@ -184,10 +184,10 @@ func mxRequest(t *testing.T, listen, path, user, password string) (int, string) 
 
 // mxScrape reads /metrics into name{sorted labels} -> value (counters and
 // gauges).
-func mxScrape(t *testing.T, p *agProc, user, password string) map[string]float64 {
+func mxScrape(t *testing.T, p *testbed.Agent, user, password string) map[string]float64 {
 	t.Helper()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(strings.NewReader(mxGet(t, p.listen, "/metrics", user, password)))
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(mxGet(t, p.Listen, "/metrics", user, password)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ const mxMaxAge = 5 * time.Second
 // after since (the exported age says when the read started) and returns
 // that scrape. The agent reads in the background while it is scraped, so
 // this takes at most about mxMaxAge; longer fails the test.
-func mxFresh(t *testing.T, p *agProc, collector string, since time.Time) map[string]float64 {
+func mxFresh(t *testing.T, p *testbed.Agent, collector string, since time.Time) map[string]float64 {
 	t.Helper()
 	ageKey := mxNS + `scrape_collector_age_seconds{collector="` + collector + `"}`
 	okKey := mxNS + `scrape_collector_success{collector="` + collector + `"}`
@@ -263,7 +263,7 @@ func mxPortSample(s map[string]float64, metric, port string) (float64, bool) {
 
 // mxSpoofDrops is c's spoof-guard drop counter, read from Open vSwitch
 // after now.
-func mxSpoofDrops(t *testing.T, p *agProc, c *testbed.Container) float64 {
+func mxSpoofDrops(t *testing.T, p *testbed.Agent, c *testbed.Container) float64 {
 	t.Helper()
 	v, ok := mxPortSample(mxFresh(t, p, "spoof_guard", time.Now()), "spoof_drops_packets_total", c.HostIf)
 	if !ok {
@@ -281,11 +281,11 @@ var mxDumpPort = regexp.MustCompile(`(rx|tx) pkts=(\d+), bytes=(\d+), drop=(\d+|
 // background, at most mxMaxAge old: each agent read here waits for values
 // read after the moment it brackets (mxFresh). Keys: receive_packets,
 // transmit_bytes, ...
-func mxPortCounters(t *testing.T, p *agProc, c *testbed.Container) map[string]float64 {
+func mxPortCounters(t *testing.T, p *testbed.Agent, c *testbed.Container) map[string]float64 {
 	t.Helper()
 	for attempt := 0; attempt < 10; attempt++ {
 		first := mxAgentPort(t, p, c.HostIf, time.Now())
-		ofctl := mxOfctlPort(t, p.node, c.HostIf)
+		ofctl := mxOfctlPort(t, c.Node, c.HostIf)
 		if second := mxAgentPort(t, p, c.HostIf, time.Now()); !maps2Equal(first, second) {
 			continue // traffic between the reads
 		}
@@ -300,7 +300,7 @@ func mxPortCounters(t *testing.T, p *agProc, c *testbed.Container) map[string]fl
 
 // mxAgentPort is port's counters as the agent exports them, read from
 // Open vSwitch after since.
-func mxAgentPort(t *testing.T, p *agProc, port string, since time.Time) map[string]float64 {
+func mxAgentPort(t *testing.T, p *testbed.Agent, port string, since time.Time) map[string]float64 {
 	t.Helper()
 	s := mxFresh(t, p, "ports", since)
 	out := map[string]float64{}

@@ -31,7 +31,7 @@ func TestReadmeAttach(t *testing.T) {
 	remote := agContainer(t, b, "rb", "10.100.2.10/16") // a blue container on host-b
 
 	ns := map[string]string{"/var/run/netns/c1": atNewNS(t, "c1"), "/var/run/netns/c2": atNewNS(t, "c2")}
-	bin := agBinary(t)
+	bin := testbed.AgentBinary(t)
 	run := func(cmd string) {
 		t.Helper()
 		args := strings.Fields(cmd)

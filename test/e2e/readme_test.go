@@ -46,7 +46,7 @@ func TestReadmeInstall(t *testing.T) {
 	}
 
 	node := testbed.NewNode(t, "rm")
-	listen := freePort(t)
+	listen := testbed.FreePort(t)
 	rmEditConfig(t, filepath.Join(root, "etc/ofctl-agent/agent.yaml"), map[string]string{
 		"ovsdb": node.DBAddr(), "ovs-rundir": node.Dir, "datapath-type": "netdev",
 		"cluster-file": filepath.Join(root, "etc/ofctl-agent/cluster.yaml"), "listen": listen})
@@ -61,7 +61,7 @@ func TestReadmeInstall(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	rmWaitReady(t, notify, listen)
 
-	flows := agFlowCount(node)
+	flows := agFlowCount(t, node)
 	if want := rmDesiredFlows(t, listen); flows != want || flows == 0 {
 		t.Fatalf("ready with %d of the agent's flows in OVS, it wants %d", flows, want)
 	}
@@ -69,7 +69,7 @@ func TestReadmeInstall(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("agent after SIGTERM: %v", err)
 	}
-	if after := agFlowCount(node); after != flows {
+	if after := agFlowCount(t, node); after != flows {
 		t.Fatalf("after the agent stopped OVS holds %d flows, before %d", after, flows)
 	}
 }
@@ -109,6 +109,33 @@ var rmPathRE = regexp.MustCompile(`(^|\s|=)/(usr/local/bin|etc)/`)
 // rmRooted moves the absolute paths of a command (or unit line) under root.
 func rmRooted(s, root string) string {
 	return rmPathRE.ReplaceAllString(s, "${1}"+root+"/${2}/")
+}
+
+// rmReadmeCommand returns the line of a README shell block that starts with
+// prefix.
+func rmReadmeCommand(t *testing.T, prefix string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dmRepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, block := range strings.Split(string(b), "```sh\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		for _, l := range strings.Split(block, "\n") {
+			if strings.HasPrefix(l, prefix) {
+				return strings.TrimSpace(l)
+			}
+		}
+	}
+	t.Fatalf("no command starting with %q in the README's shell blocks", prefix)
+	return ""
+}
+
+// rmShellEnv runs cmd with sh, env added to the environment.
+func rmShellEnv(cmd string, env ...string) ([]byte, error) {
+	c := exec.Command("sh", "-c", cmd)
+	c.Env = append(os.Environ(), env...)
+	return c.CombinedOutput()
 }
 
 func rmShell(dir, cmd string) ([]byte, error) {
@@ -207,5 +234,5 @@ func rmWaitReady(t *testing.T, notify *net.UnixConn, listen string) {
 // rmDesiredFlows is the agent's ofctl_agent_desired_flows.
 func rmDesiredFlows(t *testing.T, listen string) int {
 	t.Helper()
-	return int(agMetric(t, &agProc{listen: listen}, "ofctl_agent_desired_flows"))
+	return int((&testbed.Agent{Listen: listen}).Metric(t, "ofctl_agent_desired_flows"))
 }
