@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -105,7 +106,7 @@ func TestBundle(t *testing.T) {
 			checkBundleErr(t, err, tt.wantOp, tt.wantErr, tt.wantPrio, b.ID())
 			fake.mu.Lock()
 			defer fake.mu.Unlock()
-			if !equalU16(fake.ctrl, tt.wantCtrl) {
+			if !slices.Equal(fake.ctrl, tt.wantCtrl) {
 				t.Errorf("control sequence %v, want %v", fake.ctrl, tt.wantCtrl)
 			}
 			for _, a := range fake.adds {
@@ -145,18 +146,6 @@ func checkBundleErr(t *testing.T, err error, op, code string, prio uint16, id ui
 	}
 }
 
-func equalU16(a, b []uint16) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestBundleDiscard(t *testing.T) {
 	fake := &fakeBundles{pending: make(map[uint32][]byte)}
 	c, _ := dialFake(t, sw.Options{Handler: fake.handle}, nil)
@@ -175,7 +164,7 @@ func TestBundleDiscard(t *testing.T) {
 	}
 	fake.mu.Lock()
 	defer fake.mu.Unlock()
-	if !equalU16(fake.ctrl, []uint16{openflow13.OFPBCT_OPEN_REQUEST, openflow13.OFPBCT_DISCARD_REQUEST}) {
+	if !slices.Equal(fake.ctrl, []uint16{openflow13.OFPBCT_OPEN_REQUEST, openflow13.OFPBCT_DISCARD_REQUEST}) {
 		t.Fatalf("control sequence %v", fake.ctrl)
 	}
 	if binary.BigEndian.Uint16(fake.adds[0][22:24]) != uint16(BundleOrdered) {
@@ -221,7 +210,7 @@ func TestBundleOpenPipelined(t *testing.T) {
 			t.Fatal(err)
 		}
 		fake.mu.Lock()
-		if !equalU16(fake.ctrl, want) {
+		if !slices.Equal(fake.ctrl, want) {
 			t.Errorf("refused %v: control sequence %v, want %v", refused, fake.ctrl, want)
 		}
 		fake.mu.Unlock()

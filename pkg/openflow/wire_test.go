@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -103,7 +104,7 @@ func TestParseHelloAndNegotiate(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if v != tt.wantVer || !equalU32(bm, tt.wantBitmap) {
+			if v != tt.wantVer || !slices.Equal(bm, tt.wantBitmap) {
 				t.Fatalf("got version %d bitmap %x, want %d %x", v, bm, tt.wantVer, tt.wantBitmap)
 			}
 			nerr := negotiate(v, bm)
@@ -121,25 +122,13 @@ func helloWith(version uint8, elems ...[]byte) []byte {
 	return b
 }
 
-func equalU32(a, b []uint32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestHelloBytesAdvertisesOnly13(t *testing.T) {
 	b, err := helloBytes()
 	if err != nil {
 		t.Fatal(err)
 	}
 	v, bm, err := parseHello(b)
-	if err != nil || v != 4 || !equalU32(bm, []uint32{1 << 4}) {
+	if err != nil || v != 4 || !slices.Equal(bm, []uint32{1 << 4}) {
 		t.Fatalf("our hello: version %d bitmap %x err %v (%x)", v, bm, err, b)
 	}
 }
