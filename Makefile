@@ -14,8 +14,10 @@ build:
 setup:
 	@scripts/setup-host.sh
 
+## vet: go vet, and go.mod as `go mod tidy` leaves it (direct requirements not marked indirect).
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) mod tidy -diff
 
 ## test: vet, unit tests, fuzz seed corpora and integration tests against real OVS,
 ## then the packages again under the race detector.
