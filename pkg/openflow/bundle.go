@@ -60,7 +60,7 @@ func (c *Conn) OpenBundle(_ context.Context, flags BundleFlags) (*Bundle, error)
 		return nil, err
 	}
 	if err := c.enqueue([][]byte{raw}, b.open); err != nil {
-		return nil, errCallFailed(describe(raw).String(), binary.BigEndian.Uint32(raw[4:8]), err)
+		return nil, errCallFailed(describe(raw).String(), err)
 	}
 	return b, nil
 }
@@ -95,10 +95,10 @@ func (b *Bundle) Add(msg util.Message) error {
 	xid := b.c.nextXid()
 	inner, err := encode(msg, xid)
 	if err != nil {
-		return fmt.Errorf("openflow: bundle %d: %w", b.id, err)
+		return wrap(err, "bundle %d", b.id)
 	}
 	if err := b.c.enqueue([][]byte{b.addBytes(inner, xid)}, nil); err != nil {
-		return fmt.Errorf("openflow: bundle %d add: %w", b.id, err)
+		return wrap(err, "bundle %d add", b.id)
 	}
 	if n := len(b.xids); n > 0 && b.xids[n-1].first+uint32(b.xids[n-1].n) == xid {
 		b.xids[n-1].n++
@@ -174,7 +174,7 @@ func (b *Bundle) Commit(ctx context.Context) error {
 	if err := b.c.barrier(ctx, nil, b.inBundle); err != nil {
 		var oe *OFError
 		if !errors.As(err, &oe) {
-			return fmt.Errorf("openflow: bundle %d: %w", b.id, err)
+			return wrap(err, "bundle %d", b.id)
 		}
 		derr := b.control(ctx, openflow13.OFPBCT_DISCARD_REQUEST, nil)
 		return b.failed("add", append(unjoin(err), cleanupErrs(derr)...))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 )
@@ -222,7 +223,9 @@ func (e *dialError) Unwrap() error { return e.err }
 // hookError: a session whose OnConnect failed.
 type hookError struct{ err error }
 
-func (e *hookError) Error() string { return "openflow: on-connect hook: " + e.err.Error() }
+func (e *hookError) Error() string {
+	return prefix + "on-connect hook: " + strings.TrimPrefix(e.err.Error(), prefix)
+}
 func (e *hookError) Unwrap() error { return e.err }
 
 // State returns a snapshot of the client's state.

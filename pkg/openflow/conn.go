@@ -80,7 +80,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	defer cancel()
 	nc, err := cfg.DialContext(hctx, network, address)
 	if err != nil {
-		return nil, fmt.Errorf("openflow: dial %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("openflow: %w", err) // net names the address
 	}
 	c := &Conn{
 		cfg: cfg, log: cfg.Logger.With("switch", cfg.Addr), nc: nc,
@@ -92,7 +92,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	br := bufio.NewReaderSize(rd, 64<<10)
 	if err := c.handshake(hctx, br); err != nil {
 		_ = nc.Close()
-		return nil, fmt.Errorf("openflow: handshake with %s: %w", cfg.Addr, err)
+		return nil, wrap(err, "handshake with %s", cfg.Addr)
 	}
 	rd.timeout = cfg.DeadInterval
 	c.lastRecv.Store(time.Now().UnixNano())
@@ -137,11 +137,11 @@ func (c *Conn) handshake(ctx context.Context, br *bufio.Reader) error {
 	fail := func(what string, err error) error {
 		if isTimeout(err) { // the socket deadline comes from ctx only
 			if cause := context.Cause(ctx); cause != nil {
-				return fmt.Errorf("%s: %w", what, cause)
+				return wrap(cause, "%s", what)
 			}
-			return fmt.Errorf("%s: %w", what, context.DeadlineExceeded)
+			return wrap(context.DeadlineExceeded, "%s", what)
 		}
-		return fmt.Errorf("%s: %w", what, peerEOF(err))
+		return wrap(peerEOF(err), "%s", what)
 	}
 	if err := c.exchangeHello(br, fail); err != nil {
 		return err
@@ -380,7 +380,7 @@ func (c *Conn) readErr(err error) error {
 	case errors.Is(err, ErrMalformed):
 		return err
 	}
-	return fmt.Errorf("openflow: read from %s: %w", c.cfg.Addr, peerEOF(err))
+	return wrap(peerEOF(err), "read from %s", c.cfg.Addr)
 }
 
 // writeErr turns a write failure into the connection's error.
@@ -388,7 +388,7 @@ func (c *Conn) writeErr(err error) error {
 	if isTimeout(err) {
 		return fmt.Errorf("%w: %s did not read for %s", ErrDeadPeer, c.cfg.Addr, c.cfg.DeadInterval)
 	}
-	return fmt.Errorf("openflow: write to %s: %w", c.cfg.Addr, peerEOF(err))
+	return wrap(peerEOF(err), "write to %s", c.cfg.Addr)
 }
 
 // peerEOF marks the errors that mean the switch closed the connection.

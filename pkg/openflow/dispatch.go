@@ -159,7 +159,6 @@ func (c *Conn) handlePortStatus(b []byte) {
 	}
 }
 
-// errCallFailed wraps a failed request with its description.
-func errCallFailed(what string, xid uint32, err error) error {
-	return fmt.Errorf("openflow: %s xid=%d: %w", what, xid, err)
-}
+// errCallFailed wraps a failed request with its description (which names
+// its xid).
+func errCallFailed(what string, err error) error { return wrap(err, "%s", what) }

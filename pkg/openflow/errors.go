@@ -109,13 +109,34 @@ type RefusedMessage struct {
 func (e *BundleError) Error() string {
 	msgs := make([]string, len(e.Errs))
 	for i, err := range e.Errs {
-		msgs[i] = err.Error()
+		msgs[i] = strings.TrimPrefix(err.Error(), prefix)
 	}
 	return fmt.Sprintf("openflow: bundle %d failed at %s, nothing applied: %s", e.ID, e.Op, strings.Join(msgs, "; "))
 }
 
 // Unwrap returns the joined errors for errors.Is and errors.As.
 func (e *BundleError) Unwrap() []error { return e.Errs }
+
+// prefix starts every error of the package, once.
+const prefix = "openflow: "
+
+// wrapped is an error of the package wrapped with context: its text names
+// the package once, in front, whatever the wrapped error says.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w *wrapped) Error() string {
+	return prefix + w.msg + ": " + strings.TrimPrefix(w.err.Error(), prefix)
+}
+
+func (w *wrapped) Unwrap() error { return w.err }
+
+// wrap adds context to err (see wrapped).
+func wrap(err error, format string, args ...any) error {
+	return &wrapped{msg: fmt.Sprintf(format, args...), err: err}
+}
 
 // malformed wraps ErrMalformed with a description.
 func malformed(format string, args ...any) error {

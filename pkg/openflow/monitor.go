@@ -146,7 +146,7 @@ func (c *Conn) MonitorFlows(ctx context.Context, req FlowMonitorRequest) (*FlowM
 	bodies, err := c.fencedMultipart(ctx, mpExperimenter, flowMonitorBody(m.id, req))
 	if err != nil {
 		c.monitors.remove(m)
-		return nil, fmt.Errorf("openflow: flow monitor %d: %w", m.id, err)
+		return nil, wrap(err, "flow monitor %d", m.id)
 	}
 	var initial []FlowUpdate
 	for _, b := range bodies {
@@ -156,7 +156,7 @@ func (c *Conn) MonitorFlows(ctx context.Context, req FlowMonitorRequest) (*FlowM
 		}
 		if err != nil {
 			c.monitors.remove(m)
-			return nil, fmt.Errorf("openflow: flow monitor %d: %w", m.id, err)
+			return nil, wrap(err, "flow monitor %d", m.id)
 		}
 		initial = append(initial, ups...)
 	}
@@ -195,7 +195,7 @@ func (c *Conn) fencedMultipart(ctx context.Context, mpType uint16, body []byte) 
 	c.mu.Lock()
 	if err := c.errLocked(); err != nil {
 		c.mu.Unlock()
-		return nil, errCallFailed(describe(b).String(), xid, err)
+		return nil, errCallFailed(describe(b).String(), err)
 	}
 	c.calls[xid] = cl
 	c.mu.Unlock()
@@ -205,7 +205,7 @@ func (c *Conn) fencedMultipart(ctx context.Context, mpType uint16, body []byte) 
 	select {
 	case <-cl.done:
 		if cl.err != nil {
-			return nil, errCallFailed(describe(b).String(), xid, cl.err)
+			return nil, errCallFailed(describe(b).String(), cl.err)
 		}
 		var bodies [][]byte
 		err := c.takeParts(cl, mpType, collect(&bodies))
@@ -218,7 +218,7 @@ func (c *Conn) fencedMultipart(ctx context.Context, mpType uint16, body []byte) 
 	if err == nil || !errors.Is(err, ErrClosed) && c.Err() == nil && ctx.Err() == nil {
 		err = errors.Join(errNoMonitorReply, err)
 	}
-	return nil, errCallFailed(describe(b).String(), xid, err)
+	return nil, errCallFailed(describe(b).String(), err)
 }
 
 // Close cancels the monitor on the switch (when the connection is still
@@ -236,7 +236,7 @@ func (m *FlowMonitor) Close(ctx context.Context) error {
 	stamp(cancel, xid)
 	err := m.conn.barrier(ctx, [][]byte{cancel}, func(e *OFError, _ bool) bool { return e.Xid == xid })
 	if err != nil {
-		return fmt.Errorf("openflow: cancel flow monitor %d: %w", m.id, err)
+		return wrap(err, "cancel flow monitor %d", m.id)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 
 	"github.com/contiv/libOpenflow/util"
 )
@@ -71,7 +70,7 @@ func (c *Conn) roundTrip(ctx context.Context, what string, msgs [][]byte, cl *ca
 	last := msgs[len(msgs)-1]
 	xid := binary.BigEndian.Uint32(last[4:8])
 	if err := c.enqueue(msgs, cl); err != nil {
-		return errCallFailed(what, xid, err)
+		return errCallFailed(what, err)
 	}
 	select {
 	case <-cl.done:
@@ -123,7 +122,7 @@ func (c *Conn) barrier(ctx context.Context, msgs [][]byte, claim func(*OFError, 
 	req := c.stamped(typeBarrierRequest)
 	cl := newCall()
 	cl.claim = claim
-	if err := c.roundTrip(ctx, "barrier", append(msgs, req), cl); err != nil {
+	if err := c.roundTrip(ctx, describe(req).String(), append(msgs, req), cl); err != nil {
 		return err
 	}
 	return errors.Join(cl.claimed...)
@@ -138,7 +137,7 @@ func (c *Conn) Pipeline(ctx context.Context, msgs []util.Message) error {
 	for i, m := range msgs {
 		b, err := encode(m, c.nextXid())
 		if err != nil {
-			return fmt.Errorf("openflow: pipeline message %d: %w", i, err)
+			return wrap(err, "pipeline message %d", i)
 		}
 		enc = append(enc, b)
 	}
@@ -179,7 +178,7 @@ func (c *Conn) multipartEach(ctx context.Context, mpType uint16, body []byte, ea
 	cl := newCall()
 	cl.multipart, cl.arrived = true, make(chan struct{}, 1)
 	if err := c.enqueue([][]byte{b}, cl); err != nil {
-		return errCallFailed(what, xid, err)
+		return errCallFailed(what, err)
 	}
 	for {
 		finished := false
@@ -230,5 +229,5 @@ func (c *Conn) abandon(what string, xid uint32, cl *call, why error) error {
 		delete(c.calls, xid)
 	}
 	c.mu.Unlock()
-	return errCallFailed(what, xid, why)
+	return errCallFailed(what, why)
 }
