@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/netip"
@@ -29,7 +28,7 @@ func newClusterBackend(cfg config.Config, log *slog.Logger, reject func(kind str
 		src, err := cluster.NewStatic(cluster.StaticConfig{Path: cfg.ClusterFile, Logger: log,
 			OnInvalid: func(err error) { reject("cluster", err) }})
 		if err != nil {
-			return nil, fmt.Errorf("cluster file: %w", err)
+			return nil, err // it names the cluster file
 		}
 		return &clusterBackend{source: src}, nil
 	}

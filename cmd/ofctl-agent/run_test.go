@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,21 +28,32 @@ func TestSdNotify(t *testing.T) {
 	}
 }
 
+// Usage and start-up errors say what is wrong, each part of the message
+// once ("cluster file: cluster file: open ..." said it twice).
 func TestRunUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("networks: 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.yaml")
 	cases := []struct {
-		args []string
-		code int
-		want string
+		args       []string
+		code       int
+		want, once string
 	}{
-		{[]string{"run", "-datapath-type", "kernel"}, 2, "datapath-type"},
-		{[]string{"run", "-cluster-file", "/nonexistent/cluster.yaml", "-listen", "127.0.0.1:0"}, 1, "cluster file"},
-		{[]string{"bogus"}, 2, "unknown command"},
-		{nil, 2, "usage"},
+		{[]string{"run", "-datapath-type", "kernel"}, 2, "datapath-type", "datapath-type"},
+		{[]string{"run", "-cluster-file", missing, "-listen", "127.0.0.1:0"}, 1, "cluster file: open " + missing, "cluster file"},
+		{[]string{"run", "-cluster-file", bad, "-listen", "127.0.0.1:0"}, 1, "cluster file " + bad + ":", "cluster file"},
+		{[]string{"run", "-config", missing}, 2, "config file: open " + missing, "config file"},
+		{[]string{"bogus"}, 2, "unknown command", "unknown command"},
+		{nil, 2, "usage", "usage"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
-		if code := dispatch(context.Background(), c.args, &out, &errb); code != c.code || !strings.Contains(errb.String(), c.want) {
-			t.Errorf("%v: code %d, stderr %q; want %d and %q", c.args, code, errb.String(), c.code, c.want)
+		code := dispatch(context.Background(), c.args, &out, &errb)
+		if code != c.code || !strings.Contains(errb.String(), c.want) || strings.Count(errb.String(), c.once) != 1 {
+			t.Errorf("%v: code %d, stderr %q; want %d, %q and %q once", c.args, code, errb.String(), c.code, c.want, c.once)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -118,6 +119,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("httpserver: listen address and metrics handler are required")
 	}
 	if err := web.Validate(cfg.WebConfigFile); err != nil {
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) { // it names the file
+			return nil, fmt.Errorf("httpserver: web config file: %w", err)
+		}
 		return nil, fmt.Errorf("httpserver: web config file %s: %w", cfg.WebConfigFile, err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}

@@ -146,7 +146,9 @@ func TestBadWebConfig(t *testing.T) {
 			t.Errorf("%s: New accepted %q", name, content)
 		}
 	}
-	if _, err := New(Config{Addr: "127.0.0.1:0", Metrics: http.NotFoundHandler(), WebConfigFile: filepath.Join(dir, "absent.yml")}); err == nil {
-		t.Error("New accepted a web config file that does not exist")
+	absent := filepath.Join(dir, "absent.yml")
+	_, err := New(Config{Addr: "127.0.0.1:0", Metrics: http.NotFoundHandler(), WebConfigFile: absent})
+	if err == nil || strings.Count(err.Error(), absent) != 1 {
+		t.Errorf("a web config file that does not exist: %v; want an error naming it once", err)
 	}
 }
