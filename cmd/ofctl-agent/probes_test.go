@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,11 +46,14 @@ func TestProbesDuringAHeldSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logFile, err := os.Create(filepath.Join(node.Dir, "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("agent log (tail):\n%s", logs.tail(8000))
+		if b, _ := os.ReadFile(logFile.Name()); t.Failed() {
+			t.Logf("agent log (tail):\n%s", b[max(0, len(b)-8000):])
 		}
 	})
 	agentCfg := cfg
@@ -71,7 +70,7 @@ func TestProbesDuringAHeldSync(t *testing.T) {
 	}
 	stopped := make(chan struct{})
 	go func() { defer close(stopped); _ = ag.Run(ctx) }()
-	t.Cleanup(func() { relay.Release(); cancel(); <-stopped; closeHTTP() })
+	t.Cleanup(func() { relay.Release(); cancel(); <-stopped; closeHTTP(); logFile.Close() })
 	base := "http://" + srv.Addr()
 	testbed.Eventually(t, 15*time.Second, func() bool { code, _, _ := probe(base + "/readyz"); return code == 200 },
 		"agent never ready")
@@ -98,7 +97,11 @@ func TestProbesDuringAHeldSync(t *testing.T) {
 			if path != "/metrics" {
 				continue
 			}
-			if n := sample(t, body, "ofctl_agent_syncs_total"); syncs < 0 {
+			n, err := testbed.Sample([]byte(body), "ofctl_agent_syncs_total")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if syncs < 0 {
 				syncs = n
 			} else if n != syncs {
 				t.Fatalf("a Sync completed while one was held: syncs_total %v -> %v", syncs, n)
@@ -115,7 +118,8 @@ func TestProbesDuringAHeldSync(t *testing.T) {
 		t.Fatal("the Sync was not held throughout")
 	}
 	relay.Release()
-	testbed.Eventually(t, 10*time.Second, func() bool { return metricValue(t, base, "ofctl_agent_syncs_total") > syncs },
+	agent := &testbed.Agent{Listen: srv.Addr()}
+	testbed.Eventually(t, 10*time.Second, func() bool { return agent.Metric(t, "ofctl_agent_syncs_total") > syncs },
 		"the held Sync never completed")
 }
 
@@ -171,47 +175,4 @@ func probe(url string) (int, string, time.Duration) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), time.Since(start)
-}
-
-// metricValue reads one unlabelled sample of /metrics.
-func metricValue(t *testing.T, base, name string) float64 {
-	t.Helper()
-	code, body, _ := probe(base + "/metrics")
-	if code != 200 {
-		t.Fatalf("/metrics: %d %.200s", code, body)
-	}
-	return sample(t, body, name)
-}
-
-// sample reads one unlabelled sample of a /metrics body.
-func sample(t *testing.T, body, name string) float64 {
-	t.Helper()
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("/metrics has no %s", name)
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.b.Bytes()
-	return fmt.Sprintf("%s", b[max(0, len(b)-n):])
 }

@@ -265,7 +265,12 @@ func (a *Agent) MetricErr(name string) (float64, error) {
 	if code != http.StatusOK {
 		return 0, fmt.Errorf("/metrics: %d %.200s", code, body)
 	}
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(body)
+	return Sample(body, name)
+}
+
+// Sample returns one unlabelled sample of a /metrics answer.
+func Sample(metrics []byte, name string) (float64, error) {
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(metrics)
 	if m == nil {
 		return 0, fmt.Errorf("/metrics has no %s", name)
 	}
