@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,18 +19,23 @@ import (
 )
 
 // The budgets health probes and scrapes must answer within, whatever the
-// debug endpoints and Syncs are doing (README, "Operating it").
+// debug endpoints and Syncs are doing (README, "Operating it"): the
+// default timeout of a Kubernetes probe, and a fifth of Prometheus's
+// default scrape timeout. Measured, they answer in tens of milliseconds;
+// the margin is for a machine loaded by the whole test suite.
 const (
-	probeBudget  = 500 * time.Millisecond // /healthz, /readyz
-	scrapeBudget = time.Second            // /metrics (OVS values from the cache)
+	probeBudget  = time.Second     // /healthz, /readyz
+	scrapeBudget = 2 * time.Second // /metrics (OVS values from the cache)
 )
 
 // TestProbesDuringAHeldSync runs the daemon's agent and HTTP server (as
 // `run` wires them) against real OVS, the agent's OpenFlow connection
 // through a relay. The relay holds a Sync: it withholds OVS's reply to the
-// Sync's dump, so the Sync holds the reconciler waiting for OVS. Meanwhile
-// /debug/flows and 30 s profiles (pprof on) are requested beyond their
-// limit (and beyond the 16 requests the server used to serve in all). /healthz and /readyz must answer 200 within probeBudget and
+// Sync's dump, so the Sync holds the reconciler waiting for OVS.
+// /debug/flows still answers (it reads OVS on a connection of its own).
+// Then /debug/flows and 30 s profiles (pprof on) are requested beyond the
+// debug limit (and beyond the 16 requests the server used to serve in
+// all): /healthz and /readyz must answer 200 within probeBudget and
 // /metrics 200 within scrapeBudget throughout; once released, the Sync
 // completes (syncs_total grows): it was a Sync that was held.
 func TestProbesDuringAHeldSync(t *testing.T) {
@@ -84,6 +90,12 @@ func TestProbesDuringAHeldSync(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no Sync started a dump within 10 s")
 	}
+	// /debug/flows reads on a connection of its own: it answers while the
+	// agent's connection waits for the withheld reply.
+	if code, body, took := probe(base + "/debug/flows"); code != 200 || took > 5*time.Second ||
+		!strings.Contains(body, "expected") {
+		t.Fatalf("/debug/flows during a held Sync: %d after %v: %.300s", code, took, body)
+	}
 	debug := saturateDebug(t, base)
 	worst := map[string]time.Duration{}
 	syncs := -1.0 // ofctl_agent_syncs_total while the Sync is held
@@ -111,8 +123,8 @@ func TestProbesDuringAHeldSync(t *testing.T) {
 	served, refused := debug()
 	t.Logf("while a Sync was held: slowest /healthz %v, /readyz %v, /metrics %v; debug requests: %d served, %d refused (503)",
 		worst["/healthz"], worst["/readyz"], worst["/metrics"], served, refused)
-	if served == 0 || refused == 0 {
-		t.Errorf("debug requests: %d served, %d refused; want both (the debug limit saturated)", served, refused)
+	if refused == 0 {
+		t.Errorf("debug requests: %d served, none refused; want the debug limit saturated", served)
 	}
 	if !relay.Holding() {
 		t.Fatal("the Sync was not held throughout")
@@ -123,10 +135,10 @@ func TestProbesDuringAHeldSync(t *testing.T) {
 		"the held Sync never completed")
 }
 
-// saturateDebug requests /debug/flows from 8 clients in a loop and 30 s
-// profiles from 16, more than the debug limit, until the test ends or the
-// returned function is called; it returns how many were served (200) and
-// refused (503).
+// saturateDebug requests /debug/flows from 6 clients in a loop and 30 s
+// heap profiles from 16, more than the debug limit, until the test ends or the
+// returned function is called; it returns how many were served (200:
+// flow dumps, profiles last longer than the test) and refused (503).
 func saturateDebug(t *testing.T, base string) func() (served, refused int64) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -148,16 +160,16 @@ func saturateDebug(t *testing.T, base string) func() (served, refused int64) {
 			case 503:
 				busy.Add(1)
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	for range 8 {
+	for range 6 {
 		wg.Add(1)
 		go get("/debug/flows")
 	}
 	for range 16 {
 		wg.Add(1)
-		go get("/debug/pprof/profile?seconds=30")
+		go get("/debug/pprof/heap?seconds=30") // a delta profile: not exclusive like CPU profiles
 	}
 	stop := func() (int64, int64) { cancel(); wg.Wait(); return ok.Load(), busy.Load() }
 	t.Cleanup(func() { stop() })
