@@ -191,15 +191,15 @@ func (r *Reconciler) forgetFailure(o *ownerFlows) {
 	}
 }
 
-// Failures returns the isolated owners.
+// Failures returns the isolated owners. It never waits (see noWait).
 func (r *Reconciler) Failures() map[Owner]Failure {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make(map[Owner]Failure, len(r.failing))
-	for o := range r.failing {
-		out[o.name] = o.fail.Failure
-	}
-	return out
+	return noWait(r, &r.lastFailures, func() map[Owner]Failure {
+		out := make(map[Owner]Failure, len(r.failing))
+		for o := range r.failing {
+			out[o.name] = o.fail.Failure
+		}
+		return out
+	})
 }
 
 // Waiting is a flow that waits for its key: Holder holds it.
@@ -208,21 +208,22 @@ type Waiting struct {
 	Holder Owner
 }
 
-// Waiting returns, per owner, its flows that wait for a key.
+// Waiting returns, per owner, its flows that wait for a key. It never
+// waits (see noWait).
 func (r *Reconciler) Waiting() map[Owner][]Waiting {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := map[Owner][]Waiting{}
-	for h, ws := range r.waiters {
-		holder := r.byKey[h]
-		for _, o := range ws {
-			if i := o.findWait(h); i >= 0 {
-				out[o.name] = append(out[o.name], Waiting{Key: decodeKey(o.waits[i].rec), Holder: holder.name})
+	return noWait(r, &r.lastWaiting, func() map[Owner][]Waiting {
+		out := map[Owner][]Waiting{}
+		for h, ws := range r.waiters {
+			holder := r.byKey[h]
+			for _, o := range ws {
+				if i := o.findWait(h); i >= 0 {
+					out[o.name] = append(out[o.name], Waiting{Key: decodeKey(o.waits[i].rec), Holder: holder.name})
+				}
 			}
 		}
-	}
-	for _, ws := range out {
-		slices.SortFunc(ws, func(a, b Waiting) int { return flow.CompareKeys(a.Key, b.Key) })
-	}
-	return out
+		for _, ws := range out {
+			slices.SortFunc(ws, func(a, b Waiting) int { return flow.CompareKeys(a.Key, b.Key) })
+		}
+		return out
+	})
 }

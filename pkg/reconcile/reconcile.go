@@ -103,8 +103,34 @@ type Reconciler struct {
 	// failing holds the owners whose flows the switch refused.
 	failing map[*ownerFlows]struct{}
 	stats   Stats
-	// last is what Stats returned the last time it could take mu.
-	last atomic.Pointer[Stats]
+	// What Stats, Failures and Waiting returned the last time they could
+	// take mu (see noWait).
+	lastStats    lastRead[Stats]
+	lastFailures lastRead[map[Owner]Failure]
+	lastWaiting  lastRead[map[Owner][]Waiting]
+}
+
+// lastRead is the value a reader computed the last time it found the
+// reconciler free.
+type lastRead[T any] struct{ v atomic.Pointer[T] }
+
+// noWait serves readers that must not wait (health, metrics, debug): it
+// returns read() computed under r.mu when the reconciler is free, and
+// otherwise, e.g. while a Sync waits for OVS, the value last computed
+// (zero before the first time). A value returned twice is shared: read
+// only.
+func noWait[T any](r *Reconciler, last *lastRead[T], read func() T) T {
+	if !r.mu.TryLock() {
+		if v := last.v.Load(); v != nil {
+			return *v
+		}
+		var zero T
+		return zero
+	}
+	defer r.mu.Unlock()
+	v := read()
+	last.v.Store(&v)
+	return v
 }
 
 // Stats counts the reconciler's work since it was made.
@@ -299,25 +325,16 @@ func (r *Reconciler) Installed(owner Owner) bool {
 	return o != nil && o.refused == 0 && len(o.waits) == 0 && o.fail == nil && !o.dirty()
 }
 
-// Stats returns the counters and sizes. It never waits (it serves health
-// and metrics): while another call holds the reconciler, e.g. a Sync
-// waiting for OVS, it returns the values of the last time it found the
-// reconciler free (zero before the first time).
+// Stats returns the counters and sizes. It never waits (see noWait).
 func (r *Reconciler) Stats() Stats {
-	if !r.mu.TryLock() {
-		if s := r.last.Load(); s != nil {
-			return *s
+	return noWait(r, &r.lastStats, func() Stats {
+		s := r.stats
+		// Counting pending adds walks the slots of the owners in todo: few
+		// after the first Sync, every flow before it.
+		s.DesiredFlows, s.PendingFlows, s.Failing = len(r.byKey), r.pendingLocked(), len(r.failing)
+		for _, ws := range r.waiters {
+			s.WaitingFlows += len(ws)
 		}
-		return Stats{}
-	}
-	defer r.mu.Unlock()
-	s := r.stats
-	// Counting pending adds walks the slots of the owners in todo: few
-	// after the first Sync, every flow before it.
-	s.DesiredFlows, s.PendingFlows, s.Failing = len(r.byKey), r.pendingLocked(), len(r.failing)
-	for _, ws := range r.waiters {
-		s.WaitingFlows += len(ws)
-	}
-	r.last.Store(&s)
-	return s
+		return s
+	})
 }

@@ -302,9 +302,10 @@ func (s heldSwitch) DumpFlows(ctx context.Context, each func(*flow.Stats) error)
 	return s.Switch.DumpFlows(ctx, each)
 }
 
-// Stats serves health and metrics: it must answer while a Sync holds the
-// reconciler waiting for OVS, with the values from before the Sync.
-func TestStatsDoNotWaitForASync(t *testing.T) {
+// Stats serves health and metrics, Failures and Waiting the debug
+// endpoints: they must answer while a Sync holds the reconciler waiting
+// for OVS, with the values from before the Sync.
+func TestReadersDoNotWaitForASync(t *testing.T) {
 	sw := heldSwitch{reconciletest.New(), make(chan struct{}, 1), make(chan struct{})}
 	model := ownerFlows{}
 	r := New(Config{Switch: sw, Regenerate: func(o Owner) []flow.Flow { return model[o] }})
@@ -314,14 +315,14 @@ func TestStatsDoNotWaitForASync(t *testing.T) {
 	go func() { _, err := r.Sync(context.Background()); synced <- err }()
 	<-sw.entered // the Sync holds the reconciler, waiting for the dump
 	got := make(chan Stats, 1)
-	go func() { got <- r.Stats() }()
+	go func() { r.Failures(); r.Waiting(); got <- r.Stats() }()
 	select {
 	case s := <-got:
 		if s != before {
 			t.Errorf("Stats during the Sync = %+v, want the values from before it %+v", s, before)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("Stats waited for the Sync to end")
+		t.Fatal("Stats, Failures or Waiting waited for the Sync to end")
 	}
 	close(sw.release)
 	if err := <-synced; err != nil {
