@@ -91,7 +91,8 @@ func serve(t *testing.T, b Backend, o HandlerOptions) (*Client, string) {
 
 func TestClientServer(t *testing.T) {
 	f := &fakeBackend{held: map[netip.Addr]string{}}
-	c, _ := serve(t, f, HandlerOptions{})
+	var calls []string
+	c, _ := serve(t, f, HandlerOptions{OnRequest: func(call string, code Code) { calls = append(calls, call+"/"+string(code)) }})
 	ctx := context.Background()
 
 	if s, err := c.Status(ctx); err != nil || s.Ready || s.Reason == "" {
@@ -145,6 +146,11 @@ func TestClientServer(t *testing.T) {
 		if s.wantErr == nil && err != nil || s.wantErr != nil && !errors.Is(err, s.wantErr) {
 			t.Fatalf("%s: err %v, want %v", s.name, err, s.wantErr)
 		}
+	}
+	want := "status/ status/ network/ network/unknown-network allocate/ allocate/ allocate/address-taken allocate/ " +
+		"allocate/exhausted release/ allocate/ allocate/invalid allocate/invalid"
+	if got := strings.Join(calls, " "); got != want {
+		t.Errorf("OnRequest saw\n%s\nwant\n%s", got, want)
 	}
 }
 

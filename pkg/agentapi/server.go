@@ -27,9 +27,14 @@ const maxBody = 16 << 10
 // HandlerOptions configure Handler.
 type HandlerOptions struct {
 	Logger *slog.Logger
-	// OnInvalid, when set, is called for each malformed request (the agent
-	// logs and counts it as an invalid input).
+	// OnInvalid, when set, is called for each malformed request instead of
+	// the handler's log line (the agent logs and counts it as an invalid
+	// input).
 	OnInvalid func(err error)
+	// OnRequest, when set, is called once per request with the call
+	// ("status", "network", "allocate", "release", or "unknown") and the
+	// code of its error ("" when it succeeded): the agent counts them.
+	OnRequest func(call string, code Code)
 }
 
 // Handler serves the API from b.
@@ -39,13 +44,13 @@ func Handler(b Backend, o HandlerOptions) http.Handler {
 	}
 	h := &handler{b: b, o: o}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", h.status)
-	mux.HandleFunc("GET /v1/networks/{name}", h.network)
-	mux.HandleFunc("POST /v1/addresses", h.allocate)
-	mux.HandleFunc("DELETE /v1/addresses", h.release)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.fail(w, fmt.Errorf("%w: no such call %s %s", ErrInvalid, r.Method, r.URL.Path))
-	})
+	mux.HandleFunc("GET /v1/status", h.serve("status", h.status))
+	mux.HandleFunc("GET /v1/networks/{name}", h.serve("network", h.network))
+	mux.HandleFunc("POST /v1/addresses", h.serve("allocate", h.allocate))
+	mux.HandleFunc("DELETE /v1/addresses", h.serve("release", h.release))
+	mux.HandleFunc("/", h.serve("unknown", func(r *http.Request) (any, error) {
+		return nil, fmt.Errorf("%w: no such call %s %s", ErrInvalid, r.Method, r.URL.Path)
+	}))
 	return mux
 }
 
@@ -54,50 +59,66 @@ type handler struct {
 	o HandlerOptions
 }
 
-func (h *handler) status(w http.ResponseWriter, _ *http.Request) { reply(w, h.b.Status()) }
-
-func (h *handler) network(w http.ResponseWriter, r *http.Request) {
-	n, err := h.b.Network(r.PathValue("name"))
-	if err != nil {
-		h.fail(w, err)
-		return
+// serve answers with what f returns: its value as JSON (nil: 204), or its
+// error. The request is counted as call before the answer goes out.
+func (h *handler) serve(call string, f func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := f(r)
+		var code Code
+		if err != nil {
+			code = h.report(err)
+		}
+		if h.o.OnRequest != nil {
+			h.o.OnRequest(call, code)
+		}
+		switch {
+		case err != nil:
+			status, _ := lookup(code)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_ = json.NewEncoder(w).Encode(errorBody{Code: code, Error: err.Error()})
+		case v == nil:
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			reply(w, v)
+		}
 	}
-	reply(w, n)
 }
 
-func (h *handler) allocate(w http.ResponseWriter, r *http.Request) {
+func (h *handler) status(*http.Request) (any, error) { return h.b.Status(), nil }
+
+func (h *handler) network(r *http.Request) (any, error) {
+	n, err := h.b.Network(r.PathValue("name"))
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (h *handler) allocate(r *http.Request) (any, error) {
 	var req AllocateRequest
 	if err := h.decode(r, &req); err != nil {
-		h.fail(w, err)
-		return
+		return nil, err
 	}
 	if req.Network == "" || req.Owner == "" || req.IP.IsValid() && !req.IP.Is4() {
-		h.fail(w, fmt.Errorf("%w: allocate needs a network, an owner and, if any, an IPv4 address", ErrInvalid))
-		return
+		return nil, fmt.Errorf("%w: allocate needs a network, an owner and, if any, an IPv4 address", ErrInvalid)
 	}
 	a, err := h.b.Allocate(r.Context(), req)
 	if err != nil {
-		h.fail(w, err)
-		return
+		return nil, err
 	}
-	reply(w, a)
+	return a, nil
 }
 
-func (h *handler) release(w http.ResponseWriter, r *http.Request) {
+func (h *handler) release(r *http.Request) (any, error) {
 	var req ReleaseRequest
 	if err := h.decode(r, &req); err != nil {
-		h.fail(w, err)
-		return
+		return nil, err
 	}
 	if req.Network == "" || req.Owner == "" || !req.IP.Is4() {
-		h.fail(w, fmt.Errorf("%w: release needs a network, an IPv4 address and an owner", ErrInvalid))
-		return
+		return nil, fmt.Errorf("%w: release needs a network, an IPv4 address and an owner", ErrInvalid)
 	}
-	if err := h.b.Release(r.Context(), req); err != nil {
-		h.fail(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	return nil, h.b.Release(r.Context(), req)
 }
 
 // decode reads one JSON object into v; unknown fields and trailing data are
@@ -121,21 +142,19 @@ func (h *handler) decode(r *http.Request, v any) error {
 	return nil
 }
 
-func (h *handler) fail(w http.ResponseWriter, err error) {
+// report logs err (or hands it to OnInvalid) and returns its code.
+func (h *handler) report(err error) Code {
 	code := CodeOf(err)
 	status, _ := lookup(code)
 	switch {
+	case code == CodeInvalid && h.o.OnInvalid != nil:
+		h.o.OnInvalid(err)
 	case code == CodeInvalid:
 		h.o.Logger.Warn("agent API: invalid request", "err", err)
-		if h.o.OnInvalid != nil {
-			h.o.OnInvalid(err)
-		}
 	case status >= 500 && !errors.Is(err, ErrNotReady):
 		h.o.Logger.Error("agent API: request failed", "err", err)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(errorBody{Code: code, Error: err.Error()})
+	return code
 }
 
 func reply(w http.ResponseWriter, v any) {
