@@ -8,18 +8,22 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
+	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 	"github.com/ofctl-agent/ofctl-agent/pkg/config"
 	"github.com/ofctl-agent/ofctl-agent/pkg/httpserver"
 	"github.com/ofctl-agent/ofctl-agent/pkg/metrics"
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
+	"github.com/ofctl-agent/ofctl-agent/pkg/unixsock"
 )
 
 // runAgent is `ofctl-agent run`: the daemon. It returns when ctx ends
@@ -48,9 +52,15 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 1
 	}
 	defer closeHTTP()
+	closeAPI, err := serveAPI(cfg.APISocket, ag, log)
+	if err != nil {
+		log.Error("cannot serve the local API", "socket", cfg.APISocket, "err", err)
+		return 1
+	}
+	defer closeAPI()
 	log.Info("ofctl-agent starting", "version", version, "node", cfg.NodeName, "bridge", cfg.Bridge,
 		"openflow", cfg.OpenFlow, "ovsdb", cfg.OVSDB, "http", srv.Addr(), "web_config", cfg.WebConfigFile,
-		"health_http", srv.HealthAddr(), "pprof", cfg.Pprof)
+		"health_http", srv.HealthAddr(), "pprof", cfg.Pprof, "api_socket", cfg.APISocket)
 	if err := ag.Run(ctx); err != nil {
 		log.Error("agent stopped", "err", err)
 		return 1
@@ -147,6 +157,21 @@ func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *me
 		return nil, nil, err
 	}
 	return srv, func() { srv.Close(); stop() }, nil
+}
+
+// serveAPI serves the agent's local API (pkg/agentapi) on a unix socket
+// only root can open. Malformed requests are logged and counted as invalid
+// inputs (kind agent-api), every request by call and result.
+func serveAPI(socket string, ag *agent.Agent, log *slog.Logger) (closeAPI func(), err error) {
+	l, err := unixsock.Listen(socket, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Handler: agentapi.Handler(ag.API(), agentapi.HandlerOptions{Logger: log,
+			OnInvalid: func(err error) { ag.Reject("agent-api", err) }, OnRequest: ag.CountAPIRequest})}
+	go func() { _ = srv.Serve(l) }()
+	return func() { _ = srv.Close() }, nil
 }
 
 // sdNotify tells systemd (Type=notify) about our state; a no-op elsewhere.

@@ -13,6 +13,7 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/ipam"
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
@@ -54,6 +55,9 @@ type Config struct {
 	// Publisher, if set, tells the cluster about this host's endpoints
 	// (the etcd backend). The agent runs it alongside the cluster source.
 	Publisher Publisher
+	// AllocationTTL: how long an address allocated through the local API
+	// is held without a port claiming it; 0: ipam.DefaultTTL.
+	AllocationTTL time.Duration
 }
 
 // Publisher publishes the active local endpoints. PublishEndpoints gets
@@ -78,6 +82,7 @@ type Agent struct {
 	marks     *marks // the interfaces' status keys (loop-owned)
 	toPublish bool   // active endpoints changed since the last publish (loop-owned)
 	model     *model
+	ipam      *ipam.Allocator // the host's addresses, fed by the loop
 
 	conn   atomic.Pointer[openflow.Conn]
 	synced atomic.Pointer[openflow.Conn] // conn once its first Sync is done: flushes may go
@@ -93,9 +98,10 @@ type Agent struct {
 	drift       *driftQueue  // what it reported, until repaired (monitor.go)
 	lastFull    atomic.Int64 // unix nanoseconds of the last successful full Sync
 
-	mu      sync.Mutex
-	rejects map[string]uint64
-	repairs uint64
+	mu          sync.Mutex
+	rejects     map[string]uint64
+	repairs     uint64
+	apiRequests map[APIRequest]uint64
 }
 
 // New checks cfg and builds the agent; Run starts it.
@@ -114,7 +120,11 @@ func New(cfg Config) (*Agent, error) {
 	}
 	maxTable := uint8(len(pipeline.Tables()) - 1)
 	a := &Agent{cfg: cfg, log: cfg.Logger, reg: endpoint.NewRegistry(), badIfaces: map[string]string{}, rejects: map[string]uint64{},
-		waiting: map[string]string{}, marks: newMarks(), drift: newDriftQueue(maxTable)}
+		waiting: map[string]string{}, marks: newMarks(), drift: newDriftQueue(maxTable), apiRequests: map[APIRequest]uint64{}}
+	var err error
+	if a.ipam, err = ipam.New(ipam.Config{Node: cfg.NodeName, TTL: cfg.AllocationTTL}); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	a.rec = reconcile.New(reconcile.Config{
 		Switch:     ofSwitch{conn: a.conn.Load, maxTable: maxTable},
 		Regenerate: func(o reconcile.Owner) []flow.Flow { return a.model.regenerate(o) },
@@ -158,8 +168,8 @@ func New(cfg Config) (*Agent, error) {
 // etcd backend adds "etcd-record" (a record that does not parse) and
 // "etcd-old-layout" (a host publishing in the key layout of earlier
 // versions) when it first reports one; its lost conflicts count as
-// "conflict".
-var RejectKinds = []string{"interface", "conflict", "endpoint", "flow", "cluster"}
+// "conflict". "agent-api" is a malformed request on the local API.
+var RejectKinds = []string{"interface", "conflict", "endpoint", "flow", "cluster", "agent-api"}
 
 // Reject reports bad input from outside the agent (the cluster source).
 func (a *Agent) Reject(kind string, err error) { a.reject(kind, err) }
@@ -214,6 +224,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil
 	}
 	a.model.setView(view, a.reg.Active())
+	a.ipam.SetView(view, a.hostGateways(view)) // every port is in: allocations may start
 	a.publish()
 	a.log.Info("model loaded", "endpoints", len(a.reg.Active()), "networks", len(view.Networks), "hosts", len(view.Hosts))
 

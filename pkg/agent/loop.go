@@ -56,6 +56,7 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 		case v := <-a.cfg.Cluster.Updates():
 			a.log.Info("cluster view changed", "revision", v.Revision, "networks", len(v.Networks), "hosts", len(v.Hosts))
 			a.model.setView(v, a.reg.Active())
+			a.ipam.SetView(v, a.hostGateways(v))
 			a.flush(ctx)
 			a.settleMarks()
 		case <-a.marks.kick: // a Sync completed
@@ -88,6 +89,11 @@ func (a *Agent) moreEvents(sub *ovsdb.Subscription, batch *[]ovsdb.InterfaceEven
 func (a *Agent) handleInterface(ev ovsdb.InterfaceEvent) bool {
 	iface := ev.Interface
 	a.marks.seen(ev)
+	if ev.Kind == ovsdb.Deleted { // every port holds the address it claims (pkg/ipam)
+		a.ipam.DeletePort(iface.Name)
+	} else {
+		a.ipam.SetPort(iface.Name, iface.ExternalIDs)
+	}
 	if iface.Name == a.cfg.TunnelPort {
 		// Only a real number changes the pipeline. While the port is being
 		// put back (deleted, re-created with the same ofport_request, no
@@ -357,6 +363,8 @@ type Status struct {
 	// FlowMonitorPauses: how often OVS paused its reports (a mass change
 	// outran the connection; a full Sync followed).
 	FlowMonitorPauses uint64
+	// APIRequests counts the local API's requests by call and result.
+	APIRequests map[APIRequest]uint64
 }
 
 // Status returns the agent's current status. It never waits for OVS or
@@ -374,7 +382,7 @@ func (a *Agent) Status() Status {
 	a.model.epMu.Unlock()
 	return Status{Ready: a.ready.Load(), OVSDB: a.db.Stats(), OpenFlow: a.of.State(), Reconcile: a.rec.Stats(),
 		Rejects: rejects, Repairs: repairs, Endpoints: eps, FlowMonitor: a.monitored.Load() && a.Conn() != nil,
-		FlowMonitorPauses: a.drift.pauseCount()}
+		FlowMonitorPauses: a.drift.pauseCount(), APIRequests: a.apiCounts()}
 }
 
 // Ready reports whether the whole pipeline is in OVS (on the current

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 )
 
 // Config is everything `ofctl-agent run` needs. YAML keys are the flag names.
@@ -37,6 +39,7 @@ type Config struct {
 	Listen         string        `yaml:"listen"`          // HTTP: metrics, debug, health
 	HealthListen   string        `yaml:"health-listen"`   // optional: /healthz and /readyz alone, no auth
 	Pprof          bool          `yaml:"pprof"`           // serve /debug/pprof/
+	APISocket      string        `yaml:"api-socket"`      // the local API (pkg/agentapi): root-only unix socket
 	LogFormat      string        `yaml:"log-format"`      // text or json
 	LogLevel       string        `yaml:"log-level"`       // debug, info, warn, error
 	VerifyEvery    time.Duration `yaml:"verify-interval"` // how often OVS is compared with the desired flows (without the flow monitor)
@@ -105,6 +108,7 @@ func Default() Config {
 		ClusterBackend: "file",
 		Etcd:           Etcd{Prefix: "/ofctl-agent", DialTimeout: 5 * time.Second, LeaseTTL: 10 * time.Second},
 		Listen:         "127.0.0.1:9750",
+		APISocket:      agentapi.DefaultSocket,
 		LogFormat:      "text",
 		LogLevel:       "info",
 		VerifyEvery:    time.Second,
@@ -193,6 +197,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP listen address for /metrics, /debug, /healthz, /readyz")
 	fs.StringVar(&c.HealthListen, "health-listen", c.HealthListen, "optional second HTTP listen address serving /healthz and /readyz alone, in plain HTTP without the web config's authentication (for probes that cannot send credentials)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiles at /debug/pprof/ on the listen address")
+	fs.StringVar(&c.APISocket, "api-socket", c.APISocket, "unix socket of the local API (address allocation for attach and the CNI plugin; root only)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.DurationVar(&c.VerifyEvery, "verify-interval", c.VerifyEvery, "how often OVS is compared with the desired flows when it does not report flow changes")
@@ -241,6 +246,9 @@ func (c Config) Validate() error {
 	}
 	if c.TunnelOFPort < 1 || c.TunnelOFPort > 65279 {
 		bad("tunnel-ofport %d: want 1..65279", c.TunnelOFPort)
+	}
+	if !filepath.IsAbs(c.APISocket) {
+		bad("api-socket %q: want an absolute path", c.APISocket)
 	}
 	errs = append(errs, c.validateBackend()...)
 	if c.HealthListen != "" && c.HealthListen == c.Listen {

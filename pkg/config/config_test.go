@@ -24,8 +24,8 @@ func TestLoadPrecedence(t *testing.T) {
 	if c.OpenFlow != "unix:/var/run/openvswitch/br-flag.mgmt" {
 		t.Fatalf("default openflow endpoint %q", c.OpenFlow)
 	}
-	if c.Listen != "127.0.0.1:9750" {
-		t.Fatalf("listen default %q", c.Listen)
+	if c.Listen != "127.0.0.1:9750" || c.APISocket != "/run/ofctl-agent/agent.sock" {
+		t.Fatalf("listen, api-socket defaults %q, %q", c.Listen, c.APISocket)
 	}
 }
 
@@ -50,6 +50,7 @@ func TestLoadErrors(t *testing.T) {
 		{"several problems at once", []string{"-datapath-type", "kernel", "-tunnel-ip", "fd00::1", "-ovsdb", "/tmp/x"},
 			[]string{"datapath-type", "tunnel-ip", "ovsdb"}},
 		{"bad ofport", []string{"-tunnel-ofport", "70000"}, []string{"tunnel-ofport"}},
+		{"relative api socket", []string{"-api-socket", "agent.sock"}, []string{`api-socket "agent.sock": want an absolute path`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -47,6 +47,7 @@ var agentSpecs = []metricSpec{
 	{"flow_owners_failing", "Owners whose flows are kept out of OVS because OVS refused one of them (see dump-flows --status failed).", nil},
 	{"flows_waiting", "Desired flows not in OVS because another owner holds their key (a conflict): installed when it lets go.", nil},
 	{"endpoints", "Local endpoints programmed.", nil},
+	{"api_requests_total", "Requests of the agent's local API (attach, the CNI plugin), by call (status, network, allocate, release, unknown) and result (ok or the error code).", []string{"call", "result"}},
 }
 
 // NewAgentCollector returns a collector reading status on every scrape.
@@ -107,6 +108,9 @@ func (c *AgentCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge("flow_owners_failing", float64(s.Reconcile.Failing))
 	gauge("flows_waiting", float64(s.Reconcile.WaitingFlows))
 	gauge("endpoints", float64(s.Endpoints))
+	for k, v := range s.APIRequests {
+		counter("api_requests_total", v, k.Call, k.Result)
+	}
 }
 
 func b2f(b bool) float64 {

@@ -28,7 +28,8 @@ func testStatus() agent.Status {
 	return agent.Status{Ready: true, OVSDB: ovsdb.Stats{Connected: true, Reconnects: 2},
 		OpenFlow:  openflow.State{Connected: true, Reconnects: 1, Failures: 3},
 		Reconcile: reconcile.Stats{FlowMods: 42, Bundles: 5, Failures: 1, Syncs: 9, LastSync: 3 * time.Millisecond, DesiredFlows: 17},
-		Rejects:   map[string]uint64{"interface": 2, "novel": 1}, Repairs: 4, Endpoints: 2}
+		Rejects:   map[string]uint64{"interface": 2, "novel": 1}, Repairs: 4, Endpoints: 2,
+		APIRequests: map[agent.APIRequest]uint64{{Call: "allocate", Result: "ok"}: 3, {Call: "allocate", Result: "exhausted"}: 1}}
 }
 
 // testHandler is the /metrics handler over a fake switch, with every
@@ -164,6 +165,7 @@ func TestAgentCollector(t *testing.T) {
 	want := `
 # HELP ofctl_agent_invalid_inputs_total Inputs rejected (bad OVSDB rows, conflicts, bad cluster files, refused flows), by kind.
 # TYPE ofctl_agent_invalid_inputs_total counter
+ofctl_agent_invalid_inputs_total{kind="agent-api"} 0
 ofctl_agent_invalid_inputs_total{kind="cluster"} 0
 ofctl_agent_invalid_inputs_total{kind="conflict"} 0
 ofctl_agent_invalid_inputs_total{kind="endpoint"} 0
@@ -179,10 +181,14 @@ ofctl_agent_openflow_reconnects_total 1
 # HELP ofctl_agent_drift_repairs_total Flows fixed because OVS differed from the desired flows (drift).
 # TYPE ofctl_agent_drift_repairs_total counter
 ofctl_agent_drift_repairs_total 4
+# HELP ofctl_agent_api_requests_total Requests of the agent's local API (attach, the CNI plugin), by call (status, network, allocate, release, unknown) and result (ok or the error code).
+# TYPE ofctl_agent_api_requests_total counter
+ofctl_agent_api_requests_total{call="allocate",result="exhausted"} 1
+ofctl_agent_api_requests_total{call="allocate",result="ok"} 3
 `
 	err := testutil.CollectAndCompare(NewAgentCollector(testStatus), strings.NewReader(want),
 		"ofctl_agent_invalid_inputs_total", "ofctl_agent_bundle_failures_total",
-		"ofctl_agent_openflow_reconnects_total", "ofctl_agent_drift_repairs_total")
+		"ofctl_agent_openflow_reconnects_total", "ofctl_agent_drift_repairs_total", "ofctl_agent_api_requests_total")
 	if err != nil {
 		t.Error(err)
 	}

@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"context"
+	"maps"
+	"net/netip"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
+	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/ipam"
+)
+
+// The agent's local API (pkg/agentapi): the host's address allocator
+// (pkg/ipam, fed by the loop with every port of the bridge and every
+// cluster view), its readiness, and what a container's interface needs of
+// a network on this host.
+
+// fallbackMTU is the containers' MTU until the agent computes one: room for
+// GRE over a 1500-byte underlay (attach's default).
+const fallbackMTU = 1450
+
+// hostGateways is this host's gateway address per network of view v (none
+// yet: the gateway work replaces this function).
+func (a *Agent) hostGateways(cluster.View) map[string]netip.Addr { return nil }
+
+// containerMTU is the MTU of the containers' interfaces on this host (the
+// gateway work replaces this function with the computed one).
+func (a *Agent) containerMTU() int { return fallbackMTU }
+
+// Addresses is the host's address allocator: the Docker plugin, served in
+// the agent's process, calls it directly.
+func (a *Agent) Addresses() *ipam.Allocator { return a.ipam }
+
+// API is the Backend of the agent's local API.
+func (a *Agent) API() agentapi.Backend { return apiBackend{a} }
+
+// CountAPIRequest counts one request of the local API
+// (agentapi.HandlerOptions.OnRequest): ofctl_agent_api_requests_total.
+func (a *Agent) CountAPIRequest(call string, code agentapi.Code) {
+	result := string(code)
+	if result == "" {
+		result = "ok"
+	}
+	a.mu.Lock()
+	a.apiRequests[APIRequest{Call: call, Result: result}]++
+	a.mu.Unlock()
+}
+
+// APIRequest is a kind of request of the local API: the call and its
+// result ("ok" or the error's agentapi.Code).
+type APIRequest struct{ Call, Result string }
+
+func (a *Agent) apiCounts() map[APIRequest]uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps.Clone(a.apiRequests)
+}
+
+type apiBackend struct{ a *Agent }
+
+func (b apiBackend) Status() agentapi.Status {
+	if !b.a.ready.Load() {
+		return agentapi.Status{Reason: "the pipeline is not (yet) in OVS (see the agent's log and /readyz)"}
+	}
+	return agentapi.Status{Ready: true}
+}
+
+func (b apiBackend) Network(name string) (agentapi.Network, error) {
+	subnet, gw, err := b.a.ipam.Network(name)
+	if err != nil {
+		return agentapi.Network{}, err
+	}
+	return agentapi.Network{Name: name, Subnet: subnet, Gateway: gw, MTU: b.a.containerMTU()}, nil
+}
+
+func (b apiBackend) Allocate(_ context.Context, r agentapi.AllocateRequest) (agentapi.Allocation, error) {
+	l, err := b.a.ipam.Allocate(r.Network, r.Owner, r.IP)
+	if err != nil {
+		return agentapi.Allocation{}, err
+	}
+	b.a.log.Debug("address allocated", "network", l.Network, "ip", l.Address, "owner", r.Owner)
+	return agentapi.Allocation{Network: l.Network, Address: l.Address, Gateway: l.Gateway, MTU: b.a.containerMTU(),
+		MAC: arp.DerivedMAC(l.Address.Addr()).String()}, nil
+}
+
+func (b apiBackend) Release(_ context.Context, r agentapi.ReleaseRequest) error {
+	b.a.ipam.Release(r.Network, r.Owner, r.IP)
+	return nil
+}
