@@ -1,0 +1,53 @@
+package dockerplugin
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/ipam"
+)
+
+// TestHostAddresses: the adapter on the host's allocator gives the
+// gateway, reserves (picked or wanted), maps the allocator's refusals to
+// the plugin's errors, and releases by address.
+func TestHostAddresses(t *testing.T) {
+	a, err := ipam.New(ipam.Config{Node: "ha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := cluster.View{Networks: []cluster.Network{{Name: "blue", VNI: 100, Subnet: netip.MustParsePrefix("10.100.0.0/16")}},
+		Hosts: []cluster.Host{
+			{Name: "ha", Ranges: map[string]netip.Prefix{"blue": netip.MustParsePrefix("10.100.1.0/30")}},
+			{Name: "hb", Ranges: map[string]netip.Prefix{"blue": netip.MustParsePrefix("10.100.2.0/24")}}}}
+	gw := netip.MustParseAddr("10.100.1.1")
+	a.SetView(v, map[string]netip.Addr{"blue": gw})
+	h := NewHostAddresses(a)
+	var _ Addresses = h
+
+	if got, err := h.Gateway("blue"); err != nil || got != gw {
+		t.Fatalf("gateway %v, %v", got, err)
+	}
+	if _, err := h.Gateway("red"); err == nil {
+		t.Fatal("gateway of an unknown network")
+	}
+	first, err := h.Reserve("blue", netip.Addr{})
+	if err != nil || first != netip.MustParseAddr("10.100.1.2") {
+		t.Fatalf("reserve: %v, %v (want 10.100.1.2: .1 is the gateway)", first, err)
+	}
+	if _, err := h.Reserve("blue", netip.Addr{}); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("full range: %v, want ErrExhausted", err)
+	}
+	for _, want := range []string{"10.100.1.2", "10.100.2.7", "10.100.1.1"} {
+		if _, err := h.Reserve("blue", netip.MustParseAddr(want)); !errors.Is(err, ErrAddressUnavailable) {
+			t.Errorf("reserve %s: %v, want ErrAddressUnavailable", want, err)
+		}
+	}
+	if err := h.Release("blue", first); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := h.Reserve("blue", first); err != nil || got != first {
+		t.Fatalf("after release: %v, %v", got, err)
+	}
+}
