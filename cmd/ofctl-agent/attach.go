@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 	"github.com/ofctl-agent/ofctl-agent/pkg/attach"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
@@ -22,18 +23,25 @@ import (
 
 const (
 	defaultClusterFile = "/etc/ofctl-agent/cluster.yaml"
+	gatewayAuto        = "auto" // --gateway: this host's gateway in the network, as the agent says
+	gatewayNone        = "none" // --gateway: no default route
 	attachUsageHead    = `usage: ofctl-agent attach [flags] TARGET
 
 Plumbs a veth into a container and adds its host end to the bridge as an
 endpoint port (replaces ovs-docker add-port). TARGET is a network namespace
 path (/var/run/netns/NAME, /proc/PID/ns/net), or a Docker container name or
-id; or give --pid instead. Flags may also follow TARGET. Without --ip, the
-lowest free address of this host's range for the network in the cluster file
-is taken (never the range's first or last address, nor --gateway). Attaching
+id; or give --pid instead. Flags may also follow TARGET. The address comes
+from the agent (--agent-socket), the host's one allocator: without --ip the
+lowest free address of this host's share of the network, with --ip that
+address, held for this interface so that nothing else takes it; the agent
+also gives the network's prefix length, its gateway on this host (the
+default route, --gateway auto) and the MTU (unless --mtu). Attaching
 again with the same settings changes nothing and succeeds (except that it
 sets TX checksum offload as --tx-offload asks). Then it waits (--wait) until
 the agent has installed the port's flows; if the agent refuses the port, or
-does not install it in time, what this call made is undone.
+does not install it in time, what this call made is undone. Without a
+running agent, only --ip with --wait 0 works (the prefix length of a bare
+--ip then comes from --cluster-file).
 Exit status: 0 done, 1 failed, 2 bad usage.
 
 flags:
@@ -48,9 +56,10 @@ type attachArgs struct {
 	txOffload                 string
 	mtu                       int
 	wait                      time.Duration
-	clusterFile, nodeName     string
-	clusterFileSet            bool // --cluster-file given: the file must exist
-	forceHostNS               bool // --force-host-netns
+	agentSocket               string
+	clusterFile, nodeName     string // without the agent only
+	clusterFileSet            bool   // --cluster-file given: the file must exist
+	forceHostNS               bool   // --force-host-netns
 }
 
 // attachResult is what attach reports (--json prints it as is).
@@ -98,15 +107,16 @@ func parseAttach(args []string, stderr io.Writer) (attachArgs, error) {
 	fs := flag.NewFlagSet("attach", flag.ContinueOnError)
 	a.common.register(fs)
 	fs.StringVar(&a.network, "network", "", "network `NAME` from the cluster file (required)")
-	fs.StringVar(&a.ip, "ip", "", "`ADDRESS` in the network, bare (the network's prefix length is taken) or with the network's\nprefix length; not in another host's range; default: allocated from this host's range")
+	fs.StringVar(&a.ip, "ip", "", "`ADDRESS` in the network, bare (the network's prefix length is taken) or with the network's\nprefix length; the agent holds it for this interface (refused when taken or another host's);\ndefault: the agent allocates one of this host's share")
 	fs.StringVar(&a.mac, "mac", "", "container `MAC`; default derived from the IP (0a:58:<ip>)")
-	fs.StringVar(&a.gateway, "gateway", "", "`IP` of a default route inside the container")
+	fs.StringVar(&a.gateway, "gateway", gatewayAuto, "default route inside the container: `IP`, none, or auto: this host's gateway in the network as\nthe agent tells it (no route when it has none, or without the agent)")
 	fs.StringVar(&a.ifname, "ifname", attach.DefaultIfName, "interface `NAME` inside the container")
-	fs.IntVar(&a.mtu, "mtu", attach.DefaultMTU, "MTU of both veth ends")
+	fs.IntVar(&a.mtu, "mtu", 0, "MTU of both veth ends; default: the agent's container MTU (1450 without the agent)")
+	fs.StringVar(&a.agentSocket, "agent-socket", agentapi.DefaultSocket, "`PATH` of the agent's local API socket (its api-socket)")
 	fs.StringVar(&a.txOffload, "tx-offload", string(attach.TxOffloadAuto),
 		"TX checksum offload of the container interface: `MODE` on, off, or auto: off when the bridge's\ndatapath_type is netdev (TCP through the userspace datapath needs it), left alone otherwise")
-	fs.StringVar(&a.clusterFile, "cluster-file", defaultClusterFile, "`PATH` of the cluster view (networks, subnets, host ranges); may be absent unless given")
-	fs.StringVar(&a.nodeName, "node-name", hostname(), "this host's `NAME` in the cluster file (for its address range)")
+	fs.StringVar(&a.clusterFile, "cluster-file", defaultClusterFile, "without the agent (--ip, --wait 0): `PATH` of the cluster view, for the prefix length of a bare --ip\nand the host ranges; may be absent unless given")
+	fs.StringVar(&a.nodeName, "node-name", hostname(), "without the agent: this host's `NAME` in the cluster file (its range)")
 	fs.DurationVar(&a.wait, "wait", 10*time.Second,
 		"wait this long for the agent to install the port's flows (its external_ids:ofctl-agent.installed); 0: do not wait")
 	fs.BoolVar(&a.forceHostNS, "force-host-netns", false,
@@ -126,7 +136,7 @@ func parseAttach(args []string, stderr io.Writer) (attachArgs, error) {
 }
 
 func doAttach(ctx context.Context, a attachArgs, stderr io.Writer) (attachResult, error) {
-	opts, alloc, err := a.prepare(func(msg string) { fmt.Fprintf(stderr, "ofctl-agent attach: warning: %s\n", msg) })
+	opts, alloc, err := a.prepare(ctx, func(msg string) { fmt.Fprintf(stderr, "ofctl-agent attach: warning: %s\n", msg) })
 	if err != nil {
 		return attachResult{}, err
 	}
@@ -183,8 +193,9 @@ func (a attachArgs) waitInstalled(ctx context.Context, ports *attach.OVSPorts, r
 	return fmt.Errorf("port %s: waiting for the agent: %w", res.Port, err)
 }
 
-// undo removes what this call created after err, which it returns with
-// what was done; an attachment that existed before is left as it was.
+// undo removes what this call created after err, and gives its address
+// back to the agent; it returns err with what was done. An attachment that
+// existed before is left as it was.
 func undo(ctx context.Context, at *attach.Attacher, res attach.Attachment, err error) error {
 	if !res.Created {
 		return fmt.Errorf("%w (attached before this call: left as it is; detach to remove it)", err)
@@ -194,64 +205,120 @@ func undo(ctx context.Context, at *attach.Attacher, res attach.Attachment, err e
 	if derr := at.Detach(ctx, res.ContainerID, res.Options.IfName); derr != nil {
 		return fmt.Errorf("%w; rollback failed: %v (run detach)", err, derr)
 	}
+	if rerr := at.Release(ctx, res); rerr != nil { // removing the port freed it anyway, once the agent sees it
+		return fmt.Errorf("%w; rolled back (giving the address back to the agent failed: %v)", err, rerr)
+	}
 	return fmt.Errorf("%w; rolled back", err)
 }
 
-// prepare reads the cluster file and builds the options; warn gets what
-// the user should know but does not stop the attach.
-func (a attachArgs) prepare(warn func(string)) (attach.Options, attach.Allocator, error) {
-	view, err := loadCluster(a.clusterFile, a.clusterFileSet)
-	if err != nil {
-		return attach.Options{}, nil, err
+// prepare builds the options from the flags and what the agent says of
+// the network, with the agent as the allocator. Without an agent it takes
+// the cluster file instead (offline: only with --ip and --wait 0, nothing
+// holds the address then). warn gets what the user should know but does
+// not stop the attach.
+func (a attachArgs) prepare(ctx context.Context, warn func(string)) (attach.Options, attach.Allocator, error) {
+	client := agentapi.NewClient(a.agentSocket)
+	n, err := client.Network(ctx, a.network)
+	switch {
+	case err == nil:
+		o, err := a.agentOptions(n)
+		return o, &attach.AgentAllocator{Client: client, Kind: "attach"}, err
+	case errors.Is(err, agentapi.ErrUnreachable) && a.ip != "" && a.wait == 0:
+		view, err := loadCluster(a.clusterFile, a.clusterFileSet)
+		if err != nil {
+			return attach.Options{}, nil, err
+		}
+		o, err := a.options(view, warn)
+		return o, nil, err
+	case errors.Is(err, agentapi.ErrUnreachable):
+		return attach.Options{}, nil, fmt.Errorf("the agent is not reachable on %s: is the agent running? (systemctl status ofctl-agent; "+
+			"--agent-socket is its api-socket): it allocates the address and installs the port; give --ip and --wait 0 to attach without it", a.agentSocket)
 	}
-	return a.options(view, warn)
+	return attach.Options{}, nil, fmt.Errorf("network %s: %w", a.network, err)
 }
 
-// options turns the flags and the cluster view (nil: no file) into the
-// attach options and, without --ip, an allocator for this host's range.
-func (a attachArgs) options(view *cluster.View, warn func(string)) (attach.Options, attach.Allocator, error) {
+// baseOptions are the options the flags alone give.
+func (a attachArgs) baseOptions() (attach.Options, error) {
 	o := attach.Options{Network: a.network, IfName: a.ifname, MTU: a.mtu}
 	var err error
 	if o.TxOffload, err = attach.ParseTxOffload(a.txOffload); err != nil {
-		return o, nil, usageErrorf("--tx-offload %q: want auto, on or off", a.txOffload)
+		return o, usageErrorf("--tx-offload %q: want auto, on or off", a.txOffload)
 	}
 	if a.mac != "" {
 		if o.MAC, err = net.ParseMAC(a.mac); err != nil {
-			return o, nil, usageErrorf("--mac %q: %v", a.mac, err)
+			return o, usageErrorf("--mac %q: %v", a.mac, err)
 		}
 	}
-	if a.gateway != "" {
+	switch a.gateway {
+	case gatewayAuto, gatewayNone, "":
+	default:
 		if o.Gateway, err = netip.ParseAddr(a.gateway); err != nil {
-			return o, nil, usageErrorf("--gateway %q: not an IP address", a.gateway)
+			return o, usageErrorf("--gateway %q: want an IP address, auto or none", a.gateway)
 		}
+	}
+	if a.mtu < 0 {
+		return o, usageErrorf("--mtu %d: want a positive MTU", a.mtu)
+	}
+	return o, nil
+}
+
+// agentOptions completes the options with what the agent says of the
+// network: its subnet (the prefix length), this host's gateway in it
+// (--gateway auto) and the MTU (no --mtu).
+func (a attachArgs) agentOptions(n agentapi.Network) (attach.Options, error) {
+	o, err := a.baseOptions()
+	if err != nil {
+		return o, err
+	}
+	o.Subnet = n.Subnet
+	if a.gateway == gatewayAuto || a.gateway == "" {
+		o.Gateway = n.Gateway
+	}
+	if o.MTU == 0 {
+		o.MTU = n.MTU
+	}
+	if a.ip == "" {
+		return o, nil
+	}
+	if o.IP, err = parseIP(a.ip, o.Subnet); err != nil {
+		return o, err
+	}
+	return o, a.checkSubnet(o)
+}
+
+// options turns the flags and the cluster view (nil: no file) into the
+// attach options, without the agent: --ip is required.
+func (a attachArgs) options(view *cluster.View, warn func(string)) (attach.Options, error) {
+	o, err := a.baseOptions()
+	if err != nil {
+		return o, err
 	}
 	if view != nil {
 		n, ok := view.Network(a.network)
 		if !ok {
-			return o, nil, usageErrorf("network %q is not in the cluster file %s", a.network, a.clusterFile)
+			return o, usageErrorf("network %q is not in the cluster file %s", a.network, a.clusterFile)
 		}
 		o.Subnet = n.Subnet
 	}
 	if a.ip == "" {
-		alloc, err := a.allocator(view, o)
-		return o, alloc, err
+		return o, usageErrorf("--ip is required without the agent")
 	}
-	o.IP, err = parseIP(a.ip, o.Subnet)
-	if err != nil {
-		return o, nil, err
+	if o.IP, err = parseIP(a.ip, o.Subnet); err != nil {
+		return o, err
 	}
-	if view != nil {
-		err = a.checkIP(view, o, warn)
+	if view == nil {
+		return o, nil
 	}
-	return o, nil, err
+	if err := a.checkSubnet(o); err != nil {
+		return o, err
+	}
+	return o, a.checkRanges(view, o, warn)
 }
 
-// checkIP holds --ip to the cluster view: inside the network's subnet, with
-// its prefix length (the container's route must cover the whole network,
-// or it cannot reach the network's addresses on other hosts), and not in
-// another host's range (cluster.RangeIndex: the other hosts send those
-// addresses to that host).
-func (a attachArgs) checkIP(view *cluster.View, o attach.Options, warn func(string)) error {
+// checkSubnet holds --ip to the network's subnet, with its prefix length
+// (the container's route must cover the whole network, or it cannot reach
+// the network's addresses on other hosts).
+func (a attachArgs) checkSubnet(o attach.Options) error {
 	ip := o.IP.Addr()
 	switch {
 	case !o.Subnet.Contains(ip):
@@ -260,6 +327,14 @@ func (a attachArgs) checkIP(view *cluster.View, o attach.Options, warn func(stri
 		return usageErrorf("--ip %s: network %s is %s, so the prefix length is /%d (a /%d route would not reach all of %s); give %s or %s",
 			o.IP, a.network, o.Subnet, o.Subnet.Bits(), o.IP.Bits(), a.network, ip, netip.PrefixFrom(ip, o.Subnet.Bits()))
 	}
+	return nil
+}
+
+// checkRanges holds --ip to the cluster file's ranges without the agent
+// (which applies the same rule): not in another host's range
+// (cluster.RangeIndex: the other hosts send those addresses to that host).
+func (a attachArgs) checkRanges(view *cluster.View, o attach.Options, warn func(string)) error {
+	ip := o.IP.Addr()
 	ranges := cluster.NewRangeIndex(view.Hosts)
 	holder, r, held := ranges.Holder(a.network, ip)
 	switch {
@@ -290,26 +365,6 @@ func parseIP(s string, subnet netip.Prefix) (netip.Prefix, error) {
 		return netip.Prefix{}, usageErrorf("--ip %s: give a prefix length (no cluster file to take the subnet from)", s)
 	}
 	return netip.PrefixFrom(ip, subnet.Bits()), nil
-}
-
-// allocator is the range allocator for this host's block of the network.
-func (a attachArgs) allocator(view *cluster.View, o attach.Options) (attach.Allocator, error) {
-	if view == nil {
-		return nil, usageErrorf("--ip is required without a cluster file (%s not found)", a.clusterFile)
-	}
-	h, ok := view.Host(a.nodeName)
-	if !ok {
-		return nil, usageErrorf("no --ip given and host %q is not in the cluster file %s (set --node-name)", a.nodeName, a.clusterFile)
-	}
-	r, ok := h.Ranges[a.network]
-	if !ok {
-		return nil, usageErrorf("no --ip given and host %q has no address range for network %q in %s", a.nodeName, a.network, a.clusterFile)
-	}
-	reserved := []netip.Addr{r.Masked().Addr(), lastOf(r)}
-	if o.Gateway.IsValid() {
-		reserved = append(reserved, o.Gateway)
-	}
-	return attach.RangeAllocator{a.network: {Subnet: o.Subnet, Range: r, Reserved: reserved}}, nil
 }
 
 // loadCluster reads the cluster file; a missing file is no view (nil)
@@ -346,14 +401,6 @@ func waitOFPort(ctx context.Context, p *attach.OVSPorts, port string) (int, erro
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	return p.OFPort(ctx, port)
-}
-
-func lastOf(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	for i := p.Bits(); i < 32; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	return netip.AddrFrom4(b)
 }
 
 func ofportText(n int) string {

@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 	"github.com/ofctl-agent/ofctl-agent/pkg/attach"
+	"github.com/ofctl-agent/ofctl-agent/pkg/unixsock"
 )
 
 const testCluster = `networks:
@@ -37,7 +41,10 @@ func writeFile(t *testing.T, name, content string) string {
 	return p
 }
 
-func TestAttachArgs(t *testing.T) {
+// TestAttachArgsOffline: without the agent (--ip, --wait 0) the options
+// come from the flags and the cluster file, as before the agent served
+// addresses.
+func TestAttachArgsOffline(t *testing.T) {
 	cf := writeFile(t, "cluster.yaml", testCluster)
 	bad := writeFile(t, "bad.yaml", "networks:\n  - name: blue\n    vni: 0\n    subnet: 10.1.0.0/16\n  - name: x\n")
 	none := filepath.Join(t.TempDir(), "absent.yaml")
@@ -48,69 +55,130 @@ func TestAttachArgs(t *testing.T) {
 		code int    // exitCode of the error, 0 for none
 		err  string // part of the error
 		ip   string // want Options.IP ("" none)
-		next string // want the allocator's first address ("" no allocator)
 	}{
-		{"explicit cidr with cluster", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "blue", "--ip", "10.100.1.5/16", ns}, 0, "", "10.100.1.5/16", ""},
+		{"explicit cidr with cluster", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "blue", "--ip", "10.100.1.5/16", ns}, 0, "", "10.100.1.5/16"},
 		{"prefix other than the network's", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", ns}, 2,
-			"--ip 10.100.1.5/24: network blue is 10.100.0.0/16, so the prefix length is /16 (a /24 route would not reach all of blue); give 10.100.1.5 or 10.100.1.5/16", "", ""},
+			"--ip 10.100.1.5/24: network blue is 10.100.0.0/16, so the prefix length is /16 (a /24 route would not reach all of blue); give 10.100.1.5 or 10.100.1.5/16", ""},
 		{"another host's range", []string{"--cluster-file", cf, "--node-name", "node-b", "--network", "blue", "--ip", "10.100.1.5", ns}, 2,
-			`--ip 10.100.1.5 is inside host node-a's range 10.100.1.0/24 of network blue: that host hands out its addresses and the others send them there (this host is "node-b": --node-name)`, "", ""},
-		{"own range", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "blue", "--ip", "10.100.1.5", ns}, 0, "", "10.100.1.5/16", ""},
-		{"bare ip takes subnet prefix", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "blue", "--ip", "10.100.1.5", ns}, 0, "", "10.100.1.5/16", ""},
-		{"flags after target", []string{ns, "--cluster-file", cf, "--network", "blue", "--ip", "10.100.9.9"}, 0, "", "10.100.9.9/16", ""},
-		{"bare ip, another network", []string{"--cluster-file", cf, "--network", "red", "--ip", "10.200.0.9", ns}, 0, "", "10.200.0.9/16", ""},
-		{"no cluster file, cidr", []string{"--cluster-file", none, "--network", "green", "--ip", "10.1.2.3/24", ns}, 1, "no such file", "", ""},
-		{"default cluster file absent", []string{"--network", "green", "--ip", "10.1.2.3/24", ns}, 0, "", "10.1.2.3/24", ""},
-		{"allocate from host range", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "blue", ns}, 0, "", "", "10.100.1.1/16"},
-		{"allocate skips gateway", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "blue", "--gateway", "10.100.1.1", ns}, 0, "", "", "10.100.1.2/16"},
-		{"missing network", []string{"--cluster-file", cf, "--ip", "10.100.1.5/24", ns}, 2, "--network is required", "", ""},
-		{"missing target", []string{"--cluster-file", cf, "--network", "blue"}, 2, "missing TARGET", "", ""},
-		{"two targets", []string{"--cluster-file", cf, "--network", "blue", ns, "/var/run/netns/c2"}, 2, "want one TARGET", "", ""},
-		{"pid and path", []string{"--cluster-file", cf, "--network", "blue", "--pid", "42", ns}, 2, "either --pid or TARGET", "", ""},
-		{"negative pid", []string{"--cluster-file", cf, "--network", "blue", "--pid", "-4"}, 2, "want a process id", "", ""},
-		{"unknown flag", []string{"--ipaddress", "10.1.1.1/24", ns}, 2, "flag provided but not defined", "", ""},
-		{"bad mtu syntax", []string{"--network", "blue", "--mtu", "big", ns}, 2, "invalid value", "", ""},
-		{"bad ip", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1", ns}, 2, "not an IPv4 address", "", ""},
-		{"bad cidr", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/33", ns}, 2, "want an IPv4 address with prefix", "", ""},
-		{"ipv6", []string{"--cluster-file", cf, "--network", "blue", "--ip", "fd00::5/64", ns}, 2, "want an IPv4 address", "", ""},
-		{"ip outside subnet", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.101.1.5/16", ns}, 2, "outside network blue (10.100.0.0/16)", "", ""},
-		{"bare ip without cluster", []string{"--network", "green", "--ip", "10.1.2.3", "--cluster-file", none, ns}, 1, "no such file", "", ""},
-		{"network not in cluster", []string{"--cluster-file", cf, "--network", "green", "--ip", "10.1.2.3/24", ns}, 2, `network "green" is not in the cluster file`, "", ""},
-		{"no ip, unknown host", []string{"--cluster-file", cf, "--node-name", "node-z", "--network", "blue", ns}, 2, `host "node-z" is not in the cluster file`, "", ""},
-		{"no ip, no range", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "red", ns}, 2, `no address range for network "red"`, "", ""},
-		{"invalid cluster file", []string{"--cluster-file", bad, "--network", "blue", "--ip", "10.100.1.5/24", ns}, 1, "cluster file", "", ""},
-		{"bad mac", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", "--mac", "0a:58", ns}, 2, "--mac", "", ""},
-		{"bad gateway", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", "--gateway", "x", ns}, 2, "--gateway", "", ""},
-		{"bad tx offload", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", "--tx-offload", "no", ns}, 2, `--tx-offload "no": want auto, on or off`, "", ""},
+			`--ip 10.100.1.5 is inside host node-a's range 10.100.1.0/24 of network blue: that host hands out its addresses and the others send them there (this host is "node-b": --node-name)`, ""},
+		{"bare ip takes subnet prefix", []string{"--cluster-file", cf, "--node-name", "node-a", "--network", "blue", "--ip", "10.100.1.5", ns}, 0, "", "10.100.1.5/16"},
+		{"flags after target", []string{ns, "--cluster-file", cf, "--network", "blue", "--ip", "10.100.9.9"}, 0, "", "10.100.9.9/16"},
+		{"bare ip, another network", []string{"--cluster-file", cf, "--network", "red", "--ip", "10.200.0.9", ns}, 0, "", "10.200.0.9/16"},
+		{"no cluster file, cidr", []string{"--cluster-file", none, "--network", "green", "--ip", "10.1.2.3/24", ns}, 1, "no such file", ""},
+		{"default cluster file absent", []string{"--network", "green", "--ip", "10.1.2.3/24", ns}, 0, "", "10.1.2.3/24"},
+		{"missing network", []string{"--cluster-file", cf, "--ip", "10.100.1.5/24", ns}, 2, "--network is required", ""},
+		{"missing target", []string{"--cluster-file", cf, "--network", "blue"}, 2, "missing TARGET", ""},
+		{"two targets", []string{"--cluster-file", cf, "--network", "blue", ns, "/var/run/netns/c2"}, 2, "want one TARGET", ""},
+		{"pid and path", []string{"--cluster-file", cf, "--network", "blue", "--pid", "42", ns}, 2, "either --pid or TARGET", ""},
+		{"negative pid", []string{"--cluster-file", cf, "--network", "blue", "--pid", "-4"}, 2, "want a process id", ""},
+		{"unknown flag", []string{"--ipaddress", "10.1.1.1/24", ns}, 2, "flag provided but not defined", ""},
+		{"bad mtu syntax", []string{"--network", "blue", "--mtu", "big", ns}, 2, "invalid value", ""},
+		{"bad ip", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1", ns}, 2, "not an IPv4 address", ""},
+		{"bad cidr", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/33", ns}, 2, "want an IPv4 address with prefix", ""},
+		{"ipv6", []string{"--cluster-file", cf, "--network", "blue", "--ip", "fd00::5/64", ns}, 2, "want an IPv4 address", ""},
+		{"ip outside subnet", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.101.1.5/16", ns}, 2, "outside network blue (10.100.0.0/16)", ""},
+		{"bare ip without cluster", []string{"--network", "green", "--ip", "10.1.2.3", "--cluster-file", none, ns}, 1, "no such file", ""},
+		{"network not in cluster", []string{"--cluster-file", cf, "--network", "green", "--ip", "10.1.2.3/24", ns}, 2, `network "green" is not in the cluster file`, ""},
+		{"invalid cluster file", []string{"--cluster-file", bad, "--network", "blue", "--ip", "10.100.1.5/24", ns}, 1, "cluster file", ""},
+		{"bad mac", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", "--mac", "0a:58", ns}, 2, "--mac", ""},
+		{"bad gateway", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", "--gateway", "x", ns}, 2, "--gateway", ""},
+		{"bad tx offload", []string{"--cluster-file", cf, "--network", "blue", "--ip", "10.100.1.5/24", "--tx-offload", "no", ns}, 2, `--tx-offload "no": want auto, on or off`, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			opts, alloc, err := prepareArgs(tc.args)
+			opts, alloc, err := prepareArgs(t, append(tc.args, "--wait", "0"))
 			if got := codeOf(err); got != tc.code || (err != nil && !strings.Contains(err.Error(), tc.err)) {
 				t.Fatalf("error %v (exit %d), want exit %d with %q", err, got, tc.code, tc.err)
 			}
 			if err != nil {
 				return
 			}
-			if got := prefixText(opts.IP); got != tc.ip {
-				t.Errorf("ip %s, want %q", got, tc.ip)
-			}
-			if (alloc == nil) != (tc.next == "") {
-				t.Fatalf("allocator %v, want one: %v", alloc, tc.next != "")
-			}
-			if alloc != nil {
-				p, err := alloc.Next(opts.Network, func(netip.Addr) bool { return false })
-				if err != nil || p.String() != tc.next {
-					t.Errorf("first allocation %v %v, want %s", p, err, tc.next)
-				}
+			if got := prefixText(opts.IP); got != tc.ip || alloc != nil || opts.Gateway.IsValid() {
+				t.Errorf("ip %s, allocator %v, gateway %v; want %q, none, none", got, alloc, opts.Gateway, tc.ip)
 			}
 		})
 	}
 }
 
-// prepareArgs is runAttach up to the options; the default cluster file path
-// is replaced by one that does not exist.
-func prepareArgs(args []string) (attach.Options, attach.Allocator, error) {
+// fakeAPIAgent serves one network, blue, on a local API socket.
+type fakeAPIAgent struct{}
+
+var fakeBlue = agentapi.Network{Name: "blue", Subnet: netip.MustParsePrefix("10.100.0.0/16"), Gateway: netip.MustParseAddr("10.100.1.1"), MTU: 1458}
+
+func (fakeAPIAgent) Status() agentapi.Status { return agentapi.Status{Ready: true} }
+func (fakeAPIAgent) Network(name string) (agentapi.Network, error) {
+	if name != "blue" {
+		return agentapi.Network{}, fmt.Errorf("%w %q: not in the cluster view", agentapi.ErrUnknownNetwork, name)
+	}
+	return fakeBlue, nil
+}
+func (fakeAPIAgent) Allocate(context.Context, agentapi.AllocateRequest) (agentapi.Allocation, error) {
+	return agentapi.Allocation{}, errors.New("not used")
+}
+func (fakeAPIAgent) Release(context.Context, agentapi.ReleaseRequest) error { return nil }
+
+func serveFakeAgent(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := unixsock.Listen(path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: agentapi.Handler(fakeAPIAgent{}, agentapi.HandlerOptions{}), ReadHeaderTimeout: time.Second}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return path
+}
+
+// TestAttachArgsAgent: with the agent, the subnet, gateway and MTU are its
+// answer's unless given, and it is the allocator; without it, attach
+// refuses unless --ip and --wait 0.
+func TestAttachArgsAgent(t *testing.T) {
+	sock := serveFakeAgent(t)
+	gone := filepath.Join(t.TempDir(), "gone.sock")
+	ns := "/var/run/netns/c1"
+	tests := []struct {
+		name    string
+		args    []string
+		code    int
+		err     string
+		ip, gw  string // want Options.IP, Gateway ("": none)
+		mtu     int
+		agentOK bool // the agent is the allocator
+	}{
+		{"defaults from the agent", []string{"--agent-socket", sock, "--network", "blue", ns}, 0, "", "", "10.100.1.1", 1458, true},
+		{"--ip bare takes the agent's prefix", []string{"--agent-socket", sock, "--network", "blue", "--ip", "10.100.1.5", ns}, 0, "", "10.100.1.5/16", "10.100.1.1", 1458, true},
+		{"--gateway none, --mtu", []string{"--agent-socket", sock, "--network", "blue", "--gateway", "none", "--mtu", "1400", ns}, 0, "", "", "", 1400, true},
+		{"--gateway IP", []string{"--agent-socket", sock, "--network", "blue", "--gateway", "10.100.1.9", ns}, 0, "", "", "10.100.1.9", 1458, true},
+		{"--ip with another prefix", []string{"--agent-socket", sock, "--network", "blue", "--ip", "10.100.1.5/24", ns}, 2, "so the prefix length is /16", "", "", 0, false},
+		{"--ip outside", []string{"--agent-socket", sock, "--network", "blue", "--ip", "10.9.0.1", ns}, 2, "--ip 10.9.0.1/16 is outside network blue (10.100.0.0/16)", "", "", 0, false},
+		{"unknown network", []string{"--agent-socket", sock, "--network", "green", ns}, 1, `network green: agent: unknown network "green": not in the cluster view`, "", "", 0, false},
+		{"no agent, no --ip", []string{"--agent-socket", gone, "--network", "blue", ns}, 1,
+			"the agent is not reachable on " + gone + ": is the agent running? (systemctl status ofctl-agent; --agent-socket is its api-socket): it allocates the address and installs the port; give --ip and --wait 0 to attach without it", "", "", 0, false},
+		{"no agent, --ip but waiting", []string{"--agent-socket", gone, "--network", "blue", "--ip", "10.100.1.5/16", ns}, 1, "is the agent running?", "", "", 0, false},
+		{"no agent, --ip, --wait 0", []string{"--agent-socket", gone, "--network", "blue", "--ip", "10.100.1.5/16", "--wait", "0", ns}, 0, "", "10.100.1.5/16", "", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts, alloc, err := prepareArgs(t, tc.args)
+			if got := codeOf(err); got != tc.code || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("error %v (exit %d), want exit %d with %q", err, got, tc.code, tc.err)
+			}
+			if err != nil {
+				return
+			}
+			_, isAgent := alloc.(*attach.AgentAllocator)
+			if prefixText(opts.IP) != tc.ip || addrText(opts.Gateway) != tc.gw || opts.MTU != tc.mtu || isAgent != tc.agentOK {
+				t.Errorf("ip %v gateway %v mtu %d agent allocator %v; want %q %q %d %v", opts.IP, opts.Gateway, opts.MTU, isAgent, tc.ip, tc.gw, tc.mtu, tc.agentOK)
+			}
+		})
+	}
+}
+
+// prepareArgs is runAttach up to the options; the default cluster file
+// path is replaced by one that does not exist, the default agent socket by
+// one nobody serves.
+func prepareArgs(t *testing.T, args []string) (attach.Options, attach.Allocator, error) {
 	a, err := parseAttach(args, io.Discard)
 	if err != nil {
 		return attach.Options{}, nil, err
@@ -118,7 +186,17 @@ func prepareArgs(args []string) (attach.Options, attach.Allocator, error) {
 	if !a.clusterFileSet {
 		a.clusterFile = "/nonexistent/ofctl-agent/cluster.yaml"
 	}
-	return a.prepare(func(string) {})
+	if a.agentSocket == agentapi.DefaultSocket {
+		a.agentSocket = filepath.Join(t.TempDir(), "none.sock")
+	}
+	return a.prepare(context.Background(), func(string) {})
+}
+
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 func codeOf(err error) int {
@@ -142,7 +220,7 @@ func TestAttachTxOffloadFlag(t *testing.T) {
 		if flagValue != "" {
 			args = append(args, "--tx-offload", flagValue)
 		}
-		if o, _, err := prepareArgs(args); err != nil || o.TxOffload != want {
+		if o, _, err := prepareArgs(t, append(args, "--wait", "0")); err != nil || o.TxOffload != want {
 			t.Errorf("--tx-offload %q: %q, %v; want %q", flagValue, o.TxOffload, err, want)
 		}
 	}
@@ -214,7 +292,9 @@ func TestRunAttachExitCodes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			code := runAttach(context.Background(), tc.args, &out, &errb)
+			// No agent: attach works offline with --ip and --wait 0.
+			args := append(tc.args, "--wait", "0", "--agent-socket", filepath.Join(t.TempDir(), "none.sock"))
+			code := runAttach(context.Background(), args, &out, &errb)
 			if code != tc.code || !strings.Contains(errb.String(), tc.err) || out.Len() != 0 {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d with %q", code, out.String(), errb.String(), tc.code, tc.err)
 			}
@@ -262,12 +342,16 @@ func TestAttachWarnsOutsideEveryRange(t *testing.T) {
 		{"10.100.1.9", "blue", ""}, // node-a's own range
 		{"10.200.1.9", "red", ""},  // no host has a range in red: nothing to warn about
 	} {
-		a, err := parseAttach([]string{"--cluster-file", cf, "--node-name", "node-a", "--network", c.network, "--ip", c.ip, "/var/run/netns/c1"}, io.Discard)
+		a, err := parseAttach([]string{"--cluster-file", cf, "--node-name", "node-a", "--network", c.network, "--ip", c.ip, "--gateway", "none", "/var/run/netns/c1"}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		view, err := loadCluster(cf, true)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var warnings []string
-		if _, _, err := a.prepare(func(w string) { warnings = append(warnings, w) }); err != nil {
+		if _, err := a.options(view, func(w string) { warnings = append(warnings, w) }); err != nil {
 			t.Fatal(err)
 		}
 		if got := strings.Join(warnings, "; "); got != c.warning {

@@ -1,60 +1,61 @@
 package attach
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"net/netip"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 )
 
-// Allocator picks an address for an interface attached without an IP.
-// inUse reports the addresses ports on the bridge already hold in the
-// network; Next must not return one of them.
+// Allocator holds the address of a new interface: the host's one allocator
+// (pkg/ipam), which the agent serves (AgentAllocator), so that attach, the
+// CNI plugin and the Docker plugin never hand out one address twice.
 type Allocator interface {
-	Next(network string, inUse func(netip.Addr) bool) (netip.Prefix, error)
+	// Allocate holds r.IP when it is valid, else an address it picks, in
+	// r.Network for the interface r describes, and returns it with the
+	// network's prefix length. Asking again for the same interface gives
+	// the same address.
+	Allocate(ctx context.Context, r AllocRequest) (netip.Prefix, error)
+	// Release gives back what Allocate gave for r; releasing what is not
+	// held is not an error.
+	Release(ctx context.Context, r AllocRequest, ip netip.Addr) error
 }
 
-// ErrExhausted means a host range has no free address left.
-var ErrExhausted = errors.New("no free address")
-
-// HostRange is the part of a network this host hands out.
-type HostRange struct {
-	Subnet   netip.Prefix // the whole network: its prefix length is the interface's
-	Range    netip.Prefix // this host's block inside Subnet
-	Reserved []netip.Addr // never handed out (gateway, ...)
+// AllocRequest names the interface an address is for.
+type AllocRequest struct {
+	Network     string
+	ContainerID string
+	IfName      string
+	IP          netip.Prefix // the address wanted; invalid: any
 }
 
-// RangeAllocator hands out the lowest free address of each network's host
-// range, skipping the subnet's network and broadcast addresses.
-type RangeAllocator map[string]HostRange
-
-// Next implements Allocator.
-func (r RangeAllocator) Next(network string, inUse func(netip.Addr) bool) (netip.Prefix, error) {
-	hr, ok := r[network]
-	if !ok {
-		return netip.Prefix{}, fmt.Errorf("network %q has no address range on this host", network)
-	}
-	if !hr.Subnet.Addr().Is4() || !hr.Range.Addr().Is4() || !hr.Subnet.Contains(hr.Range.Addr()) || hr.Range.Bits() < hr.Subnet.Bits() {
-		return netip.Prefix{}, fmt.Errorf("network %q: range %s is not an IPv4 block inside %s", network, hr.Range, hr.Subnet)
-	}
-	last := lastAddr(hr.Range)
-	for a := hr.Range.Masked().Addr(); ; a = a.Next() {
-		if r.usable(hr, a) && !inUse(a) {
-			return netip.PrefixFrom(a, hr.Subnet.Bits()), nil
-		}
-		if a == last {
-			return netip.Prefix{}, fmt.Errorf("network %q range %s: %w", network, hr.Range, ErrExhausted)
-		}
-	}
+// AgentAllocator is Allocator on the agent's local API. The allocation's
+// owner is "<Kind>:<container id>/<ifname>" (Owner): the same interface
+// asking again (a retry) gets the same address.
+type AgentAllocator struct {
+	Client *agentapi.Client
+	Kind   string // "attach", "cni"
 }
 
-func (RangeAllocator) usable(hr HostRange, a netip.Addr) bool {
-	if hr.Subnet.Bits() <= 30 && (a == hr.Subnet.Masked().Addr() || a == lastAddr(hr.Subnet)) {
-		return false
+// Owner is the allocation owner of an interface of a container.
+func Owner(kind, containerID, ifname string) string { return kind + ":" + containerID + "/" + ifname }
+
+// Allocate implements Allocator; the agent's errors (agentapi.ErrAddressTaken,
+// ErrExhausted, ErrUnknownNetwork, ErrUnreachable...) are wrapped.
+func (a *AgentAllocator) Allocate(ctx context.Context, r AllocRequest) (netip.Prefix, error) {
+	got, err := a.Client.Allocate(ctx, agentapi.AllocateRequest{Network: r.Network, IP: r.IP.Addr(),
+		Owner: Owner(a.Kind, r.ContainerID, r.IfName)})
+	if err != nil {
+		return netip.Prefix{}, err
 	}
-	for _, r := range hr.Reserved {
-		if r == a {
-			return false
-		}
+	if r.IP.IsValid() && got.Address.Addr() != r.IP.Addr() {
+		return netip.Prefix{}, fmt.Errorf("the agent allocated %s, not the %s asked for", got.Address, r.IP.Addr())
 	}
-	return true
+	return got.Address, nil
+}
+
+// Release implements Allocator.
+func (a *AgentAllocator) Release(ctx context.Context, r AllocRequest, ip netip.Addr) error {
+	return a.Client.Release(ctx, agentapi.ReleaseRequest{Network: r.Network, IP: ip, Owner: Owner(a.Kind, r.ContainerID, r.IfName)})
 }

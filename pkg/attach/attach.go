@@ -84,17 +84,23 @@ func (a *Attacher) Attach(ctx context.Context, c Container, o Options) (Attachme
 		}
 		return a.existing(p, c, o, tx)
 	}
-	if o, err = a.address(ports, o); err != nil {
+	if o.IP.IsValid() { // the bridge's own answer first, before the allocator's
+		if err := checkDuplicates(ports, o, host); err != nil {
+			return Attachment{}, err
+		}
+	}
+	o, release, err := a.address(ctx, c, o)
+	if err != nil {
 		return Attachment{}, err
 	}
 	if err := checkDuplicates(ports, o, host); err != nil {
-		return Attachment{}, err
+		return Attachment{}, release(err)
 	}
 	if err := a.checkFree(c, o, host); err != nil {
-		return Attachment{}, err
+		return Attachment{}, release(err)
 	}
 	if err := a.run(ctx, a.plan(c, o, host, tx)); err != nil {
-		return Attachment{}, fmt.Errorf("attach %s of %s: %w", o.IfName, c.ID, err)
+		return Attachment{}, release(fmt.Errorf("attach %s of %s: %w", o.IfName, c.ID, err))
 	}
 	o.MAC = o.mac()
 	a.log().Info("attached", "port", host, "container", c.ID, "ifname", o.IfName, "ip", o.IP, "mac", o.MAC,
@@ -191,21 +197,48 @@ func findPort(ports []Port, id, ifname, host string) (Port, bool, error) {
 	return Port{}, false, nil
 }
 
-// address allocates an IP when none was given and validates it with the
-// gateway.
-func (a *Attacher) address(ports []Port, o Options) (Options, error) {
+// address holds the interface's address with the allocator (o.IP, or one
+// it picks) and validates it with the gateway. release gives the address
+// back after err (a refused attach holds nothing) and returns err.
+func (a *Attacher) address(ctx context.Context, c Container, o Options) (_ Options, release func(error) error, err error) {
+	release = func(err error) error { return err }
+	if a.Alloc == nil {
+		if !o.IP.IsValid() {
+			return o, release, &OptionError{"ip", "", "no address given and no allocator for network " + o.Network}
+		}
+		return o, release, o.checkAddress()
+	}
+	r := AllocRequest{Network: o.Network, ContainerID: c.ID, IfName: o.IfName, IP: o.IP}
+	ip, err := a.Alloc.Allocate(ctx, r)
+	if err != nil {
+		return o, release, fmt.Errorf("allocate address in network %s: %w", o.Network, err)
+	}
 	if !o.IP.IsValid() {
-		if a.Alloc == nil {
-			return o, &OptionError{"ip", "", "no address given and no allocator for network " + o.Network}
-		}
-		used := usedIPs(ports, o.Network)
-		ip, err := a.Alloc.Next(o.Network, func(ip netip.Addr) bool { return used[ip] })
-		if err != nil {
-			return o, fmt.Errorf("allocate address in network %s: %w", o.Network, err)
-		}
 		o.IP = ip
 	}
-	return o, o.checkAddress()
+	release = func(err error) error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+		if rerr := a.Alloc.Release(ctx, r, ip.Addr()); rerr != nil {
+			return fmt.Errorf("%w; releasing address %s failed: %v", err, ip.Addr(), rerr)
+		}
+		return err
+	}
+	if err := o.checkAddress(); err != nil {
+		return o, release, release(err)
+	}
+	return o, release, nil
+}
+
+// Release gives back to the allocator the address of an attachment this
+// Attacher made and has since taken apart (a rollback after Attach
+// returned); without an allocator it does nothing.
+func (a *Attacher) Release(ctx context.Context, att Attachment) error {
+	if a.Alloc == nil || !att.Created {
+		return nil
+	}
+	r := AllocRequest{Network: att.Options.Network, ContainerID: att.ContainerID, IfName: att.Options.IfName}
+	return a.Alloc.Release(ctx, r, att.Options.IP.Addr())
 }
 
 func usedIPs(ports []Port, network string) map[netip.Addr]bool {

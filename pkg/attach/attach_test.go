@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
 
@@ -276,18 +278,48 @@ func TestAttachRefusals(t *testing.T) {
 	}
 }
 
+// TestAttachAllocates: without an IP the allocator picks one; a wanted IP
+// is held with it too; a refused attach gives its address back; an
+// attachment that exists asks the allocator nothing.
 func TestAttachAllocates(t *testing.T) {
 	r := newRig()
-	r.a.Alloc = RangeAllocator{"blue": {Subnet: netip.MustParsePrefix("10.1.0.0/16"), Range: netip.MustParsePrefix("10.1.7.0/24")}}
-	r.ports.ports["other"] = map[string]string{endpoint.KeyNetwork: "blue", endpoint.KeyIP: "10.1.7.0"}
+	alloc := &fakeAlloc{j: r.j, next: []netip.Prefix{netip.MustParsePrefix("10.1.7.1/16"), netip.MustParsePrefix("10.1.7.2/16")},
+		held: map[netip.Addr]string{}}
+	r.a.Alloc = alloc
+	ctx := context.Background()
 	o := opts()
 	o.IP, o.Gateway = netip.Prefix{}, netip.Addr{}
-	att, err := r.a.Attach(context.Background(), r.c, o)
-	if err != nil || att.Options.IP.String() != "10.1.7.1/16" {
-		t.Fatalf("got %+v, %v; want 10.1.7.1/16 (10.1.7.0 is used by a port)", att.Options.IP, err)
+	att, err := r.a.Attach(ctx, r.c, o)
+	if err != nil || att.Options.IP.String() != "10.1.7.1/16" || r.j.calls[0] != "Allocate blue c1/eth1 invalid Prefix" {
+		t.Fatalf("got %+v, %v (calls %q); want 10.1.7.1/16 from the allocator", att.Options.IP, err, r.j.calls)
 	}
+	r.j.calls = nil
+	if _, err := r.a.Attach(ctx, r.c, o); err != nil || slices.ContainsFunc(r.j.calls, func(c string) bool { return strings.HasPrefix(c, "Allocate") }) {
+		t.Fatalf("attaching again: %v, calls %q", err, r.j.calls)
+	}
+
+	c2 := Container{ID: "c2", NetNS: &NetNS{path: "/c2"}}
+	o.IP = netip.MustParsePrefix("10.1.9.9/16")
+	if att, err := r.a.Attach(ctx, c2, o); err != nil || att.Options.IP != o.IP || alloc.held[o.IP.Addr()] != "c2/eth1" {
+		t.Fatalf("wanted address: %+v, %v, held %v", att.Options.IP, err, alloc.held)
+	}
+
+	// A step fails: the address goes back.
+	c3 := Container{ID: "c3", NetNS: &NetNS{path: "/c3"}}
+	o.IP = netip.Prefix{}
+	r.j.fail["AddPort"] = errors.New("ovsdb down")
+	if _, err := r.a.Attach(ctx, c3, o); err == nil {
+		t.Fatal("attach with a failing step succeeded")
+	}
+	if _, held := alloc.held[netip.MustParseAddr("10.1.7.2")]; held || !slices.Contains(r.j.calls, "Release blue c3/eth1 10.1.7.2") {
+		t.Fatalf("a failed attach kept its address: held %v, calls %q", alloc.held, r.j.calls)
+	}
+	if _, err := r.a.Attach(ctx, c3, o); !errors.Is(err, agentapi.ErrExhausted) {
+		t.Fatalf("exhausted allocator: %v", err)
+	}
+
 	r.a.Alloc = nil
-	if _, err := r.a.Attach(context.Background(), Container{ID: "c2", NetNS: &NetNS{path: "/c2"}}, o); err == nil {
+	if _, err := r.a.Attach(ctx, c3, o); err == nil {
 		t.Fatal("attach without ip and without allocator succeeded")
 	}
 }

@@ -9,6 +9,12 @@
 // the network, and rolls back every step it did when a later one fails.
 // Detach and DetachAll remove what Attach made.
 //
+// A new interface's address is held by an Allocator: AgentAllocator asks
+// the agent's local API (pkg/agentapi), the host's one allocator, for the
+// address given or one it picks, owned by "<kind>:<container id>/<ifname>"
+// (attach, the CNI plugin), and a refused attach gives it back. Without an
+// Allocator the address must be given.
+//
 // On the userspace datapath it also turns TX checksum offload off in the
 // container (see TxOffload), with the SIOCETHTOOL ioctl.
 //

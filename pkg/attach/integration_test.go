@@ -199,14 +199,17 @@ func TestIntegrationAttachDetach(t *testing.T) {
 	}
 	b.assertNoLink(t, c2, "eth1")
 
-	// Allocation skips 10.77.0.5, held by c1's port; then a ping through
-	// OVS (NORMAL switching) proves the plumbing carries traffic.
+	// An allocator that gives an address c1's port holds is caught by the
+	// bridge's own check, and the address released; then one it gives is
+	// plumbed, and a ping through OVS (NORMAL switching) proves the
+	// plumbing carries traffic.
 	alloc := Options{Network: "blue", Gateway: mustAddr("10.77.0.1"), MTU: 1400, IfName: "net0"}
-	b.a.Alloc = RangeAllocator{"blue": {Subnet: mustPrefix("10.77.0.0/24"), Range: mustPrefix("10.77.0.5/32")}}
-	if _, err := b.a.Attach(ctx, c2, alloc); !errors.Is(err, ErrExhausted) {
-		t.Fatalf("allocation from a range whose only address is used: %v", err)
+	fa := &fakeAlloc{j: &journal{}, next: []netip.Prefix{mustPrefix("10.77.0.5/24"), mustPrefix("10.77.0.4/24")}, held: map[netip.Addr]string{}}
+	b.a.Alloc = fa
+	if _, err := b.a.Attach(ctx, c2, alloc); !errors.As(err, &de) || len(fa.held) != 0 {
+		t.Fatalf("allocated an address a port holds: %v (held %v), want a DuplicateError and nothing held", err, fa.held)
 	}
-	b.a.Alloc = RangeAllocator{"blue": {Subnet: mustPrefix("10.77.0.0/24"), Range: mustPrefix("10.77.0.4/30")}}
+	b.assertNoLink(t, c2, "net0")
 	if att, err = b.a.Attach(ctx, c2, alloc); err != nil || att.Options.IP.String() != "10.77.0.4/24" {
 		t.Fatalf("allocated attach: %+v, %v; want 10.77.0.4/24", att.Options.IP, err)
 	}
