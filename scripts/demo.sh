@@ -114,7 +114,7 @@ start_agent() {
 	local h=$1 d=$DEMO_DIR/$1
 	# A simple command, not a function, so that $! is the agent itself.
 	ip netns exec "$NSP$h" "$BIN" run --node-name "$h" --ovsdb "unix:$d/db.sock" --ovs-rundir "$d" --datapath-type netdev \
-		--tunnel-ip "${UNDERLAY[$h]}" --cluster-file "$DEMO_DIR/cluster.yaml" --listen "$LISTEN" \
+		--tunnel-ip "${UNDERLAY[$h]}" --cluster-file "$DEMO_DIR/cluster.yaml" --listen "$LISTEN" --api-socket "$d/agent.sock" \
 		>"$d/agent.log" 2>&1 &
 	echo $! >"$d/agent.pid"
 }
@@ -138,8 +138,8 @@ attach() { # host container network
 }
 
 attach_port() { # host container network [attach flags]: ofctl-agent attach for this instance
-	"$BIN" attach --ovsdb "unix:$DEMO_DIR/$1/db.sock" --netns-host "/var/run/netns/$NSP$1" --node-name "$1" \
-		--cluster-file "$DEMO_DIR/cluster.yaml" --network "$3" "${@:4}" "/var/run/netns/$NSP$2"
+	"$BIN" attach --ovsdb "unix:$DEMO_DIR/$1/db.sock" --netns-host "/var/run/netns/$NSP$1" \
+		--agent-socket "$DEMO_DIR/$1/agent.sock" --network "$3" "${@:4}" "/var/run/netns/$NSP$2"
 }
 
 detach_port() { # host container [detach flags]

@@ -49,6 +49,7 @@ type atResult struct {
 	IP          string   `json:"ip"`
 	MAC         string   `json:"mac"`
 	MTU         int      `json:"mtu"`
+	Gateway     string   `json:"gateway"`
 	Ports       []string `json:"ports"`
 	TxChecksum  string   `json:"tx_checksum"`
 	Installed   bool     `json:"installed"`
@@ -65,7 +66,7 @@ func TestAttachCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("AttachIdempotentDuplicateDetach", c.testAttach)
-	t.Run("Allocate", c.testAllocate)
+	t.Run("NoAgent", c.testNoAgent)
 	t.Run("DetachAll", c.testDetachAll)
 	t.Run("PID", c.testPID)
 	t.Run("UnusablePortRolledBack", c.testUnusable)
@@ -77,7 +78,8 @@ func TestAttachCLI(t *testing.T) {
 func (c *atCLI) testHostNetNS(t *testing.T) {
 	ns := atNewNS(t, "self")
 	p := exec.Command("ip", "netns", "exec", ns, c.bin, "attach", "--ovsdb", c.node.DBAddr(), "--netns-host", c.node.NS.Path(),
-		"--cluster-file", c.clusterFile, "--node-name", "node-x", "--network", "blue", "--ip", "10.100.1.40", atNSPath(ns))
+		"--cluster-file", c.clusterFile, "--node-name", "node-x", "--network", "blue", "--ip", "10.100.1.40", "--wait", "0",
+		"--agent-socket", testbed.AgentSocket(c.node), atNSPath(ns))
 	out, err := p.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), atNSPath(ns)+" is this process's own network namespace") {
@@ -177,23 +179,30 @@ func (c *atCLI) testAttach(t *testing.T) {
 	}
 }
 
-func (c *atCLI) testAllocate(t *testing.T) {
-	a, b, d := atNewNS(t, "a"), atNewNS(t, "b"), atNewNS(t, "d")
-	alloc := func(ns string) atResult {
-		t.Helper()
-		return c.mustJSON(t, "attach", "--network", "red", "--cluster-file", c.clusterFile, "--node-name", "node-x", atNSPath(ns))
+// testNoAgent: without a running agent attach needs --ip and --wait 0
+// (the other subtests); otherwise it says what is wrong and makes nothing.
+func (c *atCLI) testNoAgent(t *testing.T) {
+	ns := atNewNS(t, "na")
+	links := c.node.Exec(t, "ip", "-o", "link")
+	for _, args := range [][]string{
+		{"--network", "red", atNSPath(ns)},
+		{"--network", "red", "--ip", "10.200.3.1", "--wait", "5s", atNSPath(ns)},
+	} {
+		p := exec.Command(c.bin, append([]string{"attach", "--ovsdb", c.node.DBAddr(), "--netns-host", c.node.NS.Path(),
+			"--agent-socket", testbed.AgentSocket(c.node)}, args...)...)
+		out, err := p.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "the agent is not reachable on "+testbed.AgentSocket(c.node)+": is the agent running?") ||
+			!strings.Contains(string(out), "give --ip and --wait 0 to attach without it") {
+			t.Fatalf("attach %v without an agent: %v\n%s", args, err, out)
+		}
 	}
-	ra, rb := alloc(a), alloc(b)
-	if ra.IP != "10.200.3.1/16" || rb.IP != "10.200.3.2/16" {
-		t.Fatalf("allocated %s and %s, want 10.200.3.1/16 and 10.200.3.2/16", ra.IP, rb.IP)
+	if got := c.node.Exec(t, "ip", "-o", "link"); got != links {
+		t.Errorf("a refused attach changed the node's links:\n%s", got)
 	}
-	c.checkAttached(t, b, rb.Port, "eth1", "10.200.3.2/16", "0a:58:0a:c8:03:02", 1450)
-	c.mustRun(t, "detach", atNSPath(a))
-	if rd := alloc(d); rd.IP != "10.200.3.1/16" {
-		t.Errorf("after detaching the first, allocated %s, want the freed 10.200.3.1/16", rd.IP)
+	if _, err := atCmd("ip", "-n", ns, "link", "show", "eth1"); err == nil {
+		t.Error("a refused attach made eth1")
 	}
-	c.mustRun(t, "detach", "--all", atNSPath(b))
-	c.mustRun(t, "detach", "--all", atNSPath(d))
 }
 
 func (c *atCLI) testDetachAll(t *testing.T) {
@@ -302,6 +311,9 @@ func (c *atCLI) run(t *testing.T, wantCode int, cmd string, args ...string) (str
 	}
 	if cmd == "attach" && !atContains(args, "--node-name") {
 		full = append(full, "--node-name", "node-x")
+	}
+	if cmd == "attach" && !atContains(args, "--agent-socket") {
+		full = append(full, "--agent-socket", testbed.AgentSocket(c.node)) // none serves it with noAgent
 	}
 	if cmd == "attach" && c.noAgent {
 		full = append(full, "--wait", "0") // no agent to install the ports
@@ -415,25 +427,32 @@ func TestAttachWaitsForTheAgent(t *testing.T) {
 	}
 	t.Logf("attach, waiting for the agent, took %v", took)
 
-	// The agent does not know network green; attach's own cluster file does.
-	green := filepath.Join(t.TempDir(), "green.yaml")
-	if err := os.WriteFile(green, []byte(strings.Replace(agCluster, "hosts:", "  - name: green\n    vni: 300\n    subnet: 10.50.0.0/16\nhosts:", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	// The agent does not know network green: it says so before anything
+	// is made. (A port it refuses once made: TestIPAMCollisionAfterRestart.)
 	ns2 := atNewNS(t, "w2")
-	_, errOut := c.run(t, 1, "attach", "--cluster-file", green, "--network", "green", "--ip", "10.50.0.5", atNSPath(ns2))
-	if !strings.Contains(errOut, `the agent refuses interface `) || !strings.Contains(errOut, `ofctl-agent.network="green": no such network in the cluster view; rolled back`) {
-		t.Fatalf("refused port: stderr %q", errOut)
+	_, errOut := c.run(t, 1, "attach", "--network", "green", "--ip", "10.50.0.5/16", atNSPath(ns2))
+	if !strings.Contains(errOut, `network green: agent: unknown network "green": not in the cluster view`) {
+		t.Fatalf("unknown network: stderr %q", errOut)
 	}
 	c.checkNoTrace(t, ns2)
 
-	p.Stop(syscall.SIGTERM)
+	// A port on a bridge the agent does not program: attach waits for the
+	// flows in vain and undoes everything.
+	node.AddBridge(t, "br-other")
 	ns3 := atNewNS(t, "w3")
-	_, errOut = c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.8", "--node-name", "ha", "--wait", "1s", atNSPath(ns3))
-	if !strings.Contains(errOut, "the agent did not install its flows within 1s: is ofctl-agent running") || !strings.HasSuffix(errOut, "rolled back\n") {
-		t.Fatalf("no agent: stderr %q", errOut)
+	_, errOut = c.run(t, 1, "attach", "--bridge", "br-other", "--network", "blue", "--ip", "10.100.1.8", "--wait", "1s", atNSPath(ns3))
+	if !strings.Contains(errOut, "the agent did not install its flows within 1s: is ofctl-agent running, on bridge br-other") || !strings.HasSuffix(errOut, "rolled back\n") {
+		t.Fatalf("other bridge: stderr %q", errOut)
 	}
 	c.checkNoTrace(t, ns3)
+
+	p.Stop(syscall.SIGTERM)
+	ns4 := atNewNS(t, "w4")
+	_, errOut = c.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.1.9", "--wait", "1s", atNSPath(ns4))
+	if !strings.Contains(errOut, "the agent is not reachable on "+testbed.AgentSocket(node)+": is the agent running?") {
+		t.Fatalf("no agent: stderr %q", errOut)
+	}
+	c.checkNoTrace(t, ns4)
 }
 
 // checkNoTrace checks that a refused attach left nothing: no port with

@@ -15,8 +15,7 @@ import (
 // host-a of docs/cluster.example.yaml, with an agent on host-a and host-b
 // each. Only what a test bed changes is changed: the binary's path, the
 // namespace paths (/var/run/netns/c1 and c2 are test namespaces) and, added
-// after the command, the test node's OVSDB, namespace, cluster file and
-// node name. It checks what a new user expects: the container's route
+// after the command, the test node's OVSDB, namespace and agent socket. It checks what a new user expects: the container's route
 // covers the whole network (10.100.0.0/16), and it reaches a blue container
 // on the other host.
 func TestReadmeAttach(t *testing.T) {
@@ -42,7 +41,7 @@ func TestReadmeAttach(t *testing.T) {
 		}
 		args = append(args[1:], "--ovsdb", a.DBAddr(), "--netns-host", a.NS.Path())
 		if args[0] == "attach" {
-			args = append(args, "--cluster-file", file, "--node-name", "host-a")
+			args = append(args, "--agent-socket", testbed.AgentSocket(a))
 		}
 		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", cmd, err, out)

@@ -49,7 +49,7 @@ func TestReadmeInstall(t *testing.T) {
 	listen := testbed.FreePort(t)
 	rmEditConfig(t, filepath.Join(root, "etc/ofctl-agent/agent.yaml"), map[string]string{
 		"ovsdb": node.DBAddr(), "ovs-rundir": node.Dir, "datapath-type": "netdev",
-		"cluster-file": filepath.Join(root, "etc/ofctl-agent/cluster.yaml"), "listen": listen})
+		"cluster-file": filepath.Join(root, "etc/ofctl-agent/cluster.yaml"), "listen": listen, "api-socket": testbed.AgentSocket(node)})
 	notify := rmNotifySocket(t)
 	cmd := exec.Command(execStart[0], execStart[1:]...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify.LocalAddr().String())

@@ -55,13 +55,18 @@ const (
 
 // AgentArgs are the `run` arguments that attach an agent named self to
 // node: netdev datapath, GRE port AgentTunnelPort at AgentTunnelOFPort,
-// tunnelIP as its underlay address. Callers append the cluster source and
-// the rest.
+// tunnelIP as its underlay address, its local API on AgentSocket(node) (the
+// machine's default path is left alone). Callers append the cluster source
+// and the rest.
 func AgentArgs(node *Node, self, tunnelIP string) []string {
 	return []string{"run", "--node-name", self, "--ovsdb", node.DBAddr(), "--ovs-rundir", node.Dir,
 		"--datapath-type", "netdev", "--tunnel-ip", tunnelIP, "--tunnel-port", AgentTunnelPort,
-		"--tunnel-ofport", strconv.Itoa(AgentTunnelOFPort)}
+		"--tunnel-ofport", strconv.Itoa(AgentTunnelOFPort), "--api-socket", AgentSocket(node)}
 }
+
+// AgentSocket is where the agent of node started with AgentArgs serves its
+// local API (attach's --agent-socket).
+func AgentSocket(node *Node) string { return filepath.Join(node.Dir, "agent.sock") }
 
 // Agent is one `ofctl-agent run` process, observed from outside: its HTTP
 // endpoints and its log.
