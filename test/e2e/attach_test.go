@@ -403,16 +403,11 @@ func atContains(list []string, s string) bool {
 
 // TestAttachWaitsForTheAgent: attach returns once the agent has installed
 // the port's flows (they are in OVS when it exits), and fails, undoing
-// everything, when the agent refuses the port or is not running.
+// everything, when the agent does not know the network, does not program
+// the port's bridge, or is not running.
 func TestAttachWaitsForTheAgent(t *testing.T) {
-	testbed.Require(t)
-	file := filepath.Join(t.TempDir(), "cluster.yaml")
-	if err := os.WriteFile(file, []byte(agCluster), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	node := testbed.NewNode(t, "ha")
-	p := agStart(t, node, "ha", "192.0.2.1", file)
-	c := &atCLI{bin: testbed.AgentBinary(t), node: node, clusterFile: file}
+	b := newIPBed(t)
+	node, p, c := b.node, b.agent, b.cli
 
 	ns := atNewNS(t, "w1")
 	start := time.Now()
