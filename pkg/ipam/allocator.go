@@ -172,11 +172,9 @@ func (a *Allocator) Allocate(network, owner string, want netip.Addr) (Lease, err
 	now := a.now()
 	a.expireLocked(now)
 	ok := ownerKey{network, owner}
-	if cur, held := a.owners[ok]; held {
-		if !want.IsValid() || want == cur.ip {
-			return s.lease(cur.ip), nil
-		}
-		a.dropLocked(cur, a.allocs[cur]) // moving: a port claiming the old one keeps it
+	cur, holds := a.owners[ok]
+	if holds && (!want.IsValid() || want == cur.ip) {
+		return s.lease(cur.ip), nil
 	}
 	ip := want
 	if want.IsValid() {
@@ -185,6 +183,9 @@ func (a *Allocator) Allocate(network, owner string, want netip.Addr) (Lease, err
 		}
 	} else if ip, err = s.pick(); err != nil {
 		return Lease{}, err
+	}
+	if holds { // moving to another address: a port claiming the old one keeps it
+		a.dropLocked(cur, a.allocs[cur])
 	}
 	k := addrKey{network, ip}
 	a.allocs[k] = &allocation{owner: owner, expires: now.Add(a.ttl)}
@@ -234,19 +235,4 @@ func (a *Allocator) Network(network string) (subnet netip.Prefix, gateway netip.
 		return netip.Prefix{}, netip.Addr{}, err
 	}
 	return s.net.Subnet, s.gateway, nil
-}
-
-// Holder says who holds ip in network on this host: a port ("port NAME"),
-// an allocation ("owner OWNER"), or "" (nobody).
-func (a *Allocator) Holder(network string, ip netip.Addr) string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	k := addrKey{network, ip}
-	if ps := a.claims[k]; len(ps) > 0 {
-		return "port " + ps[0]
-	}
-	if al, ok := a.allocs[k]; ok && a.now().Before(al.expires) {
-		return "owner " + al.owner
-	}
-	return ""
 }

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
@@ -78,7 +79,7 @@ func (s share) holder(ip netip.Addr) string {
 		return "is held by port " + ps[0]
 	}
 	if al, ok := s.a.allocs[k]; ok {
-		return fmt.Sprintf("is allocated to %s (until its port appears, for %v at most)", al.owner, al.expires.Sub(s.a.now()).Round(1e9))
+		return fmt.Sprintf("is allocated to %s (until its port appears, for %v at most)", al.owner, al.expires.Sub(s.a.now()).Round(time.Second))
 	}
 	return ""
 }
