@@ -18,6 +18,8 @@ type Endpoint struct {
 	MAC            net.HardwareAddr // the container side's MAC
 	ContainerID    string
 	ContainerIface string
+	Name           string      // its DNS name (KeyName), "" for none
+	Ports          []Published // host ports it publishes (KeyPorts)
 }
 
 // ErrNotEndpoint means the interface carries no ofctl-agent keys: it is not
@@ -68,6 +70,17 @@ func FromInterface(name string, ofport int, ext map[string]string) (Endpoint, er
 	} else {
 		ep.MAC = arp.DerivedMAC(ip) // what remote hosts in static mode expect
 	}
+	if dnsName, ok := ext[KeyName]; ok {
+		if err := ValidateName(dnsName); err != nil {
+			return ep, &InvalidError{name, KeyName, dnsName, err.Error()}
+		}
+		ep.Name = dnsName
+	}
+	ports, err := ParsePorts(ext[KeyPorts])
+	if err != nil {
+		return ep, &InvalidError{name, KeyPorts, ext[KeyPorts], err.Error()}
+	}
+	ep.Ports = ports
 	if ofport <= 0 || ofport >= 0xff00 {
 		return ep, fmt.Errorf("interface %s: %w (ofport %d)", name, ErrNoOFPort, ofport)
 	}

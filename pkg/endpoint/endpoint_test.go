@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -45,6 +46,11 @@ func TestFromInterface(t *testing.T) {
 		{"bad mac", 3, with(KeyMAC, "zz:00:00:00:00:01"), nil, KeyMAC, ""},
 		{"multicast mac", 3, with(KeyMAC, "01:00:5e:00:00:01"), nil, KeyMAC, ""},
 		{"zero mac", 3, with(KeyMAC, "00:00:00:00:00:00"), nil, KeyMAC, ""},
+		{"named", 3, with(KeyName, "Web-1"), nil, "", "0a:58:0a:01:00:05"},
+		{"bad name", 3, with(KeyName, "web_1"), nil, KeyName, ""},
+		{"empty name", 3, with(KeyName, ""), nil, KeyName, ""},
+		{"ports", 3, with(KeyPorts, "tcp:8080:80,udp:5353:53"), nil, "", "0a:58:0a:01:00:05"},
+		{"bad ports", 3, with(KeyPorts, "tcp:8080"), nil, KeyPorts, ""},
 		{"long mac", 3, with(KeyMAC, "00:00:00:00:fe:80:00:00:00:00:00:00:02:00:5e:10:00:00:00:01"), nil, KeyMAC, ""},
 	}
 	for _, c := range cases {
@@ -136,5 +142,62 @@ func TestRegistryUpdateMovesClaims(t *testing.T) {
 	}
 	if ch := r.Delete("missing"); !ch.Empty() {
 		t.Fatalf("delete of unknown port: %+v", ch)
+	}
+}
+
+func TestValidateName(t *testing.T) {
+	tests := []struct {
+		name, wantErr string // wantErr: part of the message; "" valid
+	}{
+		{"web", ""},
+		{"Web-1", ""},
+		{"0db", ""},
+		{strings.Repeat("a", 63), ""},
+		{"", "empty name"},
+		{strings.Repeat("a", 64), "64 characters, at most 63"},
+		{"-web", "starts or ends with '-'"},
+		{"web-", "starts or ends with '-'"},
+		{"my_web", `character '_' at position 3`},
+		{"web.blue", `character '.' at position 4`},
+		{"wéb", `character 'é' at position 2`},
+		{"a b", `character ' '`},
+	}
+	for _, tt := range tests {
+		err := ValidateName(tt.name)
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("ValidateName(%q) = %v, want nil", tt.name, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalidName)):
+			t.Errorf("ValidateName(%q) = %v, want an ErrInvalidName containing %q", tt.name, err, tt.wantErr)
+		}
+	}
+}
+
+func TestParsePorts(t *testing.T) {
+	tests := []struct {
+		in, want, wantErr string // want: FormatPorts of the result
+	}{
+		{"", "", ""},
+		{"tcp:8080:80", "tcp:8080:80", ""},
+		{"TCP:8080:80, udp:5353:53", "tcp:8080:80,udp:5353:53", ""},
+		{"tcp:53:53,udp:53:53", "tcp:53:53,udp:53:53", ""},
+		{"tcp:8080", "", "want proto:hostport:port"},
+		{"sctp:1:1", "", `protocol "sctp"`},
+		{"tcp:0:80", "", "host port"},
+		{"tcp:8080:65536", "", "container port"},
+		{"tcp:x:80", "", "not a port number"},
+		{"tcp:8080:80,tcp:8080:81", "", "given twice"},
+		{"tcp:8080:80,", "", "want proto:hostport:port"},
+	}
+	for _, tt := range tests {
+		got, err := ParsePorts(tt.in)
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("ParsePorts(%q) = %v", tt.in, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("ParsePorts(%q) = %v, want an error containing %q", tt.in, err, tt.wantErr)
+		case err == nil && FormatPorts(got) != tt.want:
+			t.Errorf("ParsePorts(%q) formats as %q, want %q", tt.in, FormatPorts(got), tt.want)
+		}
 	}
 }

@@ -44,6 +44,8 @@ const (
 	KeyIP      = "ofctl-agent.ip"      // IPv4 address, no prefix length (required)
 	KeyMAC     = "ofctl-agent.mac"     // container-side MAC; default derived from the IP (0a:58:<ip>)
 	KeyOwner   = "ofctl-agent.owner"   // "attach" when ofctl-agent attach created the port
+	KeyName    = "ofctl-agent.name"    // the endpoint's name in DNS, one label (ValidateName); optional
+	KeyPorts   = "ofctl-agent.ports"   // published host ports, "tcp:8080:80,udp:5353:53" (ParsePorts); optional
 
 	KeyContainerID    = "container_id"    // container id or namespace path (ovs-docker's key)
 	KeyContainerIface = "container_iface" // interface name inside the container (ovs-docker's key)

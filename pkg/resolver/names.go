@@ -8,40 +8,19 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
 
 // ErrInvalidName is wrapped by every error of ValidateName.
-var ErrInvalidName = errors.New("invalid DNS name")
+var ErrInvalidName = endpoint.ErrInvalidName
 
 // maxLabel is the longest DNS label (RFC 1035 2.3.4).
-const maxLabel = 63
+const maxLabel = endpoint.MaxLabel
 
-// ValidateName checks that name can be a container's name in DNS: one label
-// as RFC 1123 allows host names, 1 to 63 ASCII letters, digits and hyphens,
-// neither first nor last a hyphen. Case does not matter (names are matched
-// case-insensitively and answered lowercase). The error says what is wrong.
-func ValidateName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty name", ErrInvalidName)
-	case len(name) > maxLabel:
-		return fmt.Errorf("%w %q: %d characters, at most %d", ErrInvalidName, name, len(name), maxLabel)
-	case name[0] == '-' || name[len(name)-1] == '-':
-		return fmt.Errorf("%w %q: starts or ends with '-'", ErrInvalidName, name)
-	}
-	pos := 0
-	for _, c := range name {
-		pos++
-		if !isLabelChar(c) {
-			return fmt.Errorf("%w %q: character %q at position %d (only ASCII letters, digits and '-')", ErrInvalidName, name, c, pos)
-		}
-	}
-	return nil
-}
-
-func isLabelChar(c rune) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-'
-}
+// ValidateName checks that name can be a container's name in DNS
+// (endpoint.ValidateName: the endpoint contract's rule is the resolver's).
+func ValidateName(name string) error { return endpoint.ValidateName(name) }
 
 // Record is one endpoint's name in a network.
 type Record struct {

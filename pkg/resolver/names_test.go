@@ -9,34 +9,6 @@ import (
 	"testing"
 )
 
-func TestValidateName(t *testing.T) {
-	tests := []struct {
-		name, wantErr string // wantErr: part of the message; "" valid
-	}{
-		{"web", ""},
-		{"Web-1", ""},
-		{"0db", ""},
-		{strings.Repeat("a", 63), ""},
-		{"", "empty name"},
-		{strings.Repeat("a", 64), "64 characters, at most 63"},
-		{"-web", "starts or ends with '-'"},
-		{"web-", "starts or ends with '-'"},
-		{"my_web", `character '_' at position 3`},
-		{"web.blue", `character '.' at position 4`},
-		{"wéb", `character 'é' at position 2`},
-		{"a b", `character ' '`},
-	}
-	for _, tt := range tests {
-		err := ValidateName(tt.name)
-		switch {
-		case tt.wantErr == "" && err != nil:
-			t.Errorf("ValidateName(%q) = %v, want nil", tt.name, err)
-		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalidName)):
-			t.Errorf("ValidateName(%q) = %v, want an ErrInvalidName containing %q", tt.name, err, tt.wantErr)
-		}
-	}
-}
-
 func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func TestTableSetDelete(t *testing.T) {
