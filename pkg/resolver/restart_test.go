@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,9 +68,29 @@ type probeResult struct {
 	took    time.Duration // until the answer, the refusal or the timeout
 }
 
+// prober is a running probe: results waits for it to end; so far reads the
+// results up to now.
+type prober struct {
+	results, soFar func() []probeResult
+}
+
+// answeredLast reports whether the last n probes so far were answered.
+func (p prober) answeredLast(n int) bool {
+	res := p.soFar()
+	if len(res) < n {
+		return false
+	}
+	for _, r := range res[len(res)-n:] {
+		if r.outcome != "ok" {
+			return false
+		}
+	}
+	return true
+}
+
 // probe sends an A query for name to server from a socket in ns every
 // interval until stop is closed, waiting at most wait for each answer.
-func probe(t testing.TB, ns testbed.NetNS, server netip.AddrPort, name string, interval, wait time.Duration, stop chan struct{}) func() []probeResult {
+func probe(t testing.TB, ns testbed.NetNS, server netip.AddrPort, name string, interval, wait time.Duration, stop chan struct{}) prober {
 	t.Helper()
 	conn := dialUDPIn(t, ns, server)
 	var mu sync.Mutex
@@ -92,11 +113,14 @@ func probe(t testing.TB, ns testbed.NetNS, server netip.AddrPort, name string, i
 			mu.Unlock()
 		}
 	}()
-	return func() []probeResult {
-		<-done
+	soFar := func() []probeResult {
 		mu.Lock()
 		defer mu.Unlock()
-		return results
+		return slices.Clone(results)
+	}
+	return prober{
+		results: func() []probeResult { <-done; return soFar() },
+		soFar:   soFar,
 	}
 }
 
@@ -142,8 +166,8 @@ func TestRestartGap(t *testing.T) {
 		t.Fatalf("before the restart: %s", r.out)
 	}
 	stop := make(chan struct{})
-	results := probe(t, c1, server, "c2.", 5*time.Millisecond, 200*time.Millisecond, stop)
-	time.Sleep(200 * time.Millisecond) // answered probes before the restart (checked below)
+	probes := probe(t, c1, server, "c2.", 5*time.Millisecond, 200*time.Millisecond, stop)
+	testbed.Eventually(t, 5*time.Second, func() bool { return probes.answeredLast(5) }, "probes unanswered before the restart")
 
 	term := time.Now()
 	closed := p.stop(t)
@@ -151,9 +175,12 @@ func TestRestartGap(t *testing.T) {
 	testbed.Eventually(t, 5*time.Second, func() bool {
 		return dig(t, c1, server.Addr(), "c2").is("NOERROR", "10.100.0.6")
 	}, "no answer after the restart")
-	time.Sleep(100 * time.Millisecond)
+	// The probes end once they are answered again. Under load (the race
+	// detector, a busy machine) one may still time out after dig's answer:
+	// a late reply to an earlier query is not its answer.
+	testbed.Eventually(t, 10*time.Second, func() bool { return probes.answeredLast(5) }, "probes unanswered after the restart")
 	close(stop)
-	res := results()
+	res := probes.results()
 	counts := map[string]int{}
 	var firstFail, lastFail time.Time
 	for _, r := range res {
@@ -228,14 +255,14 @@ func TestRestartHandoff(t *testing.T) {
 		t.Fatalf("before the restart: %s", r.out)
 	}
 	stop := make(chan struct{})
-	results := probe(t, c1, server, "c2.", 5*time.Millisecond, 2*time.Second, stop)
-	time.Sleep(200 * time.Millisecond)
+	probes := probe(t, c1, server, "c2.", 5*time.Millisecond, 2*time.Second, stop)
+	testbed.Eventually(t, 5*time.Second, func() bool { return probes.answeredLast(5) }, "probes unanswered before the restart")
 
 	closed := p.stop(t)
 	_, ready := startResolver(t, b.node.NS, b.config, files...)
-	time.Sleep(300 * time.Millisecond)
+	testbed.Eventually(t, 10*time.Second, func() bool { return probes.answeredLast(5) }, "probes unanswered after the restart")
 	close(stop)
-	res := results()
+	res := probes.results()
 	counts := map[string]int{}
 	var slowest time.Duration
 	for _, r := range res {
