@@ -100,7 +100,7 @@ func checkReadBack(t *testing.T, stats []flow.Stats, flows []flow.Flow, v flow.V
 	return byKey
 }
 
-// checkLibOpenflowDecoder documents why DecodeFlowStats exists: libOpenflow's
+// checkLibOpenflowDecoder documents why the product decodes matches itself (flow.FromReply): libOpenflow's
 // own decoder of the same replies loses MAC addresses, so keys computed from
 // its FlowStats differ exactly for the flows with MAC fields.
 func checkLibOpenflowDecoder(t *testing.T, c *flowtest.Conn, byKey map[flow.Key]flow.Stats) {
@@ -130,7 +130,7 @@ func checkLibOpenflowDecoder(t *testing.T, c *flowtest.Conn, byKey map[flow.Key]
 	}
 	t.Logf("libOpenflow's FlowStats decoder changed the match of %d of %d flows", lost, len(byKey))
 	if lost == 0 {
-		t.Error("libOpenflow decoded every match correctly: the workaround documented in DecodeFlowStats may be obsolete")
+		t.Error("libOpenflow decoded every match correctly: the workaround documented in openflow.ParseFlowStats may be obsolete")
 	}
 }
 

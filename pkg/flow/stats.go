@@ -33,62 +33,6 @@ type Stats struct {
 	Instructions []byte
 }
 
-const flowStatsFixedLen = 48
-
-// DecodeFlowStats parses the body of OFPMP_FLOW multipart replies: a
-// sequence of ofp_flow_stats. libOpenflow's FlowStats decoder must not be
-// used for this: it drops MAC addresses (EthSrc/EthDst/ArpXHa values are
-// copied into nil slices) and panics on several NXM fields.
-func DecodeFlowStats(body []byte) ([]Stats, error) {
-	var out []Stats
-	for len(body) > 0 {
-		if len(body) < flowStatsFixedLen+4 {
-			return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(body))
-		}
-		n := int(binary.BigEndian.Uint16(body[0:2]))
-		if n < flowStatsFixedLen+8 || n > len(body) || n%8 != 0 {
-			return nil, fmt.Errorf("%w: entry length %d with %d bytes left", ErrMalformed, n, len(body))
-		}
-		s, err := decodeOne(body[:n])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-		body = body[n:]
-	}
-	return out, nil
-}
-
-func decodeOne(e []byte) (Stats, error) {
-	be := binary.BigEndian
-	s := Stats{
-		Table:       e[2],
-		Duration:    time.Duration(be.Uint32(e[4:8]))*time.Second + time.Duration(be.Uint32(e[8:12])),
-		Priority:    be.Uint16(e[12:14]),
-		IdleTimeout: be.Uint16(e[14:16]),
-		HardTimeout: be.Uint16(e[16:18]),
-		Flags:       be.Uint16(e[18:20]),
-		Cookie:      be.Uint64(e[24:32]),
-		Packets:     be.Uint64(e[32:40]),
-		Bytes:       be.Uint64(e[40:48]),
-	}
-	m := e[flowStatsFixedLen:]
-	if mt := be.Uint16(m[0:2]); mt != openflow13.MatchType_OXM {
-		return Stats{}, fmt.Errorf("%w: match type %d, want OXM", ErrMalformed, mt)
-	}
-	ml := int(be.Uint16(m[2:4]))
-	padded := (ml + 7) / 8 * 8
-	if ml < 4 || padded > len(m) {
-		return Stats{}, fmt.Errorf("%w: match length %d in %d bytes", ErrMalformed, ml, len(m))
-	}
-	s.Match = append([]byte(nil), m[4:ml]...)
-	if _, err := splitTLVs(s.Match); err != nil {
-		return Stats{}, err
-	}
-	s.Instructions = append([]byte(nil), m[padded:]...)
-	return s, nil
-}
-
 // splitTLVs cuts OXM/NXM TLVs apart, checking their lengths.
 func splitTLVs(b []byte) ([][]byte, error) {
 	var out [][]byte
@@ -108,7 +52,7 @@ func splitTLVs(b []byte) ([][]byte, error) {
 
 // Key is the flow's identity, comparable with Flow.Key. Match bytes that
 // do not split into TLVs (possible only in a Stats not made by
-// DecodeFlowStats) are kept as they are: such a key equals no Flow's key.
+// FromReply) are kept as they are: such a key equals no Flow's key.
 func (s Stats) Key() Key {
 	tlvs, err := splitTLVs(s.Match)
 	if err != nil {
@@ -189,7 +133,7 @@ func rawField(t []byte) openflow13.MatchField {
 
 // StatsOf converts a libOpenflow FlowStats by re-marshalling its match
 // fields and instructions. The result is only as good as the FlowStats: one
-// decoded by libOpenflow has lost its MAC addresses (see DecodeFlowStats).
+// decoded by libOpenflow has lost its MAC addresses (see openflow.ParseFlowStats).
 func StatsOf(fs *openflow13.FlowStats) (s Stats, err error) {
 	if fs == nil {
 		return Stats{}, fmt.Errorf("%w: nil FlowStats", ErrMalformed)
