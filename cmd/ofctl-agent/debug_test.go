@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/debugapi"
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 )
 
 // fakeAgent serves canned /debug answers and records the last query.
@@ -48,15 +50,17 @@ func runCmd(args ...string) (int, string, string) {
 }
 
 func TestDumpFlowsCommand(t *testing.T) {
+	l2 := pipeline.L2Forward
+	miss := fmt.Sprintf("table=%d, priority=0 actions=drop", l2.ID())
 	f := &fakeAgent{flows: debugapi.FlowsReport{Bridge: "br-int", Summary: map[string]int{"expected": 1},
-		Tables: []debugapi.TableFlows{{Table: 5, Name: "l2_forward", Flows: []debugapi.FlowEntry{
-			{Status: "expected", Table: 5, Flow: "table=5, priority=0 actions=drop", Owner: "fixed"}}}}}}
+		Tables: []debugapi.TableFlows{{Table: l2.ID(), Name: string(l2), Flows: []debugapi.FlowEntry{
+			{Status: "expected", Table: l2.ID(), Flow: miss, Owner: "fixed"}}}}}}
 	addr := f.start(t)
-	code, out, errs := runCmd("dump-flows", "--listen", addr, "--table", "l2_forward", "--status", "expected,missing", "--port", "vca")
-	if code != 0 || !strings.Contains(out, "table 5 l2_forward (1 flow)") || !strings.Contains(out, "table=5, priority=0 actions=drop") {
+	code, out, errs := runCmd("dump-flows", "--listen", addr, "--table", string(l2), "--status", "expected,missing", "--port", "vca")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("table %d %s (1 flow)", l2.ID(), l2)) || !strings.Contains(out, miss) {
 		t.Errorf("exit %d\n%s%s", code, out, errs)
 	}
-	if f.query.Get("table") != "l2_forward" || f.query.Get("status") != "expected,missing" || f.query.Get("port") != "vca" ||
+	if f.query.Get("table") != string(l2) || f.query.Get("status") != "expected,missing" || f.query.Get("port") != "vca" ||
 		f.query.Get("format") != "json" || f.query.Has("network") {
 		t.Errorf("query %v", f.query)
 	}
@@ -77,8 +81,9 @@ func TestTraceCommand(t *testing.T) {
 	if want := (url.Values{"arp": {""}, "in_port": {"vca"}, "arp_tpa": {"10.0.0.2"}, "format": {"json"}}); f.query.Encode() != want.Encode() {
 		t.Errorf("query %v, want %v", f.query, want)
 	}
-	f.trace.Differences = []string{"table 5: other"}
-	if code, out, _ := runCmd("trace", "--listen", addr, "in_port=1,nw_dst=10.0.0.2"); code != 1 || !strings.Contains(out, "- table 5: other") {
+	diff := fmt.Sprintf("table %d: other", pipeline.L2Forward.ID())
+	f.trace.Differences = []string{diff}
+	if code, out, _ := runCmd("trace", "--listen", addr, "in_port=1,nw_dst=10.0.0.2"); code != 1 || !strings.Contains(out, "- "+diff) {
 		t.Errorf("with a difference: exit %d\n%s", code, out)
 	}
 	f.trace.OVS, f.trace.OVSError = nil, "ofproto/trace: no socket"

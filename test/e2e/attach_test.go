@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/test/testbed"
 )
 
@@ -413,7 +414,7 @@ func TestAttachWaitsForTheAgent(t *testing.T) {
 	start := time.Now()
 	r := c.mustJSON(t, "attach", "--network", "blue", "--ip", "10.100.1.7", "--node-name", "ha", atNSPath(ns))
 	took := time.Since(start)
-	flows, err := node.FlowCount("br-int", fmt.Sprintf("table=1,in_port=%d", r.OFPort)) // spoof_guard, read as attach exits
+	flows, err := node.FlowCount("br-int", ofTable(pipeline.SpoofGuard)+fmt.Sprintf(",in_port=%d", r.OFPort)) // read as attach exits
 	if err != nil || flows == 0 || !r.Installed {
 		t.Fatalf("attach returned (installed %v) with %d spoof_guard flows for ofport %d in OVS (%v)", r.Installed, flows, r.OFPort, err)
 	}
