@@ -18,6 +18,7 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 	"github.com/ofctl-agent/ofctl-agent/pkg/attach"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 )
 
@@ -60,6 +61,7 @@ type attachArgs struct {
 	clusterFile, nodeName     string // without the agent only
 	clusterFileSet            bool   // --cluster-file given: the file must exist
 	forceHostNS               bool   // --force-host-netns
+	publish                   []endpoint.Published
 }
 
 // attachResult is what attach reports (--json prints it as is).
@@ -77,6 +79,7 @@ type attachResult struct {
 	Gateway     string `json:"gateway,omitempty"`
 	TxChecksum  string `json:"tx_checksum,omitempty"` // "on"/"off" as set; absent: left alone
 	Installed   bool   `json:"installed"`             // the agent has installed its flows (false: --wait 0)
+	Ports       string `json:"ports,omitempty"`       // published host ports as in external_ids (tcp:8080:80,...)
 }
 
 func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -96,9 +99,9 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if a.json {
 		return printJSON(stdout, stderr, res)
 	}
-	fmt.Fprintf(stdout, "%s %s %s: port %s ofport %s, ip %s, mac %s, mtu %d, network %s%s%s%s\n",
+	fmt.Fprintf(stdout, "%s %s %s: port %s ofport %s, ip %s, mac %s, mtu %d, network %s%s%s%s%s\n",
 		strings.ReplaceAll(res.Action, "-", " "), res.ContainerID, res.IfName, res.Port, ofportText(res.OFPort),
-		res.IP, res.MAC, res.MTU, res.Network, gatewayText(res.Gateway), txText(res.TxChecksum), installedText(res.Installed))
+		res.IP, res.MAC, res.MTU, res.Network, gatewayText(res.Gateway), portsText(res.Ports), txText(res.TxChecksum), installedText(res.Installed))
 	return 0
 }
 
@@ -119,6 +122,13 @@ func parseAttach(args []string, stderr io.Writer) (attachArgs, error) {
 	fs.StringVar(&a.nodeName, "node-name", hostname(), "without the agent: this host's `NAME` in the cluster file (its range)")
 	fs.DurationVar(&a.wait, "wait", 10*time.Second,
 		"wait this long for the agent to install the port's flows (its external_ids:ofctl-agent.installed); 0: do not wait")
+	fs.Func("publish", "publish host port `HOSTPORT:PORT[/PROTO]` of the host's addresses to the container's PORT (proto tcp\nor udp, default tcp); repeatable; the agent refuses a host port another endpoint holds", func(v string) error {
+		p, err := parsePublish(v)
+		if err == nil {
+			a.publish = append(a.publish, p)
+		}
+		return err
+	})
 	fs.BoolVar(&a.forceHostNS, "force-host-netns", false,
 		"attach even when TARGET's network namespace is the host's (PID 1's), attach's own or --netns-host's\n(a container run with --network host or --pid 1): that gives the host itself the interface, address and route")
 	pos, err := parseArgs(fs, args, stderr, attachUsageHead)
@@ -239,7 +249,10 @@ func (a attachArgs) prepare(ctx context.Context, warn func(string)) (attach.Opti
 
 // baseOptions are the options the flags alone give.
 func (a attachArgs) baseOptions() (attach.Options, error) {
-	o := attach.Options{Network: a.network, IfName: a.ifname, MTU: a.mtu}
+	o := attach.Options{Network: a.network, IfName: a.ifname, MTU: a.mtu, Ports: a.publish}
+	if _, err := endpoint.ParsePorts(endpoint.FormatPorts(a.publish)); err != nil {
+		return o, usageErrorf("--publish: %v", err)
+	}
 	var err error
 	if o.TxOffload, err = attach.ParseTxOffload(a.txOffload); err != nil {
 		return o, usageErrorf("--tx-offload %q: want auto, on or off", a.txOffload)
@@ -393,7 +406,33 @@ func newAttachResult(res attach.Attachment, ctr attach.Container) attachResult {
 		r.Gateway = res.Options.Gateway.String()
 	}
 	r.TxChecksum = res.TxChecksum
+	r.Ports = endpoint.FormatPorts(res.Options.Ports)
 	return r
+}
+
+// parsePublish reads one --publish: HOSTPORT:PORT with an optional /tcp or
+// /udp (Docker's -p syntax without an address).
+func parsePublish(v string) (endpoint.Published, error) {
+	mapping, proto, hasProto := strings.Cut(v, "/")
+	if !hasProto {
+		proto = string(endpoint.TCP)
+	}
+	host, ctr, ok := strings.Cut(mapping, ":")
+	if !ok || strings.Contains(ctr, ":") {
+		return endpoint.Published{}, fmt.Errorf("%q: want HOSTPORT:PORT[/tcp|/udp], e.g. 8080:80/tcp (no address: every address of the host)", v)
+	}
+	ports, err := endpoint.ParsePorts(proto + ":" + host + ":" + ctr)
+	if err != nil {
+		return endpoint.Published{}, fmt.Errorf("%q: %w", v, err)
+	}
+	return ports[0], nil
+}
+
+func portsText(ports string) string {
+	if ports == "" {
+		return ""
+	}
+	return ", publishes " + ports
 }
 
 // waitOFPort waits a few seconds at most for ovs-vswitchd to number the port.

@@ -10,12 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 	"github.com/ofctl-agent/ofctl-agent/pkg/attach"
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/pkg/unixsock"
 )
 
@@ -357,5 +359,52 @@ func TestAttachWarnsOutsideEveryRange(t *testing.T) {
 		if got := strings.Join(warnings, "; "); got != c.warning {
 			t.Errorf("--ip %s: warnings %q, want %q", c.ip, got, c.warning)
 		}
+	}
+}
+
+// TestAttachPublishFlag: --publish in Docker's syntax, repeatable, becomes
+// the options' ports (external_ids ofctl-agent.ports); a malformed or
+// repeated host port is a usage error.
+func TestAttachPublishFlag(t *testing.T) {
+	base := []string{"--network", "blue", "--ip", "10.1.2.3/24", "--wait", "0", "/var/run/netns/c1"}
+	tests := []struct {
+		name    string
+		publish []string
+		want    string // FormatPorts of the options
+		err     string
+	}{
+		{"none", nil, "", ""},
+		{"tcp by default", []string{"8080:80"}, "tcp:8080:80", ""},
+		{"repeated, both protocols", []string{"8080:80/tcp", "5353:53/udp", "5353:53/tcp"}, "tcp:8080:80,udp:5353:53,tcp:5353:53", ""},
+		{"upper case protocol", []string{"8080:80/TCP"}, "tcp:8080:80", ""},
+		{"an address is not taken", []string{"0.0.0.0:8080:80"}, "", "want HOSTPORT:PORT[/tcp|/udp]"},
+		{"one port", []string{"8080"}, "", "want HOSTPORT:PORT[/tcp|/udp]"},
+		{"sctp", []string{"8080:80/sctp"}, "", `protocol "sctp", want tcp or udp`},
+		{"port 0", []string{"0:80"}, "", "is not a port number 1-65535"},
+		{"port too large", []string{"8080:65536"}, "", "is not a port number 1-65535"},
+		{"host port twice", []string{"8080:80", "8080:81/tcp"}, "", "host port tcp/8080 given twice"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := slices.Clone(base)
+			for _, p := range tc.publish {
+				args = append(args, "--publish", p)
+			}
+			o, _, err := prepareArgs(t, args)
+			switch {
+			case tc.err != "":
+				if codeOf(err) != 2 || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v (exit %d), want a usage error with %q", err, codeOf(err), tc.err)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case endpoint.FormatPorts(o.Ports) != tc.want:
+				t.Fatalf("ports %q, want %q", endpoint.FormatPorts(o.Ports), tc.want)
+			}
+		})
+	}
+	res := newAttachResult(attach.Attachment{Options: attach.Options{Ports: []endpoint.Published{{Proto: endpoint.TCP, HostPort: 8080, Port: 80}}}}, attach.Container{})
+	if res.Ports != "tcp:8080:80" || portsText(res.Ports) != ", publishes tcp:8080:80" || portsText("") != "" {
+		t.Errorf("result %+v", res)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
 
 // rollbackTimeout bounds undoing a failed Attach, which runs even when the
@@ -318,6 +320,9 @@ func (a *Attacher) existing(p Port, c Container, o Options, tx txAction) (Attach
 	if pmac, _ := p.mac(); pmac.String() != o.mac().String() {
 		return Attachment{}, mismatch("mac", pmac.String(), o.mac().String())
 	}
+	if have, want := p.ExternalIDs[endpoint.KeyPorts], endpoint.FormatPorts(o.Ports); have != want {
+		return Attachment{}, mismatch("published ports", noneIfEmpty(have), noneIfEmpty(want))
+	}
 	if err := a.ensureTxChecksum(c.NetNS, o.IfName, p.Name, tx); err != nil {
 		return Attachment{}, err
 	}
@@ -357,6 +362,13 @@ func containsPrefix(addrs []netip.Prefix, p netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+func noneIfEmpty(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func addrOrNone(a netip.Addr) string {

@@ -203,6 +203,7 @@ func TestAttachMismatch(t *testing.T) {
 		{"gateway", func(o *Options) { o.Gateway = netip.Addr{} }},
 		{"network", func(o *Options) { o.Network = "green" }},
 		{"container mac", func(o *Options) { o.MAC = []byte{2, 0, 0, 0, 0, 1} }},
+		{"published ports", func(o *Options) { o.Ports = []endpoint.Published{{Proto: endpoint.TCP, HostPort: 8080, Port: 80}} }},
 	}
 	for _, c := range cases {
 		r := newRig()
@@ -216,6 +217,42 @@ func TestAttachMismatch(t *testing.T) {
 		if !errors.As(err, &me) || me.Field != c.field {
 			t.Errorf("%s: got %v, want a MismatchError", c.field, err)
 		}
+	}
+}
+
+// TestAttachPublishes: --publish ends up in external_ids ofctl-agent.ports
+// as the agent parses it; attaching again with the same ports changes
+// nothing, with other ports it is a mismatch.
+func TestAttachPublishes(t *testing.T) {
+	r := newRig()
+	o := opts()
+	o.Ports = []endpoint.Published{{Proto: endpoint.TCP, HostPort: 8080, Port: 80}, {Proto: endpoint.UDP, HostPort: 5353, Port: 53}}
+	att, err := r.a.Attach(context.Background(), r.c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := r.ports.ports[att.Port]
+	if got := ext[endpoint.KeyPorts]; got != "tcp:8080:80,udp:5353:53" {
+		t.Fatalf("external_ids:%s = %q", endpoint.KeyPorts, got)
+	}
+	ep, err := endpoint.FromInterface(att.Port, 3, ext)
+	if err != nil || !slices.Equal(ep.Ports, o.Ports) {
+		t.Fatalf("the agent reads %+v, %v; want %+v", ep.Ports, err, o.Ports)
+	}
+	r.j.calls = nil
+	if again, err := r.a.Attach(context.Background(), r.c, o); err != nil || again.Created || len(r.j.calls) != 0 {
+		t.Fatalf("again: %+v, %v, calls %v", again, err, r.j.calls)
+	}
+	var me *MismatchError
+	if _, err := r.a.Attach(context.Background(), r.c, opts()); !errors.As(err, &me) || me.Field != "published ports" ||
+		me.Have != "tcp:8080:80,udp:5353:53" || me.Want != "none" {
+		t.Fatalf("without --publish: %v", err)
+	}
+	// Without ports nothing is written.
+	r2 := newRig()
+	att2, _ := r2.a.Attach(context.Background(), r2.c, opts())
+	if _, ok := r2.ports.ports[att2.Port][endpoint.KeyPorts]; ok {
+		t.Fatalf("external_ids:%s written without ports", endpoint.KeyPorts)
 	}
 }
 

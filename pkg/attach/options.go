@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
 
 // Defaults for Options.
@@ -32,6 +33,9 @@ type Options struct {
 	MTU     int        // default DefaultMTU
 	// TxOffload: TX checksum offload of the container end; "" is auto.
 	TxOffload TxOffload
+	// Ports are host ports the endpoint publishes (external_ids
+	// ofctl-agent.ports); the agent forwards them to the container.
+	Ports []endpoint.Published
 }
 
 // OptionError reports an unusable option.
@@ -75,6 +79,16 @@ func (o Options) normalize() (Options, error) {
 	}
 	if o.Gateway.IsValid() && (!o.Gateway.Is4() || !unicast(o.Gateway)) {
 		return o, &OptionError{"gateway", o.Gateway.String(), "not a unicast IPv4 address"}
+	}
+	if len(o.Ports) > 0 {
+		// The agent's own parser is the rule: one host port per protocol,
+		// ports 1-65535, tcp or udp.
+		text := endpoint.FormatPorts(o.Ports)
+		ports, err := endpoint.ParsePorts(text)
+		if err != nil {
+			return o, &OptionError{"publish", text, err.Error()}
+		}
+		o.Ports = ports
 	}
 	if o.IP.IsValid() {
 		return o, o.checkAddress()

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
 
 func TestOptionsNormalize(t *testing.T) {
@@ -50,6 +52,14 @@ func TestOptionsNormalize(t *testing.T) {
 		{"gateway broadcast", func(o *Options) { o.Gateway = netip.MustParseAddr("255.255.255.255") }, "gateway"},
 		{"tx offload off", func(o *Options) { o.TxOffload = TxOffloadOff }, ""},
 		{"tx offload unknown", func(o *Options) { o.TxOffload = "OFF" }, "tx-offload"},
+		{"published ports", func(o *Options) {
+			o.Ports = []endpoint.Published{{Proto: "tcp", HostPort: 8080, Port: 80}, {Proto: "udp", HostPort: 8080, Port: 53}}
+		}, ""},
+		{"published host port twice", func(o *Options) {
+			o.Ports = []endpoint.Published{{Proto: "tcp", HostPort: 8080, Port: 80}, {Proto: "tcp", HostPort: 8080, Port: 81}}
+		}, "publish"},
+		{"published port 0", func(o *Options) { o.Ports = []endpoint.Published{{Proto: "tcp", HostPort: 8080}} }, "publish"},
+		{"published sctp", func(o *Options) { o.Ports = []endpoint.Published{{Proto: "sctp", HostPort: 8080, Port: 80}} }, "publish"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

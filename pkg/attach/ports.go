@@ -60,7 +60,7 @@ func (p Port) mac() (net.HardwareAddr, bool) {
 
 // externalIDs are the keys Attach writes on the interface.
 func externalIDs(c Container, o Options) map[string]string {
-	return map[string]string{
+	ext := map[string]string{
 		endpoint.KeyNetwork:        o.Network,
 		endpoint.KeyIP:             o.IP.Addr().String(),
 		endpoint.KeyMAC:            o.mac().String(),
@@ -68,4 +68,8 @@ func externalIDs(c Container, o Options) map[string]string {
 		endpoint.KeyContainerID:    c.ID,
 		endpoint.KeyContainerIface: o.IfName,
 	}
+	if len(o.Ports) > 0 {
+		ext[endpoint.KeyPorts] = endpoint.FormatPorts(o.Ports)
+	}
+	return ext
 }
