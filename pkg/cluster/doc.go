@@ -26,6 +26,12 @@
 //     VXLAN and Geneve, though the GRE key has 32 bits), unique.
 //   - subnet: IPv4 prefix without host bits set. Networks are isolated by
 //     their VNI, so subnets of different networks may overlap.
+//   - nat: optional, default true: containers' traffic leaving the host
+//     by any interface but a gateway port is masqueraded to the host's
+//     address; false routes it with the containers' own addresses (the
+//     outside must route the subnet back to the hosts). The gateways'
+//     packet filter refuses a NAT network whose subnet overlaps the
+//     underlay, and networks whose subnets overlap (docs/gateway.md).
 //   - tunnel_ip: IPv4 unicast address, unique among hosts.
 //   - ranges: network name -> IPv4 prefix without host bits, inside that
 //     network's subnet, not overlapping another host's range in the same

@@ -29,6 +29,7 @@ type rawNetwork struct {
 	Name   string `yaml:"name"`
 	VNI    *int64 `yaml:"vni"`
 	Subnet string `yaml:"subnet"`
+	NAT    *bool  `yaml:"nat"` // default true
 }
 
 type rawHost struct {
@@ -149,6 +150,7 @@ func convert(raw rawFile, loc *locator) (View, []error) {
 			n.VNI = uint32(*rn.VNI)
 		}
 		n.Subnet = parsePrefix(&p, line, item, "subnet", rn.Subnet)
+		n.NoNAT = rn.NAT != nil && !*rn.NAT
 		v.Networks = append(v.Networks, n)
 	}
 	for i, rh := range raw.Hosts {

@@ -66,6 +66,40 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+// TestParseNAT: nat is optional and true by default; false sets NoNAT; it
+// must be a boolean.
+func TestParseNAT(t *testing.T) {
+	tests := []struct {
+		line  string // the network's nat line ("": none)
+		noNAT bool
+		err   string
+	}{
+		{"", false, ""},
+		{"    nat: true\n", false, ""},
+		{"    nat: false\n", true, ""},
+		{"    nat: no-thanks\n", false, "line 5: cannot unmarshal !!str `no-thanks` into bool"},
+	}
+	for _, tc := range tests {
+		v, err := Parse([]byte(net1 + tc.line))
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.line, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.line, err)
+		case v.Networks[0].NoNAT != tc.noNAT:
+			t.Errorf("%q: NoNAT %v, want %v", tc.line, v.Networks[0].NoNAT, tc.noNAT)
+		}
+	}
+	// A change of nat alone is a changed network (the gateways' rules follow it).
+	on, _ := Parse([]byte(net1))
+	off, _ := Parse([]byte(net1 + "    nat: false\n"))
+	if d := Diff(on, off); len(d.NetworksChanged) != 1 {
+		t.Errorf("nat: false: delta %v, want one network changed", d)
+	}
+}
+
 func TestParseDeterministic(t *testing.T) {
 	reordered := `
 hosts:

@@ -42,6 +42,10 @@ type Network struct {
 	Name   string
 	VNI    uint32
 	Subnet netip.Prefix // IPv4, canonical (no host bits set)
+	// NoNAT is the file's "nat: false": the network's traffic to the
+	// outside is routed with the containers' own addresses instead of
+	// masqueraded to the host's (the outside must route the subnet back).
+	NoNAT bool
 }
 
 // Host is a node running the agent: the tunnel endpoint other hosts send to,

@@ -288,6 +288,24 @@ func TestIndexIncrementalMatchesFresh(t *testing.T) {
 	}
 }
 
+// TestNetworkRecordNAT: a network record's nat is optional (true); false
+// turns outbound NAT off as the file's nat: false does.
+func TestNetworkRecordNAT(t *testing.T) {
+	for value, noNAT := range map[string]bool{
+		`{"version":1,"vni":100,"subnet":"10.100.0.0/16"}`:             false,
+		`{"version":1,"vni":100,"subnet":"10.100.0.0/16","nat":true}`:  false,
+		`{"version":1,"vni":100,"subnet":"10.100.0.0/16","nat":false}`: true,
+	} {
+		n, err := parseNetwork("k", "blue", []byte(value))
+		if err != nil || n.NoNAT != noNAT {
+			t.Errorf("%s: %+v, %v; want NoNAT %v", value, n, err, noNAT)
+		}
+	}
+	if _, err := parseNetwork("k", "blue", []byte(`{"version":1,"vni":100,"subnet":"10.100.0.0/16","nat":"off"}`)); err == nil {
+		t.Error(`"nat":"off" accepted`)
+	}
+}
+
 func TestRecordErrorsAreTyped(t *testing.T) {
 	var re *RecordError
 	_, err := parseHost("k", "h", []byte("nope"))

@@ -195,6 +195,7 @@ type NetworkRecord struct {
 	Version int    `json:"version"`
 	VNI     uint32 `json:"vni"`
 	Subnet  string `json:"subnet"`
+	NAT     *bool  `json:"nat,omitempty"` // outbound NAT; absent: true (the file's nat key)
 }
 
 // HostRecord is the value of hosts/<name>/record.
@@ -226,7 +227,7 @@ func parseNetwork(key, name string, value []byte) (cluster.Network, error) {
 	if err := decode(key, value, &r, func() int { return r.Version }); err != nil {
 		return cluster.Network{}, err
 	}
-	n := cluster.Network{Name: name, VNI: r.VNI}
+	n := cluster.Network{Name: name, VNI: r.VNI, NoNAT: r.NAT != nil && !*r.NAT}
 	p, err := netip.ParsePrefix(r.Subnet)
 	if err != nil {
 		return n, &RecordError{Key: key, Reason: fmt.Sprintf("subnet %q is not an IPv4 prefix", r.Subnet)}
