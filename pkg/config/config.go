@@ -50,6 +50,33 @@ type Config struct {
 	// MonitorVerify: how often OVS is then compared in full (safety net).
 	FlowMonitor   bool          `yaml:"flow-monitor"`
 	MonitorVerify time.Duration `yaml:"monitored-verify-interval"`
+	// UnderlayAllow: comma-separated IPv4 addresses or prefixes of the
+	// underlay that containers may reach through the gateways after all
+	// (every host's tunnel address is blocked otherwise; docs/gateway.md).
+	UnderlayAllow string `yaml:"underlay-allow"`
+}
+
+// UnderlayAllowList returns underlay-allow as prefixes (a bare address is
+// a /32). Validate has checked it.
+func (c Config) UnderlayAllowList() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(c.UnderlayAllow, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			var a netip.Addr
+			if a, err = netip.ParseAddr(item); err == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		if err != nil || !p.Addr().Is4() {
+			return nil, fmt.Errorf("underlay-allow %q: want IPv4 addresses or prefixes, comma-separated", item)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Etcd holds the settings of the etcd cluster backend.
@@ -205,6 +232,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.FlowMonitor, "flow-monitor", c.FlowMonitor, "repair the flow changes OVS reports (flow monitor) as they come; false: the periodic comparison alone")
 	fs.DurationVar(&c.EchoInterval, "echo-interval", c.EchoInterval, "OpenFlow echo keepalive interval")
 	fs.DurationVar(&c.DeadInterval, "dead-interval", c.DeadInterval, "silence after which the switch is declared gone")
+	fs.StringVar(&c.UnderlayAllow, "underlay-allow", c.UnderlayAllow, "IPv4 addresses or prefixes, comma-separated, that containers may reach among the hosts' underlay addresses (all blocked by default)")
 	fs.StringVar(&c.WebConfigFile, "web-config-file", c.WebConfigFile, "TLS/basic-auth web config (Prometheus exporter-toolkit format)")
 }
 
@@ -249,6 +277,9 @@ func (c Config) Validate() error {
 	}
 	if !filepath.IsAbs(c.APISocket) {
 		bad("api-socket %q: want an absolute path", c.APISocket)
+	}
+	if _, err := c.UnderlayAllowList(); err != nil {
+		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateBackend()...)
 	if c.HealthListen != "" && c.HealthListen == c.Listen {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,8 @@ func TestLoadErrors(t *testing.T) {
 		{"several problems at once", []string{"-datapath-type", "kernel", "-tunnel-ip", "fd00::1", "-ovsdb", "/tmp/x"},
 			[]string{"datapath-type", "tunnel-ip", "ovsdb"}},
 		{"bad ofport", []string{"-tunnel-ofport", "70000"}, []string{"tunnel-ofport"}},
+		{"bad underlay-allow", []string{"-underlay-allow", "192.0.2.1, nope"}, []string{`underlay-allow "nope": want IPv4 addresses or prefixes`}},
+		{"ipv6 underlay-allow", []string{"-underlay-allow", "fd00::/64"}, []string{`underlay-allow "fd00::/64"`}},
 		{"relative api socket", []string{"-api-socket", "agent.sock"}, []string{`api-socket "agent.sock": want an absolute path`}},
 	}
 	for _, c := range cases {
@@ -101,5 +104,23 @@ func TestFlowMonitorKeys(t *testing.T) {
 	}
 	if _, err := Load([]string{"-monitored-verify-interval", "0s"}); err == nil || !strings.Contains(err.Error(), "monitored-verify-interval") {
 		t.Fatalf("zero interval: %v", err)
+	}
+}
+
+func TestUnderlayAllowList(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                             "[]",
+		"192.0.2.1":                    "[192.0.2.1/32]",
+		" 192.0.2.1 , 192.0.2.128/25 ": "[192.0.2.1/32 192.0.2.128/25]",
+		"192.0.2.77/24":                "[192.0.2.0/24]",
+	} {
+		c, err := Load([]string{"-underlay-allow", in})
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		got, err := c.UnderlayAllowList()
+		if err != nil || fmt.Sprint(got) != want {
+			t.Errorf("%q: %v, %v; want %s", in, got, err, want)
+		}
 	}
 }
