@@ -46,7 +46,16 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	srv, closeHTTP, err := serveHTTP(ctx, cfg, ag, loop, log, backend.collector)
+	plugin, err := newDockerPlugin(cfg, ag, backend.source.Current, log)
+	if err != nil {
+		log.Error("cannot start the docker plugin", "err", err)
+		return 1
+	}
+	extra := []prometheus.Collector{backend.collector}
+	if plugin != nil {
+		extra = append(extra, plugin.srv.Metrics())
+	}
+	srv, closeHTTP, err := serveHTTP(ctx, cfg, ag, loop, log, extra...)
 	if err != nil {
 		log.Error("cannot serve http", "addr", cfg.Listen, "err", err)
 		return 1
@@ -58,9 +67,20 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 1
 	}
 	defer closeAPI()
+	if plugin != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		stopPlugin, err := plugin.serve(ctx, log)
+		if err != nil {
+			cancel()
+			log.Error("cannot serve the docker plugin", "socket", cfg.DockerPlugin, "err", err)
+			return 1
+		}
+		defer stopPlugin()
+		defer cancel()
+	}
 	log.Info("ofctl-agent starting", "version", version, "node", cfg.NodeName, "bridge", cfg.Bridge,
 		"openflow", cfg.OpenFlow, "ovsdb", cfg.OVSDB, "http", srv.Addr(), "web_config", cfg.WebConfigFile,
-		"health_http", srv.HealthAddr(), "pprof", cfg.Pprof, "api_socket", cfg.APISocket)
+		"health_http", srv.HealthAddr(), "pprof", cfg.Pprof, "api_socket", cfg.APISocket, "docker_plugin", cfg.DockerPlugin)
 	if err := ag.Run(ctx); err != nil {
 		log.Error("agent stopped", "err", err)
 		return 1
@@ -118,11 +138,12 @@ func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics) (*
 
 // serveHTTP starts the HTTP server: /metrics, /healthz, /readyz,
 // /debug/pprof/ (with --pprof), and /healthz and /readyz on
-// --health-listen; the debug API mounts its handlers with srv.Mount. extra,
-// if not nil, is registered too (the etcd backend's state). closeHTTP stops
+// --health-listen; the debug API mounts its handlers with srv.Mount. extra
+// collectors, those not nil, are registered too (the etcd backend's state,
+// the Docker plugin's calls). closeHTTP stops
 // the server, the metrics' background reads and their OpenFlow connection.
 func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *metrics.LoopMetrics, log *slog.Logger,
-	extra prometheus.Collector) (srv *httpserver.Server, closeHTTP func(), err error) {
+	extra ...prometheus.Collector) (srv *httpserver.Server, closeHTTP func(), err error) {
 	// The OVS collectors read on a connection of their own (the agent's
 	// while it is down): on the agent's, its flow_mods would wait behind
 	// their replies.
@@ -133,8 +154,10 @@ func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *me
 	}
 	src := metrics.Sources{Status: ag.Status, Loop: loop, Logger: log,
 		OVS: metrics.OVSConfig{Switch: sw, Ports: metrics.AgentPortLabels(ag)}}
-	if extra != nil {
-		src.Extra = append(src.Extra, extra)
+	for _, c := range extra {
+		if c != nil {
+			src.Extra = append(src.Extra, c)
+		}
 	}
 	h := metrics.NewHandler(src)
 	stop := func() { h.Close(); stopSwitch() }

@@ -168,8 +168,9 @@ func New(cfg Config) (*Agent, error) {
 // etcd backend adds "etcd-record" (a record that does not parse) and
 // "etcd-old-layout" (a host publishing in the key layout of earlier
 // versions) when it first reports one; its lost conflicts count as
-// "conflict". "agent-api" is a malformed request on the local API.
-var RejectKinds = []string{"interface", "conflict", "endpoint", "flow", "cluster", "agent-api"}
+// "conflict". "agent-api" is a malformed request on the local API,
+// "docker-plugin" a call of dockerd the Docker plugin refused.
+var RejectKinds = []string{"interface", "conflict", "endpoint", "flow", "cluster", "agent-api", "docker-plugin"}
 
 // Reject reports bad input from outside the agent (the cluster source).
 func (a *Agent) Reject(kind string, err error) { a.reject(kind, err) }

@@ -9,6 +9,7 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ipam"
+	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 )
 
 // The agent's local API (pkg/agentapi): the host's address allocator
@@ -31,6 +32,10 @@ func (a *Agent) containerMTU() int { return fallbackMTU }
 // Addresses is the host's address allocator: the Docker plugin, served in
 // the agent's process, calls it directly.
 func (a *Agent) Addresses() *ipam.Allocator { return a.ipam }
+
+// OVSDB is the agent's OVSDB client: the Docker plugin, served in the
+// agent's process, adds its ports and waits for their installed marks on it.
+func (a *Agent) OVSDB() *ovsdb.Client { return a.db }
 
 // API is the Backend of the agent's local API.
 func (a *Agent) API() agentapi.Backend { return apiBackend{a} }

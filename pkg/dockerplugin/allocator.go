@@ -29,16 +29,11 @@ type HostAddresses struct {
 // NewHostAddresses returns Addresses on allocator a.
 func NewHostAddresses(a *ipam.Allocator) *HostAddresses { return &HostAddresses{a: a} }
 
-// Gateway implements Addresses: this host's gateway in network.
+// Gateway implements Addresses: this host's gateway in network, the zero
+// Addr while the host has none.
 func (h *HostAddresses) Gateway(network string) (netip.Addr, error) {
 	_, gw, err := h.a.Network(network)
-	switch {
-	case err != nil:
-		return netip.Addr{}, err
-	case !gw.IsValid():
-		return netip.Addr{}, fmt.Errorf("network %s has no gateway on this host", network)
-	}
-	return gw, nil
+	return gw, err
 }
 
 // Reserve implements Addresses; the allocator's ErrAddressTaken and

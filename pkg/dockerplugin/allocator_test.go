@@ -32,6 +32,11 @@ func TestHostAddresses(t *testing.T) {
 	if _, err := h.Gateway("red"); err == nil {
 		t.Fatal("gateway of an unknown network")
 	}
+	a.SetView(v, nil) // a host without gateways: no default route, not an error
+	if got, err := h.Gateway("blue"); err != nil || got.IsValid() {
+		t.Fatalf("gateway without one: %v, %v, want the zero Addr", got, err)
+	}
+	a.SetView(v, map[string]netip.Addr{"blue": gw})
 	first, err := h.Reserve("blue", netip.Addr{})
 	if err != nil || first != netip.MustParseAddr("10.100.1.2") {
 		t.Fatalf("reserve: %v, %v (want 10.100.1.2: .1 is the gateway)", first, err)

@@ -14,7 +14,9 @@ import (
 // handing an address out twice, and never leave a half-made reservation.
 type Addresses interface {
 	// Gateway is this host's gateway address in network (the address of
-	// its gateway port, which containers use as their default route).
+	// its gateway port, which containers use as their default route); the
+	// zero Addr when the host has none (containers then get no default
+	// route).
 	Gateway(network string) (netip.Addr, error)
 	// Reserve takes addr, or the address the allocator picks when addr is
 	// the zero Addr, from this host's share of network. An address outside

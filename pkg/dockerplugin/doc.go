@@ -22,5 +22,12 @@
 // kept is the Docker network id -> cluster network binding (Docker does not
 // repeat CreateNetwork after a restart), written atomically to a file.
 //
+// The agent serves it in its own process (--docker-plugin): Addresses is
+// HostAddresses on the agent's allocator, Endpoints is HostEndpoints (a
+// veth pair in dockerd's namespace, whose host end is an OVS port named
+// after Docker's endpoint id, carrying the endpoint's external_ids and
+// Docker's ids; Join returns once the agent's installed mark is set), so
+// OVSDB is the record of every endpoint and nothing else needs keeping.
+//
 // What dockerd 20.10 sends, and when, is in docs/docker.md.
 package dockerplugin

@@ -85,6 +85,9 @@ func endpointFrom(req createEndpointRequest, n Network) (ep Endpoint, derived bo
 		return ep, false, invalid("%v", err)
 	}
 	ep.Ports, ep.Exposed = opts.Ports, opts.Exposed
+	if _, err := publishedPorts(ep.Ports); err != nil {
+		return ep, false, invalid("%v", err)
+	}
 	switch {
 	case itf.MacAddress != "":
 		if ep.MAC, err = parseMAC(itf.MacAddress); err != nil {
@@ -128,7 +131,9 @@ func (s *Server) join(c *call) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gateway of network %s: %w", n.Name, err)
 		}
-		resp.Gateway = gw.String()
+		if gw.IsValid() { // else no default route (and no docker_gwbridge either)
+			resp.Gateway = gw.String()
+		}
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, s.cfg.JoinTimeout)
 	defer cancel()

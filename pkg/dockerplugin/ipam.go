@@ -102,6 +102,16 @@ func (s *Server) requestAddress(c *call) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gateway of network %s: %w", name, err)
 		}
+		if !gw.IsValid() {
+			// No gateway on this host (yet): Docker insists on one for
+			// the network's record, but a remote driver's containers
+			// route as Join says. The subnet's own address is a
+			// placeholder no container is given.
+			if want.IsValid() {
+				return nil, invalid("--gateway %s: this host has no gateway in network %s (omit --gateway)", want, name)
+			}
+			gw = subnet.Addr()
+		}
 		if !subnet.Contains(gw) {
 			return nil, fmt.Errorf("gateway %s of network %s is outside %s", gw, name, subnet)
 		}

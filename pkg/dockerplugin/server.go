@@ -136,6 +136,9 @@ func Listen(path string) (net.Listener, error) {
 	return l, nil
 }
 
+// Socket is the configured socket's path.
+func (s *Server) Socket() string { return s.cfg.Socket }
+
 // Serve answers calls on the configured socket until ctx ends, then closes
 // it and removes the socket file (dockerd then fails calls at once with
 // "connection refused" or "no such file", after its retries).
@@ -144,6 +147,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.ServeListener(ctx, l)
+}
+
+// ServeListener is Serve on a listener already made (with Listen).
+func (s *Server) ServeListener(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn)}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()

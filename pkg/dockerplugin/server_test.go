@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -383,5 +384,37 @@ func TestStatePersists(t *testing.T) {
 	_, err := New(Config{StateFile: path, View: testBedView, Addresses: newFakeAddresses(), Endpoints: &fakeEndpoints{}})
 	if err == nil || !strings.Contains(err.Error(), "someone edited it") {
 		t.Fatalf("damaged state file: %v", err)
+	}
+}
+
+// TestJoinWithoutGateway: while the host has no gateway in the network,
+// Join names none (no default route) and still disables docker_gwbridge.
+func TestJoinWithoutGateway(t *testing.T) {
+	b := newBed(t, "")
+	b.addrs.gateways["blue"] = netip.Addr{}
+	b.ok(t, "IpamDriver.RequestPool", `{"AddressSpace":"ofctl-agent","Pool":"","SubPool":"","Options":{"network":"blue"},"V6":false}`)
+	b.ok(t, "NetworkDriver.CreateNetwork", `{"NetworkID":"`+netID+`","Options":{"com.docker.network.generic":{}},"IPv4Data":[{"AddressSpace":"ofctl-agent","Gateway":"10.1.0.1/16","Pool":"10.1.0.0/16"}],"IPv6Data":[]}`)
+	b.ok(t, "NetworkDriver.CreateEndpoint", `{"NetworkID":"`+netID+`","EndpointID":"`+epID+`","Interface":{"Address":"10.1.0.2/16"}}`)
+	j := b.ok(t, "NetworkDriver.Join", `{"NetworkID":"`+netID+`","EndpointID":"`+epID+`","SandboxKey":"/var/run/docker/netns/44e2ccddf62c"}`)
+	if j != `{"InterfaceName":{"SrcName":"vdbaf5ac","DstPrefix":"eth"},"DisableGatewayService":true}` {
+		t.Fatalf("Join: %s", j)
+	}
+}
+
+// TestPublishedPortsRefused: ports the contract cannot carry (sctp, a
+// host address) are refused at CreateEndpoint, before anything is made.
+func TestPublishedPortsRefused(t *testing.T) {
+	b := newBed(t, "")
+	b.ok(t, "IpamDriver.RequestPool", `{"AddressSpace":"ofctl-agent","Pool":"","SubPool":"","Options":{"network":"blue"},"V6":false}`)
+	b.ok(t, "NetworkDriver.CreateNetwork", `{"NetworkID":"`+netID+`","Options":{"com.docker.network.generic":{}},"IPv4Data":[{"AddressSpace":"ofctl-agent","Gateway":"10.1.0.1/16","Pool":"10.1.0.0/16"}],"IPv6Data":[]}`)
+	for _, c := range []struct{ pm, want string }{
+		{`{"Proto":132,"IP":"","Port":80,"HostIP":"","HostPort":8080,"HostPortEnd":8080}`, "only tcp and udp"},
+		{`{"Proto":6,"IP":"","Port":80,"HostIP":"192.0.2.1","HostPort":8080,"HostPortEnd":8080}`, "a host address cannot be given"},
+	} {
+		b.refused(t, "NetworkDriver.CreateEndpoint", `{"NetworkID":"`+netID+`","EndpointID":"`+epID+`","Interface":{"Address":"10.1.0.2/16"},"Options":{"com.docker.network.portmap":[`+c.pm+`]}}`,
+			http.StatusBadRequest, c.want)
+	}
+	if got := b.eps.calls(); got != "" {
+		t.Fatalf("backend called: %s", got)
 	}
 }
