@@ -51,7 +51,7 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 		log.Error("cannot start the docker plugin", "err", err)
 		return 1
 	}
-	extra := []prometheus.Collector{backend.collector}
+	extra := []prometheus.Collector{backend.collector, natCollector(ag)}
 	if plugin != nil {
 		extra = append(extra, plugin.srv.Metrics())
 	}
@@ -128,6 +128,11 @@ func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics) (*
 	if cfg.TunnelIP != "" {
 		ac.TunnelIP = netip.MustParseAddr(cfg.TunnelIP) // validated by config
 	}
+	allowed, err := cfg.UnderlayAllowList()
+	if err != nil {
+		return nil, nil, err // validated by config
+	}
+	ac.NAT = &agent.NATConfig{Allowed: allowed}
 	a, err := agent.New(ac)
 	if err != nil {
 		return nil, nil, err
@@ -180,6 +185,14 @@ func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *me
 		return nil, nil, err
 	}
 	return srv, func() { srv.Close(); stop() }, nil
+}
+
+// natCollector exports the gateways' packet filter (nil without one).
+func natCollector(ag *agent.Agent) prometheus.Collector {
+	if k := ag.NAT(); k != nil {
+		return metrics.NewNATCollector(k)
+	}
+	return nil
 }
 
 // serveAPI serves the agent's local API (pkg/agentapi) on a unix socket

@@ -58,6 +58,8 @@ type Config struct {
 	// AllocationTTL: how long an address allocated through the local API
 	// is held without a port claiming it; 0: ipam.DefaultTTL.
 	AllocationTTL time.Duration
+	// NAT, if set, keeps the host's packet filter for the gateways (nat.go).
+	NAT *NATConfig
 }
 
 // Publisher publishes the active local endpoints. PublishEndpoints gets
@@ -83,6 +85,7 @@ type Agent struct {
 	toPublish bool   // active endpoints changed since the last publish (loop-owned)
 	model     *model
 	ipam      *ipam.Allocator // the host's addresses, fed by the loop
+	nat       *natKeeper      // the gateways' packet filter (nil: none); loop-owned
 
 	conn   atomic.Pointer[openflow.Conn]
 	synced atomic.Pointer[openflow.Conn] // conn once its first Sync is done: flushes may go
@@ -158,6 +161,11 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.of = of
+	if cfg.NAT != nil {
+		if err := a.newNATKeeper(cfg.NAT); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
 	return a, nil
 }
 
@@ -170,7 +178,10 @@ func New(cfg Config) (*Agent, error) {
 // versions) when it first reports one; its lost conflicts count as
 // "conflict". "agent-api" is a malformed request on the local API,
 // "docker-plugin" a call of dockerd the Docker plugin refused.
-var RejectKinds = []string{"interface", "conflict", "endpoint", "flow", "cluster", "agent-api", "docker-plugin"}
+// "publish" is a published port the packet filter refuses (a host port
+// another endpoint holds, a network without a gateway here), "nat" another
+// item it refuses (a NAT network overlapping the underlay).
+var RejectKinds = []string{"interface", "conflict", "endpoint", "flow", "cluster", "agent-api", "docker-plugin", "publish", "nat"}
 
 // Reject reports bad input from outside the agent (the cluster source).
 func (a *Agent) Reject(kind string, err error) { a.reject(kind, err) }
@@ -227,6 +238,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.model.setView(view, a.reg.Active())
 	a.ipam.SetView(view, a.hostGateways(view)) // every port is in: allocations may start
 	a.publish()
+	if a.nat != nil { // the table as the model says, before the first flows (a restart changes nothing)
+		a.applyNAT(view)
+		wg.Add(1)
+		go func() { defer wg.Done(); a.runNAT(ctx) }()
+	}
 	a.log.Info("model loaded", "endpoints", len(a.reg.Active()), "networks", len(view.Networks), "hosts", len(view.Hosts))
 
 	wg.Add(1)

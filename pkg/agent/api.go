@@ -25,6 +25,11 @@ const fallbackMTU = 1450
 // yet: the gateway work replaces this function).
 func (a *Agent) hostGateways(cluster.View) map[string]netip.Addr { return nil }
 
+// gatewayPorts is this host's gateway port name per network of view v,
+// the networks the packet filter serves (none yet: the gateway work
+// replaces this function).
+func (a *Agent) gatewayPorts(cluster.View) map[string]string { return nil }
+
 // containerMTU is the MTU of the containers' interfaces on this host (the
 // gateway work replaces this function with the computed one).
 func (a *Agent) containerMTU() int { return fallbackMTU }

@@ -47,6 +47,7 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 			flushed := time.Now()
 			n := a.flush(ctx)
 			a.publish()
+			a.applyNAT(a.model.currentView())
 			a.settleMarks()
 			if a.cfg.OnApply != nil && (n > 0 || changed) {
 				now := time.Now()
@@ -58,6 +59,7 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 			a.model.setView(v, a.reg.Active())
 			a.ipam.SetView(v, a.hostGateways(v))
 			a.flush(ctx)
+			a.applyNAT(a.model.currentView())
 			a.settleMarks()
 		case <-a.marks.kick: // a Sync completed
 			a.settleMarks()

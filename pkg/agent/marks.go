@@ -128,7 +128,7 @@ func (a *Agent) status(name string, row markRow) (endpoint.Status, bool) {
 		return endpoint.Status{Error: why}, true
 	}
 	if a.rec.Installed(endpointOwner(name)) {
-		return endpoint.Status{Installed: ep.IP.String()}, true
+		return endpoint.Status{Installed: ep.IP.String(), PublishError: a.publishRefusal(name)}, true
 	}
 	return endpoint.Status{}, false
 }

@@ -501,6 +501,13 @@ func (m *model) flowSnapshot() []Owned {
 	return snap.owned
 }
 
+// currentView is the view in force.
+func (m *model) currentView() cluster.View {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.view
+}
+
 // refusal says why the active endpoint on port is not programmed ("": it
 // is, or it is not active).
 func (m *model) refusal(port string) string {

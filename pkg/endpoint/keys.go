@@ -55,24 +55,29 @@ const (
 const (
 	KeyInstalled = "ofctl-agent.installed" // the IP whose flows are in OVS
 	KeyError     = "ofctl-agent.error"     // why the agent does not program the endpoint
+	// KeyPublishError says why the agent does not publish one of the
+	// endpoint's ports (KeyPorts): a host port another endpoint holds, a
+	// network without a gateway here. The endpoint itself is programmed.
+	KeyPublishError = "ofctl-agent.publish-error"
 )
 
 // Status is what the agent says about an interface: the IP whose flows are
 // installed ("": none) and why it does not program it ("": no reason).
 type Status struct {
-	Installed string
-	Error     string
+	Installed    string
+	Error        string
+	PublishError string // why a published port is refused ("": none is)
 }
 
 // StatusOf reads the status keys of an interface's external_ids.
 func StatusOf(ext map[string]string) Status {
-	return Status{Installed: ext[KeyInstalled], Error: ext[KeyError]}
+	return Status{Installed: ext[KeyInstalled], Error: ext[KeyError], PublishError: ext[KeyPublishError]}
 }
 
 // ExternalIDs is s as the external_ids to write: a key with "" is to be
 // removed.
 func (s Status) ExternalIDs() map[string]string {
-	return map[string]string{KeyInstalled: s.Installed, KeyError: s.Error}
+	return map[string]string{KeyInstalled: s.Installed, KeyError: s.Error, KeyPublishError: s.PublishError}
 }
 
 // HeldAddress reports whether an interface's external_ids show that the

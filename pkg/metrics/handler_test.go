@@ -171,7 +171,9 @@ ofctl_agent_invalid_inputs_total{kind="conflict"} 0
 ofctl_agent_invalid_inputs_total{kind="endpoint"} 0
 ofctl_agent_invalid_inputs_total{kind="flow"} 0
 ofctl_agent_invalid_inputs_total{kind="interface"} 2
+ofctl_agent_invalid_inputs_total{kind="nat"} 0
 ofctl_agent_invalid_inputs_total{kind="novel"} 1
+ofctl_agent_invalid_inputs_total{kind="publish"} 0
 # HELP ofctl_agent_bundle_failures_total Bundles OVS refused (nothing was applied).
 # TYPE ofctl_agent_bundle_failures_total counter
 ofctl_agent_bundle_failures_total 1
