@@ -4,14 +4,18 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/dockerplugin"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/test/testbed"
 )
 
@@ -213,4 +217,185 @@ func dkFlowsWith(t *testing.T, n *testbed.Node, a netip.Addr) int {
 func macTail(a netip.Addr) string {
 	b := a.As4()
 	return fmt.Sprintf("%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
+}
+
+// ofport is the OpenFlow port number of a container's OVS port.
+func (h *dkHost) ofport(t *testing.T, name string) (port string, ofport int) {
+	t.Helper()
+	port, _ = dockerplugin.VethNames(h.endpointID(t, name))
+	n, err := strconv.Atoi(strings.TrimSpace(h.node.Vsctl(t, "get", "Interface", port, "ofport")))
+	if err != nil {
+		t.Fatalf("ofport of %s: %v", port, err)
+	}
+	return port, n
+}
+
+// TestDockerPluginGuards: ARP from a Docker container is answered on its
+// host (the underlay carries its ICMP in GRE, never an ARP); a container
+// with NET_ADMIN that forges its source address reaches nobody (the
+// victim's port sees none of it) and its port's spoof-drop flow and the
+// agent's ofctl_agent_spoof_drops_packets_total count the packets.
+func TestDockerPluginGuards(t *testing.T) {
+	hosts := dkSetup(t, "ha", "hb")
+	ha, hb := hosts[0], hosts[1]
+	b := hb.run(t, "cb")
+	portB, _ := hb.ofport(t, "cb")
+	a := ha.run(t, "ca", "--cap-add", "NET_ADMIN")
+
+	wire := plStartCapture(t, ha.node.NS, "ul-hb", "proto gre")
+	victim := plStartCapture(t, hb.node.NS, portB)
+	testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := ha.ping("ca", b, 1); return ok }, "ca never reached cb")
+	neigh := ha.docker.Run(t, "exec", "ca", "ip", "neigh", "show", b.String())
+	if !strings.Contains(neigh, "0a:58:"+macTail(b)) {
+		t.Errorf("ca's neighbour entry for %s: %q, want the derived MAC (answered by ha's agent)", b, neigh)
+	}
+
+	// Forged source address: a second address on eth0, used as source.
+	forged := netip.MustParseAddr("10.100.1.200")
+	ha.docker.Run(t, "exec", "ca", "ip", "addr", "add", forged.String()+"/16", "dev", "eth0")
+	port, ofport := ha.ofport(t, "ca")
+	filter, match := ofTable(pipeline.SpoofGuard)+fmt.Sprintf(",in_port=%d", ofport), fmt.Sprintf("in_port=%d", ofport)
+	before := plFlowPackets(t, ha.node, filter, 100, match)
+	_, _ = ha.docker.RunErr("exec", "ca", "ping", "-c", "5", "-i", "0.2", "-W", "1", "-I", forged.String(), b.String())
+	dropped := plWaitPackets(t, ha.node, filter, 100, match, before+5) - before
+	if dropped < 5 {
+		t.Errorf("spoof-drop flow of %s counted %d packets, want >= 5", port, dropped)
+	}
+	testbed.Eventually(t, 10*time.Second, func() bool {
+		_, body, err := ha.agent.Get("/metrics")
+		return err == nil && dkSampleWith(body, "ofctl_agent_spoof_drops_packets_total", port) >= float64(before+5)
+	}, "ofctl_agent_spoof_drops_packets_total of %s never counted the forged packets", port)
+	if ok, out := ha.ping("ca", b, 2); !ok { // control: the captures see legitimate traffic
+		t.Fatalf("legitimate ping after the spoofing: %s", out)
+	}
+	plStopAll(wire, victim)
+
+	if arp := wire.read(t, "proto gre", "-v"); len(arp) == 0 {
+		t.Error("no GRE on the underlay: the capture proves nothing")
+	} else {
+		for _, l := range arp {
+			if strings.Contains(l, "ARP") {
+				t.Errorf("ARP inside GRE on the underlay: %s", l)
+			}
+		}
+	}
+	if got := victim.read(t, "src host "+forged.String()); len(got) != 0 {
+		t.Errorf("cb's port saw %d packets from the forged %s:\n%s", len(got), forged, strings.Join(got, "\n"))
+	}
+	if got := victim.read(t, "icmp and src host "+a.String()); len(got) == 0 {
+		t.Error("cb's port capture missed the legitimate ping: it proves nothing")
+	}
+}
+
+// dkSampleWith is the value of the first sample of family name whose
+// labels contain label (in quotes), -1 if none.
+func dkSampleWith(metrics []byte, name, label string) float64 {
+	for _, l := range strings.Split(string(metrics), "\n") {
+		if strings.HasPrefix(l, name+"{") && strings.Contains(l, `"`+label+`"`) {
+			if v, err := strconv.ParseFloat(l[strings.LastIndex(l, " ")+1:], 64); err == nil {
+				return v
+			}
+		}
+	}
+	return -1
+}
+
+// dkPing pings dst from container name of h for secs seconds (-i 0.2)
+// while during runs, and returns what ping's summary says.
+func dkPing(t *testing.T, h *dkHost, name string, dst netip.Addr, secs int, during func()) (sent, recv int) {
+	t.Helper()
+	cmd := exec.Command("docker", "exec", name, "ping", "-i", "0.2", "-W", "1", "-w", strconv.Itoa(secs), dst.String())
+	cmd.Env = append(os.Environ(), h.docker.Env()...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	during()
+	_ = cmd.Wait()
+	m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) packets received`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("ping %s from %s: no summary in %q", dst, name, out.String())
+	}
+	sent, _ = strconv.Atoi(m[1])
+	recv, _ = strconv.Atoi(m[2])
+	return sent, recv
+}
+
+// TestDockerPluginRestarts: with containers running, an agent SIGKILL and
+// restart and a dockerd restart (--restart=always containers) keep them
+// talking across hosts (ping loss reported); after the agent's restart a
+// container made before it is removed cleanly and a new one runs (the
+// network binding survived); while the agent is stopped docker run fails
+// with a clear message and leaves nothing behind (how long it waits is
+// logged).
+func TestDockerPluginRestarts(t *testing.T) {
+	hosts := dkSetup(t, "ha", "hb")
+	ha, hb := hosts[0], hosts[1]
+	a := ha.run(t, "ca", "--restart=always", "--stop-timeout", "1")
+	old := ha.run(t, "old", "--stop-timeout", "1")
+	hb.run(t, "cb", "--stop-timeout", "1")
+	testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := hb.ping("cb", a, 1); return ok }, "cb never reached ca")
+
+	sent, recv := dkPing(t, hb, "cb", a, 8, func() {
+		ha.agent.Stop(syscall.SIGKILL)
+		ha.agent.Start(t)
+		ha.agent.WaitReady(t, 20*time.Second)
+	})
+	t.Logf("cb -> ca across ha's agent SIGKILL+restart: %d sent, %d received (%d lost)", sent, recv, sent-recv)
+	if recv == 0 || sent-recv > 2 {
+		t.Errorf("agent SIGKILL+restart: %d of %d pings lost", sent-recv, sent)
+	}
+	port, _ := dockerplugin.VethNames(ha.endpointID(t, "old"))
+	ha.docker.Run(t, "rm", "-f", "old")
+	if ports := ha.node.Vsctl(t, "list-ports", "br-int"); strings.Contains(ports, port) {
+		t.Errorf("rm -f after the agent's restart left port %s: %s", port, ports)
+	}
+	testbed.Eventually(t, 10*time.Second, func() bool { return dkFlowsWith(t, ha.node, old) == 0 }, "flows of %s left", old)
+	if n := ha.run(t, "new", "--stop-timeout", "1"); n != old {
+		t.Logf("new container after the restart got %s (old had %s)", n, old)
+	}
+	if ok, out := ha.ping("new", hb.addr(t, "cb"), 2); !ok {
+		t.Errorf("container started after the agent's restart: %s", out)
+	}
+	ha.docker.Run(t, "rm", "-f", "new")
+
+	sent, recv = dkPing(t, hb, "cb", a, 25, func() {
+		ha.docker.Stop(t)
+		ha.docker.Start(t)
+		testbed.Eventually(t, 20*time.Second, func() bool {
+			out, err := ha.docker.RunErr("inspect", "--format", "{{.State.Running}}", "ca")
+			return err == nil && strings.TrimSpace(out) == "true"
+		}, "ca (--restart=always) not running again after dockerd's restart")
+	})
+	again := ha.addr(t, "ca")
+	t.Logf("cb -> ca across ha's dockerd restart: %d sent, %d received (%d lost); ca had %s, has %s", sent, recv, sent-recv, a, again)
+	if again != a {
+		t.Errorf("ca came back with %s, had %s", again, a)
+	}
+	if ok, out := hb.ping("cb", again, 3); !ok {
+		t.Errorf("cb -> ca after dockerd's restart: %s", out)
+	}
+	if got := ha.links(t); len(got) != 1 {
+		t.Errorf("veths on ha after dockerd's restart: %v, want ca's alone", got)
+	}
+
+	// The agent down: docker run fails, says why, leaves nothing.
+	ha.agent.Stop(syscall.SIGTERM)
+	start := time.Now()
+	out, err := ha.docker.RunErr("run", "--rm", "--network", "blue", ha.img, "true")
+	took := time.Since(start)
+	t.Logf("docker run with the agent stopped failed after %v: %s", took.Round(100*time.Millisecond), strings.TrimSpace(out))
+	if err == nil || !strings.Contains(out, "ofctl-agent") {
+		t.Errorf("docker run with the agent stopped: err %v, %s", err, out)
+	}
+	if got := ha.links(t); len(got) != 1 {
+		t.Errorf("veths on ha after the failed run: %v, want ca's alone", got)
+	}
+	ha.agent.Start(t)
+	ha.agent.WaitReady(t, 20*time.Second)
+	if ok, out := hb.ping("cb", again, 2); !ok {
+		t.Errorf("cb -> ca after the agent came back: %s", out)
+	}
 }
