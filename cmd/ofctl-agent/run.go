@@ -132,7 +132,7 @@ func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics) (*
 	if err != nil {
 		return nil, nil, err // validated by config
 	}
-	ac.NAT = &agent.NATConfig{Allowed: allowed}
+	ac.NAT = &agent.NATConfig{Allowed: allowed, NetNS: cfg.NetNSHost}
 	a, err := agent.New(ac)
 	if err != nil {
 		return nil, nil, err

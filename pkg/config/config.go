@@ -58,6 +58,10 @@ type Config struct {
 	// underlay that containers may reach through the gateways after all
 	// (every host's tunnel address is blocked otherwise; docs/gateway.md).
 	UnderlayAllow string `yaml:"underlay-allow"`
+	// NetNSHost is the network namespace (a path) of the host's stack,
+	// where ovs-vswitchd puts the gateway ports: the packet filter and
+	// forwarding flags kept there; "": the agent's own.
+	NetNSHost string `yaml:"netns-host"`
 }
 
 // UnderlayAllowList returns underlay-allow as prefixes (a bare address is
@@ -240,6 +244,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.FlowMonitor, "flow-monitor", c.FlowMonitor, "repair the flow changes OVS reports (flow monitor) as they come; false: the periodic comparison alone")
 	fs.DurationVar(&c.EchoInterval, "echo-interval", c.EchoInterval, "OpenFlow echo keepalive interval")
 	fs.DurationVar(&c.DeadInterval, "dead-interval", c.DeadInterval, "silence after which the switch is declared gone")
+	fs.StringVar(&c.NetNSHost, "netns-host", c.NetNSHost, "network namespace path of the host's stack where ovs-vswitchd runs (gateway ports, packet filter); default: the agent's own")
 	fs.StringVar(&c.UnderlayAllow, "underlay-allow", c.UnderlayAllow, "IPv4 addresses or prefixes, comma-separated, that containers may reach among the hosts' underlay addresses (all blocked by default)")
 	fs.StringVar(&c.WebConfigFile, "web-config-file", c.WebConfigFile, "TLS/basic-auth web config (Prometheus exporter-toolkit format)")
 }
@@ -296,6 +301,9 @@ func (c Config) Validate() error {
 	}
 	if c.DockerPlugin != "" && !filepath.IsAbs(c.DockerState) {
 		bad("docker-state %q: want an absolute path", c.DockerState)
+	}
+	if c.NetNSHost != "" && !filepath.IsAbs(c.NetNSHost) {
+		bad("netns-host %q: want an absolute path", c.NetNSHost)
 	}
 	errs = append(errs, c.validateBackend()...)
 	if c.HealthListen != "" && c.HealthListen == c.Listen {

@@ -56,12 +56,13 @@ const (
 // AgentArgs are the `run` arguments that attach an agent named self to
 // node: netdev datapath, GRE port AgentTunnelPort at AgentTunnelOFPort,
 // tunnelIP as its underlay address, its local API on AgentSocket(node) (the
-// machine's default path is left alone). Callers append the cluster source
+// machine's default path is left alone), the node's namespace as the host's
+// stack (gateway ports, packet filter: never the test machine's own). Callers append the cluster source
 // and the rest.
 func AgentArgs(node *Node, self, tunnelIP string) []string {
 	return []string{"run", "--node-name", self, "--ovsdb", node.DBAddr(), "--ovs-rundir", node.Dir,
 		"--datapath-type", "netdev", "--tunnel-ip", tunnelIP, "--tunnel-port", AgentTunnelPort,
-		"--tunnel-ofport", strconv.Itoa(AgentTunnelOFPort), "--api-socket", AgentSocket(node)}
+		"--tunnel-ofport", strconv.Itoa(AgentTunnelOFPort), "--api-socket", AgentSocket(node), "--netns-host", node.NS.Path()}
 }
 
 // AgentSocket is where the agent of node started with AgentArgs serves its
