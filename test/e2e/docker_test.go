@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -397,5 +399,65 @@ func TestDockerPluginRestarts(t *testing.T) {
 	ha.agent.WaitReady(t, 20*time.Second)
 	if ok, out := hb.ping("cb", again, 2); !ok {
 		t.Errorf("cb -> ca after the agent came back: %s", out)
+	}
+}
+
+// TestDockerPluginParallel: 50 containers started at once on one host get
+// 50 distinct addresses of its range, and every one reaches a container
+// on the other host.
+func TestDockerPluginParallel(t *testing.T) {
+	const n = 50
+	hosts := dkSetup(t, "ha", "hb")
+	ha, hb := hosts[0], hosts[1]
+	b := hb.run(t, "cb")
+	start := time.Now()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			out, err := ha.docker.RunErr("run", "-d", "--name", fmt.Sprintf("p%d", i), "--network", "blue", "--stop-timeout", "1", ha.img, "sleep", "3600")
+			if err != nil {
+				errs[i] = fmt.Errorf("%v: %s", err, out)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d containers started in parallel in %v", n, time.Since(start).Round(100*time.Millisecond))
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[netip.Addr]string{}
+	for i := range n {
+		name := fmt.Sprintf("p%d", i)
+		a := ha.addr(t, name)
+		if other, dup := seen[a]; dup {
+			t.Errorf("%s and %s both have %s", name, other, a)
+		}
+		if !netip.MustParsePrefix("10.100.1.0/24").Contains(a) {
+			t.Errorf("%s has %s, outside ha's range", name, a)
+		}
+		seen[a] = name
+	}
+	if got := len(ha.links(t)); got != n {
+		t.Errorf("%d veths on ha, want %d", got, n)
+	}
+	failed := make([]string, n)
+	for i := range n {
+		wg.Go(func() {
+			name := fmt.Sprintf("p%d", i)
+			ok, out := false, ""
+			for try := 0; try < 5 && !ok; try++ { // the first packets may race the other side's ARP
+				ok, out = ha.ping(name, b, 1)
+			}
+			if !ok {
+				failed[i] = name + ": " + out
+			}
+		})
+	}
+	wg.Wait()
+	for _, f := range failed {
+		if f != "" {
+			t.Errorf("no answer from cb (%s): %s", b, f)
+		}
 	}
 }
