@@ -36,6 +36,12 @@
 //   - ranges: network name -> IPv4 prefix without host bits, inside that
 //     network's subnet, not overlapping another host's range in the same
 //     network. A host without ranges only takes part in the tunnel mesh.
+//   - gateways (host): network name -> the host's gateway address there
+//     (pkg/gateway; default: the range's first host address): IPv4, in the
+//     network's subnet, not its network or broadcast address, inside the
+//     host's range when it has one, no other host's gateway nor a remote
+//     endpoint's address. gateway (network): false turns the network's
+//     gateways off (no gateways entry may name it then).
 //
 // Static watches the file's directory (so that editors' rename-and-replace
 // and Kubernetes ConfigMap symlink swaps are seen), reads the file once per

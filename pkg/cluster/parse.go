@@ -30,12 +30,15 @@ type rawNetwork struct {
 	VNI    *int64 `yaml:"vni"`
 	Subnet string `yaml:"subnet"`
 	NAT    *bool  `yaml:"nat"` // default true
+	// Gateway is false to turn the gateways off; true or absent: on.
+	Gateway *bool `yaml:"gateway"`
 }
 
 type rawHost struct {
 	Name     string            `yaml:"name"`
 	TunnelIP string            `yaml:"tunnel_ip"`
 	Ranges   map[string]string `yaml:"ranges"`
+	Gateways map[string]string `yaml:"gateways"`
 }
 
 // LoadFile reads and parses one cluster file. A missing file gives an error
@@ -151,6 +154,7 @@ func convert(raw rawFile, loc *locator) (View, []error) {
 		}
 		n.Subnet = parsePrefix(&p, line, item, "subnet", rn.Subnet)
 		n.NoNAT = rn.NAT != nil && !*rn.NAT
+		n.NoGateway = rn.Gateway != nil && !*rn.Gateway
 		v.Networks = append(v.Networks, n)
 	}
 	for i, rh := range raw.Hosts {
@@ -161,6 +165,12 @@ func convert(raw rawFile, loc *locator) (View, []error) {
 		}
 		for _, net := range sortedKeys(rh.Ranges) {
 			h.Ranges[net] = parsePrefix(&p, loc.hostRange(i, net), item+" range "+net, "prefix", rh.Ranges[net])
+		}
+		if len(rh.Gateways) > 0 {
+			h.Gateways = make(map[string]netip.Addr, len(rh.Gateways))
+		}
+		for _, net := range sortedKeys(rh.Gateways) {
+			h.Gateways[net] = parseAddr(&p, loc.hostGateway(i, net), item+" gateway "+net, "address", rh.Gateways[net])
 		}
 		v.Hosts = append(v.Hosts, h)
 	}
@@ -215,6 +225,13 @@ func positions(root *yaml.Node) *locator {
 				}
 			}
 			loc.ranges = append(loc.ranges, lines)
+			gws := map[string]int{}
+			if g := mapValue(item, "gateways"); g != nil && g.Kind == yaml.MappingNode {
+				for k := 0; k+1 < len(g.Content); k += 2 {
+					gws[g.Content[k].Value] = g.Content[k].Line
+				}
+			}
+			loc.gateways = append(loc.gateways, gws)
 		}
 	}
 	return loc

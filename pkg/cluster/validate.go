@@ -40,6 +40,7 @@ func Validate(v View) error {
 type locator struct {
 	networks, hosts []int
 	ranges          []map[string]int
+	gateways        []map[string]int
 	// parsed: values came from text whose missing or malformed values were
 	// already reported, so a zero address or VNI is not reported again.
 	parsed bool
@@ -71,6 +72,16 @@ func (l *locator) hostRange(i int, network string) int {
 		return l.host(i)
 	}
 	if line, ok := l.ranges[i][network]; ok {
+		return line
+	}
+	return l.host(i)
+}
+
+func (l *locator) hostGateway(i int, network string) int {
+	if l == nil || i >= len(l.gateways) {
+		return l.host(i)
+	}
+	if line, ok := l.gateways[i][network]; ok {
 		return line
 	}
 	return l.host(i)
@@ -111,6 +122,7 @@ func check(v View, loc *locator) []error {
 	nets := checkNetworks(&p, v.Networks, loc)
 	hosts := checkHosts(&p, v.Hosts, nets, loc)
 	checkEndpoints(&p, v.Endpoints, nets, hosts)
+	checkGateways(&p, v, nets, loc)
 	return p
 }
 

@@ -46,6 +46,9 @@ type Network struct {
 	// outside is routed with the containers' own addresses instead of
 	// masqueraded to the host's (the outside must route the subnet back).
 	NoNAT bool
+	// NoGateway turns the hosts' gateways off for the network (the file's
+	// "gateway: false"): no gateway port, containers get no default route.
+	NoGateway bool
 }
 
 // Host is a node running the agent: the tunnel endpoint other hosts send to,
@@ -54,6 +57,9 @@ type Host struct {
 	Name     string
 	TunnelIP netip.Addr
 	Ranges   map[string]netip.Prefix // network name -> range inside that network's subnet
+	// Gateways are the host's gateway addresses set in the view (network
+	// name -> address); a network with none takes the default (pkg/gateway).
+	Gateways map[string]netip.Addr
 }
 
 // RemoteEndpoint is a container interface on another host (etcd mode).
@@ -118,7 +124,7 @@ func (v View) Equal(o View) bool {
 
 // Equal reports whether two hosts are the same in every field.
 func (h Host) Equal(o Host) bool {
-	return h.Name == o.Name && h.TunnelIP == o.TunnelIP && maps.Equal(h.Ranges, o.Ranges)
+	return h.Name == o.Name && h.TunnelIP == o.TunnelIP && maps.Equal(h.Ranges, o.Ranges) && maps.Equal(h.Gateways, o.Gateways)
 }
 
 // Equal reports whether two endpoints are the same in every field.
