@@ -65,7 +65,7 @@ func TestPlan(t *testing.T) {
 			problems: []string{"gateway of network blue: 10.100.3.1: 10.100.3.1 is outside the host's range 10.100.2.0/24"}},
 		{name: "configured for a gateway: false network and an unknown one", node: "c",
 			configured: map[string]netip.Addr{"red": ip("10.200.9.1"), "nope": ip("10.9.9.9"), "etcdnet": ip("10.40.0.0")},
-			problems: []string{"network etcdnet: 10.40.0.0: 10.40.0.0 is the network address of 10.40.0.0/16", "network nope: 10.9.9.9: no such network"}},
+			problems:   []string{"network etcdnet: 10.40.0.0: 10.40.0.0 is the network address of 10.40.0.0/16", "network nope: 10.9.9.9: no such network"}},
 		{name: "unknown host, nothing configured", node: "z"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
