@@ -24,7 +24,7 @@ func newDockerPlugin(cfg config.Config, ag *agent.Agent, view func() (cluster.Vi
 	if cfg.DockerPlugin == "" {
 		return nil, nil
 	}
-	links, err := dockerplugin.OpenNetlinkLinks(cfg.DockerNetNS)
+	links, err := dockerplugin.OpenNetlinkLinks(cfg.NetNSHost) // dockerd runs in the host's stack
 	if err != nil {
 		return nil, err
 	}

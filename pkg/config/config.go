@@ -43,7 +43,6 @@ type Config struct {
 	APISocket      string        `yaml:"api-socket"`      // the local API (pkg/agentapi): root-only unix socket
 	DockerPlugin   string        `yaml:"docker-plugin"`   // Docker network+IPAM driver socket; "" serves none
 	DockerState    string        `yaml:"docker-state"`    // the Docker networks' bindings (written atomically)
-	DockerNetNS    string        `yaml:"docker-netns"`    // dockerd's (and ovs-vswitchd's) network namespace; "" the agent's own
 	LogFormat      string        `yaml:"log-format"`      // text or json
 	LogLevel       string        `yaml:"log-level"`       // debug, info, warn, error
 	VerifyEvery    time.Duration `yaml:"verify-interval"` // how often OVS is compared with the desired flows (without the flow monitor)
@@ -236,7 +235,6 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.APISocket, "api-socket", c.APISocket, "unix socket of the local API (address allocation for attach and the CNI plugin; root only)")
 	fs.StringVar(&c.DockerPlugin, "docker-plugin", c.DockerPlugin, "serve the Docker network and IPAM driver \"ofctl-agent\" on this unix socket (dockerd looks in /run/docker/plugins/ofctl-agent.sock); empty: none")
 	fs.StringVar(&c.DockerState, "docker-state", c.DockerState, "file keeping which cluster network each Docker network is bound to (Docker does not repeat CreateNetwork)")
-	fs.StringVar(&c.DockerNetNS, "docker-netns", c.DockerNetNS, "network namespace (a path) where dockerd and ovs-vswitchd run, for the Docker plugin's veth pairs; empty: the agent's own")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.DurationVar(&c.VerifyEvery, "verify-interval", c.VerifyEvery, "how often OVS is compared with the desired flows when it does not report flow changes")
@@ -294,10 +292,8 @@ func (c Config) Validate() error {
 	if _, err := c.UnderlayAllowList(); err != nil {
 		errs = append(errs, err)
 	}
-	for name, path := range map[string]string{"docker-plugin": c.DockerPlugin, "docker-netns": c.DockerNetNS} {
-		if path != "" && !filepath.IsAbs(path) {
-			bad("%s %q: want an absolute path", name, path)
-		}
+	if c.DockerPlugin != "" && !filepath.IsAbs(c.DockerPlugin) {
+		bad("docker-plugin %q: want an absolute path", c.DockerPlugin)
 	}
 	if c.DockerPlugin != "" && !filepath.IsAbs(c.DockerState) {
 		bad("docker-state %q: want an absolute path", c.DockerState)

@@ -16,12 +16,15 @@ import (
 
 // External_ids HostEndpoints writes besides pkg/endpoint's keys: the
 // owner, and Docker's ids, by which Leave finds the port after an agent
-// restart (OVSDB is the only record of an endpoint).
+// restart (OVSDB is the only record of an endpoint). Docker tells a remote
+// driver neither the container's id nor its name nor the interface name it
+// will give (eth<N>, chosen after Join): container_id is the sandbox's
+// namespace path (the contract allows a path), container_iface and
+// ofctl-agent.name are not written.
 const (
-	OwnerDocker         = "docker" // external_ids:ofctl-agent.owner of the plugin's ports
-	KeyDockerEndpoint   = "ofctl-agent.docker-endpoint"
-	KeyDockerNetwork    = "ofctl-agent.docker-network"
-	containerIfaceFirst = "eth0" // what Docker names the interface of a container's first network
+	OwnerDocker       = "docker" // external_ids:ofctl-agent.owner of the plugin's ports
+	KeyDockerEndpoint = "ofctl-agent.docker-endpoint"
+	KeyDockerNetwork  = "ofctl-agent.docker-network"
 )
 
 // PortsClient is the part of *ovsdb.Client (the agent's) HostEndpoints
@@ -132,14 +135,13 @@ func (h *HostEndpoints) Join(ctx context.Context, ep Endpoint) (_ Joined, err er
 		return Joined{}, err
 	}
 	ids := map[string]string{
-		endpoint.KeyNetwork:        ep.Network,
-		endpoint.KeyIP:             ep.Address.Addr().String(),
-		endpoint.KeyMAC:            ep.MAC.String(),
-		endpoint.KeyOwner:          OwnerDocker,
-		endpoint.KeyContainerID:    ep.SandboxKey,
-		endpoint.KeyContainerIface: containerIfaceFirst,
-		KeyDockerEndpoint:          ep.ID,
-		KeyDockerNetwork:           ep.NetworkID,
+		endpoint.KeyNetwork:     ep.Network,
+		endpoint.KeyIP:          ep.Address.Addr().String(),
+		endpoint.KeyMAC:         ep.MAC.String(),
+		endpoint.KeyOwner:       OwnerDocker,
+		endpoint.KeyContainerID: ep.SandboxKey,
+		KeyDockerEndpoint:       ep.ID,
+		KeyDockerNetwork:        ep.NetworkID,
 	}
 	if len(ports) > 0 {
 		ids[endpoint.KeyPorts] = endpoint.FormatPorts(ports)

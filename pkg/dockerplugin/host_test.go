@@ -92,7 +92,7 @@ func TestHostEndpoints(t *testing.T) {
 		t.Errorf("veth: %s", got)
 	}
 	want := map[string]string{endpoint.KeyNetwork: "blue", endpoint.KeyIP: "10.1.0.2", endpoint.KeyMAC: "0a:58:0a:01:00:02",
-		endpoint.KeyOwner: OwnerDocker, endpoint.KeyContainerID: ep.SandboxKey, endpoint.KeyContainerIface: "eth0",
+		endpoint.KeyOwner: OwnerDocker, endpoint.KeyContainerID: ep.SandboxKey,
 		KeyDockerEndpoint: epID, KeyDockerNetwork: netID, endpoint.KeyPorts: "tcp:8080:80"}
 	if got := ports.ports[host]; !maps.Equal(got, want) {
 		t.Errorf("port external_ids %v, want %v", got, want)

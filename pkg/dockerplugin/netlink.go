@@ -12,7 +12,8 @@ import (
 )
 
 // NetlinkLinks implements Links with rtnetlink in one network namespace:
-// dockerd's, which must also be ovs-vswitchd's (it opens the host ends).
+// dockerd's, which must also be ovs-vswitchd's (it opens the host ends):
+// the host's stack (the agent's --netns-host).
 type NetlinkLinks struct {
 	ns     *attach.NetNS  // nil: the agent's own namespace
 	handle netns.NsHandle // ns's descriptor for netlink.NewHandleAt; -1: own

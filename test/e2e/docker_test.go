@@ -34,6 +34,23 @@ type dkHost struct {
 	img    string
 }
 
+// dkCluster is agCluster with a second network, red.
+const dkCluster = `networks:
+  - name: blue
+    vni: 100
+    subnet: 10.100.0.0/16
+  - name: red
+    vni: 200
+    subnet: 10.200.0.0/16
+hosts:
+  - name: ha
+    tunnel_ip: 192.0.2.1
+    ranges: { blue: 10.100.1.0/24, red: 10.200.1.0/24 }
+  - name: hb
+    tunnel_ip: 192.0.2.2
+    ranges: { blue: 10.100.2.0/24, red: 10.200.2.0/24 }
+`
+
 // dkCreate is the README's network create command (the IPAM option names
 // the cluster network).
 var dkCreate = []string{"network", "create", "-d", "ofctl-agent", "--ipam-driver", "ofctl-agent", "--ipam-opt", "network=blue", "blue"}
@@ -45,7 +62,7 @@ func dkSetup(t *testing.T, names ...string) []*dkHost {
 	t.Helper()
 	testbed.RequireDocker(t)
 	file := filepath.Join(t.TempDir(), "cluster.yaml")
-	if err := os.WriteFile(file, []byte(agCluster), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(dkCluster), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tunnel := map[string]string{"ha": "192.0.2.1", "hb": "192.0.2.2"}
@@ -61,8 +78,7 @@ func dkSetup(t *testing.T, names ...string) []*dkHost {
 		h.docker = testbed.StartDocker(t, h.node)
 		args := append(testbed.AgentArgs(h.node, h.name, tunnel[h.name]), "--cluster-file", file, "--verify-interval", "300ms",
 			"--docker-plugin", filepath.Join(h.docker.PluginDir(), "ofctl-agent.sock"),
-			"--docker-state", filepath.Join(h.node.Dir, "docker-networks.json"),
-			"--docker-netns", filepath.Join("/run/netns", string(h.node.NS)))
+			"--docker-state", filepath.Join(h.node.Dir, "docker-networks.json"))
 		h.agent = testbed.StartAgent(t, filepath.Join(h.node.Dir, "agent-"+h.name+".log"), args...)
 		h.agent.WaitReady(t, 20*time.Second)
 		h.img = h.docker.Image(t)
@@ -80,9 +96,12 @@ func (h *dkHost) run(t *testing.T, name string, extra ...string) netip.Addr {
 }
 
 // addr is a container's address on blue as docker inspect reports it.
-func (h *dkHost) addr(t *testing.T, name string) netip.Addr {
+func (h *dkHost) addr(t *testing.T, name string) netip.Addr { return h.addrOn(t, name, "blue") }
+
+// addrOn is a container's address on network as docker inspect reports it.
+func (h *dkHost) addrOn(t *testing.T, name, network string) netip.Addr {
 	t.Helper()
-	out := strings.TrimSpace(h.docker.Run(t, "inspect", "--format", "{{.NetworkSettings.Networks.blue.IPAddress}}", name))
+	out := strings.TrimSpace(h.docker.Run(t, "inspect", "--format", "{{.NetworkSettings.Networks."+network+".IPAddress}}", name))
 	a, err := netip.ParseAddr(out)
 	if err != nil {
 		t.Fatalf("%s on %s: address %q", name, h.name, out)
@@ -174,6 +193,30 @@ func TestDockerPlugin(t *testing.T) {
 	if !strings.Contains(insp, "ca "+a.String()+"/16;") {
 		t.Errorf("docker network inspect blue: %s", insp)
 	}
+
+	// A second network: docker network connect and disconnect, containers
+	// on two of ours.
+	for _, h := range hosts {
+		h.docker.Run(t, "network", "create", "-d", "ofctl-agent", "--ipam-driver", "ofctl-agent", "--ipam-opt", "network=red", "red")
+	}
+	ha.docker.Run(t, "network", "connect", "red", "ca")
+	hb.docker.Run(t, "network", "connect", "red", "cb")
+	ra, rb := ha.addrOn(t, "ca", "red"), hb.addrOn(t, "cb", "red")
+	if !netip.MustParsePrefix("10.200.1.0/24").Contains(ra) || !netip.MustParsePrefix("10.200.2.0/24").Contains(rb) {
+		t.Errorf("red addresses %s, %s: not of the hosts' ranges", ra, rb)
+	}
+	testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := ha.ping("ca", rb, 1); return ok }, "ca never reached cb on red")
+	if ok, out := ha.ping("ca", b, 2); !ok {
+		t.Errorf("ca -> cb on blue while on red too: %s", out)
+	}
+	if got := ha.links(t); len(got) != 2 {
+		t.Errorf("veths on ha with ca on two networks: %v", got)
+	}
+	ha.docker.Run(t, "network", "disconnect", "red", "ca")
+	if got := ha.links(t); len(got) != 1 || got[0] != port {
+		t.Errorf("veths on ha after network disconnect: %v, want [%s]", got, port)
+	}
+	testbed.Eventually(t, 10*time.Second, func() bool { return dkFlowsWith(t, ha.node, ra) == 0 }, "flows of %s left after network disconnect", ra)
 
 	// stop/start: the same address back, and connectivity.
 	ha.docker.Run(t, "stop", "-t", "1", "ca")
