@@ -504,3 +504,49 @@ func TestDockerPluginParallel(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeDocker runs the shell block of the README's "With Docker"
+// section as written, each line on the host its comment names (host1 is
+// ha, host2 hb), with the test image tagged busybox.
+func TestReadmeDocker(t *testing.T) {
+	hosts := dkSetup(t, "ha", "hb")
+	b, err := os.ReadFile(filepath.Join(dmRepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(b), "## With Docker")
+	_, block, _ := strings.Cut(section, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	for _, h := range hosts {
+		h.docker.Run(t, "network", "rm", "blue") // the README makes it
+		h.docker.Run(t, "tag", h.img, "busybox")
+	}
+	var on []*dkHost
+	ran := 0
+	for _, line := range strings.Split(block, "\n") {
+		switch {
+		case strings.HasPrefix(line, "# on host1 and host2"):
+			on = hosts
+		case strings.HasPrefix(line, "# host1"):
+			on = hosts[:1]
+		case strings.HasPrefix(line, "# host2"):
+			on = hosts[1:]
+		case strings.TrimSpace(line) == "":
+		default:
+			cmd, _, _ := strings.Cut(line, "   #")
+			for _, h := range on {
+				c := exec.Command("sh", "-c", cmd)
+				c.Env = append(os.Environ(), h.docker.Env()...)
+				out, err := c.CombinedOutput()
+				t.Logf("%s$ %s\n%s", h.name, cmd, out)
+				if err != nil {
+					t.Fatalf("%s on %s: %v", cmd, h.name, err)
+				}
+				ran++
+			}
+		}
+	}
+	if ran < 5 {
+		t.Fatalf("ran %d commands of the README's Docker block", ran)
+	}
+}
