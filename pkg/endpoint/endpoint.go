@@ -20,6 +20,9 @@ type Endpoint struct {
 	ContainerIface string
 	Name           string      // its DNS name (KeyName), "" for none
 	Ports          []Published // host ports it publishes (KeyPorts)
+	// Gateway: the port says it is a gateway (KeyRole); the agent checks
+	// that it is one of its own before treating it as one.
+	Gateway bool
 }
 
 // ErrNotEndpoint means the interface carries no ofctl-agent keys: it is not
@@ -81,6 +84,13 @@ func FromInterface(name string, ofport int, ext map[string]string) (Endpoint, er
 		return ep, &InvalidError{name, KeyPorts, ext[KeyPorts], err.Error()}
 	}
 	ep.Ports = ports
+	switch role := ext[KeyRole]; role {
+	case "":
+	case RoleGateway:
+		ep.Gateway = true
+	default:
+		return ep, &InvalidError{name, KeyRole, role, `want "gateway" or no key`}
+	}
 	if ofport <= 0 || ofport >= 0xff00 {
 		return ep, fmt.Errorf("interface %s: %w (ofport %d)", name, ErrNoOFPort, ofport)
 	}

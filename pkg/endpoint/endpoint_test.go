@@ -51,6 +51,8 @@ func TestFromInterface(t *testing.T) {
 		{"empty name", 3, with(KeyName, ""), nil, KeyName, ""},
 		{"ports", 3, with(KeyPorts, "tcp:8080:80,udp:5353:53"), nil, "", "0a:58:0a:01:00:05"},
 		{"bad ports", 3, with(KeyPorts, "tcp:8080"), nil, KeyPorts, ""},
+		{"gateway role", 3, with(KeyRole, RoleGateway), nil, "", "0a:58:0a:01:00:05"},
+		{"bad role", 3, with(KeyRole, "router"), nil, KeyRole, ""},
 		{"long mac", 3, with(KeyMAC, "00:00:00:00:fe:80:00:00:00:00:00:00:02:00:5e:10:00:00:00:01"), nil, KeyMAC, ""},
 	}
 	for _, c := range cases {
@@ -72,6 +74,9 @@ func TestFromInterface(t *testing.T) {
 				}
 				if ep.MAC.String() != c.wantMAC || ep.OFPort != uint32(c.ofport) || ep.Network != "blue" || ep.ContainerIface != "eth1" {
 					t.Fatalf("got %+v", ep)
+				}
+				if ep.Gateway != (c.ext[KeyRole] == RoleGateway) {
+					t.Fatalf("Gateway = %v with role %q", ep.Gateway, c.ext[KeyRole])
 				}
 			}
 		})

@@ -46,10 +46,16 @@ const (
 	KeyOwner   = "ofctl-agent.owner"   // "attach" when ofctl-agent attach created the port
 	KeyName    = "ofctl-agent.name"    // the endpoint's name in DNS, one label (ValidateName); optional
 	KeyPorts   = "ofctl-agent.ports"   // published host ports, "tcp:8080:80,udp:5353:53" (ParsePorts); optional
+	// KeyRole is "gateway" on the agent's own gateway ports (pkg/gateway);
+	// the agent honours it only on the ports it made for its gateways.
+	KeyRole = "ofctl-agent.role"
 
 	KeyContainerID    = "container_id"    // container id or namespace path (ovs-docker's key)
 	KeyContainerIface = "container_iface" // interface name inside the container (ovs-docker's key)
 )
+
+// RoleGateway is KeyRole's value on a gateway port.
+const RoleGateway = "gateway"
 
 // Status keys: written by the agent alone (see the package comment).
 const (

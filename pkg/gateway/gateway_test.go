@@ -113,3 +113,8 @@ func TestFirst(t *testing.T) {
 		}
 	}
 }
+
+func viewOne() cluster.View {
+	return cluster.View{Networks: []cluster.Network{{Name: "blue", VNI: 1, Subnet: netip.MustParsePrefix("10.0.0.0/8")}},
+		Hosts: []cluster.Host{{Name: "a", Ranges: map[string]netip.Prefix{"blue": netip.MustParsePrefix("10.1.0.0/16")}}}}
+}
