@@ -142,7 +142,8 @@ func NetworkFlows(n Network) []flow.Flow {
 
 // EndpointFlows are a local endpoint's five flows (six when its MAC is not
 // derived from its IP): three in spoof_guard, its ARP answer, its delivery,
-// and the delivery of tunneled packets sent to its derived MAC.
+// and the delivery of tunneled packets sent to its derived MAC. A gateway
+// has the same flows, its spoof guard matching its MAC but no IP.
 func EndpointFlows(n Network, e Endpoint) []flow.Flow {
 	if !validVNI(n.VNI) || !validAddrs(e.IP, e.MAC) || e.OFPort == 0 || e.OFPort > maxOFPort {
 		return nil
@@ -154,9 +155,18 @@ func EndpointFlows(n Network, e Endpoint) []flow.Flow {
 			Match:   flow.NewMatch(fms...).With(inPort, flow.FieldEthSrc.MAC(e.MAC)),
 			Actions: []flow.Action{regNetwork.Load(n.VNI), gotoTable(next)}}
 	}
+	ipGuard := guard(L2Forward, ethIPv4, flow.FieldIPv4Src.Addr(e.IP))
+	arpGuard := guard(ARPResponder, ethARP, flow.FieldArpSpa.Addr(e.IP), flow.FieldArpSha.MAC(e.MAC))
+	if e.Gateway {
+		// The host routes the outside world's packets through its gateway
+		// (any source IP) and may ask for a container's MAC from any of
+		// its addresses; its MAC stays pinned.
+		ipGuard = guard(L2Forward, ethIPv4)
+		arpGuard = guard(ARPResponder, ethARP, flow.FieldArpSha.MAC(e.MAC))
+	}
 	out := []flow.Flow{
-		guard(L2Forward, ethIPv4, flow.FieldIPv4Src.Addr(e.IP)),
-		guard(ARPResponder, ethARP, flow.FieldArpSpa.Addr(e.IP), flow.FieldArpSha.MAC(e.MAC)),
+		ipGuard,
+		arpGuard,
 		{Table: SpoofGuard.ID(), Priority: priorityPortDrop, Cookie: WithRole(c, RoleSpoofDrop), Match: flow.NewMatch(inPort)},
 		responder().Address(n.VNI, e.IP, e.MAC, c),
 		{Table: L2Forward.ID(), Priority: priorityEndpoint, Cookie: c,

@@ -30,6 +30,10 @@ type Endpoint struct {
 	OFPort  uint32
 	MAC     net.HardwareAddr // any unicast MAC (attach derives 0a:58:<ip> by default)
 	IP      netip.Addr
+	// Gateway: the host's gateway port of the network (pkg/gateway), an
+	// endpoint whose spoof guard admits any source IP (it forwards the
+	// outside world's packets) but only its own MAC.
+	Gateway bool
 }
 
 // RemoteHost is another host, reached through the tunnel.

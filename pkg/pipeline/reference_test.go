@@ -33,4 +33,16 @@ var topologies = []struct {
 }{
 	{"reference", Reference},
 	{"standalone", standalone},
+	{"gateway", withGateways},
+}
+
+// withGateways is the reference topology with this host's gateways in blue
+// (10.1.1.1, the first address of its range 10.1.1.0/24) and red: the
+// reference's flows plus each gateway's five.
+func withGateways() State {
+	s := Reference()
+	s.Endpoints = append(s.Endpoints,
+		Endpoint{Network: "blue", Port: "ofgw-blue", OFPort: 5, MAC: net.HardwareAddr{0x0a, 0x58, 10, 1, 1, 1}, IP: netip.MustParseAddr("10.1.1.1"), Gateway: true},
+		Endpoint{Network: "red", Port: "ofgw-red", OFPort: 6, MAC: net.HardwareAddr{0x0a, 0x58, 10, 2, 1, 1}, IP: netip.MustParseAddr("10.2.1.1"), Gateway: true})
+	return s
 }

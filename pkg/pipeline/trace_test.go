@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ofctl-agent/ofctl-agent/test/testbed"
 )
 
 // Packets of the reference topology: blue-a (port 1, 10.1.1.2, derived MAC),
@@ -46,12 +48,7 @@ func parseTrace(out string) traceResult {
 // forwarding, ARP answers, spoofing, tunneling and isolation.
 func TestOVSTrace(t *testing.T) {
 	n, _ := installed(t, Reference())
-	tests := []struct {
-		name   string
-		packet string
-		output string   // "" for drop
-		final  []string // fields of the packet when it leaves (or, with a "~" prefix, text of the trace)
-	}{
+	tests := []traceCase{
 		{"local same network", ipBlueA + "dl_dst=02:00:00:00:01:03,nw_dst=10.1.1.3", "output:2", nil},
 		{"local other network", ipBlueA + "dl_dst=0a:58:0a:02:01:02,nw_dst=10.2.1.2", "", nil},
 		{"spoofed IP", "ip," + fromBlueA + "nw_src=10.1.1.9,dl_dst=02:00:00:00:01:03,nw_dst=10.1.1.3", "", nil},
@@ -86,6 +83,18 @@ func TestOVSTrace(t *testing.T) {
 		{"ARP from tunnel", "in_port=100,tun_src=192.0.2.2,tun_id=100,arp,arp_op=1,arp_tpa=10.1.1.2", "", nil},
 		{"unknown port", "ip,in_port=7,dl_src=0a:58:0a:01:01:02,nw_src=10.1.1.2,dl_dst=02:00:00:00:01:03", "", nil},
 	}
+	checkTraces(t, n, tests)
+}
+
+type traceCase struct {
+	name   string
+	packet string
+	output string   // "" for drop
+	final  []string // fields of the packet when it leaves (or, with a "~" prefix, text of the trace)
+}
+
+func checkTraces(t *testing.T, n *testbed.Node, tests []traceCase) {
+	t.Helper()
 	for _, tt := range tests {
 		out := n.Appctl(t, "ofproto/trace", "br-int", tt.packet)
 		r := parseTrace(out)
@@ -110,4 +119,30 @@ func TestOVSTrace(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestOVSTraceGateway runs packets from and to the gateways of the gateway
+// topology (ofgw-blue: port 5, 10.1.1.1, 0a:58:0a:01:01:01) through a real
+// OVS: the gateway sends with any source IP but only its MAC, is answered
+// and reached from local containers and from the tunnel, and reaches
+// local and remote containers of its network only.
+func TestOVSTraceGateway(t *testing.T) {
+	n, _ := installed(t, withGateways())
+	const fromGW = "in_port=5,dl_src=0a:58:0a:01:01:01,"
+	checkTraces(t, n, []traceCase{
+		{"outside source to a local container", "ip," + fromGW + "nw_src=198.51.100.7,dl_dst=02:00:00:00:01:03,nw_dst=10.1.1.3", "output:2", nil},
+		{"host to a remote container", "ip," + fromGW + "nw_src=10.1.1.1,dl_dst=0a:58:0a:01:02:05,nw_dst=10.1.2.5", "output:100", []string{
+			"tun_dst=192.0.2.2"}},
+		{"gateway to another network", "ip," + fromGW + "nw_src=10.1.1.1,dl_dst=0a:58:0a:02:01:02,nw_dst=10.2.1.2", "", nil},
+		{"gateway with another MAC", "ip,in_port=5,dl_src=0a:58:0a:01:01:09,nw_src=10.1.1.1,dl_dst=02:00:00:00:01:03", "", nil},
+		{"gateway IPv6", "ipv6," + fromGW + "dl_dst=02:00:00:00:01:03", "", nil},
+		{"gateway ARP from another address", "arp," + fromGW + "arp_spa=192.0.2.1,arp_sha=0a:58:0a:01:01:01,arp_op=1,arp_tpa=10.1.1.2", "IN_PORT", []string{
+			"dl_src=0a:58:0a:01:01:02", "arp_spa=10.1.1.2", "arp_tpa=192.0.2.1"}},
+		{"gateway ARP spoofed sha", "arp," + fromGW + "arp_spa=10.1.1.1,arp_sha=0a:58:0a:01:01:09,arp_op=1,arp_tpa=10.1.1.2", "", nil},
+		{"container ARP for its gateway", arpBlueA + "arp_op=1,arp_tpa=10.1.1.1", "IN_PORT", []string{
+			"dl_src=0a:58:0a:01:01:01", "arp_sha=0a:58:0a:01:01:01", "arp_spa=10.1.1.1"}},
+		{"container to the outside via its gateway", ipBlueA + "dl_dst=0a:58:0a:01:01:01,nw_dst=198.51.100.7", "output:5", nil},
+		{"red container to blue's gateway", "ip,in_port=3,dl_src=0a:58:0a:02:01:02,nw_src=10.2.1.2,dl_dst=0a:58:0a:01:01:01,nw_dst=198.51.100.7", "", nil},
+		{"remote container to the gateway", fromH2Blue + "dl_dst=0a:58:0a:01:01:01,nw_dst=10.1.1.1", "output:5", nil},
+	})
 }
