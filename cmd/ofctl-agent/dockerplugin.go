@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
@@ -30,7 +31,12 @@ func newDockerPlugin(cfg config.Config, ag *agent.Agent, view func() (cluster.Vi
 	}
 	log = log.With("component", "docker-plugin")
 	eps, err := dockerplugin.NewHostEndpoints(dockerplugin.HostConfig{Ports: ag.OVSDB(), Links: links,
-		Network: ag.API().Network, Logger: log})
+		Network: ag.API().Network, Ready: func() error {
+			if st := ag.API().Status(); !st.Ready {
+				return errors.New(st.Reason)
+			}
+			return nil
+		}, Logger: log})
 	if err != nil {
 		links.Close()
 		return nil, err

@@ -46,7 +46,11 @@ type HostConfig struct {
 	// Network is the agent's local API's answer for a network on this
 	// host: its MTU (and gateway) for the container's interface.
 	Network func(name string) (agentapi.Network, error)
-	Logger  *slog.Logger
+	// Ready, if set, says why the agent cannot install an endpoint now
+	// (its pipeline is not in OVS: ovs-vswitchd down or restarting); Join
+	// then fails at once, before it makes anything.
+	Ready  func() error
+	Logger *slog.Logger
 }
 
 // Links is the kernel side of HostEndpoints: veth pairs in dockerd's
@@ -102,6 +106,11 @@ const rollbackTimeout = 10 * time.Second
 // Join implements Endpoints.
 func (h *HostEndpoints) Join(ctx context.Context, ep Endpoint) (_ Joined, err error) {
 	host, peer := VethNames(ep.ID)
+	if h.cfg.Ready != nil {
+		if err := h.cfg.Ready(); err != nil {
+			return Joined{}, fmt.Errorf("the agent cannot install endpoints now: %w", err)
+		}
+	}
 	n, err := h.cfg.Network(ep.Network)
 	if err != nil {
 		return Joined{}, fmt.Errorf("network %s on this host: %w", ep.Network, err)

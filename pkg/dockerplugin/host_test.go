@@ -123,4 +123,12 @@ func TestHostEndpoints(t *testing.T) {
 	if len(ports.ports) != 0 || len(links.live) != 0 {
 		t.Errorf("failed joins left ports %v, veths %v", ports.ports, links.live)
 	}
+	h.cfg.Ready = func() error { return errors.New("the pipeline is not (yet) in OVS") }
+	before := links.calls()
+	if _, err := h.Join(context.Background(), ep); err == nil || !strings.Contains(err.Error(), "cannot install endpoints now: the pipeline is not") {
+		t.Errorf("join while the agent is not ready: %v", err)
+	}
+	if links.calls() != before || len(ports.ports) != 0 {
+		t.Errorf("join while not ready plumbed: %s, ports %v", links.calls(), ports.ports)
+	}
 }

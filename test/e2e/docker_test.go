@@ -443,6 +443,23 @@ func TestDockerPluginRestarts(t *testing.T) {
 	if ok, out := hb.ping("cb", again, 2); !ok {
 		t.Errorf("cb -> ca after the agent came back: %s", out)
 	}
+
+	// ovs-vswitchd down, the agent up: docker run fails at once.
+	ha.node.KillVswitchd(t)
+	testbed.Eventually(t, 10*time.Second, func() bool { return !ha.agent.Ready() }, "agent still ready without ovs-vswitchd")
+	start = time.Now()
+	out, err = ha.docker.RunErr("run", "--rm", "--network", "blue", ha.img, "true")
+	took = time.Since(start)
+	t.Logf("docker run without ovs-vswitchd failed after %v: %s", took.Round(10*time.Millisecond), strings.TrimSpace(out))
+	if err == nil || !strings.Contains(out, "cannot install endpoints now") {
+		t.Errorf("docker run without ovs-vswitchd: err %v, %s", err, out)
+	}
+	if got := ha.links(t); len(got) != 1 {
+		t.Errorf("veths on ha after the failed run: %v, want ca's alone", got)
+	}
+	ha.node.StartVswitchd(t)
+	ha.agent.WaitReady(t, 20*time.Second)
+	testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := hb.ping("cb", again, 1); return ok }, "cb never reached ca after ovs-vswitchd came back")
 }
 
 // TestDockerPluginParallel: 50 containers started at once on one host get
