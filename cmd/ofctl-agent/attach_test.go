@@ -408,3 +408,21 @@ func TestAttachPublishFlag(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 }
+
+func TestIsGatewayPort(t *testing.T) {
+	for _, tc := range []struct {
+		port attach.Port
+		want bool
+	}{
+		{attach.Port{Name: "ofgw-blue", ExternalIDs: map[string]string{endpoint.KeyNetwork: "blue", endpoint.KeyRole: endpoint.RoleGateway}}, true},
+		{attach.Port{Name: "ofgw-blue"}, true},
+		{attach.Port{Name: "other", ExternalIDs: map[string]string{endpoint.KeyRole: endpoint.RoleGateway}}, true},
+		{attach.Port{Name: "ofgw-x", ExternalIDs: map[string]string{endpoint.KeyNetwork: "blue"}}, false}, // an endpoint
+		{attach.Port{Name: "of1234_l", ExternalIDs: map[string]string{endpoint.KeyNetwork: "blue"}}, false},
+		{attach.Port{Name: "gre0"}, false},
+	} {
+		if got := isGatewayPort(tc.port); got != tc.want {
+			t.Errorf("%+v: %v, want %v", tc.port, got, tc.want)
+		}
+	}
+}

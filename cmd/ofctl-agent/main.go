@@ -6,6 +6,7 @@
 //	ofctl-agent detach [flags] TARGET  undo attach (--all for every interface of TARGET)
 //	ofctl-agent dump-flows [flags]     the flows in OVS compared with the desired ones (asks the agent)
 //	ofctl-agent trace [flags] PACKET   a packet's path: the agent's model next to ofproto/trace
+//	ofctl-agent cleanup [flags]        remove the agent's packet filter, gateway ports and flows (decommissioning)
 //	ofctl-agent version
 package main
 
@@ -34,6 +35,7 @@ func commands() map[string]command {
 		"version":    runVersion,
 		"dump-flows": runDumpFlows,
 		"trace":      runTrace,
+		"cleanup":    runCleanup,
 	}
 }
 
@@ -46,12 +48,12 @@ func main() {
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, "usage: ofctl-agent run|attach|detach|dump-flows|trace|version [flags]")
+		fmt.Fprintln(stderr, "usage: ofctl-agent run|attach|detach|dump-flows|trace|cleanup|version [flags]")
 		return 2
 	}
 	cmd, ok := commands()[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "ofctl-agent: unknown command %q (want run, attach, detach, dump-flows, trace or version)\n", args[0])
+		fmt.Fprintf(stderr, "ofctl-agent: unknown command %q (want run, attach, detach, dump-flows, trace, cleanup or version)\n", args[0])
 		return 2
 	}
 	return cmd(ctx, args[1:], stdout, stderr)

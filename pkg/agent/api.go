@@ -8,6 +8,7 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 	"github.com/ofctl-agent/ofctl-agent/pkg/arp"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/gateway"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ipam"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 )
@@ -25,10 +26,17 @@ const fallbackMTU = 1450
 // yet: the gateway work replaces this function).
 func (a *Agent) hostGateways(cluster.View) map[string]netip.Addr { return nil }
 
-// gatewayPorts is this host's gateway port name per network of view v,
-// the networks the packet filter serves (none yet: the gateway work
-// replaces this function).
-func (a *Agent) gatewayPorts(cluster.View) map[string]string { return nil }
+// gatewayPorts is this host's gateway port name per network of view v
+// (gateway.Plan), the networks the packet filter serves. Refused gateways
+// are not served (the gateway's own code reports them).
+func (a *Agent) gatewayPorts(v cluster.View) map[string]string {
+	gws, _ := gateway.Plan(v, a.cfg.NodeName, nil)
+	out := make(map[string]string, len(gws))
+	for _, g := range gws {
+		out[g.Network] = g.Port
+	}
+	return out
+}
 
 // containerMTU is the MTU of the containers' interfaces on this host (the
 // gateway work replaces this function with the computed one).
