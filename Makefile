@@ -4,7 +4,7 @@ PKGS      ?= ./...
 TESTFLAGS ?= -count=1 -timeout 20m
 BIN       := bin/ofctl-agent
 
-.PHONY: all build test unit setup vet lint bench demo demo-down clean
+.PHONY: all build test unit setup vet lint bench demo demo-docker demo-down clean
 
 all: build
 
@@ -37,6 +37,9 @@ bench: setup
 
 demo: setup build
 	scripts/demo.sh
+
+demo-docker: setup build
+	scripts/demo.sh docker
 
 demo-down:
 	scripts/demo.sh down

@@ -6,6 +6,9 @@
 # work, a spoofing attempt dropped, and what the agent shows an operator.
 #
 #   scripts/demo.sh        run it (as root); leaves everything up for a look
+#   scripts/demo.sh docker the same with a Docker Engine per host, the agents
+#                          serving Docker's network driver, and docker run
+#                          (scripts/demo-docker.sh; needs docker.io)
 #   scripts/demo.sh down   remove every namespace, process and file it made
 #
 # Each checkout is its own instance: DEMO_ID (default: a hash of the checkout's
@@ -25,6 +28,10 @@ BIN=${BIN:-$ROOT/bin/ofctl-agent}
 LISTEN=127.0.0.1:9750 # the agent's default, inside each host's namespace
 HOSTS=(host-a host-b)
 declare -A UNDERLAY=([host-a]=192.0.2.1 [host-b]=192.0.2.2)
+
+DOCKER_MODE=0 # scripts/demo.sh docker: the Docker variant (scripts/demo-docker.sh)
+# shellcheck source=scripts/demo-docker.sh
+. "$ROOT/scripts/demo-docker.sh"
 
 ok=0 failed=0
 if [ -t 1 ]; then B=$'\033[1m' G=$'\033[32m' R=$'\033[31m' N=$'\033[0m'; else B= G= R= N=; fi
@@ -62,10 +69,12 @@ kill_all() {
 }
 
 down() {
+	docker_down_containers
 	kill_all TERM
 	sleep 0.5
 	kill_all KILL
 	wait 2>/dev/null
+	docker_down_cgroups
 	for ns in $(our_namespaces); do ip netns delete "$ns" 2>/dev/null; done
 	rm -rf "$DEMO_DIR"
 }
@@ -111,11 +120,12 @@ write_cluster() {
 }
 
 start_agent() {
-	local h=$1 d=$DEMO_DIR/$1
+	local h=$1 d=$DEMO_DIR/$1 extra=()
+	[ "$DOCKER_MODE" = 1 ] && read -ra extra <<<"$(docker_agent_args "$h")"
 	# A simple command, not a function, so that $! is the agent itself.
 	ip netns exec "$NSP$h" "$BIN" run --node-name "$h" --ovsdb "unix:$d/db.sock" --ovs-rundir "$d" --datapath-type netdev \
 		--tunnel-ip "${UNDERLAY[$h]}" --cluster-file "$DEMO_DIR/cluster.yaml" --listen "$LISTEN" --api-socket "$d/agent.sock" \
-		>"$d/agent.log" 2>&1 &
+		"${extra[@]}" >"$d/agent.log" 2>&1 &
 	echo $! >"$d/agent.pid"
 }
 
@@ -298,30 +308,41 @@ run() {
 	[ "$(id -u)" -eq 0 ] || die "run as root (it creates namespaces and OVS instances)"
 	[ -x "$BIN" ] || die "$BIN missing: run 'make build' (make demo does)"
 	command -v curl >/dev/null || die "curl missing: run scripts/setup-host.sh (make demo does)"
+	if [ "$DOCKER_MODE" = 1 ]; then
+		for t in dockerd docker busybox nsenter unshare; do
+			command -v "$t" >/dev/null || die "$t missing: the Docker variant needs Docker (Debian's docker.io) and busybox-static; 'make demo' runs without them"
+		done
+	fi
 	trap interrupted INT TERM
 	down
 	mkdir -p "$DEMO_DIR"
 	echo "demo: instance $DEMO_ID (namespaces ${NSP}*, files in $DEMO_DIR)"
 	phase_hosts
+	[ "$DOCKER_MODE" = 1 ] && phase_docker_engines
 	phase_agents
 	phase_attach
 	phase_pings
 	phase_arp
 	phase_spoof
 	phase_detach
+	[ "$DOCKER_MODE" = 1 ] && phase_docker
 	phase_operator
 	step "Summary: $ok ok, $failed failed"
 	echo "Everything is still running: look around with e.g."
 	echo "  ip netns exec ${NSP}a1 ping $(ip_of b1)"
 	echo "  ip netns exec ${NSP}host-a $BIN dump-flows"
 	echo "  OVS_RUNDIR=$DEMO_DIR/host-a ovs-ofctl -O OpenFlow13 dump-flows br-int"
+	[ "$DOCKER_MODE" = 1 ] && echo "  docker -H unix://$(dkdir host-b)/docker.sock run --rm --network blue $DOCKER_IMAGE ping -c 3 10.100.1.20"
 	echo "then 'make demo-down' removes it all."
+	[ "$DOCKER_MODE" = 1 ] || ! command -v dockerd >/dev/null ||
+		echo "Docker is installed: 'make demo-docker' runs this demo with real docker run on the same network."
 	[ "$failed" -eq 0 ]
 }
 
 [[ $DEMO_DIR == /?*/?* ]] || die "DEMO_DIR=$DEMO_DIR: want an absolute path at least two levels deep (down removes it)"
 case "${1:-run}" in
 run) run ;;
+docker) DOCKER_MODE=1 run ;;
 down) down && echo "demo: instance $DEMO_ID removed" ;;
-*) die "usage: $0 [run|down]" ;;
+*) die "usage: $0 [run|docker|down]" ;;
 esac

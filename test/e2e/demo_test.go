@@ -105,8 +105,14 @@ type dmRun struct {
 // SIGINT ignored, and bash cannot trap a signal ignored at its start.
 func dmStart(t *testing.T, dir string) *dmRun {
 	t.Helper()
+	return dmStartTarget(t, dir, "demo")
+}
+
+// dmStartTarget is dmStart for another make target (demo-docker).
+func dmStartTarget(t *testing.T, dir, target string) *dmRun {
+	t.Helper()
 	r := &dmRun{dir: dir, out: &dmBuffer{}, done: make(chan struct{})}
-	r.cmd = dmCommand(dir, "env", "--default-signal=INT,TERM", "make", "--no-print-directory", "demo")
+	r.cmd = dmCommand(dir, "env", "--default-signal=INT,TERM", "make", "--no-print-directory", target)
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := r.cmd.Start(); err != nil {

@@ -567,3 +567,32 @@ func TestReadmeDocker(t *testing.T) {
 		t.Fatalf("ran %d commands of the README's Docker block", ran)
 	}
 }
+
+// TestDemoDocker runs `make demo-docker` from a checkout as a user does:
+// every check of the demo passes, the Docker phase included (docker run on
+// both hosts, a container plumbed by attach and one by docker run on one
+// network); `make demo-down` then leaves no namespace, process, file or
+// cgroup of the instance (its engines' containers included).
+func TestDemoDocker(t *testing.T) {
+	testbed.RequireDocker(t)
+	testbed.RequireTools(t, "make", "git", "curl", "tcpdump")
+	dir := dmCheckout(t, dmRepoRoot(t))
+	t.Cleanup(func() { _ = dmCommand(dir, "make", "demo-down").Run() })
+	r := dmStartTarget(t, dir, "demo-docker")
+	r.waitOK(t)
+	out := r.out.String()
+	for _, want := range []string{"== With Docker", "ok    host-b: a container reaches web on host-a across the tunnel",
+		"ok    b1 (plumbed with attach) -> web (docker run): one network", "ok    docker rm -f web: its port is gone"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("make demo-docker: %q missing:\n%s", want, out)
+		}
+	}
+	inst := r.instance(t)
+	s := dmObserve(t, inst)
+	s.requireUp(t)
+	dmMake(t, dir, "demo-down")
+	s.requireGone(t)
+	if left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", "ofdemo-"+inst.id+"-docker-*")); len(left) > 0 {
+		t.Errorf("cgroups left after make demo-down: %v", left)
+	}
+}
