@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
@@ -16,9 +17,15 @@ import (
 // process (--docker-plugin): addresses from the agent's allocator, ports on
 // the agent's OVSDB client, the cluster view the agent follows.
 type dockerPlugin struct {
-	srv   *dockerplugin.Server
-	links *dockerplugin.NetlinkLinks
+	srv    *dockerplugin.Server
+	eps    *dockerplugin.HostEndpoints
+	links  *dockerplugin.NetlinkLinks
+	synced <-chan struct{} // the agent's OVSDB view is read: sweeps may go
 }
+
+// sweepEvery is how often the plugin looks for ports of dead endpoints
+// (dockerplugin.HostEndpoints.Sweep), after a first look at start.
+const sweepEvery = time.Minute
 
 // newDockerPlugin builds the plugin when cfg asks for one (nil otherwise).
 func newDockerPlugin(cfg config.Config, ag *agent.Agent, view func() (cluster.View, bool), log *slog.Logger) (*dockerPlugin, error) {
@@ -48,7 +55,7 @@ func newDockerPlugin(cfg config.Config, ag *agent.Agent, view func() (cluster.Vi
 		links.Close()
 		return nil, err
 	}
-	return &dockerPlugin{srv: srv, links: links}, nil
+	return &dockerPlugin{srv: srv, eps: eps, links: links, synced: ag.OVSDB().Synced()}, nil
 }
 
 // serve listens on the plugin's socket at once (dockerd must find it
@@ -60,12 +67,35 @@ func (p *dockerPlugin) serve(ctx context.Context, log *slog.Logger) (stop func()
 		return nil, err
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		if err := p.srv.ServeListener(ctx, l); err != nil {
 			log.Error("docker plugin stopped", "err", err)
 		}
 	}()
+	go func() { defer wg.Done(); p.sweep(ctx, log) }()
 	return func() { wg.Wait(); p.links.Close() }, nil
+}
+
+// sweep removes the ports of dead Docker endpoints once the agent has read
+// OVSDB, then every sweepEvery.
+func (p *dockerPlugin) sweep(ctx context.Context, log *slog.Logger) {
+	select {
+	case <-p.synced:
+	case <-ctx.Done():
+		return
+	}
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		if _, err := p.eps.Sweep(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("docker plugin: removing ports of dead endpoints failed", "err", err)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }

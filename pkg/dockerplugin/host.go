@@ -65,6 +65,8 @@ type Links interface {
 	// DeleteVeth deletes a veth (and so its peer); an absent one is not an
 	// error.
 	DeleteVeth(name string) error
+	// Exists says whether an interface of that name is there.
+	Exists(name string) (bool, error)
 }
 
 // HostEndpoints implements Endpoints on the agent's host: a veth pair in
@@ -188,6 +190,37 @@ func (h *HostEndpoints) remove(ctx context.Context, endpointID string) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// Sweep removes the plugin's ports whose endpoint is dead: OVS cannot
+// open the interface (ofport -1) and no interface of that name is in
+// dockerd's namespace. Docker removes its endpoints itself when a
+// container ends or dockerd restarts; a port left over (a host that
+// rebooted with a Docker whose state was wiped, a Leave that never came)
+// would hold its address for good. It returns the ports removed.
+func (h *HostEndpoints) Sweep(ctx context.Context) ([]string, error) {
+	var removed []string
+	var errs []error
+	for _, i := range h.cfg.Ports.Interfaces() {
+		if i.ExternalIDs[endpoint.KeyOwner] != OwnerDocker || i.OFPort != -1 {
+			continue
+		}
+		switch there, err := h.cfg.Links.Exists(i.Name); {
+		case err != nil:
+			errs = append(errs, err)
+			continue
+		case there:
+			continue
+		}
+		if err := h.cfg.Ports.DeletePort(ctx, i.Name); err != nil {
+			errs = append(errs, fmt.Errorf("delete dead OVS port %s: %w", i.Name, err))
+			continue
+		}
+		h.cfg.Logger.Info("removed the port of a dead docker endpoint", "port", i.Name, "ip", i.ExternalIDs[endpoint.KeyIP],
+			"endpoint", i.ExternalIDs[KeyDockerEndpoint], "ovs_error", i.Error)
+		removed = append(removed, i.Name)
+	}
+	return removed, errors.Join(errs...)
 }
 
 // Publish implements Endpoints: the port's ofctl-agent.ports become ports

@@ -18,9 +18,10 @@ import (
 
 // fakePorts is a bridge: ports by name; wait decides WaitInstalled.
 type fakePorts struct {
-	mu    sync.Mutex
-	ports map[string]map[string]string
-	wait  error
+	mu     sync.Mutex
+	ports  map[string]map[string]string
+	ofport map[string]int
+	wait   error
 }
 
 func (f *fakePorts) AddPort(_ context.Context, s ovsdb.PortSpec) error {
@@ -42,7 +43,7 @@ func (f *fakePorts) Interfaces() []ovsdb.Interface {
 	defer f.mu.Unlock()
 	var out []ovsdb.Interface
 	for n, ids := range f.ports {
-		out = append(out, ovsdb.Interface{Name: n, Port: n, ExternalIDs: maps.Clone(ids)})
+		out = append(out, ovsdb.Interface{Name: n, Port: n, ExternalIDs: maps.Clone(ids), OFPort: f.ofport[n]})
 	}
 	return out
 }
@@ -67,13 +68,15 @@ func (f *fakeLinks) SetUp(string) error { return nil }
 
 func (f *fakeLinks) DeleteVeth(name string) error { delete(f.live, name); return nil }
 
+func (f *fakeLinks) Exists(name string) (bool, error) { return f.live[name], nil }
+
 // TestHostEndpoints: Join makes the veth (MTU from the agent's API, MAC,
 // TX checksum off on the userspace datapath) and the port with the
 // contract's keys, and answers only once installed; a refused endpoint
 // leaves nothing; Publish/Unpublish rewrite ofctl-agent.ports; Leave
 // removes the port and the veth, also for an id it never saw.
 func TestHostEndpoints(t *testing.T) {
-	ports := &fakePorts{ports: map[string]map[string]string{}}
+	ports := &fakePorts{ports: map[string]map[string]string{}, ofport: map[string]int{}}
 	links := &fakeLinks{live: map[string]bool{}}
 	h, err := NewHostEndpoints(HostConfig{Ports: ports, Links: links,
 		Network: func(name string) (agentapi.Network, error) { return agentapi.Network{Name: name, MTU: 1400}, nil }})
@@ -130,5 +133,33 @@ func TestHostEndpoints(t *testing.T) {
 	}
 	if links.calls() != before || len(ports.ports) != 0 {
 		t.Errorf("join while not ready plumbed: %s, ports %v", links.calls(), ports.ports)
+	}
+}
+
+// TestSweep: only the plugin's ports that OVS cannot open (ofport -1) and
+// whose veth is gone are removed; a live one, one OVS has not numbered yet
+// and another owner's are kept.
+func TestSweep(t *testing.T) {
+	ports := &fakePorts{ports: map[string]map[string]string{
+		"dkhdead":  {endpoint.KeyOwner: OwnerDocker, endpoint.KeyIP: "10.1.0.7"},
+		"dkhlive":  {endpoint.KeyOwner: OwnerDocker},
+		"dkhnew":   {endpoint.KeyOwner: OwnerDocker},
+		"attached": {endpoint.KeyOwner: "attach"},
+	}, ofport: map[string]int{"dkhdead": -1, "dkhlive": 3, "dkhnew": 0, "attached": -1}}
+	links := &fakeLinks{live: map[string]bool{"dkhlive": true, "dkhnew": true}}
+	h, err := NewHostEndpoints(HostConfig{Ports: ports, Links: links, Network: func(string) (agentapi.Network, error) { return agentapi.Network{}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := h.Sweep(context.Background())
+	if err != nil || len(removed) != 1 || removed[0] != "dkhdead" {
+		t.Fatalf("sweep: %v, %v", removed, err)
+	}
+	if _, ok := ports.ports["dkhdead"]; ok || len(ports.ports) != 3 {
+		t.Fatalf("ports after the sweep: %v", ports.ports)
+	}
+	links.live["dkhlive"] = false // a veth gone while OVS still has an ofport: not (yet) dead
+	if removed, _ := h.Sweep(context.Background()); len(removed) != 0 {
+		t.Fatalf("second sweep removed %v", removed)
 	}
 }

@@ -110,3 +110,21 @@ func (l *NetlinkLinks) DeleteVeth(name string) error {
 		return nil
 	})
 }
+
+// Exists implements Links.
+func (l *NetlinkLinks) Exists(name string) (bool, error) {
+	var there bool
+	err := l.withHandle(func(h *netlink.Handle) error {
+		_, err := h.LinkByName(name)
+		var nf netlink.LinkNotFoundError
+		switch {
+		case errors.As(err, &nf):
+			return nil
+		case err != nil:
+			return fmt.Errorf("look up %s: %w", name, err)
+		}
+		there = true
+		return nil
+	})
+	return there, err
+}

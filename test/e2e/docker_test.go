@@ -149,6 +149,16 @@ func TestDockerPlugin(t *testing.T) {
 	if err == nil || !strings.Contains(out, `network "purple" is not in the cluster view`) {
 		t.Errorf("network create purple: err %v, output %s", err, out)
 	}
+	_, metrics, err := ha.agent.Get("/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := dkSampleWith(metrics, "ofctl_agent_invalid_inputs_total", "docker-plugin"); n < 1 {
+		t.Errorf("ofctl_agent_invalid_inputs_total{kind=docker-plugin} = %v after the refusal", n)
+	}
+	if !regexp.MustCompile(`(?m)^ofctl_agent_docker_plugin_requests_total\{call="IpamDriver.RequestPool",result="invalid"\} [1-9]`).Match(metrics) {
+		t.Errorf("no invalid IpamDriver.RequestPool in ofctl_agent_docker_plugin_requests_total:\n%s", metrics)
+	}
 
 	a := ha.run(t, "ca")
 	b := hb.run(t, "cb")
@@ -383,11 +393,19 @@ func TestDockerPluginRestarts(t *testing.T) {
 	hb.run(t, "cb", "--stop-timeout", "1")
 	testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := hb.ping("cb", a, 1); return ok }, "cb never reached ca")
 
+	// A port of a dead endpoint (its veth gone: a reboot whose dockerd lost
+	// its state) is removed by the agent at its start.
+	ha.node.Vsctl(t, "add-port", "br-int", "dkhdeadbeef0000", "--", "set", "interface", "dkhdeadbeef0000",
+		"external_ids:ofctl-agent.owner=docker", "external_ids:ofctl-agent.network=blue", "external_ids:ofctl-agent.ip=10.100.1.77",
+		"external_ids:ofctl-agent.docker-endpoint=deadbeef0000")
 	sent, recv := dkPing(t, hb, "cb", a, 8, func() {
 		ha.agent.Stop(syscall.SIGKILL)
 		ha.agent.Start(t)
 		ha.agent.WaitReady(t, 20*time.Second)
 	})
+	testbed.Eventually(t, 10*time.Second, func() bool {
+		return !strings.Contains(ha.node.Vsctl(t, "list-ports", "br-int"), "dkhdeadbeef0000")
+	}, "the dead endpoint's port was not removed")
 	t.Logf("cb -> ca across ha's agent SIGKILL+restart: %d sent, %d received (%d lost)", sent, recv, sent-recv)
 	if recv == 0 || sent-recv > 2 {
 		t.Errorf("agent SIGKILL+restart: %d of %d pings lost", sent-recv, sent)
@@ -594,5 +612,38 @@ func TestDemoDocker(t *testing.T) {
 	s.requireGone(t)
 	if left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", "ofdemo-"+inst.id+"-docker-*")); len(left) > 0 {
 		t.Errorf("cgroups left after make demo-down: %v", left)
+	}
+}
+
+// TestDockerPluginDockerdCrash: dockerd SIGKILLed (a crash, or a reboot as
+// far as dockerd knows) and started again: its --restart=always container
+// comes back connected, and no port or veth of the dead endpoint stays.
+func TestDockerPluginDockerdCrash(t *testing.T) {
+	hosts := dkSetup(t, "ha", "hb")
+	ha, hb := hosts[0], hosts[1]
+	a := ha.run(t, "ca", "--restart=always", "--stop-timeout", "1")
+	hb.run(t, "cb", "--stop-timeout", "1")
+	testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := hb.ping("cb", a, 1); return ok }, "cb never reached ca")
+	ha.docker.Kill(t)
+	ha.docker.Start(t)
+	testbed.Eventually(t, 30*time.Second, func() bool {
+		out, err := ha.docker.RunErr("inspect", "--format", "{{.State.Running}} {{.NetworkSettings.Networks.blue.IPAddress}}", "ca")
+		return err == nil && strings.HasPrefix(out, "true 10.")
+	}, "ca (--restart=always) not running again after dockerd's crash")
+	again := ha.addr(t, "ca")
+	t.Logf("ca had %s, has %s after dockerd's crash", a, again)
+	testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := hb.ping("cb", again, 1); return ok }, "cb never reached ca after dockerd's crash")
+	port, _ := dockerplugin.VethNames(ha.endpointID(t, "ca"))
+	var dk []string
+	for _, p := range strings.Fields(ha.node.Vsctl(t, "list-ports", "br-int")) {
+		if strings.HasPrefix(p, "dk") {
+			dk = append(dk, p)
+		}
+	}
+	if len(dk) != 1 || dk[0] != port {
+		t.Errorf("ports on ha after dockerd's crash: %v, want [%s]", dk, port)
+	}
+	if got := ha.links(t); len(got) != 1 || got[0] != port {
+		t.Errorf("veths on ha after dockerd's crash: %v, want [%s]", got, port)
 	}
 }
