@@ -147,6 +147,7 @@ func (a *Agent) apply(ch endpoint.Change) bool {
 		a.marks.touch(ep.Port)
 	}
 	for _, ep := range ch.Added {
+		a.quietPort(ep)
 		a.model.setEndpoint(ep)
 		delete(a.waiting, ep.Port)
 		a.marks.touch(ep.Port)

@@ -37,6 +37,8 @@ type natKeeper struct {
 	last     *netfilter.State
 	// refused: endpoint port -> why one of its publishes is refused.
 	refused map[string]string
+	netns   string
+	quiet   []string // endpoint ports added since the last applyNAT: ARP to quiet
 }
 
 // newNATKeeper makes the Keeper; nothing changes in the kernel before the
@@ -46,7 +48,7 @@ func (a *Agent) newNATKeeper(c *NATConfig) error {
 	if err != nil {
 		return fmt.Errorf("packet filter: %w", err)
 	}
-	n := &natKeeper{keeper: k, underlay: c.Underlay, refused: map[string]string{}}
+	n := &natKeeper{keeper: k, underlay: c.Underlay, refused: map[string]string{}, netns: c.NetNS}
 	if n.underlay == nil && a.cfg.TunnelIP.IsValid() {
 		if n.underlay, err = netfilter.UnderlayPrefixes(c.NetNS, a.cfg.TunnelIP); err != nil {
 			a.log.Warn("packet filter: the underlay's prefix is not known: a NAT network overlapping it is not refused", "tunnel_ip", a.cfg.TunnelIP, "err", err)
@@ -96,6 +98,16 @@ func (a *Agent) applyNAT(view cluster.View) {
 	n := a.nat
 	if n == nil {
 		return
+	}
+	if len(n.quiet) > 0 {
+		changed, err := netfilter.QuietPorts(n.netns, n.quiet)
+		if err != nil {
+			a.log.Warn("packet filter: could not stop the host answering ARP on endpoint ports", "err", err)
+		}
+		if len(changed) > 0 {
+			a.log.Debug("host ARP off on endpoint ports (arp_ignore=8)", "ports", changed)
+		}
+		n.quiet = n.quiet[:0]
 	}
 	var eps []endpoint.Endpoint
 	for _, ep := range a.reg.Active() {
@@ -159,4 +171,13 @@ func (a *Agent) publishRefusal(port string) string {
 		return ""
 	}
 	return a.nat.refused[port]
+}
+
+// quietPort notes a local endpoint port whose host end must not answer
+// ARP for the host's addresses (netfilter.QuietPorts), done at the next
+// applyNAT.
+func (a *Agent) quietPort(ep endpoint.Endpoint) {
+	if a.nat != nil && !ep.Gateway {
+		a.nat.quiet = append(a.nat.quiet, ep.Port)
+	}
 }
