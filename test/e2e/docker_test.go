@@ -3,6 +3,7 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -203,6 +204,27 @@ func TestDockerPlugin(t *testing.T) {
 	if !strings.Contains(insp, "ca "+a.String()+"/16;") {
 		t.Errorf("docker network inspect blue: %s", insp)
 	}
+
+	// --mac-address (Engine API: the 28.x client wants API 1.44 for it):
+	// the container's MAC, the port's ofctl-agent.mac, and the spoof guard
+	// lets it through.
+	st, body, err := ha.docker.API("POST", "/containers/create?name=cm", map[string]any{
+		"Image": ha.img, "Cmd": []string{"sleep", "3600"}, "MacAddress": "02:00:00:00:00:42",
+		"HostConfig": map[string]any{"NetworkMode": "blue"},
+	})
+	if err != nil || st != http.StatusCreated {
+		t.Fatalf("create with MacAddress: %d %s %v", st, body, err)
+	}
+	ha.docker.Run(t, "start", "cm")
+	if got := strings.TrimSpace(ha.docker.Run(t, "exec", "cm", "cat", "/sys/class/net/eth0/address")); got != "02:00:00:00:00:42" {
+		t.Errorf("--mac-address: eth0 of cm has %s", got)
+	}
+	cmPort, _ := dockerplugin.VethNames(ha.endpointID(t, "cm"))
+	if got := strings.Trim(strings.TrimSpace(ha.node.Vsctl(t, "get", "Interface", cmPort, "external_ids:"+endpoint.KeyMAC)), `"`); got != "02:00:00:00:00:42" {
+		t.Errorf("port %s external_ids:%s=%s", cmPort, endpoint.KeyMAC, got)
+	}
+	testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := ha.ping("cm", b, 1); return ok }, "cm (--mac-address) never reached cb")
+	ha.docker.Run(t, "rm", "-f", "cm")
 
 	// A second network: docker network connect and disconnect, containers
 	// on two of ours.
