@@ -226,6 +226,22 @@ func TestDockerPlugin(t *testing.T) {
 	testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := ha.ping("cm", b, 1); return ok }, "cm (--mac-address) never reached cb")
 	ha.docker.Run(t, "rm", "-f", "cm")
 
+	// -p: the port map reaches the port as ofctl-agent.ports (the agent
+	// publishes from there, as for attach --publish).
+	ha.run(t, "cp", "-p", "8080:80", "-p", "5353:53/udp")
+	cpPort, _ := dockerplugin.VethNames(ha.endpointID(t, "cp"))
+	if got := strings.Trim(strings.TrimSpace(ha.node.Vsctl(t, "get", "Interface", cpPort, "external_ids:"+endpoint.KeyPorts)), `"`); got != "tcp:8080:80,udp:5353:53" {
+		t.Errorf("port %s external_ids:%s=%q, want tcp:8080:80,udp:5353:53", cpPort, endpoint.KeyPorts, got)
+	}
+	out, err = ha.docker.RunErr("run", "--rm", "--network", "blue", "-p", "127.0.0.1:8081:80", ha.img, "true")
+	if err == nil || !strings.Contains(out, "a host address cannot be given") {
+		t.Errorf("-p with a host address: err %v, %s", err, out)
+	}
+	ha.docker.Run(t, "rm", "-f", "cp")
+	if got := ha.links(t); len(got) != 1 {
+		t.Errorf("veths on ha after the -p containers: %v", got)
+	}
+
 	// A second network: docker network connect and disconnect, containers
 	// on two of ours.
 	for _, h := range hosts {
