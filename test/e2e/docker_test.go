@@ -61,6 +61,12 @@ var dkCreate = []string{"network", "create", "-d", "ofctl-agent", "--ipam-driver
 // dockerd's plugin directory; blue is created on each.
 func dkSetup(t *testing.T, names ...string) []*dkHost {
 	t.Helper()
+	return dkSetupWith(t, testbed.DockerOpts{}, names...)
+}
+
+// dkSetupWith is dkSetup with engine options.
+func dkSetupWith(t *testing.T, o testbed.DockerOpts, names ...string) []*dkHost {
+	t.Helper()
 	testbed.RequireDocker(t)
 	file := filepath.Join(t.TempDir(), "cluster.yaml")
 	if err := os.WriteFile(file, []byte(dkCluster), 0o644); err != nil {
@@ -76,7 +82,7 @@ func dkSetup(t *testing.T, names ...string) []*dkHost {
 		testbed.Underlay(t, hosts[0].node, hosts[1].node, netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("192.0.2.2/24"))
 	}
 	for _, h := range hosts {
-		h.docker = testbed.StartDocker(t, h.node)
+		h.docker = testbed.StartDockerWith(t, h.node, o)
 		args := append(testbed.AgentArgs(h.node, h.name, tunnel[h.name]), "--cluster-file", file, "--verify-interval", "300ms",
 			"--docker-plugin", filepath.Join(h.docker.PluginDir(), "ofctl-agent.sock"),
 			"--docker-state", filepath.Join(h.node.Dir, "docker-networks.json"))
@@ -684,4 +690,32 @@ func TestDockerPluginDockerdCrash(t *testing.T) {
 	if got := ha.links(t); len(got) != 1 || got[0] != port {
 		t.Errorf("veths on ha after dockerd's crash: %v, want [%s]", got, port)
 	}
+}
+
+// TestDockerPluginLiveRestore: with live-restore, a dockerd restart leaves
+// the containers and their endpoints alone: no ping lost, the same
+// endpoint, and the container is removed cleanly afterwards.
+func TestDockerPluginLiveRestore(t *testing.T) {
+	hosts := dkSetupWith(t, testbed.DockerOpts{Daemon: map[string]any{"live-restore": true}}, "ha", "hb")
+	ha, hb := hosts[0], hosts[1]
+	a := ha.run(t, "ca", "--stop-timeout", "1")
+	hb.run(t, "cb", "--stop-timeout", "1")
+	ep := ha.endpointID(t, "ca")
+	testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := hb.ping("cb", a, 1); return ok }, "cb never reached ca")
+	sent, recv := dkPing(t, hb, "cb", a, 10, func() {
+		ha.docker.Stop(t)
+		ha.docker.Start(t)
+	})
+	t.Logf("cb -> ca across ha's dockerd restart with live-restore: %d sent, %d received (%d lost)", sent, recv, sent-recv)
+	if sent-recv > 1 {
+		t.Errorf("live-restore: %d of %d pings lost", sent-recv, sent)
+	}
+	if again := ha.endpointID(t, "ca"); again != ep {
+		t.Errorf("ca's endpoint changed across the restart: %s -> %s", ep, again)
+	}
+	ha.docker.Run(t, "rm", "-f", "ca")
+	if got := ha.links(t); len(got) != 0 {
+		t.Errorf("veths after rm -f: %v", got)
+	}
+	testbed.Eventually(t, 10*time.Second, func() bool { return dkFlowsWith(t, ha.node, a) == 0 }, "flows of %s left", a)
 }
