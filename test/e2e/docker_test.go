@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 	"github.com/ofctl-agent/ofctl-agent/pkg/dockerplugin"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
@@ -197,10 +199,26 @@ func TestDockerPlugin(t *testing.T) {
 		t.Errorf("no flow of %s in ovs-ofctl dump-flows", a)
 	}
 	// The container end moved into the container and became eth0 with the
-	// derived MAC and the agent's MTU; the host end stayed.
+	// derived MAC and the MTU the agent's local API gives; the default
+	// route is this host's gateway when the API names one, else none (and
+	// never a docker_gwbridge); the host end stayed.
+	net, err := agentapi.NewClient(testbed.AgentSocket(ha.node)).Network(context.Background(), "blue")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctr := ha.docker.Run(t, "exec", "ca", "ip", "-o", "link", "show", "eth0")
-	if !strings.Contains(ctr, "mtu 1450") || !strings.Contains(ctr, "0a:58:"+macTail(a)) {
-		t.Errorf("eth0 in ca: %s", ctr)
+	if !strings.Contains(ctr, fmt.Sprintf("mtu %d ", net.MTU)) || !strings.Contains(ctr, "0a:58:"+macTail(a)) {
+		t.Errorf("eth0 in ca: %s, want mtu %d and the derived MAC", ctr, net.MTU)
+	}
+	routes := ha.docker.Run(t, "exec", "ca", "ip", "route")
+	switch {
+	case net.Gateway.IsValid() && !strings.Contains(routes, "default via "+net.Gateway.String()+" dev eth0"):
+		t.Errorf("ca's routes: %s, want the default via ha's gateway %s", routes, net.Gateway)
+	case !net.Gateway.IsValid() && strings.Contains(routes, "default"):
+		t.Errorf("ca's routes: %s: a default route while ha has no gateway", routes)
+	}
+	if links := ha.docker.Run(t, "exec", "ca", "ip", "-o", "link"); strings.Contains(links, "eth1") {
+		t.Errorf("ca has a second interface (docker_gwbridge?): %s", links)
 	}
 	if got := ha.links(t); len(got) != 1 || got[0] != port {
 		t.Errorf("veths on ha: %v, want [%s] (%s moved into the container)", got, port, peer)
