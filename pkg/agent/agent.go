@@ -60,6 +60,8 @@ type Config struct {
 	AllocationTTL time.Duration
 	// NAT, if set, keeps the host's packet filter for the gateways (nat.go).
 	NAT *NATConfig
+	// Names, if set, gets the endpoints' DNS names (names.go).
+	Names NameTable
 }
 
 // Publisher publishes the active local endpoints. PublishEndpoints gets
@@ -86,6 +88,7 @@ type Agent struct {
 	model     *model
 	ipam      *ipam.Allocator // the host's addresses, fed by the loop
 	nat       *natKeeper      // the gateways' packet filter (nil: none); loop-owned
+	names     names           // what Config.Names was given of the views (loop-owned)
 
 	conn   atomic.Pointer[openflow.Conn]
 	synced atomic.Pointer[openflow.Conn] // conn once its first Sync is done: flushes may go
@@ -237,6 +240,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.model.setView(view, a.reg.Active())
 	a.ipam.SetView(view, a.hostGateways(view)) // every port is in: allocations may start
+	a.applyViewNames(view)
+	if a.cfg.Names != nil { // both sources are in: a miss is NXDOMAIN from now on
+		a.cfg.Names.SetSynced(true)
+	}
 	a.publish()
 	if a.nat != nil { // the table as the model says, before the first flows (a restart changes nothing)
 		a.applyNAT(view)

@@ -58,6 +58,7 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 			a.log.Info("cluster view changed", "revision", v.Revision, "networks", len(v.Networks), "hosts", len(v.Hosts))
 			a.model.setView(v, a.reg.Active())
 			a.ipam.SetView(v, a.hostGateways(v))
+			a.applyViewNames(v)
 			a.flush(ctx)
 			a.applyNAT(a.model.currentView())
 			a.settleMarks()
@@ -143,12 +144,14 @@ func (a *Agent) handleInterface(ev ovsdb.InterfaceEvent) bool {
 func (a *Agent) apply(ch endpoint.Change) bool {
 	a.toPublish = a.toPublish || len(ch.Added)+len(ch.Removed) > 0
 	for _, ep := range ch.Removed {
+		a.deleteLocalName(ep)
 		a.model.removeEndpoint(ep)
 		a.marks.touch(ep.Port)
 	}
 	for _, ep := range ch.Added {
 		a.quietPort(ep)
 		a.model.setEndpoint(ep)
+		a.setLocalName(ep)
 		delete(a.waiting, ep.Port)
 		a.marks.touch(ep.Port)
 	}

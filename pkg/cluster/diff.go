@@ -17,7 +17,7 @@ type Delta struct {
 	HostsChanged                   []HostChange
 	EndpointsAdded                 []RemoteEndpoint
 	EndpointsRemoved               []RemoteEndpoint
-	EndpointsChanged               []EndpointChange // same network and IP, other MAC or host
+	EndpointsChanged               []EndpointChange // same network and IP, other MAC, host or name
 }
 
 // NetworkChange is a network present in both views with another VNI or subnet.
@@ -26,7 +26,8 @@ type NetworkChange struct{ Old, New Network }
 // HostChange is a host present in both views with another tunnel IP or ranges.
 type HostChange struct{ Old, New Host }
 
-// EndpointChange is an endpoint present in both views with another MAC or host.
+// EndpointChange is an endpoint present in both views with another MAC, host
+// or name.
 type EndpointChange struct{ Old, New RemoteEndpoint }
 
 // Empty reports whether nothing changed.

@@ -68,6 +68,7 @@ type RemoteEndpoint struct {
 	IP      netip.Addr
 	MAC     net.HardwareAddr
 	Host    string // the Host whose tunnel reaches it
+	Name    string // its DNS name (endpoint.KeyName), "" for none
 }
 
 // Source delivers the cluster view to the agent.
@@ -129,5 +130,5 @@ func (h Host) Equal(o Host) bool {
 
 // Equal reports whether two endpoints are the same in every field.
 func (e RemoteEndpoint) Equal(o RemoteEndpoint) bool {
-	return e.Network == o.Network && e.IP == o.IP && e.Host == o.Host && bytes.Equal(e.MAC, o.MAC)
+	return e.Network == o.Network && e.IP == o.IP && e.Host == o.Host && e.Name == o.Name && bytes.Equal(e.MAC, o.MAC)
 }

@@ -150,6 +150,23 @@ func TestRegistryUpdateMovesClaims(t *testing.T) {
 	}
 }
 
+// A new name is a change of the endpoint (the agent's name table and the
+// etcd publisher follow it); the same row again is none.
+func TestRegistryRename(t *testing.T) {
+	r := NewRegistry()
+	a := ep("a", 1, "blue", "10.0.0.1", "02:00:00:00:00:01")
+	a.Name = "c1"
+	r.Upsert(a)
+	if ch := r.Upsert(a); !ch.Empty() {
+		t.Fatalf("same endpoint again: %+v", ch)
+	}
+	a.Name = "c1b"
+	ch := r.Upsert(a)
+	if len(ch.Removed) != 1 || ch.Removed[0].Name != "c1" || len(ch.Added) != 1 || ch.Added[0].Name != "c1b" {
+		t.Fatalf("rename: %+v", ch)
+	}
+}
+
 func TestValidateName(t *testing.T) {
 	tests := []struct {
 		name, wantErr string // wantErr: part of the message; "" valid

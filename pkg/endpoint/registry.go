@@ -169,5 +169,6 @@ func macOf(ep Endpoint) macKey {
 
 func equal(a, b Endpoint) bool {
 	return a.Port == b.Port && a.OFPort == b.OFPort && a.Network == b.Network && a.IP == b.IP &&
-		bytes.Equal(a.MAC, b.MAC) && a.ContainerID == b.ContainerID && a.ContainerIface == b.ContainerIface && a.Gateway == b.Gateway
+		bytes.Equal(a.MAC, b.MAC) && a.ContainerID == b.ContainerID && a.ContainerIface == b.ContainerIface && a.Gateway == b.Gateway &&
+		a.Name == b.Name
 }

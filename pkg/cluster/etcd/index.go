@@ -45,7 +45,8 @@ type macKey struct {
 type claim struct {
 	host   string
 	mac    [6]byte
-	create int64 // etcd create revision: the oldest claim wins
+	name   string // DNS name, "" for none
+	create int64  // etcd create revision: the oldest claim wins
 }
 
 // before orders claims: lower create revision first, then host name.
@@ -185,7 +186,7 @@ func (x *index) put(key string, value []byte, create int64) {
 		x.unnote("record:" + key)
 		x.hosts[x.intern(pk.host)] = hostRec{h, create}
 	case kindEndpoint:
-		mac, err := parseMAC(key, value)
+		mac, name, err := parseEndpoint(key, value)
 		id := ipKey{x.intern(pk.network), pk.ip.As4()}
 		if err != nil {
 			x.note("record:"+key, KindRecord, err)
@@ -193,7 +194,7 @@ func (x *index) put(key string, value []byte, create int64) {
 			return
 		}
 		x.unnote("record:" + key)
-		x.setClaim(id, claim{host: x.intern(pk.host), mac: mac, create: create})
+		x.setClaim(id, claim{host: x.intern(pk.host), mac: mac, name: name, create: create})
 	case kindOldLayout:
 		x.putOld(key, pk.host)
 	}
@@ -300,5 +301,5 @@ func (x *index) view(rev int64) cluster.View {
 func endpointFor(id ipKey, c claim) cluster.RemoteEndpoint {
 	mac := make(net.HardwareAddr, 6)
 	copy(mac, c.mac[:])
-	return cluster.RemoteEndpoint{Network: id.network, IP: id.addr(), MAC: mac, Host: c.host}
+	return cluster.RemoteEndpoint{Network: id.network, IP: id.addr(), MAC: mac, Host: c.host, Name: c.name}
 }

@@ -119,7 +119,7 @@ func (p *Publisher) PublishEndpoints(eps []endpoint.Endpoint) {
 		if ep.Network == "" || strings.Contains(ep.Network, "/") || !ep.IP.Is4() {
 			continue // no key can name it; the agent reports such endpoints itself
 		}
-		want[p.keys.endpoint(ep.Network, ep.IP, p.cfg.Host)] = EncodeEndpoint(ep.MAC)
+		want[p.keys.endpoint(ep.Network, ep.IP, p.cfg.Host)] = EncodeNamedEndpoint(ep.MAC, ep.Name)
 	}
 	p.mu.Lock()
 	p.desired = want

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
 
 // RecordVersion is the version of the JSON records this package writes and
@@ -205,9 +206,12 @@ type HostRecord struct {
 }
 
 // EndpointRecord is the value of hosts/<host>/endpoints/<network>/<ip>.
+// Name is the endpoint's DNS name (endpoint.KeyName), absent for none:
+// records written before names existed stay valid.
 type EndpointRecord struct {
 	Version int    `json:"version"`
 	MAC     string `json:"mac"`
+	Name    string `json:"name,omitempty"`
 }
 
 // decode unmarshals a record and checks its version.
@@ -257,17 +261,24 @@ func parseHost(key, name string, value []byte) (cluster.Host, error) {
 	return h, nil
 }
 
-// parseMAC decodes an endpoint record into a unicast MAC.
-func parseMAC(key string, value []byte) ([6]byte, error) {
+// parseEndpoint decodes an endpoint record into a unicast MAC and its DNS
+// name ("" for none). A name that is not a DNS label refuses the record,
+// as the endpoint contract refuses such an interface.
+func parseEndpoint(key string, value []byte) ([6]byte, string, error) {
 	var r EndpointRecord
 	if err := decode(key, value, &r, func() int { return r.Version }); err != nil {
-		return [6]byte{}, err
+		return [6]byte{}, "", err
 	}
 	mac, err := net.ParseMAC(r.MAC)
 	if err != nil || len(mac) != 6 || mac[0]&1 != 0 || [6]byte(mac) == [6]byte{} {
-		return [6]byte{}, &RecordError{Key: key, Reason: fmt.Sprintf("mac %q is not a unicast 48-bit MAC", r.MAC)}
+		return [6]byte{}, "", &RecordError{Key: key, Reason: fmt.Sprintf("mac %q is not a unicast 48-bit MAC", r.MAC)}
 	}
-	return [6]byte(mac), nil
+	if r.Name != "" {
+		if err := endpoint.ValidateName(r.Name); err != nil {
+			return [6]byte{}, "", &RecordError{Key: key, Reason: fmt.Sprintf("name %q: %v", r.Name, err)}
+		}
+	}
+	return [6]byte(mac), r.Name, nil
 }
 
 // Encoders for writers (the publisher, tests, tools).
@@ -282,9 +293,13 @@ func EncodeHost(tunnelIP netip.Addr) []byte {
 	return mustJSON(HostRecord{Version: RecordVersion, TunnelIP: tunnelIP.String()})
 }
 
-// EncodeEndpoint returns the record of an endpoint.
-func EncodeEndpoint(mac net.HardwareAddr) []byte {
-	return mustJSON(EndpointRecord{Version: RecordVersion, MAC: mac.String()})
+// EncodeEndpoint returns the record of an endpoint without a name.
+func EncodeEndpoint(mac net.HardwareAddr) []byte { return EncodeNamedEndpoint(mac, "") }
+
+// EncodeNamedEndpoint returns the record of an endpoint with its DNS name
+// ("" for none: the key is left out).
+func EncodeNamedEndpoint(mac net.HardwareAddr, name string) []byte {
+	return mustJSON(EndpointRecord{Version: RecordVersion, MAC: mac.String(), Name: name})
 }
 
 func mustJSON(v any) []byte {
