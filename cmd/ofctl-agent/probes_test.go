@@ -65,12 +65,12 @@ func TestProbesDuringAHeldSync(t *testing.T) {
 	agentCfg := cfg
 	agentCfg.OpenFlow = relay.addr // the agent alone goes through the relay
 	loop := metrics.NewLoopMetrics()
-	ag, backend, err := newAgent(agentCfg, log, loop)
+	ag, backend, err := newAgent(agentCfg, log, loop, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, closeHTTP, err := serveHTTP(ctx, cfg, ag, loop, log, backend.collector)
+	srv, closeHTTP, err := serveHTTP(ctx, cfg, ag, loop, log, nil, backend.collector)
 	if err != nil {
 		t.Fatal(err)
 	}

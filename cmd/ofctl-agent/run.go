@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -23,6 +24,7 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/metrics"
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
+	"github.com/ofctl-agent/ofctl-agent/pkg/resolver"
 	"github.com/ofctl-agent/ofctl-agent/pkg/unixsock"
 )
 
@@ -41,7 +43,15 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	loop := metrics.NewLoopMetrics()
-	ag, backend, err := newAgent(cfg, log, loop)
+	dns, err := newResolver(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if dns != nil {
+		defer dns.Close()
+	}
+	ag, backend, err := newAgent(cfg, log, loop, dns)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -55,7 +65,12 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 	if plugin != nil {
 		extra = append(extra, plugin.srv.Metrics())
 	}
-	srv, closeHTTP, err := serveHTTP(ctx, cfg, ag, loop, log, extra...)
+	var handlers map[string]http.Handler
+	if dns != nil {
+		extra = append(extra, dns.Metrics())
+		handlers = map[string]http.Handler{namesPattern: namesHandler(dns)}
+	}
+	srv, closeHTTP, err := serveHTTP(ctx, cfg, ag, loop, log, handlers, extra...)
 	if err != nil {
 		log.Error("cannot serve http", "addr", cfg.Listen, "err", err)
 		return 1
@@ -99,7 +114,7 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics) (*agent.Agent, *clusterBackend, error) {
+func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics, dns *resolver.Server) (*agent.Agent, *clusterBackend, error) {
 	var ag atomic.Pointer[agent.Agent]
 	backend, err := newClusterBackend(cfg, log, func(kind string, err error) {
 		if a := ag.Load(); a != nil {
@@ -133,6 +148,7 @@ func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics) (*
 		return nil, nil, err // validated by config
 	}
 	ac.NAT = &agent.NATConfig{Allowed: allowed, NetNS: cfg.NetNSHost}
+	withResolver(&ac, dns)
 	a, err := agent.New(ac)
 	if err != nil {
 		return nil, nil, err
@@ -145,10 +161,11 @@ func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics) (*
 // /debug/pprof/ (with --pprof), and /healthz and /readyz on
 // --health-listen; the debug API mounts its handlers with srv.Mount. extra
 // collectors, those not nil, are registered too (the etcd backend's state,
-// the Docker plugin's calls). closeHTTP stops
+// the Docker plugin's calls), handlers mounted beside the debug API's
+// (/debug/names). closeHTTP stops
 // the server, the metrics' background reads and their OpenFlow connection.
 func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *metrics.LoopMetrics, log *slog.Logger,
-	extra ...prometheus.Collector) (srv *httpserver.Server, closeHTTP func(), err error) {
+	handlers map[string]http.Handler, extra ...prometheus.Collector) (srv *httpserver.Server, closeHTTP func(), err error) {
 	// The OVS collectors read on a connection of their own (the agent's
 	// while it is down): on the agent's, its flow_mods would wait behind
 	// their replies.
@@ -165,6 +182,8 @@ func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *me
 		}
 	}
 	h := metrics.NewHandler(src)
+	mounted := debugHandlers(cfg, ag, log)
+	maps.Copy(mounted, handlers)
 	stop := func() { h.Close(); stopSwitch() }
 	defer func() {
 		if err != nil {
@@ -172,7 +191,7 @@ func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *me
 		}
 	}()
 	srv, err = httpserver.New(httpserver.Config{Addr: cfg.Listen, WebConfigFile: cfg.WebConfigFile, Metrics: h,
-		HealthAddr: cfg.HealthListen, Pprof: cfg.Pprof, Logger: log, Handlers: debugHandlers(cfg, ag, log), Ready: func() error {
+		HealthAddr: cfg.HealthListen, Pprof: cfg.Pprof, Logger: log, Handlers: mounted, Ready: func() error {
 			if !ag.Ready() {
 				return errors.New("pipeline not (yet) in OVS")
 			}

@@ -62,6 +62,9 @@ type Config struct {
 	NAT *NATConfig
 	// Names, if set, gets the endpoints' DNS names (names.go).
 	Names NameTable
+	// DNS, if set, serves each network with a gateway here (dns.go); the
+	// names are loaded before the first network is served.
+	DNS DNS
 }
 
 // Publisher publishes the active local endpoints. PublishEndpoints gets
@@ -89,6 +92,7 @@ type Agent struct {
 	ipam      *ipam.Allocator // the host's addresses, fed by the loop
 	nat       *natKeeper      // the gateways' packet filter (nil: none); loop-owned
 	names     names           // what Config.Names was given of the views (loop-owned)
+	dns       dnsState        // what Config.DNS serves (loop-owned)
 
 	conn   atomic.Pointer[openflow.Conn]
 	synced atomic.Pointer[openflow.Conn] // conn once its first Sync is done: flushes may go
@@ -183,8 +187,9 @@ func New(cfg Config) (*Agent, error) {
 // "docker-plugin" a call of dockerd the Docker plugin refused.
 // "publish" is a published port the packet filter refuses (a host port
 // another endpoint holds, a network without a gateway here), "nat" another
-// item it refuses (a NAT network overlapping the underlay).
-var RejectKinds = []string{"interface", "conflict", "endpoint", "flow", "cluster", "agent-api", "docker-plugin", "publish", "nat"}
+// item it refuses (a NAT network overlapping the underlay). "dns" is a
+// network whose resolver could not open its sockets (retried).
+var RejectKinds = []string{"interface", "conflict", "endpoint", "flow", "cluster", "agent-api", "docker-plugin", "publish", "nat", "dns"}
 
 // Reject reports bad input from outside the agent (the cluster source).
 func (a *Agent) Reject(kind string, err error) { a.reject(kind, err) }
@@ -244,6 +249,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Names != nil { // both sources are in: a miss is NXDOMAIN from now on
 		a.cfg.Names.SetSynced(true)
 	}
+	a.applyDNS(view)
 	a.publish()
 	if a.nat != nil { // the table as the model says, before the first flows (a restart changes nothing)
 		a.applyNAT(view)

@@ -59,12 +59,16 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 			a.model.setView(v, a.reg.Active())
 			a.ipam.SetView(v, a.hostGateways(v))
 			a.applyViewNames(v)
+			a.applyDNS(v)
 			a.flush(ctx)
 			a.applyNAT(a.model.currentView())
 			a.settleMarks()
 		case <-a.marks.kick: // a Sync completed
 			a.settleMarks()
 		case <-verify.C:
+			if a.dns.failed {
+				a.applyDNS(a.model.currentView())
+			}
 			next := a.verify(ctx)
 			verify.Reset(next)
 		case <-a.drift.kick:

@@ -61,6 +61,7 @@ type Config struct {
 	// where ovs-vswitchd puts the gateway ports: the packet filter and
 	// forwarding flags kept there; "": the agent's own.
 	NetNSHost string `yaml:"netns-host"`
+	DNS       DNS    `yaml:",inline"` // the resolver on the gateways (dns.go)
 }
 
 // UnderlayAllowList returns underlay-allow as prefixes (a bare address is
@@ -151,6 +152,7 @@ func Default() Config {
 		DeadInterval:   6 * time.Second,
 		FlowMonitor:    true,
 		MonitorVerify:  5 * time.Minute,
+		DNS:            defaultDNS(),
 	}
 }
 
@@ -245,6 +247,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.NetNSHost, "netns-host", c.NetNSHost, "network namespace path of the host's stack where ovs-vswitchd runs (gateway ports, packet filter); default: the agent's own")
 	fs.StringVar(&c.UnderlayAllow, "underlay-allow", c.UnderlayAllow, "IPv4 addresses or prefixes, comma-separated, that containers may reach among the hosts' underlay addresses (all blocked by default)")
 	fs.StringVar(&c.WebConfigFile, "web-config-file", c.WebConfigFile, "TLS/basic-auth web config (Prometheus exporter-toolkit format)")
+	c.DNS.bind(fs)
 }
 
 func (c *Config) readFile(path string) error {
@@ -302,6 +305,7 @@ func (c Config) Validate() error {
 		bad("netns-host %q: want an absolute path", c.NetNSHost)
 	}
 	errs = append(errs, c.validateBackend()...)
+	errs = append(errs, c.DNS.validate()...)
 	if c.HealthListen != "" && c.HealthListen == c.Listen {
 		bad("health-listen %q: must differ from listen", c.HealthListen)
 	}

@@ -31,6 +31,10 @@ type ForwardConfig struct {
 	// MaxInFlightPerSource caps them per client address, so that one
 	// flooding container cannot take the whole cap. Default 64.
 	MaxInFlightPerSource int
+	// Dial, if set, opens the connections to the upstreams (NetNS.Dial:
+	// in the host's namespace when the agent runs outside it); default
+	// the calling process's own.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (c *ForwardConfig) defaults() {
@@ -165,11 +169,11 @@ func upstreamQuery(req *dns.Msg) *dns.Msg {
 func (f *forwarder) exchange(ctx context.Context, out *dns.Msg, up netip.AddrPort) (*dns.Msg, error) {
 	actx, cancel := context.WithTimeout(ctx, f.cfg.Attempt)
 	defer cancel()
-	resp, _, err := f.udp.ExchangeContext(actx, out, up.String())
+	resp, err := f.try(actx, f.udp, out, up)
 	if err == nil && resp.Truncated {
 		tctx, tcancel := context.WithTimeout(ctx, f.cfg.Attempt)
 		defer tcancel()
-		resp, _, err = f.tcp.ExchangeContext(tctx, out, up.String())
+		resp, err = f.try(tctx, f.tcp, out, up)
 	}
 	if err != nil {
 		return nil, err
@@ -184,6 +188,25 @@ func (f *forwarder) exchange(ctx context.Context, out *dns.Msg, up netip.AddrPor
 		return nil, &errUpstream{"mismatch"}
 	}
 	return resp, nil
+}
+
+// try sends out to up with client c, on a connection of ForwardConfig.Dial
+// when one is set.
+func (f *forwarder) try(ctx context.Context, c *dns.Client, out *dns.Msg, up netip.AddrPort) (*dns.Msg, error) {
+	if f.cfg.Dial == nil {
+		resp, _, err := c.ExchangeContext(ctx, out, up.String())
+		return resp, err
+	}
+	conn, err := f.cfg.Dial(ctx, c.Net, up.String())
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	resp, _, err := c.ExchangeWithConnContext(ctx, out, &dns.Conn{Conn: conn, UDPSize: c.UDPSize})
+	return resp, err
 }
 
 func failureReason(err error) string {

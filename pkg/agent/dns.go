@@ -1,0 +1,67 @@
+package agent
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+)
+
+// DNS is the resolver the agent serves on its gateways (resolver.Server):
+// one network per gateway of this host, at the gateway's address, for
+// queries from the network's subnet (docs/dns.md).
+type DNS interface {
+	SetNetwork(name string, gateway netip.Addr, subnet netip.Prefix) error
+	RemoveNetwork(name string)
+}
+
+// dnsNet is what one network's resolver serves.
+type dnsNet struct {
+	gateway netip.Addr
+	subnet  netip.Prefix
+}
+
+// dnsState is what Config.DNS was given (loop-owned).
+type dnsState struct {
+	served map[string]dnsNet
+	failed bool // a SetNetwork failed: applyDNS retries at the next drift check
+}
+
+// applyDNS serves every network that has a gateway on this host in view
+// v, at the gateway's address, and no other. A network whose sockets
+// cannot be opened is reported (kind "dns") and retried.
+func (a *Agent) applyDNS(v cluster.View) {
+	if a.cfg.DNS == nil {
+		return
+	}
+	if a.dns.served == nil {
+		a.dns.served = map[string]dnsNet{}
+	}
+	want := map[string]dnsNet{}
+	for name, gw := range a.hostGateways(v) {
+		if n, ok := v.Network(name); ok && n.Subnet.Contains(gw) {
+			want[name] = dnsNet{gw, n.Subnet}
+		}
+	}
+	for name := range maps.Clone(a.dns.served) {
+		if _, ok := want[name]; !ok {
+			a.cfg.DNS.RemoveNetwork(name)
+			delete(a.dns.served, name)
+			a.log.Info("dns: network no longer served", "network", name)
+		}
+	}
+	a.dns.failed = false
+	for name, w := range want {
+		if a.dns.served[name] == w {
+			continue
+		}
+		if err := a.cfg.DNS.SetNetwork(name, w.gateway, w.subnet); err != nil {
+			a.reject("dns", fmt.Errorf("dns: network %s on %s: %w", name, w.gateway, err))
+			a.dns.failed = true
+			continue
+		}
+		a.dns.served[name] = w
+		a.log.Info("dns: serving network", "network", name, "address", w.gateway, "subnet", w.subnet)
+	}
+}
