@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
@@ -39,6 +40,10 @@ type natKeeper struct {
 	refused map[string]string
 	netns   string
 	quiet   []string // endpoint ports added since the last applyNAT: ARP to quiet
+	// gateways are the gateway ports OVSDB showed at the last applyNAT; a
+	// new one is applied at once (its forwarding flag), not at the
+	// Keeper's next retry.
+	gateways []string
 }
 
 // newNATKeeper makes the Keeper; nothing changes in the kernel before the
@@ -110,11 +115,18 @@ func (a *Agent) applyNAT(view cluster.View) {
 		n.quiet = n.quiet[:0]
 	}
 	var eps []endpoint.Endpoint
+	var gws []string // gateway ports OVSDB shows: their forwarding flag is set once they appear
 	for _, ep := range a.reg.Active() {
+		if ep.Gateway {
+			gws = append(gws, ep.Port)
+		}
 		if len(ep.Ports) > 0 && a.model.refusal(ep.Port) == "" {
 			eps = append(eps, ep)
 		}
 	}
+	slices.Sort(gws)
+	gwsChanged := !slices.Equal(gws, n.gateways)
+	n.gateways = gws
 	s := natState(natInput{View: view, Gateways: a.gatewayPorts(view), Endpoints: eps, TunnelIP: a.cfg.TunnelIP,
 		Underlay: n.underlay, Allowed: a.cfg.NAT.Allowed})
 	switch {
@@ -122,7 +134,7 @@ func (a *Agent) applyNAT(view cluster.View) {
 		// No gateway here (yet): no table, and no forwarding turned on
 		// for the uplinks, until a network is served.
 		return
-	case n.last != nil && reflect.DeepEqual(*n.last, s):
+	case n.last != nil && reflect.DeepEqual(*n.last, s) && !gwsChanged:
 		return
 	}
 	n.last = &s
