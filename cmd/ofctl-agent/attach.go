@@ -62,6 +62,7 @@ type attachArgs struct {
 	clusterFileSet            bool   // --cluster-file given: the file must exist
 	forceHostNS               bool   // --force-host-netns
 	publish                   []endpoint.Published
+	name, resolvConf          string // --name, --resolv-conf (attachdns.go)
 }
 
 // attachResult is what attach reports (--json prints it as is).
@@ -80,6 +81,8 @@ type attachResult struct {
 	TxChecksum  string `json:"tx_checksum,omitempty"` // "on"/"off" as set; absent: left alone
 	Installed   bool   `json:"installed"`             // the agent has installed its flows (false: --wait 0)
 	Ports       string `json:"ports,omitempty"`       // published host ports as in external_ids (tcp:8080:80,...)
+	Name        string `json:"name,omitempty"`        // DNS name (external_ids ofctl-agent.name)
+	ResolvConf  string `json:"resolv_conf,omitempty"` // the /etc/netns/<name>/resolv.conf written
 }
 
 func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -99,9 +102,10 @@ func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if a.json {
 		return printJSON(stdout, stderr, res)
 	}
-	fmt.Fprintf(stdout, "%s %s %s: port %s ofport %s, ip %s, mac %s, mtu %d, network %s%s%s%s%s\n",
+	fmt.Fprintf(stdout, "%s %s %s: port %s ofport %s, ip %s, mac %s, mtu %d, network %s%s%s%s%s%s%s\n",
 		strings.ReplaceAll(res.Action, "-", " "), res.ContainerID, res.IfName, res.Port, ofportText(res.OFPort),
-		res.IP, res.MAC, res.MTU, res.Network, gatewayText(res.Gateway), portsText(res.Ports), txText(res.TxChecksum), installedText(res.Installed))
+		res.IP, res.MAC, res.MTU, res.Network, gatewayText(res.Gateway), portsText(res.Ports), txText(res.TxChecksum),
+		prefixed(", name ", res.Name), prefixed(", resolver in ", res.ResolvConf), installedText(res.Installed))
 	return 0
 }
 
@@ -129,6 +133,8 @@ func parseAttach(args []string, stderr io.Writer) (attachArgs, error) {
 		}
 		return err
 	})
+	fs.StringVar(&a.name, "name", nameAuto, "DNS `NAME` of the container in the network (one DNS label; ofctl-agent.name): auto: the Docker\ncontainer's name or the network namespace's (none when it is not a DNS label); none: no name")
+	fs.StringVar(&a.resolvConf, "resolv-conf", resolvAuto, "`MODE` auto: for a named network namespace (/var/run/netns/NAME), write /etc/netns/NAME/resolv.conf\nwith the agent's resolver on the gateway (nameserver, search <network>.<domain>) when it serves one; none: do not")
 	fs.BoolVar(&a.forceHostNS, "force-host-netns", false,
 		"attach even when TARGET's network namespace is the host's (PID 1's), attach's own or --netns-host's\n(a container run with --network host or --pid 1): that gives the host itself the interface, address and route")
 	pos, err := parseArgs(fs, args, stderr, attachUsageHead)
@@ -142,11 +148,20 @@ func parseAttach(args []string, stderr io.Writer) (attachArgs, error) {
 	if a.network == "" {
 		return a, usageErrorf("--network is required")
 	}
+	if a.resolvConf != resolvAuto && a.resolvConf != resolvNone {
+		return a, usageErrorf("--resolv-conf %q: want auto or none", a.resolvConf)
+	}
+	if a.name != nameAuto && a.name != nameNone {
+		if err := endpoint.ValidateName(a.name); err != nil {
+			return a, usageErrorf("--name %q: %v", a.name, err)
+		}
+	}
 	return a, nil
 }
 
 func doAttach(ctx context.Context, a attachArgs, stderr io.Writer) (attachResult, error) {
-	opts, alloc, err := a.prepare(ctx, func(msg string) { fmt.Fprintf(stderr, "ofctl-agent attach: warning: %s\n", msg) })
+	warn := func(msg string) { fmt.Fprintf(stderr, "ofctl-agent attach: warning: %s\n", msg) }
+	opts, alloc, dns, err := a.prepare(ctx, warn)
 	if err != nil {
 		return attachResult{}, err
 	}
@@ -160,6 +175,9 @@ func doAttach(ctx context.Context, a attachArgs, stderr io.Writer) (attachResult
 		return attachResult{}, err
 	}
 	defer ctr.Close()
+	if opts.Name, err = a.dnsName(ctr, warn); err != nil {
+		return attachResult{}, err
+	}
 	ports, closePorts, err := a.openPorts(ctx, stderr)
 	if err != nil {
 		return attachResult{}, err
@@ -182,6 +200,9 @@ func doAttach(ctx context.Context, a attachArgs, stderr io.Writer) (attachResult
 			return out, undo(ctx, at, res, err)
 		}
 		out.Installed = true
+	}
+	if out.ResolvConf, err = a.writeResolvConf(dns, warn); err != nil {
+		return out, undo(ctx, at, res, err)
 	}
 	return out, nil
 }
@@ -226,25 +247,25 @@ func undo(ctx context.Context, at *attach.Attacher, res attach.Attachment, err e
 // the cluster file instead (offline: only with --ip and --wait 0, nothing
 // holds the address then). warn gets what the user should know but does
 // not stop the attach.
-func (a attachArgs) prepare(ctx context.Context, warn func(string)) (attach.Options, attach.Allocator, error) {
+func (a attachArgs) prepare(ctx context.Context, warn func(string)) (attach.Options, attach.Allocator, *agentapi.DNS, error) {
 	client := agentapi.NewClient(a.agentSocket)
 	n, err := client.Network(ctx, a.network)
 	switch {
 	case err == nil:
 		o, err := a.agentOptions(n)
-		return o, &attach.AgentAllocator{Client: client, Kind: "attach"}, err
+		return o, &attach.AgentAllocator{Client: client, Kind: "attach"}, n.DNS, err
 	case errors.Is(err, agentapi.ErrUnreachable) && a.ip != "" && a.wait == 0:
 		view, err := loadCluster(a.clusterFile, a.clusterFileSet)
 		if err != nil {
-			return attach.Options{}, nil, err
+			return attach.Options{}, nil, nil, err
 		}
 		o, err := a.options(view, warn)
-		return o, nil, err
+		return o, nil, nil, err
 	case errors.Is(err, agentapi.ErrUnreachable):
-		return attach.Options{}, nil, fmt.Errorf("the agent is not reachable on %s: is the agent running? (systemctl status ofctl-agent; "+
+		return attach.Options{}, nil, nil, fmt.Errorf("the agent is not reachable on %s: is the agent running? (systemctl status ofctl-agent; "+
 			"--agent-socket is its api-socket): it allocates the address and installs the port; give --ip and --wait 0 to attach without it", a.agentSocket)
 	}
-	return attach.Options{}, nil, fmt.Errorf("network %s: %w", a.network, err)
+	return attach.Options{}, nil, nil, fmt.Errorf("network %s: %w", a.network, err)
 }
 
 // baseOptions are the options the flags alone give.
@@ -407,7 +428,16 @@ func newAttachResult(res attach.Attachment, ctr attach.Container) attachResult {
 	}
 	r.TxChecksum = res.TxChecksum
 	r.Ports = endpoint.FormatPorts(res.Options.Ports)
+	r.Name = res.Options.Name
 	return r
+}
+
+// prefixed is s after prefix, or "" for an empty s.
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
 }
 
 // parsePublish reads one --publish: HOSTPORT:PORT with an optional /tcp or

@@ -191,7 +191,8 @@ func prepareArgs(t *testing.T, args []string) (attach.Options, attach.Allocator,
 	if a.agentSocket == agentapi.DefaultSocket {
 		a.agentSocket = filepath.Join(t.TempDir(), "none.sock")
 	}
-	return a.prepare(context.Background(), func(string) {})
+	o, alloc, _, err := a.prepare(context.Background(), func(string) {})
+	return o, alloc, err
 }
 
 func addrText(a netip.Addr) string {

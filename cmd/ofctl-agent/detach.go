@@ -111,7 +111,7 @@ func parseDetach(args []string, stderr io.Writer) (detachArgs, error) {
 	return d, nil
 }
 
-func doDetach(ctx context.Context, d detachArgs, stderr io.Writer) (detachResult, error) {
+func doDetach(ctx context.Context, d detachArgs, stderr io.Writer) (_ detachResult, err error) {
 	id, err := d.target.resolveID(ctx)
 	if err != nil {
 		return detachResult{}, err
@@ -128,6 +128,11 @@ func doDetach(ctx context.Context, d detachArgs, stderr io.Writer) (detachResult
 	defer closePorts()
 	at := &attach.Attacher{Ports: ports, HostNS: hostNS, Log: d.logger(stderr)}
 	res := detachResult{Action: "detached", ContainerID: id, Ports: []string{}}
+	defer func() {
+		if err == nil {
+			removeResolvConf(d.target.path) // attach's own file alone (attachdns.go)
+		}
+	}()
 	if d.all {
 		removed, err := at.DetachAll(ctx, id)
 		res.Ports = append(res.Ports, removed...)

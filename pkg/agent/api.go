@@ -89,7 +89,7 @@ func (b apiBackend) Network(name string) (agentapi.Network, error) {
 	if err != nil {
 		return agentapi.Network{}, err
 	}
-	return agentapi.Network{Name: name, Subnet: subnet, Gateway: gw, MTU: b.a.containerMTU()}, nil
+	return agentapi.Network{Name: name, Subnet: subnet, Gateway: gw, MTU: b.a.containerMTU(), DNS: b.a.dnsFor(name)}, nil
 }
 
 func (b apiBackend) Allocate(_ context.Context, r agentapi.AllocateRequest) (agentapi.Allocation, error) {

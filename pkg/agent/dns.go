@@ -4,8 +4,13 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
+	"strings"
+	"sync/atomic"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
 
 // DNS is the resolver the agent serves on its gateways (resolver.Server):
@@ -14,7 +19,13 @@ import (
 type DNS interface {
 	SetNetwork(name string, gateway netip.Addr, subnet netip.Prefix) error
 	RemoveNetwork(name string)
+	Domain() string // the cluster domain, e.g. "ofctl.internal."
 }
+
+// ResolverOptions are the resolv.conf options the agent advises: one
+// second per attempt is plenty for a resolver on the gateway, three
+// attempts cover an upstream that fails over (docs/dns.md).
+var ResolverOptions = []string{"timeout:1", "attempts:3"}
 
 // dnsNet is what one network's resolver serves.
 type dnsNet struct {
@@ -26,6 +37,26 @@ type dnsNet struct {
 type dnsState struct {
 	served map[string]dnsNet
 	failed bool // a SetNetwork failed: applyDNS retries at the next drift check
+	// public is served's gateways, for the local API's readers.
+	public atomic.Pointer[map[string]netip.Addr]
+}
+
+// dnsFor is what network's containers put in their resolv.conf, or nil
+// when the agent serves no resolver for it.
+func (a *Agent) dnsFor(network string) *agentapi.DNS {
+	m := a.dns.public.Load()
+	if a.cfg.DNS == nil || m == nil {
+		return nil
+	}
+	gw, ok := (*m)[network]
+	if !ok {
+		return nil
+	}
+	d := &agentapi.DNS{Nameservers: []netip.Addr{gw}, Options: slices.Clone(ResolverOptions)}
+	if endpoint.ValidateName(network) == nil { // else the network has no zone of its own
+		d.Search = []string{network + "." + strings.TrimSuffix(a.cfg.DNS.Domain(), ".")}
+	}
+	return d
 }
 
 // applyDNS serves every network that has a gateway on this host in view
@@ -64,4 +95,9 @@ func (a *Agent) applyDNS(v cluster.View) {
 		a.dns.served[name] = w
 		a.log.Info("dns: serving network", "network", name, "address", w.gateway, "subnet", w.subnet)
 	}
+	public := make(map[string]netip.Addr, len(a.dns.served))
+	for name, w := range a.dns.served {
+		public[name] = w.gateway
+	}
+	a.dns.public.Store(&public)
 }

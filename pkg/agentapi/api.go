@@ -49,6 +49,17 @@ type Network struct {
 	Gateway netip.Addr `json:"gateway,omitzero"`
 	// MTU is the containers' interface MTU on this host.
 	MTU int `json:"mtu"`
+	// DNS is the resolver the network's containers use on this host (the
+	// agent's, on the gateway); absent when the agent serves none there.
+	DNS *DNS `json:"dns,omitempty"`
+}
+
+// DNS is what a container's resolv.conf (or a CNI result's dns section)
+// says: nameserver, search domains, options.
+type DNS struct {
+	Nameservers []netip.Addr `json:"nameservers"`
+	Search      []string     `json:"search,omitempty"`
+	Options     []string     `json:"options,omitempty"`
 }
 
 // AllocateRequest asks for an address in Network. IP, when set, is the

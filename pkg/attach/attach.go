@@ -323,6 +323,9 @@ func (a *Attacher) existing(p Port, c Container, o Options, tx txAction) (Attach
 	if have, want := p.ExternalIDs[endpoint.KeyPorts], endpoint.FormatPorts(o.Ports); have != want {
 		return Attachment{}, mismatch("published ports", noneIfEmpty(have), noneIfEmpty(want))
 	}
+	if have := p.ExternalIDs[endpoint.KeyName]; have != o.Name {
+		return Attachment{}, mismatch("name", noneIfEmpty(have), noneIfEmpty(o.Name))
+	}
 	if err := a.ensureTxChecksum(c.NetNS, o.IfName, p.Name, tx); err != nil {
 		return Attachment{}, err
 	}

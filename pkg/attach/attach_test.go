@@ -256,6 +256,37 @@ func TestAttachPublishes(t *testing.T) {
 	}
 }
 
+// TestAttachName: the name ends up in external_ids ofctl-agent.name as the
+// agent reads it; again with the same name changes nothing, another name is
+// a mismatch; an invalid name is refused before anything is made.
+func TestAttachName(t *testing.T) {
+	r := newRig()
+	o := opts()
+	o.Name = "c1"
+	att, err := r.a.Attach(context.Background(), r.c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := endpoint.FromInterface(att.Port, 3, r.ports.ports[att.Port])
+	if err != nil || ep.Name != "c1" {
+		t.Fatalf("the agent reads name %q, %v; want c1", ep.Name, err)
+	}
+	r.j.calls = nil
+	if again, err := r.a.Attach(context.Background(), r.c, o); err != nil || again.Created || len(r.j.calls) != 0 {
+		t.Fatalf("again: %+v, %v, calls %v", again, err, r.j.calls)
+	}
+	var me *MismatchError
+	if _, err := r.a.Attach(context.Background(), r.c, opts()); !errors.As(err, &me) || me.Field != "name" || me.Have != "c1" || me.Want != "none" {
+		t.Fatalf("without a name: %v", err)
+	}
+	r2 := newRig()
+	o.Name = "my_app"
+	var oe *OptionError
+	if _, err := r2.a.Attach(context.Background(), r2.c, o); !errors.As(err, &oe) || oe.Field != "name" || len(r2.ports.ports) != 0 {
+		t.Fatalf("invalid name: %v, ports %v", err, r2.ports.ports)
+	}
+}
+
 func TestAttachIncomplete(t *testing.T) {
 	r := newRig()
 	if _, err := r.a.Attach(context.Background(), r.c, opts()); err != nil {

@@ -82,7 +82,7 @@ func (d *Docker) Resolve(ctx context.Context, nameOrID string) (Container, error
 		c.Close()
 		return Container{}, err
 	}
-	c.ID = in.ID
+	c.ID, c.Name = in.ID, strings.TrimPrefix(in.Name, "/")
 	return c, nil
 }
 

@@ -36,6 +36,9 @@ type Options struct {
 	// Ports are host ports the endpoint publishes (external_ids
 	// ofctl-agent.ports); the agent forwards them to the container.
 	Ports []endpoint.Published
+	// Name is the endpoint's DNS name (external_ids ofctl-agent.name, one
+	// DNS label, endpoint.ValidateName); "" for none.
+	Name string
 }
 
 // OptionError reports an unusable option.
@@ -79,6 +82,11 @@ func (o Options) normalize() (Options, error) {
 	}
 	if o.Gateway.IsValid() && (!o.Gateway.Is4() || !unicast(o.Gateway)) {
 		return o, &OptionError{"gateway", o.Gateway.String(), "not a unicast IPv4 address"}
+	}
+	if o.Name != "" {
+		if err := endpoint.ValidateName(o.Name); err != nil {
+			return o, &OptionError{"name", o.Name, err.Error()}
+		}
 	}
 	if len(o.Ports) > 0 {
 		// The agent's own parser is the rule: one host port per protocol,

@@ -71,5 +71,8 @@ func externalIDs(c Container, o Options) map[string]string {
 	if len(o.Ports) > 0 {
 		ext[endpoint.KeyPorts] = endpoint.FormatPorts(o.Ports)
 	}
+	if o.Name != "" {
+		ext[endpoint.KeyName] = o.Name
+	}
 	return ext
 }

@@ -12,6 +12,7 @@ import (
 type Container struct {
 	ID    string // Docker container id, or the namespace path
 	NetNS *NetNS
+	Name  string // the Docker container's name ("" for other targets)
 }
 
 // Close closes the container's namespace.
