@@ -83,6 +83,9 @@ type attachResult struct {
 	Ports       string `json:"ports,omitempty"`       // published host ports as in external_ids (tcp:8080:80,...)
 	Name        string `json:"name,omitempty"`        // DNS name (external_ids ofctl-agent.name)
 	ResolvConf  string `json:"resolv_conf,omitempty"` // the /etc/netns/<name>/resolv.conf written
+	// PublishError: why the agent does not publish one of Ports (another
+	// endpoint holds the host port); the container is attached all the same.
+	PublishError string `json:"publish_error,omitempty"`
 }
 
 func runAttach(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -200,11 +203,33 @@ func doAttach(ctx context.Context, a attachArgs, stderr io.Writer) (attachResult
 			return out, undo(ctx, at, res, err)
 		}
 		out.Installed = true
+		if len(res.Options.Ports) > 0 {
+			out.PublishError = publishError(ctx, ports, res.Port)
+			if out.PublishError != "" {
+				fmt.Fprintf(stderr, "ofctl-agent attach: warning: the agent does not publish a port of %s: %s (the container is attached and reachable)\n", res.Port, out.PublishError)
+			}
+		}
 	}
 	if out.ResolvConf, err = a.writeResolvConf(dns, warn); err != nil {
 		return out, undo(ctx, at, res, err)
 	}
 	return out, nil
+}
+
+// publishError reads why the agent does not publish a port of the endpoint
+// (its external_ids ofctl-agent.publish-error, written with the installed
+// mark), "" when it publishes them all or the row cannot be read.
+func publishError(ctx context.Context, ports *attach.OVSPorts, port string) string {
+	list, err := ports.Ports(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, p := range list {
+		if p.Name == port {
+			return p.ExternalIDs[endpoint.KeyPublishError]
+		}
+	}
+	return ""
 }
 
 // waitInstalled waits up to --wait for the agent to install the port.
