@@ -63,14 +63,18 @@ func (a *Agent) dnsFor(network string) *agentapi.DNS {
 // v, at the gateway's address, and no other. A network whose sockets
 // cannot be opened is reported (kind "dns") and retried.
 func (a *Agent) applyDNS(v cluster.View) {
-	if a.cfg.DNS == nil {
-		return
+	if a.cfg.DNS != nil {
+		a.serveDNS(v, a.hostGateways(v))
 	}
+}
+
+// serveDNS serves the networks of v that have a gateway in gws.
+func (a *Agent) serveDNS(v cluster.View, gws map[string]netip.Addr) {
 	if a.dns.served == nil {
 		a.dns.served = map[string]dnsNet{}
 	}
 	want := map[string]dnsNet{}
-	for name, gw := range a.hostGateways(v) {
+	for name, gw := range gws {
 		if n, ok := v.Network(name); ok && n.Subnet.Contains(gw) {
 			want[name] = dnsNet{gw, n.Subnet}
 		}
