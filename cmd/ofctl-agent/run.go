@@ -149,6 +149,11 @@ func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics, dn
 	}
 	ac.NAT = &agent.NATConfig{Allowed: allowed, NetNS: cfg.NetNSHost}
 	withResolver(&ac, dns)
+	gws, err := cfg.GatewayMap()
+	if err != nil {
+		return nil, nil, err // validated by config
+	}
+	ac.Gateway = &agent.GatewayConfig{NetNS: cfg.NetNSHost, Addresses: gws, MTU: cfg.MTU}
 	a, err := agent.New(ac)
 	if err != nil {
 		return nil, nil, err

@@ -65,6 +65,8 @@ type Config struct {
 	// DNS, if set, serves each network with a gateway here (dns.go); the
 	// names are loaded before the first network is served.
 	DNS DNS
+	// Gateway, if set, makes and keeps this host's gateways (gateway.go).
+	Gateway *GatewayConfig
 }
 
 // Publisher publishes the active local endpoints. PublishEndpoints gets
@@ -93,6 +95,7 @@ type Agent struct {
 	nat       *natKeeper      // the gateways' packet filter (nil: none); loop-owned
 	names     names           // what Config.Names was given of the views (loop-owned)
 	dns       dnsState        // what Config.DNS serves (loop-owned)
+	gw        *gateways       // this host's gateways (nil: none)
 
 	conn   atomic.Pointer[openflow.Conn]
 	synced atomic.Pointer[openflow.Conn] // conn once its first Sync is done: flushes may go
@@ -173,6 +176,11 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 	}
+	if cfg.Gateway != nil {
+		if err := a.newGateways(*cfg.Gateway); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
 	return a, nil
 }
 
@@ -188,8 +196,9 @@ func New(cfg Config) (*Agent, error) {
 // "publish" is a published port the packet filter refuses (a host port
 // another endpoint holds, a network without a gateway here), "nat" another
 // item it refuses (a NAT network overlapping the underlay). "dns" is a
-// network whose resolver could not open its sockets (retried).
-var RejectKinds = []string{"interface", "conflict", "endpoint", "flow", "cluster", "agent-api", "docker-plugin", "publish", "nat", "dns"}
+// network whose resolver could not open its sockets (retried). "gateway"
+// a gateway address that cannot be (outside the host's range...).
+var RejectKinds = []string{"interface", "conflict", "endpoint", "flow", "cluster", "agent-api", "docker-plugin", "publish", "nat", "dns", "gateway"}
 
 // Reject reports bad input from outside the agent (the cluster source).
 func (a *Agent) Reject(kind string, err error) { a.reject(kind, err) }
@@ -250,6 +259,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.cfg.Names.SetSynced(true)
 	}
 	a.applyDNS(view)
+	if a.gw != nil { // planned from the view: ports no longer wanted may go
+		wg.Add(1)
+		go func() { defer wg.Done(); a.runGateways(ctx) }()
+	}
 	a.publish()
 	if a.nat != nil { // the table as the model says, before the first flows (a restart changes nothing)
 		a.applyNAT(view)

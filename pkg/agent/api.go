@@ -22,25 +22,37 @@ import (
 // GRE over a 1500-byte underlay (attach's default).
 const fallbackMTU = 1450
 
-// hostGateways is this host's gateway address per network of view v (none
-// yet: the gateway work replaces this function).
-func (a *Agent) hostGateways(cluster.View) map[string]netip.Addr { return nil }
+// hostGateways is this host's gateway address per network of view v
+// (gateway.go: the plan is handed to the gateways' keeper too).
+func (a *Agent) hostGateways(v cluster.View) map[string]netip.Addr {
+	return gateway.Addresses(a.planGateways(v))
+}
 
 // gatewayPorts is this host's gateway port name per network of view v
 // (gateway.Plan), the networks the packet filter serves. Refused gateways
-// are not served (the gateway's own code reports them).
+// are not served (planGateways reports them). Without Config.Gateway (tests
+// of the packet filter alone) the plan is the view's.
 func (a *Agent) gatewayPorts(v cluster.View) map[string]string {
-	gws, _ := gateway.Plan(v, a.cfg.NodeName, nil)
-	out := make(map[string]string, len(gws))
-	for _, g := range gws {
-		out[g.Network] = g.Port
+	gws := a.planGateways(v)
+	if a.gw == nil {
+		gws, _ = gateway.Plan(v, a.cfg.NodeName, nil)
 	}
-	return out
+	m := make(map[string]string, len(gws))
+	for _, g := range gws {
+		m[g.Network] = g.Port
+	}
+	return m
 }
 
-// containerMTU is the MTU of the containers' interfaces on this host (the
-// gateway work replaces this function with the computed one).
-func (a *Agent) containerMTU() int { return fallbackMTU }
+// containerMTU is the MTU of the containers' interfaces on this host:
+// the configured one, else the underlay's minus the tunnel's overhead
+// (read atomically: the API's handlers call it).
+func (a *Agent) containerMTU() int {
+	if a.gw == nil {
+		return fallbackMTU
+	}
+	return int(a.gw.mtu.Load())
+}
 
 // Addresses is the host's address allocator: the Docker plugin, served in
 // the agent's process, calls it directly.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+	"github.com/ofctl-agent/ofctl-agent/pkg/gateway"
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
@@ -375,6 +376,8 @@ type Status struct {
 	FlowMonitorPauses uint64
 	// APIRequests counts the local API's requests by call and result.
 	APIRequests map[APIRequest]uint64
+	// Gateways is the gateways' keeper's state (gateway.go).
+	Gateways gateway.Stats
 }
 
 // Status returns the agent's current status. It never waits for OVS or
@@ -392,7 +395,7 @@ func (a *Agent) Status() Status {
 	a.model.epMu.Unlock()
 	return Status{Ready: a.ready.Load(), OVSDB: a.db.Stats(), OpenFlow: a.of.State(), Reconcile: a.rec.Stats(),
 		Rejects: rejects, Repairs: repairs, Endpoints: eps, FlowMonitor: a.monitored.Load() && a.Conn() != nil,
-		FlowMonitorPauses: a.drift.pauseCount(), APIRequests: a.apiCounts()}
+		FlowMonitorPauses: a.drift.pauseCount(), APIRequests: a.apiCounts(), Gateways: a.gatewayStats()}
 }
 
 // Ready reports whether the whole pipeline is in OVS (on the current

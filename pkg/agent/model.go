@@ -11,6 +11,7 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/gateway"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
 )
@@ -315,7 +316,8 @@ func (m *model) setEndpoint(ep endpoint.Endpoint) {
 }
 
 func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) {
-	pe := pipeline.Endpoint{Network: ep.Network, Port: ep.Port, OFPort: ep.OFPort, MAC: ep.MAC, IP: ep.IP}
+	pe := pipeline.Endpoint{Network: ep.Network, Port: ep.Port, OFPort: ep.OFPort, MAC: ep.MAC, IP: ep.IP,
+		Gateway: ep.Gateway && ep.Port == gateway.PortName(ep.Network)} // the role is honoured on the agent's own ports alone
 	o := endpointOwner(ep.Port)
 	n, ok := m.networks[ep.Network]
 	if err := m.misfit(ep, n, ok); err != nil {
@@ -334,6 +336,9 @@ func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) 
 	m.endpoints[ep.Port] = pe
 	m.epMu.Unlock()
 	name := fmt.Sprintf("endpoint %s (%s %s)", pe.Port, pe.Network, pe.IP)
+	if pe.Gateway {
+		name = fmt.Sprintf("gateway %s (%s %s)", pe.Port, pe.Network, pe.IP)
+	}
 	m.own(o, name, func() []flow.Flow { return pipeline.EndpointFlows(n, pe) })
 	return o, true
 }

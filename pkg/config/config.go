@@ -62,6 +62,33 @@ type Config struct {
 	// forwarding flags kept there; "": the agent's own.
 	NetNSHost string `yaml:"netns-host"`
 	DNS       DNS    `yaml:",inline"` // the resolver on the gateways (dns.go)
+	// MTU of the containers' and gateways' interfaces; 0: the MTU of the
+	// interface holding tunnel-ip minus 42 (GRE with a key over IPv4).
+	MTU int `yaml:"mtu"`
+	// Gateways: this host's gateway address per network where the cluster
+	// view sets none, "blue=10.100.7.1,red=10.200.7.1" (etcd mode).
+	Gateways string `yaml:"gateways"`
+}
+
+// GatewayMap returns gateways as network -> address. Validate has
+// checked it.
+func (c Config) GatewayMap() (map[string]netip.Addr, error) {
+	out := map[string]netip.Addr{}
+	for _, item := range strings.Split(c.Gateways, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		network, addr, ok := strings.Cut(item, "=")
+		a, err := netip.ParseAddr(strings.TrimSpace(addr))
+		if network = strings.TrimSpace(network); !ok || network == "" || err != nil || !a.Is4() {
+			return nil, fmt.Errorf("gateways %q: want network=IPv4 address, comma-separated", item)
+		}
+		if _, dup := out[network]; dup {
+			return nil, fmt.Errorf("gateways: network %s given twice", network)
+		}
+		out[network] = a
+	}
+	return out, nil
 }
 
 // UnderlayAllowList returns underlay-allow as prefixes (a bare address is
@@ -245,6 +272,8 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.EchoInterval, "echo-interval", c.EchoInterval, "OpenFlow echo keepalive interval")
 	fs.DurationVar(&c.DeadInterval, "dead-interval", c.DeadInterval, "silence after which the switch is declared gone")
 	fs.StringVar(&c.NetNSHost, "netns-host", c.NetNSHost, "network namespace path of the host's stack where ovs-vswitchd runs (gateway ports, packet filter); default: the agent's own")
+	fs.IntVar(&c.MTU, "mtu", c.MTU, "MTU of the containers' and gateways' interfaces; 0: the underlay's (interface holding tunnel-ip) minus 42")
+	fs.StringVar(&c.Gateways, "gateways", c.Gateways, "this host's gateway address per network where the cluster view sets none, network=IP comma-separated (etcd mode)")
 	fs.StringVar(&c.UnderlayAllow, "underlay-allow", c.UnderlayAllow, "IPv4 addresses or prefixes, comma-separated, that containers may reach among the hosts' underlay addresses (all blocked by default)")
 	fs.StringVar(&c.WebConfigFile, "web-config-file", c.WebConfigFile, "TLS/basic-auth web config (Prometheus exporter-toolkit format)")
 	c.DNS.bind(fs)
@@ -300,6 +329,12 @@ func (c Config) Validate() error {
 	}
 	if c.DockerPlugin != "" && !filepath.IsAbs(c.DockerState) {
 		bad("docker-state %q: want an absolute path", c.DockerState)
+	}
+	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535) {
+		bad("mtu %d: want 0 (automatic) or 576-65535", c.MTU)
+	}
+	if _, err := c.GatewayMap(); err != nil {
+		bad("%v", err)
 	}
 	if c.NetNSHost != "" && !filepath.IsAbs(c.NetNSHost) {
 		bad("netns-host %q: want an absolute path", c.NetNSHost)

@@ -60,7 +60,7 @@ func parseTraceQuery(q url.Values, e env) (tracePacket, error) {
 	if proto == "arp" {
 		ps.arp(srcIP)
 	} else {
-		ps.ip(srcIP, e)
+		ps.ip(srcIP, ep.Network, e)
 	}
 	return tp, ps.err
 }
@@ -78,8 +78,10 @@ func (ps *paramSetter) arp(srcIP netip.Addr) {
 
 // ip fills an IPv4 packet; dl_dst defaults to the MAC of the local
 // endpoint with nw_dst, or else nw_dst's derived MAC (what the ARP
-// responder answers for remote ranges).
-func (ps *paramSetter) ip(srcIP netip.Addr, e env) {
+// responder answers for remote ranges); for an address outside the
+// sender's network (its default route) the MAC of this host's gateway in
+// that network, when it has one.
+func (ps *paramSetter) ip(srcIP netip.Addr, network string, e env) {
 	ps.p.Set(flow.FieldEthType, uint64(flow.EthTypeIPv4))
 	ps.ipv4("nw_src", flow.FieldIPv4Src, srcIP, true)
 	ps.ipv4("nw_dst", flow.FieldIPv4Dst, netip.Addr{}, true)
@@ -91,6 +93,16 @@ func (ps *paramSetter) ip(srcIP netip.Addr, e env) {
 	for _, d := range e.state.Endpoints {
 		if d.IP == dst {
 			mac = d.MAC
+		}
+	}
+	for _, n := range e.state.Networks {
+		if n.Name != network || n.Subnet.Contains(dst) {
+			continue
+		}
+		for _, d := range e.state.Endpoints {
+			if d.Gateway && d.Network == network {
+				mac = d.MAC
+			}
 		}
 	}
 	ps.mac("dl_dst", flow.FieldEthDst, mac, true)

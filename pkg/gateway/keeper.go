@@ -86,6 +86,17 @@ func (k *Keeper) Set(gws []Gateway, mtu int) {
 	}
 }
 
+// SetMTU changes the interfaces' MTU alone.
+func (k *Keeper) SetMTU(mtu int) {
+	k.mu.Lock()
+	same := mtu == k.mtu
+	k.mtu = mtu
+	k.mu.Unlock()
+	if !same {
+		k.Kick()
+	}
+}
+
 // Kick asks for a check now (an OVSDB change, a netlink event).
 func (k *Keeper) Kick() {
 	select {
@@ -147,8 +158,8 @@ func (k *Keeper) Check(ctx context.Context) bool {
 	okNow := map[string]bool{}
 	for _, g := range want {
 		var did []string
-		spec := PortSpec(g)
-		if i, ok := ifaces[g.Port]; !ok || i.Type != spec.Type || !sameIDs(i.ExternalIDs, spec.ExternalIDs) {
+		spec := PortSpec(g, mtu)
+		if i, ok := ifaces[g.Port]; !ok || i.Type != spec.Type || i.MTURequest != spec.MTURequest || !sameIDs(i.ExternalIDs, spec.ExternalIDs) {
 			if err := k.cfg.Ports.AddPort(ctx, spec); err != nil {
 				errs = append(errs, err)
 				continue
@@ -214,9 +225,11 @@ func (k *Keeper) wasOK(port string) bool {
 // PortSpec is the OVS port of a gateway: an internal port whose interface
 // carries the endpoint keys (so that the agent programs it like an
 // endpoint, and in etcd mode publishes its address like one: the claim
-// rules cover it) and the gateway role.
-func PortSpec(g Gateway) ovsdb.PortSpec {
-	return ovsdb.PortSpec{Name: g.Port, Type: "internal", ExternalIDs: map[string]string{
+// rules cover it) and the gateway role; the MTU is the interface's
+// mtu_request (ovs-vswitchd sets an internal port's MTU itself and resets
+// one set by netlink); 0 leaves it to OVS.
+func PortSpec(g Gateway, mtu int) ovsdb.PortSpec {
+	return ovsdb.PortSpec{Name: g.Port, Type: "internal", MTURequest: mtu, ExternalIDs: map[string]string{
 		endpoint.KeyNetwork: g.Network,
 		endpoint.KeyIP:      g.IP().String(),
 		endpoint.KeyMAC:     g.MAC.String(),

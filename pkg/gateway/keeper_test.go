@@ -28,7 +28,7 @@ func (f *fakePorts) AddPort(_ context.Context, s ovsdb.PortSpec) error {
 	if old, ok := f.ports[s.Name]; ok && old.ExternalIDs[endpoint.KeyInstalled] != "" {
 		ext[endpoint.KeyInstalled] = old.ExternalIDs[endpoint.KeyInstalled]
 	}
-	f.ports[s.Name] = ovsdb.Interface{Name: s.Name, Port: s.Name, Type: s.Type, ExternalIDs: ext}
+	f.ports[s.Name] = ovsdb.Interface{Name: s.Name, Port: s.Name, Type: s.Type, MTURequest: s.MTURequest, ExternalIDs: ext}
 	f.adds = append(f.adds, s.Name)
 	return nil
 }
@@ -159,7 +159,7 @@ func TestContainerMTU(t *testing.T) {
 	if got := ContainerMTU(9000); got != 8958 {
 		t.Errorf("ContainerMTU(9000) = %d", got)
 	}
-	if !strings.Contains(PortSpec(Gateway{Port: "x", Addr: netip.MustParsePrefix("10.0.0.1/8")}).Type, "internal") {
+	if !strings.Contains(PortSpec(Gateway{Port: "x", Addr: netip.MustParsePrefix("10.0.0.1/8")}, 1400).Type, "internal") {
 		t.Error("gateway port not internal")
 	}
 }

@@ -43,8 +43,8 @@ func NewNetlinkLinks(path string) (*NetlinkLinks, error) {
 // Close releases the handle.
 func (l *NetlinkLinks) Close() { l.h.Close() }
 
-// Ensure gives g's interface its MAC, MTU, address (and no other IPv4
-// address) and sets it up. It returns what it changed ("" for nothing).
+// Ensure gives g's interface its MAC, address (and no other IPv4
+// address) and sets it up; its MTU is OVS's to set (PortSpec). It returns what it changed ("" for nothing).
 func (l *NetlinkLinks) Ensure(g Gateway, mtu int) ([]string, error) {
 	link, err := l.h.LinkByName(g.Port)
 	if err != nil {
@@ -62,12 +62,7 @@ func (l *NetlinkLinks) Ensure(g Gateway, mtu int) ([]string, error) {
 		}
 		did = append(did, "mac "+g.MAC.String())
 	}
-	if mtu > 0 && attrs.MTU != mtu {
-		if err := l.h.LinkSetMTU(link, mtu); err != nil {
-			return did, fmt.Errorf("%s: set mtu %d: %w", g.Port, mtu, err)
-		}
-		did = append(did, fmt.Sprintf("mtu %d", mtu))
-	}
+	_ = mtu // ovs-vswitchd sets it from the port's mtu_request (Keeper, PortSpec)
 	addrs, err := l.h.AddrList(link, netlink.FAMILY_V4)
 	if err != nil {
 		return did, fmt.Errorf("%s: list addresses: %w", g.Port, err)

@@ -47,6 +47,10 @@ var agentSpecs = []metricSpec{
 	{"flow_owners_failing", "Owners whose flows are kept out of OVS because OVS refused one of them (see dump-flows --status failed).", nil},
 	{"flows_waiting", "Desired flows not in OVS because another owner holds their key (a conflict): installed when it lets go.", nil},
 	{"endpoints", "Local endpoints programmed.", nil},
+	{"gateways", "Gateways this host wants (one per network it serves; pkg/gateway).", nil},
+	{"gateways_in_sync", "1 when every gateway port is in OVS and its interface has its address, MAC and MTU and is up.", nil},
+	{"gateway_repairs_total", "Checks that put back a gateway port or interface changed by someone else (deleted port, removed address, link down).", nil},
+	{"gateway_sync_failures_total", "Checks that could not make a gateway as wanted (retried every 250 ms).", nil},
 	{"api_requests_total", "Requests of the agent's local API (attach, the CNI plugin), by call (status, network, allocate, release, unknown) and result (ok or the error code).", []string{"call", "result"}},
 }
 
@@ -108,6 +112,10 @@ func (c *AgentCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge("flow_owners_failing", float64(s.Reconcile.Failing))
 	gauge("flows_waiting", float64(s.Reconcile.WaitingFlows))
 	gauge("endpoints", float64(s.Endpoints))
+	gauge("gateways", float64(s.Gateways.Gateways))
+	gauge("gateways_in_sync", b2f(s.Gateways.InSync))
+	counter("gateway_repairs_total", s.Gateways.Repairs)
+	counter("gateway_sync_failures_total", s.Gateways.Failures)
 	for k, v := range s.APIRequests {
 		counter("api_requests_total", v, k.Call, k.Result)
 	}

@@ -171,6 +171,7 @@ ofctl_agent_invalid_inputs_total{kind="conflict"} 0
 ofctl_agent_invalid_inputs_total{kind="docker-plugin"} 0
 ofctl_agent_invalid_inputs_total{kind="endpoint"} 0
 ofctl_agent_invalid_inputs_total{kind="flow"} 0
+ofctl_agent_invalid_inputs_total{kind="gateway"} 0
 ofctl_agent_invalid_inputs_total{kind="interface"} 2
 ofctl_agent_invalid_inputs_total{kind="nat"} 0
 ofctl_agent_invalid_inputs_total{kind="novel"} 1
@@ -232,12 +233,14 @@ func TestPortLabels(t *testing.T) {
 	eps := []pipeline.Endpoint{
 		{Port: "vc1", Network: "blue", IP: netip.MustParseAddr("10.100.1.10")},
 		{Port: "vc3", Network: "red", IP: netip.MustParseAddr("10.200.1.3")},
+		{Port: "ofgw-blue", Network: "blue", IP: netip.MustParseAddr("10.100.1.1"), Gateway: true},
 	}
 	got := portLabels(ifaces, eps)
 	want := map[string]PortLabels{
-		"vc1": {Network: "blue", IP: "10.100.1.10", Container: "c1"},
-		"vc2": {Container: "c2"},
-		"vc3": {Network: "red", IP: "10.200.1.3"},
+		"vc1":       {Network: "blue", IP: "10.100.1.10", Container: "c1", Role: "endpoint"},
+		"vc2":       {Container: "c2"},
+		"vc3":       {Network: "red", IP: "10.200.1.3", Role: "endpoint"},
+		"ofgw-blue": {Network: "blue", IP: "10.100.1.1", Role: "gateway"},
 	}
 	if len(got) != len(want) {
 		t.Errorf("portLabels = %v, want %v", got, want)

@@ -31,6 +31,7 @@ type PortLabels struct {
 	Network   string
 	IP        string
 	Container string // external_ids:container_id of the interface
+	Role      string // "endpoint", "gateway" (the host's gateway port, pkg/gateway), "" for other ports
 }
 
 // OVSConfig wires an OVS reader.
@@ -260,7 +261,7 @@ func (c *labelSets) get(names map[uint32]string, labels map[string]PortLabels, n
 	if c.entries == nil || len(c.entries) > 2*len(names)+1024 {
 		c.entries = map[uint32]labelEntry{} // drop the ports that are gone
 	}
-	set := labelSet("port", name, "ofport", ofportLabel(no), "network", l.Network, "ip", l.IP, "container", l.Container)
+	set := labelSet("port", name, "ofport", ofportLabel(no), "network", l.Network, "ip", l.IP, "container", l.Container, "role", l.Role)
 	c.entries[no] = labelEntry{name, l, set}
 	return set, true
 }

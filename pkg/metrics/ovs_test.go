@@ -139,7 +139,7 @@ func count(s map[string]float64, name string) int {
 }
 
 func port(name, ofport, network, ip, container string) []string {
-	return []string{"port", name, "ofport", ofport, "network", network, "ip", ip, "container", container}
+	return []string{"port", name, "ofport", ofport, "network", network, "ip", ip, "container", container, "role", ""}
 }
 
 func TestOVSCollector(t *testing.T) {

@@ -67,7 +67,10 @@ func portLabels(ifaces []ovsdb.Interface, eps []pipeline.Endpoint) map[string]Po
 	}
 	for _, e := range eps {
 		l := out[e.Port]
-		l.Network, l.IP = e.Network, e.IP.String()
+		l.Network, l.IP, l.Role = e.Network, e.IP.String(), "endpoint"
+		if e.Gateway {
+			l.Role = "gateway"
+		}
 		out[e.Port] = l
 	}
 	return out

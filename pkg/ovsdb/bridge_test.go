@@ -89,4 +89,13 @@ func TestTunnelOptions(t *testing.T) {
 	if desiredIface(PortSpec{Name: "v"}, nil).OFPortRequest != nil {
 		t.Error("ofport_request 0 must leave the column empty")
 	}
+	// mtu_request: compared and written only when the spec sets it.
+	gw := desiredIface(PortSpec{Name: "ofgw-blue", Type: "internal", MTURequest: 1458}, nil)
+	if gw.MTURequest == nil || *gw.MTURequest != 1458 {
+		t.Fatalf("mtu_request %v, want 1458", gw.MTURequest)
+	}
+	got := desiredIface(PortSpec{Name: "ofgw-blue", Type: "internal"}, nil)
+	if ifaceMatches(got, gw) || !ifaceMatches(gw, got) {
+		t.Error("an interface without the wanted mtu_request matches, or one with an mtu_request differs from a spec leaving it")
+	}
 }

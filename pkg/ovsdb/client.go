@@ -217,7 +217,7 @@ func newMonitor(cl client.Client) *client.Monitor {
 		client.WithTable(ft, &ft.Name),
 		client.WithTable(p, &p.Name, &p.Interfaces),
 		client.WithTable(i, &i.Name, &i.Type, &i.Options, &i.ExternalIDs, &i.OFPort,
-			&i.OFPortRequest, &i.MACInUse, &i.Error),
+			&i.OFPortRequest, &i.MTURequest, &i.MACInUse, &i.Error),
 	)
 }
 

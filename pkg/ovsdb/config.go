@@ -58,6 +58,9 @@ type PortSpec struct {
 	ExternalIDs map[string]string
 	// OFPortRequest asks vswitchd for this OpenFlow port number; 0 for any.
 	OFPortRequest int
+	// MTURequest sets the interface's mtu_request (how ovs-vswitchd sets
+	// an internal port's MTU; it resets one set otherwise); 0: leave it.
+	MTURequest int
 }
 
 // TunnelSpec is the flow-based GRE port: options remote_ip=flow, key=flow.

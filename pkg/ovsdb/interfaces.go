@@ -19,6 +19,8 @@ type Interface struct {
 	OFPort int
 	// OFPortRequest is the requested port number, 0 if none.
 	OFPortRequest int
+	// MTURequest is the mtu_request column, 0 if empty.
+	MTURequest int
 	// MACInUse is the mac_in_use column as written by vswitchd, "" if empty.
 	MACInUse    string
 	ExternalIDs map[string]string // nil when empty
@@ -147,6 +149,7 @@ func toInterface(row *ifaceRow, port string) Interface {
 		Type:          row.Type,
 		OFPort:        derefInt(row.OFPort),
 		OFPortRequest: derefInt(row.OFPortRequest),
+		MTURequest:    derefInt(row.MTURequest),
 		MACInUse:      derefString(row.MACInUse),
 		ExternalIDs:   copyMap(row.ExternalIDs),
 		Options:       copyMap(row.Options),
@@ -183,7 +186,7 @@ func diffInterfaces(old, new map[string]Interface) []InterfaceEvent {
 
 func (i Interface) equal(o Interface) bool {
 	return i.UUID == o.UUID && i.Name == o.Name && i.Port == o.Port && i.Type == o.Type &&
-		i.OFPort == o.OFPort && i.OFPortRequest == o.OFPortRequest && i.MACInUse == o.MACInUse &&
+		i.OFPort == o.OFPort && i.OFPortRequest == o.OFPortRequest && i.MTURequest == o.MTURequest && i.MACInUse == o.MACInUse &&
 		i.Error == o.Error && maps.Equal(i.ExternalIDs, o.ExternalIDs) && maps.Equal(i.Options, o.Options)
 }
 

@@ -61,6 +61,7 @@ type ifaceRow struct {
 	ExternalIDs   map[string]string `ovsdb:"external_ids"`
 	OFPort        *int              `ovsdb:"ofport"`
 	OFPortRequest *int              `ovsdb:"ofport_request"`
+	MTURequest    *int              `ovsdb:"mtu_request"`
 	MACInUse      *string           `ovsdb:"mac_in_use"`
 	Error         *string           `ovsdb:"error"`
 }

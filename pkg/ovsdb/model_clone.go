@@ -75,6 +75,7 @@ func (r *ifaceRow) CloneModelInto(m model.Model) {
 	dst.ExternalIDs = cloneMap(r.ExternalIDs)
 	dst.OFPort = clonePtr(r.OFPort)
 	dst.OFPortRequest = clonePtr(r.OFPortRequest)
+	dst.MTURequest = clonePtr(r.MTURequest)
 	dst.MACInUse = clonePtr(r.MACInUse)
 	dst.Error = clonePtr(r.Error)
 }

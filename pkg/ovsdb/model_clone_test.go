@@ -26,7 +26,7 @@ func TestCloneModelsShareNothing(t *testing.T) {
 		{"flow table", &flowTableRow{UUID: "u", Name: &s}},
 		{"port", &portRow{UUID: "u", Name: "p", Interfaces: []string{"i"}}},
 		{"iface", &ifaceRow{UUID: "u", Name: "i", Type: "gre", Options: map[string]string{"k": "v"},
-			ExternalIDs: map[string]string{"k": "v"}, OFPort: &n, OFPortRequest: &n, MACInUse: &s, Error: &s}},
+			ExternalIDs: map[string]string{"k": "v"}, OFPort: &n, OFPortRequest: &n, MTURequest: &n, MACInUse: &s, Error: &s}},
 	}
 	for name, m := range tableModels() {
 		if !slices.ContainsFunc(tests, func(tc struct {

@@ -173,7 +173,11 @@ func (c *Client) ensurePort(ctx context.Context, cl client.Client, r *rows, spec
 	}
 	c.log.Info("updating interface", "port", spec.Name, "type", spec.Type)
 	want.UUID = iface.UUID
-	ops, err := cl.Where(want).Update(want, &want.Type, &want.Options, &want.ExternalIDs, &want.OFPortRequest)
+	cols := []any{&want.Type, &want.Options, &want.ExternalIDs, &want.OFPortRequest}
+	if want.MTURequest != nil {
+		cols = append(cols, &want.MTURequest)
+	}
+	ops, err := cl.Where(want).Update(want, cols...)
 	if err != nil {
 		return false, fmt.Errorf("update interface %s: %w", spec.Name, err)
 	}
@@ -190,6 +194,10 @@ func desiredIface(spec PortSpec, options map[string]string) *ifaceRow {
 	if spec.OFPortRequest != 0 {
 		n := spec.OFPortRequest
 		row.OFPortRequest = &n
+	}
+	if spec.MTURequest != 0 {
+		n := spec.MTURequest
+		row.MTURequest = &n
 	}
 	return row
 }
@@ -214,7 +222,8 @@ func ifaceMatches(got, want *ifaceRow) bool {
 	return got.Type == want.Type &&
 		maps.Equal(got.Options, want.Options) &&
 		maps.Equal(got.ExternalIDs, want.ExternalIDs) &&
-		derefInt(got.OFPortRequest) == derefInt(want.OFPortRequest)
+		derefInt(got.OFPortRequest) == derefInt(want.OFPortRequest) &&
+		(want.MTURequest == nil || derefInt(got.MTURequest) == *want.MTURequest)
 }
 
 func createPortOps(cl client.Client, br *bridgeRow, iface *ifaceRow) ([]ovsdb.Operation, error) {

@@ -111,13 +111,14 @@ func TestIPAMAttach(t *testing.T) {
 	c1, c2, c3 := atNewNS(t, "i1"), atNewNS(t, "i2"), atNewNS(t, "i3")
 	r1 := b.cli.mustJSON(t, "attach", "--network", "blue", atNSPath(c1))
 	r2 := b.cli.mustJSON(t, "attach", "--network", "blue", atNSPath(c2))
-	if r1.IP != "10.100.1.1/16" || r2.IP != "10.100.1.2/16" || !r1.Installed || !r2.Installed {
-		t.Fatalf("attached %+v and %+v; want 10.100.1.1/16 and 10.100.1.2/16, installed", r1, r2)
+	// 10.100.1.1, the first address of ha's range, is its gateway's.
+	if r1.IP != "10.100.1.2/16" || r2.IP != "10.100.1.3/16" || !r1.Installed || !r2.Installed {
+		t.Fatalf("attached %+v and %+v; want 10.100.1.2/16 and 10.100.1.3/16, installed", r1, r2)
 	}
 	if r1.MTU != n.MTU || r1.Gateway != addrOrEmpty(n.Gateway) {
 		t.Fatalf("attach took mtu %d gateway %q; the agent says %d %q", r1.MTU, r1.Gateway, n.MTU, addrOrEmpty(n.Gateway))
 	}
-	b.cli.checkAttached(t, c1, r1.Port, "eth1", "10.100.1.1/16", "0a:58:0a:64:01:01", n.MTU)
+	b.cli.checkAttached(t, c1, r1.Port, "eth1", "10.100.1.2/16", "0a:58:0a:64:01:02", n.MTU)
 	_, errOut := b.cli.run(t, 1, "attach", "--network", "blue", "--ip", "10.100.2.5", atNSPath(c3))
 	if !strings.Contains(errOut, "agent: address not available: 10.100.2.5 in network blue is in host hb's range 10.100.2.0/24") {
 		t.Fatalf("--ip of hb's range: %q", errOut)
@@ -125,15 +126,15 @@ func TestIPAMAttach(t *testing.T) {
 	b.cli.checkNoTrace(t, c3)
 
 	b.cli.mustRun(t, "detach", atNSPath(c1))
-	if r3 := b.cli.mustJSON(t, "attach", "--network", "blue", atNSPath(c3)); r3.IP != "10.100.1.1/16" {
-		t.Fatalf("after detaching the first, attach got %s, want the freed 10.100.1.1/16", r3.IP)
+	if r3 := b.cli.mustJSON(t, "attach", "--network", "blue", atNSPath(c3)); r3.IP != "10.100.1.2/16" {
+		t.Fatalf("after detaching the first, attach got %s, want the freed 10.100.1.2/16", r3.IP)
 	}
 
 	// The agent's allocations die with it; the ports hold their addresses.
 	b.restart(t)
 	a, err := b.client.Allocate(ctx, agentapi.AllocateRequest{Network: "blue", Owner: "after-restart"})
-	if err != nil || a.Address.Addr() != netip.MustParseAddr("10.100.1.3") {
-		t.Fatalf("after a restart: %v, %v; want 10.100.1.3 (.1 and .2 held by ports)", a.Address, err)
+	if err != nil || a.Address.Addr() != netip.MustParseAddr("10.100.1.4") {
+		t.Fatalf("after a restart: %v, %v; want 10.100.1.4 (.1 the gateway's, .2 and .3 held by ports)", a.Address, err)
 	}
 	if r := b.cli.mustJSON(t, "attach", "--network", "blue", atNSPath(c2)); r.Action != "already-attached" || r.IP != r2.IP {
 		t.Fatalf("attaching again after the restart: %+v", r)
@@ -151,7 +152,7 @@ func TestIPAMCollisionAfterRestart(t *testing.T) {
 	late := &attach.AgentAllocator{Client: b.client, Kind: "test"}
 	ns := atNewNS(t, "late")
 	got, err := late.Allocate(ctx, attach.AllocRequest{Network: "blue", ContainerID: atNSPath(ns), IfName: "eth1"})
-	if err != nil || got != netip.MustParsePrefix("10.100.1.1/16") {
+	if err != nil || got != netip.MustParsePrefix("10.100.1.2/16") { // .1: the gateway
 		t.Fatalf("allocation before the restart: %v, %v", got, err)
 	}
 	b.restart(t)

@@ -57,13 +57,21 @@ func TestMetricsE2E(t *testing.T) {
 			}
 		}
 		s := mxFresh(t, tp.pa, "ports", time.Now())
-		labels := `{container="cid-cc",ip="10.100.1.11",network="blue",ofport="` + mxOFPort(t, cc) + `",port="vcc"}`
+		labels := `{container="cid-cc",ip="10.100.1.11",network="blue",ofport="` + mxOFPort(t, cc) + `",port="vcc",role="endpoint"}`
 		if _, ok := s[mxNS+"port_receive_packets_total"+labels]; !ok {
 			t.Errorf("no port_receive_packets_total%s in:\n%s", labels, mxGrep(s, "port_receive_packets"))
 		}
-		local := `{container="",ip="",network="",ofport="LOCAL",port="br-int"}`
+		local := `{container="",ip="",network="",ofport="LOCAL",port="br-int",role=""}`
 		if _, ok := s[mxNS+"port_transmit_packets_total"+local]; !ok {
 			t.Errorf("no counters for LOCAL in:\n%s", mxGrep(s, "port_transmit_packets"))
+		}
+		gw := false // the gateway port, labelled as one
+		for k := range s {
+			gw = gw || strings.HasPrefix(k, mxNS+"port_receive_packets_total{container=\"\",ip=\"10.100.1.1\",network=\"blue\",ofport=") &&
+				strings.HasSuffix(k, `,port="ofgw-blue",role="gateway"}`)
+		}
+		if !gw {
+			t.Errorf("no gateway port counters with role=\"gateway\" in:\n%s", mxGrep(s, "port_receive_packets"))
 		}
 	})
 

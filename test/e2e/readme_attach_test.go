@@ -50,7 +50,8 @@ func TestReadmeAttach(t *testing.T) {
 	c1, c2 := ns["/var/run/netns/c1"], ns["/var/run/netns/c2"]
 	run(cmds[0])
 	run(cmds[1])
-	for _, c := range []struct{ ns, addr string }{{c1, "10.100.1.5/16"}, {c2, "10.100.1.1/16"}} {
+	// c2 gets the lowest free address: .1 is the host's gateway.
+	for _, c := range []struct{ ns, addr string }{{c1, "10.100.1.5/16"}, {c2, "10.100.1.2/16"}} {
 		if got := atMustCmd(t, "ip", "-n", c.ns, "-o", "-4", "addr", "show", "dev", "eth1"); !strings.Contains(got, "inet "+c.addr+" ") {
 			t.Fatalf("%s: eth1 %q, want %s", c.ns, got, c.addr)
 		}
