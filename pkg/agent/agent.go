@@ -259,7 +259,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.cfg.Names.SetSynced(true)
 	}
 	a.applyDNS(view)
-	if a.gw != nil { // planned from the view: ports no longer wanted may go
+	// Planned from the view: gateway ports no longer wanted may go.
+	if a.gw != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.runGateways(ctx) }()
 	}
