@@ -90,7 +90,9 @@ func TestGateway(t *testing.T) {
 		}
 		setMTU("1458", tp.ca, tp.cb)
 		big := func(size int) func() {
-			return func() { _, _ = tp.ca.NS.Exec("ping", "-n", "-q", "-c", "2", "-i", "0.1", "-W", "1", "-M", "do", "-s", fmt.Sprint(size-28), "10.100.2.10") }
+			return func() {
+				_, _ = tp.ca.NS.Exec("ping", "-n", "-q", "-c", "2", "-i", "0.1", "-W", "1", "-M", "do", "-s", fmt.Sprint(size-28), "10.100.2.10")
+			}
 		}
 		out := gwCapture(t, tp.a, "ul-hb", "ip proto 47", big(1458))
 		if !strings.Contains(out, "proto GRE (47), length 1500)") || !strings.Contains(out, "10.100.2.10 > 10.100.1.10: ICMP echo reply") {
@@ -125,7 +127,7 @@ func TestGateway(t *testing.T) {
 
 	t.Run("repaired", func(t *testing.T) {
 		for _, tc := range []struct {
-			name  string
+			name   string
 			break_ func()
 		}{
 			{"port deleted", func() { tp.a.Vsctl(t, "del-port", "br-int", port) }},
