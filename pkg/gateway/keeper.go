@@ -26,6 +26,8 @@ type Links interface {
 	// Ensure sets the interface's MAC, MTU, address and up state, and
 	// says what it changed; ErrNoLink while the interface is missing.
 	Ensure(g Gateway, mtu int) ([]string, error)
+	// Prune removes what it keeps for networks none of gws serves.
+	Prune(gws []Gateway) ([]string, error)
 }
 
 // KeeperConfig configures a Keeper.
@@ -184,6 +186,12 @@ func (k *Keeper) Check(ctx context.Context) bool {
 			continue
 		}
 		okNow[g.Port] = true
+	}
+	if did, err := k.cfg.Links.Prune(want); err != nil {
+		errs = append(errs, err)
+	} else if len(did) > 0 {
+		changed = true
+		k.cfg.Log.Info("gateway routing pruned", "changed", strings.Join(did, ", "))
 	}
 	err := errors.Join(errs...)
 	k.mu.Lock()

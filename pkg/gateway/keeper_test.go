@@ -70,6 +70,8 @@ func (l *fakeLinks) Ensure(g Gateway, mtu int) ([]string, error) {
 	return nil, nil
 }
 
+func (l *fakeLinks) Prune([]Gateway) ([]string, error) { return nil, nil }
+
 func TestKeeper(t *testing.T) {
 	ports := &fakePorts{ports: map[string]ovsdb.Interface{
 		"vc1":       {Name: "vc1", ExternalIDs: map[string]string{endpoint.KeyNetwork: "blue", endpoint.KeyIP: "10.1.0.5"}},
@@ -142,6 +144,8 @@ func TestKeeperWaitsForTheInterface(t *testing.T) {
 type noLinks struct{}
 
 func (noLinks) Ensure(g Gateway, _ int) ([]string, error) { return nil, ErrNoLink }
+
+func (noLinks) Prune([]Gateway) ([]string, error) { return nil, nil }
 
 func planOne(t *testing.T) ([]Gateway, []Problem) {
 	t.Helper()

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // ErrNoLink means the gateway port's interface is not in the host's
@@ -70,7 +72,7 @@ func (l *NetlinkLinks) Ensure(g Gateway, mtu int) ([]string, error) {
 	have := false
 	for _, a := range addrs {
 		ones, _ := a.Mask.Size()
-		if a.IP.Equal(net.IP(g.IP().AsSlice())) && ones == g.Addr.Bits() {
+		if a.IP.Equal(net.IP(g.IP().AsSlice())) && ones == g.Addr.Bits() && a.Flags&unix.IFA_F_NOPREFIXROUTE != 0 {
 			have = true
 			continue
 		}
@@ -80,7 +82,7 @@ func (l *NetlinkLinks) Ensure(g Gateway, mtu int) ([]string, error) {
 		did = append(did, "removed "+a.IPNet.String())
 	}
 	if !have {
-		a := &netlink.Addr{IPNet: &net.IPNet{IP: g.IP().AsSlice(), Mask: net.CIDRMask(g.Addr.Bits(), 32)}}
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: g.IP().AsSlice(), Mask: net.CIDRMask(g.Addr.Bits(), 32)}, Flags: unix.IFA_F_NOPREFIXROUTE}
 		if err := l.h.AddrAdd(link, a); err != nil {
 			return did, fmt.Errorf("%s: add address %s: %w", g.Port, g.Addr, err)
 		}
@@ -91,6 +93,95 @@ func (l *NetlinkLinks) Ensure(g Gateway, mtu int) ([]string, error) {
 			return did, fmt.Errorf("%s: set up: %w", g.Port, err)
 		}
 		did = append(did, "up")
+	}
+	more, err := l.ensureRoute(g, link)
+	return append(did, more...), err
+}
+
+// RouteTable is the routing table holding the routes to the gateways'
+// networks, and RulePriority the priority of the rules that send the
+// networks' addresses there ("ip rule": to 10.100.0.0/16 lookup 28519).
+// The routes stay out of the main table because Docker 20.10 checks a
+// network's pool against the main table's routes and, when the pool
+// overlaps one, asks its IPAM driver for another one forever: a gateway's
+// connected route there would hang `docker network create` on the
+// ofctl-agent driver.
+const (
+	RouteTable   = 28519 // "og"
+	RulePriority = 28519 // before main (32766)
+)
+
+func (g Gateway) subnet() *net.IPNet {
+	p := g.Addr.Masked()
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
+}
+
+// ensureRoute keeps the route to g's network through its port in
+// RouteTable and the rule that looks the network up there.
+func (l *NetlinkLinks) ensureRoute(g Gateway, link netlink.Link) ([]string, error) {
+	var did []string
+	dst := g.subnet()
+	want := netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Src: g.IP().AsSlice(), Scope: netlink.SCOPE_LINK,
+		Table: RouteTable, Protocol: unix.RTPROT_STATIC}
+	routes, err := l.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: RouteTable, LinkIndex: want.LinkIndex},
+		netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF)
+	if err != nil {
+		return did, fmt.Errorf("%s: list routes: %w", g.Port, err)
+	}
+	if !slices.ContainsFunc(routes, func(r netlink.Route) bool {
+		return r.Dst != nil && r.Dst.String() == dst.String() && r.Src.Equal(want.Src)
+	}) {
+		if err := l.h.RouteReplace(&want); err != nil {
+			return did, fmt.Errorf("%s: route %s table %d: %w", g.Port, dst, RouteTable, err)
+		}
+		did = append(did, fmt.Sprintf("route %s table %d", dst, RouteTable))
+	}
+	rules, err := l.rules()
+	if err != nil {
+		return did, err
+	}
+	if !slices.ContainsFunc(rules, func(r netlink.Rule) bool { return r.Dst.String() == dst.String() }) {
+		r := netlink.NewRule()
+		r.Family, r.Dst, r.Table, r.Priority = netlink.FAMILY_V4, dst, RouteTable, RulePriority
+		if err := l.h.RuleAdd(r); err != nil {
+			return did, fmt.Errorf("rule to %s lookup %d: %w", dst, RouteTable, err)
+		}
+		did = append(did, fmt.Sprintf("rule to %s lookup %d", dst, RouteTable))
+	}
+	return did, nil
+}
+
+// rules are the rules of RulePriority looking RouteTable up (the agent's).
+func (l *NetlinkLinks) rules() ([]netlink.Rule, error) {
+	all, err := l.h.RuleList(netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("list rules: %w", err)
+	}
+	var out []netlink.Rule
+	for _, r := range all {
+		if r.Table == RouteTable && r.Priority == RulePriority && r.Dst != nil {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Prune removes the agent's rules for networks no gateway of gws serves
+// (their routes went with their ports' interfaces).
+func (l *NetlinkLinks) Prune(gws []Gateway) ([]string, error) {
+	rules, err := l.rules()
+	if err != nil {
+		return nil, err
+	}
+	var did []string
+	for _, r := range rules {
+		if slices.ContainsFunc(gws, func(g Gateway) bool { return g.subnet().String() == r.Dst.String() }) {
+			continue
+		}
+		if err := l.h.RuleDel(&r); err != nil {
+			return did, fmt.Errorf("remove rule to %s: %w", r.Dst, err)
+		}
+		did = append(did, fmt.Sprintf("removed rule to %s", r.Dst))
 	}
 	return did, nil
 }

@@ -55,6 +55,16 @@ func TestGateway(t *testing.T) {
 	if got := tp.a.Vsctl(t, "get", "interface", port, "type"); strings.TrimSpace(got) != "internal" {
 		t.Fatalf("gateway port type %q, want internal", got)
 	}
+	// The route to the network is in the agent's table, looked up by a rule,
+	// not in main (where Docker's pool check would trip on it).
+	routed := func() bool {
+		return strings.Contains(tp.a.Exec(t, "ip", "route", "show", "table", "28519"), "10.100.0.0/16 dev "+port) &&
+			strings.Contains(tp.a.Exec(t, "ip", "rule"), "28519:\tfrom all to 10.100.0.0/16 lookup 28519")
+	}
+	testbed.Eventually(t, 5*time.Second, routed, "no route to 10.100.0.0/16 in table 28519 with its rule")
+	if main := tp.a.Exec(t, "ip", "route", "show", "table", "main"); strings.Contains(main, "10.100.") {
+		t.Errorf("a route to the network in the main table:\n%s", main)
+	}
 
 	// The local API gives attach and the plugins the gateway and the MTU.
 	n, err := agentapi.NewClient(testbed.AgentSocket(tp.a)).Network(context.Background(), "blue")
@@ -133,11 +143,13 @@ func TestGateway(t *testing.T) {
 			{"port deleted", func() { tp.a.Vsctl(t, "del-port", "br-int", port) }},
 			{"address removed", func() { tp.a.Exec(t, "ip", "addr", "del", "10.100.1.1/16", "dev", port) }},
 			{"set down", func() { tp.a.Exec(t, "ip", "link", "set", port, "down") }},
+			{"rule deleted", func() { tp.a.Exec(t, "ip", "rule", "del", "to", "10.100.0.0/16", "lookup", "28519") }},
 		} {
 			tc.break_()
 			start := time.Now()
-			testbed.Eventually(t, 10*time.Second, func() bool { return gwReady(tp.a, port, "10.100.1.1/16", "0a:58:0a:64:01:01", 1458) },
-				tc.name+": never repaired")
+			testbed.Eventually(t, 10*time.Second, func() bool {
+				return gwReady(tp.a, port, "10.100.1.1/16", "0a:58:0a:64:01:01", 1458) && routed()
+			}, tc.name+": never repaired")
 			took := time.Since(start)
 			testbed.Eventually(t, 10*time.Second, func() bool { ok, _ := tp.ca.Ping(netip.MustParseAddr("10.100.1.1"), 1); return ok },
 				tc.name+": gateway unreachable after the repair")
@@ -147,8 +159,8 @@ func TestGateway(t *testing.T) {
 				t.Errorf("%s: repaired after %v, want within 2 s", tc.name, took)
 			}
 		}
-		if r := tp.pa.Metric(t, "ofctl_agent_gateway_repairs_total"); r < 3 {
-			t.Errorf("ofctl_agent_gateway_repairs_total = %v, want >= 3", r)
+		if r := tp.pa.Metric(t, "ofctl_agent_gateway_repairs_total"); r < 4 {
+			t.Errorf("ofctl_agent_gateway_repairs_total = %v, want >= 4", r)
 		}
 	})
 
