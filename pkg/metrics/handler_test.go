@@ -168,6 +168,7 @@ func TestAgentCollector(t *testing.T) {
 ofctl_agent_invalid_inputs_total{kind="agent-api"} 0
 ofctl_agent_invalid_inputs_total{kind="cluster"} 0
 ofctl_agent_invalid_inputs_total{kind="conflict"} 0
+ofctl_agent_invalid_inputs_total{kind="dns"} 0
 ofctl_agent_invalid_inputs_total{kind="docker-plugin"} 0
 ofctl_agent_invalid_inputs_total{kind="endpoint"} 0
 ofctl_agent_invalid_inputs_total{kind="flow"} 0
