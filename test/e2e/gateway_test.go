@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -203,4 +205,67 @@ func gwCapture(t *testing.T, node *testbed.Node, ifname, filter string, do func(
 		<-done
 	}
 	return buf.String()
+}
+
+// TestGatewayBadInput: a gateway address an endpoint already holds (the
+// cluster view's gateways: entry, 10.100.1.50) stays the endpoint's: the
+// gateway port gets ofctl-agent.error, the conflict is logged and counted,
+// the container keeps working; an agent-configured address outside the
+// host's range (gateways key, red) is refused, logged and counted as
+// kind="gateway", and that network has no gateway while blue's is made
+// once the container goes.
+func TestGatewayBadInput(t *testing.T) {
+	testbed.Require(t)
+	file := filepath.Join(t.TempDir(), "cluster.yaml")
+	const view = `networks:
+  - { name: blue, vni: 100, subnet: 10.100.0.0/16 }
+  - { name: red, vni: 200, subnet: 10.200.0.0/16 }
+hosts:
+  - name: ha
+    tunnel_ip: 192.0.2.1
+    ranges: { blue: 10.100.1.0/24, red: 10.200.1.0/24 }
+    gateways: { blue: 10.100.1.50 }
+`
+	if err := os.WriteFile(file, []byte(view), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := testbed.NewNode(t, "ha")
+	testbed.Underlay(t, a, testbed.NewNode(t, "hb"), netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("192.0.2.2/24"))
+	a.AddBridge(t, "br-int")
+	c := agContainer(t, a, "cx", "10.100.1.50/16") // on the bridge before the agent: it holds the address
+	args := append(testbed.AgentArgs(a, "ha", "192.0.2.1"), "--cluster-file", file, "--gateways", "red=10.200.9.1")
+	p := testbed.StartAgent(t, filepath.Join(a.Dir, "agent-ha.log"), args...)
+	p.WaitReady(t, 15*time.Second)
+
+	port := gateway.PortName("blue")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ext := a.Vsctl(t, "--if-exists", "get", "interface", port, "external_ids")
+		if strings.Contains(ext, "already held by interface vcx") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway port holding an endpoint's address has no ofctl-agent.error naming the holder: %s", ext)
+		}
+	}
+	if v := p.Metric(t, `ofctl_agent_invalid_inputs_total{kind="conflict"}`); v < 1 {
+		t.Errorf(`invalid_inputs_total{kind="conflict"} = %v, want >= 1`, v)
+	}
+	if v := p.Metric(t, `ofctl_agent_invalid_inputs_total{kind="gateway"}`); v != 1 {
+		t.Errorf(`invalid_inputs_total{kind="gateway"} = %v, want 1 (red's 10.200.9.1 is outside ha's range)`, v)
+	}
+	p.Logged(t, "10.200.9.1 is outside the host's range 10.200.1.0/24", time.Time{})
+	if l, _ := gwLink(a, gateway.PortName("red")); l != "" {
+		t.Errorf("red has a gateway port with a refused address: %s", l)
+	}
+	if ok, out := c.Ping(netip.MustParseAddr("10.100.1.50"), 1); !ok { // its own address: the stack is fine
+		t.Fatalf("container: %s", out)
+	}
+	// The container leaves: the gateway gets the address.
+	a.Vsctl(t, "del-port", "br-int", c.HostIf)
+	testbed.Eventually(t, 10*time.Second, func() bool { return gwReady(a, port, "10.100.1.50/16", "0a:58:0a:64:01:32", 1458) },
+		"the gateway never took its address after the endpoint left")
+	testbed.Eventually(t, 10*time.Second, func() bool {
+		ext := a.Vsctl(t, "get", "interface", port, "external_ids")
+		return strings.Contains(ext, `ofctl-agent.installed="10.100.1.50"`) && !strings.Contains(ext, "ofctl-agent.error")
+	}, "the gateway port never installed once the address was free")
 }
