@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster/etcd"
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster/etcd/etcdtest"
 	"github.com/ofctl-agent/ofctl-agent/pkg/gateway"
 	"github.com/ofctl-agent/ofctl-agent/test/testbed"
 )
@@ -268,4 +270,44 @@ hosts:
 		ext := a.Vsctl(t, "get", "interface", port, "external_ids")
 		return strings.Contains(ext, `ofctl-agent.installed="10.100.1.50"`) && !strings.Contains(ext, "ofctl-agent.error")
 	}, "the gateway port never installed once the address was free")
+}
+
+// TestGatewayEtcd: in etcd mode (no ranges) a host's gateway is the
+// address its agent is configured with (--gateways blue=10.100.7.1), and is
+// published in etcd like an endpoint (so the claim rule covers it): the
+// other host learns it, its container reaches the gateway through the
+// tunnel and the gateway's host reaches that container; a host configured
+// with no address has no gateway.
+func TestGatewayEtcd(t *testing.T) {
+	testbed.Require(t)
+	srv := etcdtest.Start(t)
+	root := srv.EnableAuth(t, srv.Client(t), "root-e2e-secret")
+	etPut(t, root, etcd.NetworkKey(etPrefix, etNet.Name), string(etcd.EncodeNetwork(etNet)))
+	ea, eb := testbed.NewNode(t, "ea"), testbed.NewNode(t, "eb")
+	for _, n := range []*testbed.Node{ea, eb} {
+		etcdtest.AddHost(t, root, etPrefix, n.Name, etPassword(n.Name))
+	}
+	testbed.Underlay(t, ea, eb, etTunnel(0), etTunnel(1))
+	pa := etStart(t, ea, srv.Endpoint(), etTunnel(0).Addr().String())
+	pa.Stop(syscall.SIGTERM)
+	pa.Args = append(pa.Args, "--gateways", "blue=10.100.7.1")
+	pa.Start(t)
+	pa.WaitReady(t, 15*time.Second)
+	etStart(t, eb, srv.Endpoint(), etTunnel(1).Addr().String())
+	cb := etContainer(t, eb, "cb", "10.100.2.10/16")
+
+	port := gateway.PortName("blue")
+	testbed.Eventually(t, 10*time.Second, func() bool { return gwReady(ea, port, "10.100.7.1/16", "0a:58:0a:64:07:01", 1458) },
+		"ea's configured gateway never came up")
+	if l, _ := gwLink(eb, port); l != "" {
+		t.Errorf("eb, configured with no gateway address, has a gateway port: %s", l)
+	}
+	key := etcd.EndpointKey(etPrefix, "blue", netip.MustParseAddr("10.100.7.1"), "ea")
+	testbed.Eventually(t, 10*time.Second, func() bool { return etGet(t, root, key) != "" }, "the gateway is not published at %s", key)
+	testbed.Eventually(t, 15*time.Second, func() bool { ok, _ := cb.Ping(netip.MustParseAddr("10.100.7.1"), 1); return ok },
+		"eb's container never reached ea's gateway")
+	out, err := exec.Command("ip", "netns", "exec", string(ea.NS), "ping", "-n", "-q", "-c", "3", "-i", "0.05", "-W", "1", "10.100.2.10").CombinedOutput()
+	if err != nil {
+		t.Fatalf("host ea cannot reach eb's container: %v\n%s", err, out)
+	}
 }
