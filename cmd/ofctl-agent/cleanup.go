@@ -24,7 +24,8 @@ const cleanupUsageHead = `usage: ofctl-agent cleanup [flags]
 
 Removes what the agent keeps on this host, for a host being decommissioned:
 its nftables table (ip ofctl-agent) and its accept rules in Docker's
-DOCKER-USER chain, its gateway ports on the bridge, and every flow of the
+DOCKER-USER chain, its gateway ports on the bridge and their routing rules
+(ip rule ... lookup 28519), and every flow of the
 bridge (the agent owns them all). Endpoint ports (attach's) are left: detach
 them first. The bridge and its tunnel port stay (ovs-vsctl del-br removes
 them). Stop the agent first: a running agent puts everything back; cleanup
@@ -46,6 +47,7 @@ type cleanupResult struct {
 	Table        string   `json:"table"`         // the nftables table removed ("" when there was none)
 	GatewayPorts []string `json:"gateway_ports"` // ports removed
 	Flows        bool     `json:"flows"`         // the bridge's flows were deleted
+	Rules        int      `json:"routing_rules"` // the gateways' routing rules removed (to <subnet> lookup 28519)
 }
 
 func runCleanup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -117,6 +119,17 @@ func doCleanup(ctx context.Context, c cleanupArgs, stderr io.Writer) (cleanupRes
 	if res.GatewayPorts, err = removeGatewayPorts(ctx, ports); err != nil {
 		return res, err
 	}
+	links, err := gateway.NewNetlinkLinks(c.netns)
+	if err != nil {
+		return res, err
+	}
+	defer links.Close()
+	rules, err := links.Prune(nil) // the gateways' routing rules (their routes went with the ports)
+	if err != nil {
+		return res, fmt.Errorf("removing the gateways' routing rules: %w", err)
+	}
+	res.Rules = len(rules)
+	log.Debug("gateway routing rules removed", "rules", rules)
 	if err := deleteAllFlows(ctx, c.openflow); err != nil {
 		return res, fmt.Errorf("deleting the flows of bridge %s: %w", c.bridge, err)
 	}

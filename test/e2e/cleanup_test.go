@@ -34,8 +34,9 @@ func TestCleanup(t *testing.T) {
 	// The agent makes it; made here too (--may-exist) until it does.
 	n.Vsctl(t, "--may-exist", "add-port", "br-int", gw, "--", "set", "interface", gw, "type=internal")
 	testbed.Eventually(t, 10*time.Second, func() bool {
-		return strings.Contains(n.Vsctl(t, "list-ports", "br-int"), gw) && ntHasTable(n)
-	}, "no gateway port %s or no table %s", gw, netfilter.DefaultTable)
+		return strings.Contains(n.Vsctl(t, "list-ports", "br-int"), gw) && ntHasTable(n) &&
+			strings.Contains(n.Exec(t, "ip", "rule"), "to 10.100.0.0/16 lookup 28519")
+	}, "no gateway port %s, its routing rule or no table %s", gw, netfilter.DefaultTable)
 
 	cleanup := func(want int) string {
 		t.Helper()
@@ -67,6 +68,9 @@ func TestCleanup(t *testing.T) {
 	}
 	if flows := n.Ofctl(t, "dump-flows", "br-int"); strings.Contains(flows, "actions") {
 		t.Errorf("flows left:\n%s", flows)
+	}
+	if rules := n.Exec(t, "ip", "rule"); strings.Contains(rules, "lookup 28519") {
+		t.Errorf("the gateway's routing rule is left:\n%s", rules)
 	}
 	cleanup(0) // nothing left to remove: still fine
 }
