@@ -133,7 +133,7 @@ func (m *model) loadLocked(v cluster.View, active []endpoint.Endpoint) {
 	for i := range v.Hosts {
 		m.remotes.setHost(v.Hosts[i].Name, &v.Hosts[i])
 	}
-	for _, e := range v.Endpoints {
+	for e := range v.AllEndpoints() {
 		m.addRemoteLocked(e)
 	}
 	m.remotes.endBatch()
@@ -406,13 +406,13 @@ func (m *model) state() pipeline.State {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := pipeline.State{TunnelPort: m.tunnelPort, Networks: slices.Clone(m.netList), Endpoints: m.localEndpointsLocked(),
-		Hosts: make([]pipeline.RemoteHost, 0, len(m.view.Hosts)), RemoteEndpoints: make([]pipeline.RemoteEndpoint, 0, len(m.view.Endpoints))}
+		Hosts: make([]pipeline.RemoteHost, 0, len(m.view.Hosts)), RemoteEndpoints: make([]pipeline.RemoteEndpoint, 0, m.view.EndpointCount())}
 	for _, h := range m.view.Hosts {
 		if h.Name != m.self {
 			s.Hosts = append(s.Hosts, pipeline.RemoteHost{Name: h.Name, TunnelIP: h.TunnelIP, Ranges: h.Ranges})
 		}
 	}
-	for _, e := range m.view.Endpoints {
+	for e := range m.view.AllEndpoints() {
 		if e.Host != m.self {
 			s.RemoteEndpoints = append(s.RemoteEndpoints, pipeline.RemoteEndpoint{Network: e.Network, IP: e.IP, MAC: e.MAC, Host: e.Host})
 		}

@@ -33,8 +33,9 @@ type NameTable interface {
 
 // names follows the two sources into Config.Names (loop-owned).
 type names struct {
-	rev int64                    // revision of the view last applied
-	eps []cluster.RemoteEndpoint // its endpoints
+	rev  int64        // revision of the view last applied
+	view cluster.View // its endpoints (Networks, Hosts dropped)
+	have bool
 }
 
 func localNameKey(ep endpoint.Endpoint) string { return "port:" + ep.Port }
@@ -65,12 +66,12 @@ func (a *Agent) deleteLocalName(ep endpoint.Endpoint) {
 // applyViewNames follows the names of the view's remote endpoints: v's
 // delta when it starts at the view last applied, else the difference.
 func (a *Agent) applyViewNames(v cluster.View) {
-	if a.cfg.Names == nil || v.Revision != 0 && v.Revision == a.names.rev && a.names.eps != nil {
+	if a.cfg.Names == nil || v.Revision != 0 && v.Revision == a.names.rev && a.names.have {
 		return
 	}
 	d := v.Delta
-	if d == nil || d.From != a.names.rev || a.names.eps == nil {
-		full := cluster.Diff(cluster.View{Endpoints: a.names.eps}, cluster.View{Endpoints: v.Endpoints})
+	if d == nil || d.From != a.names.rev || !a.names.have {
+		full := cluster.Diff(a.names.view, cluster.View{Endpoints: v.Endpoints, Set: v.Set})
 		d = &full
 	}
 	for _, e := range d.EndpointsRemoved {
@@ -82,10 +83,7 @@ func (a *Agent) applyViewNames(v cluster.View) {
 	for _, e := range d.EndpointsAdded {
 		a.setViewName(e)
 	}
-	a.names.rev, a.names.eps = v.Revision, v.Endpoints
-	if a.names.eps == nil {
-		a.names.eps = []cluster.RemoteEndpoint{}
-	}
+	a.names.rev, a.names.view, a.names.have = v.Revision, cluster.View{Endpoints: v.Endpoints, Set: v.Set}, true
 }
 
 func (a *Agent) setViewName(e cluster.RemoteEndpoint) {

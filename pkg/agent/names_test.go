@@ -103,7 +103,7 @@ func TestNoNameTable(t *testing.T) {
 	a := namesAgent(nil)
 	a.cfg.Names = nil
 	a.applyViewNames(cluster.View{Revision: 3, Endpoints: []cluster.RemoteEndpoint{rep("blue", "10.100.2.6", "hb", "c2")}})
-	if a.names.eps != nil {
-		t.Errorf("names kept without a table: %v", a.names.eps)
+	if a.names.have || a.names.view.EndpointCount() != 0 {
+		t.Errorf("names kept without a table: %v", a.names.view.EndpointList())
 	}
 }

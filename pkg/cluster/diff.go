@@ -56,7 +56,7 @@ func Diff(old, new View) Delta {
 		func(a, b Host) int { return cmp.Compare(a.Name, b.Name) },
 		Host.Equal,
 		func(a, b Host) HostChange { return HostChange{a, b} })
-	d.EndpointsAdded, d.EndpointsRemoved, d.EndpointsChanged = diffSorted(old.Endpoints, new.Endpoints,
+	d.EndpointsAdded, d.EndpointsRemoved, d.EndpointsChanged = diffSorted(old.EndpointList(), new.EndpointList(),
 		compareEndpoints,
 		RemoteEndpoint.Equal,
 		func(a, b RemoteEndpoint) EndpointChange { return EndpointChange{a, b} })

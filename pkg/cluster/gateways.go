@@ -16,7 +16,7 @@ func checkGateways(p *problems, v View, nets map[string]Network, loc *locator) {
 		ip      netip.Addr
 	}
 	held := map[key]string{}
-	for _, e := range v.Endpoints {
+	for e := range v.AllEndpoints() {
 		held[key{e.Network, e.IP}] = fmt.Sprintf("endpoint %s of host %q", e.IP, e.Host)
 	}
 	for i, h := range v.Hosts {

@@ -121,7 +121,7 @@ func check(v View, loc *locator) []error {
 	var p problems
 	nets := checkNetworks(&p, v.Networks, loc)
 	hosts := checkHosts(&p, v.Hosts, nets, loc)
-	checkEndpoints(&p, v.Endpoints, nets, hosts)
+	checkEndpoints(&p, v.EndpointList(), nets, hosts)
 	checkGateways(&p, v, nets, loc)
 	return p
 }

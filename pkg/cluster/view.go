@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"iter"
 	"maps"
 	"net"
 	"net/netip"
@@ -25,6 +26,11 @@ type View struct {
 	Networks  []Network
 	Hosts     []Host
 	Endpoints []RemoteEndpoint // filled by backends that learn endpoints (etcd); the static file has none
+	// Set, if not nil, holds the endpoints instead of Endpoints (which is
+	// then empty): the etcd source keeps them in a set shared between
+	// views, so that a view costs what changed, not a copy of every
+	// endpoint. Read them with EndpointCount, AllEndpoints, LookupEndpoint.
+	Set *EndpointSet
 
 	// Revision increases with every distinct view a Source publishes. The
 	// static backend counts from 1; an etcd backend uses the store revision.
@@ -97,6 +103,44 @@ func compareEndpoints(a, b RemoteEndpoint) int {
 	return a.IP.Compare(b.IP)
 }
 
+// EndpointCount is the number of remote endpoints.
+func (v View) EndpointCount() int {
+	if v.Set != nil {
+		return v.Set.Len()
+	}
+	return len(v.Endpoints)
+}
+
+// AllEndpoints yields the remote endpoints in order, from Set or Endpoints.
+func (v View) AllEndpoints() iter.Seq[RemoteEndpoint] {
+	if v.Set != nil {
+		return v.Set.All()
+	}
+	return slices.Values(v.Endpoints)
+}
+
+// EndpointList returns the remote endpoints as a slice: Endpoints itself,
+// or a copy of Set's (O(n)).
+func (v View) EndpointList() []RemoteEndpoint {
+	if v.Set != nil {
+		return v.Set.Slice()
+	}
+	return v.Endpoints
+}
+
+// LookupEndpoint returns the view's endpoint of an address (the view must
+// be normalized).
+func (v View) LookupEndpoint(network string, ip netip.Addr) (RemoteEndpoint, bool) {
+	if v.Set != nil {
+		return v.Set.Lookup(network, ip)
+	}
+	i, ok := slices.BinarySearchFunc(v.Endpoints, 0, func(e RemoteEndpoint, _ int) int { return compareKey(e, network, ip) })
+	if !ok {
+		return RemoteEndpoint{}, false
+	}
+	return v.Endpoints[i], true
+}
+
 // Network returns the network called name. The view must be normalized.
 func (v View) Network(name string) (Network, bool) {
 	i, ok := slices.BinarySearchFunc(v.Networks, name, func(n Network, s string) int { return cmp.Compare(n.Name, s) })
@@ -120,7 +164,8 @@ func (v View) Host(name string) (Host, bool) {
 func (v View) Equal(o View) bool {
 	return slices.Equal(v.Networks, o.Networks) &&
 		slices.EqualFunc(v.Hosts, o.Hosts, Host.Equal) &&
-		slices.EqualFunc(v.Endpoints, o.Endpoints, RemoteEndpoint.Equal)
+		(v.Set == o.Set && slices.EqualFunc(v.Endpoints, o.Endpoints, RemoteEndpoint.Equal) ||
+			v.EndpointCount() == o.EndpointCount() && equalSeq(v.AllEndpoints(), o.AllEndpoints()))
 }
 
 // Equal reports whether two hosts are the same in every field.
@@ -131,4 +176,17 @@ func (h Host) Equal(o Host) bool {
 // Equal reports whether two endpoints are the same in every field.
 func (e RemoteEndpoint) Equal(o RemoteEndpoint) bool {
 	return e.Network == o.Network && e.IP == o.IP && e.Host == o.Host && e.Name == o.Name && bytes.Equal(e.MAC, o.MAC)
+}
+
+func equalSeq(a, b iter.Seq[RemoteEndpoint]) bool {
+	next, stop := iter.Pull(b)
+	defer stop()
+	for e := range a {
+		o, ok := next()
+		if !ok || !e.Equal(o) {
+			return false
+		}
+	}
+	_, more := next()
+	return !more
 }

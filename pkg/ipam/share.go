@@ -1,11 +1,9 @@
 package ipam
 
 import (
-	"cmp"
 	"fmt"
 	"hash/fnv"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
@@ -87,14 +85,8 @@ func (s share) holder(ip netip.Addr) string {
 // claimant is the other host that claims ip in the view (etcd), or "".
 // The view's endpoints are sorted by network, then IP.
 func (s share) claimant(ip netip.Addr) string {
-	eps := s.a.view.Endpoints
-	i, _ := slices.BinarySearchFunc(eps, addrKey{s.net.Name, ip}, func(e cluster.RemoteEndpoint, k addrKey) int {
-		return cmp.Or(cmp.Compare(e.Network, k.network), e.IP.Compare(k.ip))
-	})
-	for ; i < len(eps) && eps[i].Network == s.net.Name && eps[i].IP == ip; i++ {
-		if eps[i].Host != s.a.node {
-			return eps[i].Host
-		}
+	if e, ok := s.a.view.LookupEndpoint(s.net.Name, ip); ok && e.Host != s.a.node {
+		return e.Host
 	}
 	return ""
 }

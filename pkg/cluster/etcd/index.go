@@ -96,6 +96,7 @@ type index struct {
 	macs    map[macKey][]ipKey // IPs whose winning claim uses the MAC
 	names   map[string]string  // interned network and host names
 	nclaims int                // claims stored in ips
+	byHost  map[string][]ipKey // the IPs each host claims, in no order
 	// Records of the old layout, ignored: key -> host, and how many each
 	// host has.
 	oldKeys  map[string]string
@@ -105,7 +106,7 @@ type index struct {
 	hostView  map[string]cluster.Host
 	networks  []cluster.Network // as last built
 	hostList  []cluster.Host
-	endpoints []cluster.RemoteEndpoint
+	endpoints *cluster.EndpointSet // shared with the views published: never changed, replaced
 
 	dirty                 map[ipKey]struct{}
 	netsDirty, hostsDirty bool
@@ -121,7 +122,7 @@ type index struct {
 func newIndex(k keys, static []cluster.Network, report func(string, error)) *index {
 	x := &index{keys: k, static: map[string]cluster.Network{}, report: report,
 		nets: map[string]netRec{}, hosts: map[string]hostRec{}, ips: map[ipKey]ipState{},
-		macs: map[macKey][]ipKey{}, names: map[string]string{}, netView: map[string]cluster.Network{},
+		macs: map[macKey][]ipKey{}, byHost: map[string][]ipKey{}, names: map[string]string{}, netView: map[string]cluster.Network{},
 		hostView: map[string]cluster.Host{}, dirty: map[ipKey]struct{}{}, reported: map[string]string{},
 		oldKeys: map[string]string{}, oldHosts: map[string]int{},
 		netsDirty: true, hostsDirty: true}
@@ -255,6 +256,7 @@ func (x *index) setClaim(id ipKey, c claim) {
 	if i := slices.IndexFunc(st.claims, func(o claim) bool { return o.host == c.host }); i >= 0 {
 		st.claims = slices.Delete(st.claims, i, i+1)
 		x.nclaims--
+		x.unclaim(c.host, id)
 	}
 	i, _ := slices.BinarySearchFunc(st.claims, c, func(a, b claim) int {
 		if a.before(b) {
@@ -267,8 +269,23 @@ func (x *index) setClaim(id ipKey, c claim) {
 	}
 	st.claims = slices.Insert(st.claims, i, c)
 	x.nclaims++
+	x.byHost[c.host] = append(x.byHost[c.host], id)
 	x.ips[id] = st
 	x.dirty[id] = struct{}{}
+}
+
+// unclaim takes id off host's list (a host claims ~100 IPs: a scan).
+func (x *index) unclaim(host string, id ipKey) {
+	ids := x.byHost[host]
+	if i := slices.Index(ids, id); i >= 0 {
+		ids[i] = ids[len(ids)-1]
+		ids = ids[:len(ids)-1]
+	}
+	if len(ids) == 0 {
+		delete(x.byHost, host)
+		return
+	}
+	x.byHost[host] = ids
 }
 
 func (x *index) dropClaim(id ipKey, host string) {
@@ -282,6 +299,7 @@ func (x *index) dropClaim(id ipKey, host string) {
 	}
 	st.claims = slices.Delete(st.claims, i, i+1)
 	x.nclaims--
+	x.unclaim(host, id)
 	x.ips[id] = st
 	x.dirty[id] = struct{}{}
 }
@@ -294,7 +312,7 @@ func (x *index) counts() (nets, hosts, claims, old int) {
 
 // view returns the current view (call resolve first).
 func (x *index) view(rev int64) cluster.View {
-	return cluster.View{Networks: x.networks, Hosts: x.hostList, Endpoints: x.endpoints, Revision: rev}
+	return cluster.View{Networks: x.networks, Hosts: x.hostList, Set: x.endpoints, Revision: rev}
 }
 
 // endpointFor is the view's entry for an IP's winning claim.

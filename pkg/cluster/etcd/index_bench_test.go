@@ -32,7 +32,7 @@ func BenchmarkIndexLoad(b *testing.B) {
 }
 
 // BenchmarkIndexOneChange: one endpoint's MAC changes in a view of 100,000
-// endpoints; the cost is one merge (copy) of the sorted list.
+// endpoints; the set copies one chunk and the chunk table (EndpointSet).
 func BenchmarkIndexOneChange(b *testing.B) {
 	x := benchIndex(b, 1000, 100)
 	key := tk.endpoint("blue", netip.MustParseAddr("10.0.0.1"), "h0000")

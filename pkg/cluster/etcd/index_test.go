@@ -69,7 +69,7 @@ func apply(x *index, ops ...op) bool {
 // eps renders the view's endpoints as "network ip mac host".
 func eps(v cluster.View) []string {
 	var out []string
-	for _, e := range v.Endpoints {
+	for _, e := range v.EndpointList() {
 		out = append(out, fmt.Sprintf("%s %s %s %s", e.Network, e.IP, e.MAC, e.Host))
 	}
 	return out

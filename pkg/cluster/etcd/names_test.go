@@ -21,7 +21,7 @@ func putNamedEP(network, ip, host, mac, name string, create int64) op {
 // names renders the view's endpoints as "network ip host name".
 func names(v cluster.View) []string {
 	var out []string
-	for _, e := range v.Endpoints {
+	for _, e := range v.EndpointList() {
 		out = append(out, fmt.Sprintf("%s %s %s %s", e.Network, e.IP, e.Host, e.Name))
 	}
 	return out

@@ -125,12 +125,9 @@ func (x *index) resolveHosts() (bool, map[string]bool) {
 
 // markHosts marks every IP claimed by one of the hosts for resolution.
 func (x *index) markHosts(hosts map[string]bool) {
-	for id, st := range x.ips {
-		for _, c := range st.claims {
-			if hosts[c.host] {
-				x.dirty[id] = struct{}{}
-				break
-			}
+	for h := range hosts {
+		for _, id := range x.byHost[h] {
+			x.dirty[id] = struct{}{}
 		}
 	}
 }
@@ -284,47 +281,57 @@ func (x *index) settle(id ipKey) bool {
 	return changed
 }
 
-// merge returns a new sorted endpoint list: the previous one with the
-// changed IPs replaced by what the view now shows for them, and records
-// the changes in x.delta (not on the first resolve: nobody reads that
-// delta, and it would copy the whole list). It costs a binary search per
-// change and one copy of the list.
-func (x *index) merge(changes []ipKey) []cluster.RemoteEndpoint {
+// merge returns the endpoint set with the changed IPs replaced by what
+// the view now shows for them, and records the changes in x.delta (not on
+// the first resolve: nobody reads that delta). The set shares what did not
+// change with the previous one (cluster.EndpointSet.With).
+func (x *index) merge(changes []ipKey) *cluster.EndpointSet {
 	slices.SortFunc(changes, compareIPKeys)
-	out := make([]cluster.RemoteEndpoint, 0, len(x.endpoints)+len(changes))
-	old := x.endpoints
+	if x.endpoints.Len() == 0 { // the first load: one list
+		eps := make([]cluster.RemoteEndpoint, 0, len(changes))
+		for _, id := range changes {
+			if st, ok := x.ips[id]; ok && st.inView {
+				e := endpointFor(id, st.shown)
+				eps = append(eps, e)
+				if x.built {
+					x.delta.EndpointsAdded = append(x.delta.EndpointsAdded, e)
+				}
+			}
+		}
+		return cluster.NewEndpointSet(eps)
+	}
 	var d *cluster.Delta // nil: not recorded
 	if x.built {
 		d = &x.delta
 	}
+	ups := make([]cluster.EndpointUpdate, 0, len(changes))
 	for _, id := range changes {
-		i, found := slices.BinarySearchFunc(old, id, compareEndpointKey)
-		out = append(out, old[:i]...)
-		var was *cluster.RemoteEndpoint
-		if found {
-			was = &old[i]
-			i++ // replaced or removed
-		}
-		old = old[i:]
+		was, found := x.endpoints.Lookup(id.network, id.addr())
 		st, ok := x.ips[id]
+		u := cluster.EndpointUpdate{Network: id.network, IP: id.addr()}
 		switch {
-		case ok && st.inView && was == nil:
+		case ok && st.inView && !found:
 			e := endpointFor(id, st.shown)
-			out = append(out, e)
+			u.New = &e
 			if d != nil {
 				d.EndpointsAdded = append(d.EndpointsAdded, e)
 			}
 		case ok && st.inView:
 			e := endpointFor(id, st.shown)
-			out = append(out, e)
+			u.New = &e
 			if d != nil && !was.Equal(e) {
-				d.EndpointsChanged = append(d.EndpointsChanged, cluster.EndpointChange{Old: *was, New: e})
+				d.EndpointsChanged = append(d.EndpointsChanged, cluster.EndpointChange{Old: was, New: e})
 			}
-		case was != nil && d != nil:
-			d.EndpointsRemoved = append(d.EndpointsRemoved, *was)
+		case found:
+			if d != nil {
+				d.EndpointsRemoved = append(d.EndpointsRemoved, was)
+			}
+		default:
+			continue
 		}
+		ups = append(ups, u)
 	}
-	return append(out, old...)
+	return x.endpoints.With(ups)
 }
 
 func compareEndpointKey(e cluster.RemoteEndpoint, id ipKey) int {

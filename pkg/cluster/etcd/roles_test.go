@@ -135,7 +135,7 @@ func sees(src *Source, host, ip string) bool {
 	if !ok {
 		return false
 	}
-	for _, e := range v.Endpoints {
+	for _, e := range v.EndpointList() {
 		if e.Host == host && e.IP.String() == ip {
 			return true
 		}

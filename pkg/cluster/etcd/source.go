@@ -199,7 +199,7 @@ func (s *Source) list(ctx context.Context, reported map[string]string) (*index, 
 	s.publish(x, rev, true)
 	n, h, c, old := x.counts()
 	s.log.Info("etcd listed", "revision", rev, "networks", n, "hosts", h, "endpoint_records", c,
-		"old_layout_records", old, "view_endpoints", len(x.endpoints), "took", time.Since(start))
+		"old_layout_records", old, "view_endpoints", x.endpoints.Len(), "took", time.Since(start))
 	return x, rev, nil
 }
 
@@ -289,13 +289,13 @@ func (s *Source) publish(x *index, rev int64, listed bool) {
 	same := s.have && listed && v.Equal(s.current)
 	s.current, s.have = v, true
 	s.state.Revision, s.state.Networks, s.state.Hosts, s.state.Claims, s.state.OldLayout = rev, n, h, c, old
-	s.state.ViewEndpoints = len(v.Endpoints)
+	s.state.ViewEndpoints = v.EndpointCount()
 	s.mu.Unlock()
 	if same {
 		return // a re-list that found nothing new
 	}
 	s.log.Debug("cluster view from etcd", "revision", rev, "networks", len(v.Networks), "hosts", len(v.Hosts),
-		"endpoints", len(v.Endpoints))
+		"endpoints", v.EndpointCount())
 	cluster.Offer(s.updates, v)
 }
 

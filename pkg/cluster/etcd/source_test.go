@@ -80,7 +80,7 @@ func (h *harness) count(kind string) int {
 
 func (h *harness) has(ip string) bool {
 	v, _ := h.src.Current()
-	return slices.ContainsFunc(v.Endpoints, func(e cluster.RemoteEndpoint) bool { return e.IP.String() == ip })
+	return slices.ContainsFunc(v.EndpointList(), func(e cluster.RemoteEndpoint) bool { return e.IP.String() == ip })
 }
 
 func (h *harness) hasHost(name string) bool {
@@ -222,7 +222,7 @@ func TestSourceCountsBadRecords(t *testing.T) {
 		t.Error("bad records disturbed the source")
 	}
 	v, _ := h.src.Current()
-	if e := v.Endpoints[slices.IndexFunc(v.Endpoints, func(e cluster.RemoteEndpoint) bool { return e.IP.String() == "10.100.0.1" })]; e.Host != "ha" {
+	if e, _ := v.LookupEndpoint("blue", netip.MustParseAddr("10.100.0.1")); e.Host != "ha" {
 		t.Errorf("10.100.0.1 on %s, want ha (the oldest claim)", e.Host)
 	}
 }
