@@ -121,6 +121,31 @@ func TestGateway(t *testing.T) {
 		setMTU("1400", tp.ca, tp.cb)
 	})
 
+	t.Run("oversized packets get a router's answer", func(t *testing.T) {
+		out := testbed.AddOutside(t, tp.a)
+		out.NS.MustExec(t, "ip", "route", "add", "10.100.0.0/16", "via", out.HostAddr.String())
+		for _, c := range []*testbed.Container{tp.ca} { // the automatic MTU in the container, both veth ends
+			c.Exec(t, "ip", "link", "set", c.IfName, "mtu", "1458")
+			c.Node.Exec(t, "ip", "link", "set", c.HostIf, "mtu", "1458")
+			c.Exec(t, "ip", "route", "replace", "default", "via", "10.100.1.1")
+		}
+		// A full-size packet from the container reaches the outside (masqueraded) and its reply comes back.
+		testbed.Eventually(t, 15*time.Second, func() bool {
+			_, err := tp.ca.NS.Exec("ping", "-n", "-q", "-c", "1", "-W", "1", "-M", "do", "-s", "1430", out.Addr.String())
+			return err == nil
+		}, "a 1458-byte packet from the container to the outside never got its reply")
+		// A packet the gateway's MTU cannot carry: the host answers "fragmentation needed, mtu 1458", as a router.
+		var got string
+		testbed.Eventually(t, 15*time.Second, func() bool {
+			got, _ = out.NS.Exec("ping", "-n", "-c", "1", "-W", "1", "-M", "do", "-s", "1472", "10.100.1.10")
+			return strings.Contains(got, "mtu = 1458")
+		}, "the host never answered a 1500-byte DF packet towards the container with fragmentation-needed (mtu 1458)")
+		for _, c := range []*testbed.Container{tp.ca} {
+			c.Exec(t, "ip", "link", "set", c.IfName, "mtu", "1400")
+			c.Node.Exec(t, "ip", "link", "set", c.HostIf, "mtu", "1400")
+		}
+	})
+
 	t.Run("trace and dump-flows show the gateway", func(t *testing.T) {
 		tp.pa.Stop(syscall.SIGTERM) // again with ovs-vswitchd's control socket, for trace's comparison
 		tp.pa.Args = append(tp.pa.Args, "--vswitchd-ctl", tp.a.VswitchdCtl())
