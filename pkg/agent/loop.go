@@ -407,8 +407,18 @@ func (a *Agent) Ready() bool { return a.ready.Load() }
 // the model changes: read it, do not modify it.
 func (a *Agent) Desired() []Owned { return a.model.desired() }
 
-// State returns the desired state as a pipeline.State (for traces).
-func (a *Agent) State() pipeline.State { return a.model.state() }
+// State returns the desired state as a pipeline.State, every remote
+// endpoint of the cluster view included (O(view): for tests).
+func (a *Agent) State() pipeline.State { return a.model.state(true) }
+
+// LocalState is State without the remote endpoints: networks, hosts and
+// this host's endpoints, what /debug requests read (O(local), not O(view)).
+func (a *Agent) LocalState() pipeline.State { return a.model.state(false) }
+
+// DesiredRevision changes whenever Desired's flows change: readers that
+// derive something from them (/debug/trace's model) keep it per revision.
+// Read it before Desired.
+func (a *Agent) DesiredRevision() uint64 { return a.model.desiredRevision() }
 
 // Conn returns the current OpenFlow connection, or nil.
 func (a *Agent) Conn() *openflow.Conn {

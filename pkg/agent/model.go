@@ -400,24 +400,35 @@ func (m *model) removeEndpoint(ep endpoint.Endpoint) {
 }
 
 // state is the model as a pipeline.State (for debugging and tests). With
-// the etcd backend it holds every remote endpoint: localEndpoints is the
-// cheap part.
-func (m *model) state() pipeline.State {
+// the etcd backend and remote set it holds every remote endpoint (O(view));
+// without, networks, hosts and local endpoints only (what /debug reads).
+func (m *model) state(remote bool) pipeline.State {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := pipeline.State{TunnelPort: m.tunnelPort, Networks: slices.Clone(m.netList), Endpoints: m.localEndpointsLocked(),
-		Hosts: make([]pipeline.RemoteHost, 0, len(m.view.Hosts)), RemoteEndpoints: make([]pipeline.RemoteEndpoint, 0, m.view.EndpointCount())}
+		Hosts: make([]pipeline.RemoteHost, 0, len(m.view.Hosts))}
 	for _, h := range m.view.Hosts {
 		if h.Name != m.self {
 			s.Hosts = append(s.Hosts, pipeline.RemoteHost{Name: h.Name, TunnelIP: h.TunnelIP, Ranges: h.Ranges})
 		}
 	}
+	if !remote {
+		return s
+	}
+	s.RemoteEndpoints = make([]pipeline.RemoteEndpoint, 0, m.view.EndpointCount())
 	for e := range m.view.AllEndpoints() {
 		if e.Host != m.self {
 			s.RemoteEndpoints = append(s.RemoteEndpoints, pipeline.RemoteEndpoint{Network: e.Network, IP: e.IP, MAC: e.MAC, Host: e.Host})
 		}
 	}
 	return s
+}
+
+// desiredRevision counts changes of the desired flows (any owner's).
+func (m *model) desiredRevision() uint64 {
+	m.bmu.Lock()
+	defer m.bmu.Unlock()
+	return m.rev
 }
 
 func (m *model) localEndpointsLocked() []pipeline.Endpoint {

@@ -43,7 +43,7 @@ func (r *modelRig) flush(t *testing.T) {
 // the model's state: incremental owners give the same flows as a full build.
 func (r *modelRig) switchMatchesBuild(t *testing.T) {
 	t.Helper()
-	want := pipeline.Build(r.m.state())
+	want := pipeline.Build(r.m.state(true))
 	if len(want) != len(r.sw.Flows) {
 		t.Fatalf("switch has %d flows, Build gives %d", len(r.sw.Flows), len(want))
 	}
@@ -87,7 +87,7 @@ func TestModelIncrementalEqualsFullBuild(t *testing.T) {
 	r.m.setView(view(100, self, hb, hc), eps)
 	r.flush(t)
 	r.switchMatchesBuild(t)
-	if n := len(r.m.state().Hosts); n != 2 {
+	if n := len(r.m.state(true).Hosts); n != 2 {
 		t.Fatalf("self counted as a remote host: %d remote hosts", n)
 	}
 
@@ -148,7 +148,7 @@ func TestModelRejectsEndpointsThatDoNotFit(t *testing.T) {
 	r.m.setView(v, []endpoint.Endpoint{cases[0]})
 	r.flush(t)
 	r.switchMatchesBuild(t)
-	if !slices.ContainsFunc(r.m.state().Endpoints, func(e pipeline.Endpoint) bool { return e.Port == "unknown-net" }) {
+	if !slices.ContainsFunc(r.m.state(true).Endpoints, func(e pipeline.Endpoint) bool { return e.Port == "unknown-net" }) {
 		t.Fatal("endpoint not programmed once its network exists")
 	}
 }
@@ -295,7 +295,7 @@ func TestModelCookieCollisionKeepsBothEndpoints(t *testing.T) {
 	r.m.setEndpoint(ep(b, 12, "blue", "10.100.1.11"))
 	r.flush(t)
 	r.switchMatchesBuild(t)
-	if n := len(r.m.state().Endpoints); n != 2 {
+	if n := len(r.m.state(true).Endpoints); n != 2 {
 		t.Fatalf("%d endpoints programmed", n)
 	}
 }
@@ -314,7 +314,7 @@ func TestModelRefusesAddressesOfAnotherHostsRange(t *testing.T) {
 	r.flush(t)
 	programmed := func() []string {
 		var out []string
-		for _, e := range r.m.state().Endpoints {
+		for _, e := range r.m.state(true).Endpoints {
 			out = append(out, e.Port)
 		}
 		slices.Sort(out)

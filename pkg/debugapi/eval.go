@@ -16,6 +16,7 @@ type rule struct {
 	// unmodelled names a field the flow matches that Packet does not
 	// hold; "" when the model can evaluate the match.
 	unmodelled string
+	fields     []flow.FieldMatch // the match's, copied once (Match.Fields copies)
 }
 
 // Model evaluates packets against a set of flows the way an OpenFlow 1.3
@@ -35,7 +36,7 @@ func NewModel(owned []agent.Owned) *Model {
 	m := &Model{tables: map[uint8][]rule{}}
 	for _, o := range owned {
 		for _, f := range o.Flows {
-			r := rule{flow: f, key: f.Key(), owner: o.Name}
+			r := rule{flow: f, key: f.Key(), owner: o.Name, fields: f.Match.Fields()}
 			if fm, ok := unmodelledField(f.Match); ok {
 				r.unmodelled = fm.Field.String()
 			}
@@ -105,7 +106,7 @@ func (m *Model) lookup(table uint8, p *Packet) Step {
 			st.CannotEvaluate = fmt.Sprintf("flow %q matches %s, which the model does not evaluate", r.flow.String(), r.unmodelled)
 			return st
 		}
-		if !matches(r.flow.Match, p) {
+		if !matches(r.fields, p) {
 			continue
 		}
 		if st.Hit != nil {
@@ -186,9 +187,9 @@ func writeBits(p *Packet, s flow.Subfield, v uint64) {
 	p.Set(s.Field, p.Get(s.Field)&^mask|v<<s.Ofs&mask)
 }
 
-// matches reports whether p satisfies every field of m (all modelled).
-func matches(m flow.Match, p *Packet) bool {
-	for _, fm := range m.Fields() {
+// matches reports whether p satisfies every field match (all modelled).
+func matches(fields []flow.FieldMatch, p *Packet) bool {
+	for _, fm := range fields {
 		if !fm.Matches(flow.U64(p.Get(fm.Field))) {
 			return false
 		}

@@ -81,7 +81,7 @@ type fakeSource struct {
 
 func (f fakeSource) Desired() []agent.Owned        { return f.owned }
 func (f fakeSource) Interfaces() []ovsdb.Interface { return f.ifs }
-func (f fakeSource) State() pipeline.State         { return f.state }
+func (f fakeSource) LocalState() pipeline.State    { return f.state }
 
 func refSource() fakeSource {
 	s := pipeline.Reference()

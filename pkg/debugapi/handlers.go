@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
@@ -20,7 +21,16 @@ import (
 type Source interface {
 	Desired() []agent.Owned        // the flows the agent wants, by owner (read only)
 	Interfaces() []ovsdb.Interface // the bridge's interfaces (port names)
-	State() pipeline.State         // networks and endpoints (filters, trace defaults)
+	// LocalState gives the networks and this host's endpoints (filters,
+	// trace defaults); remote endpoints are not read (O(local) per request).
+	LocalState() pipeline.State
+}
+
+// Revisioned is a Source that counts changes of its desired flows
+// (*agent.Agent's DesiredRevision): /debug/trace then builds its model of
+// the flows once per revision instead of per request.
+type Revisioned interface {
+	DesiredRevision() uint64
 }
 
 // Options configure the handlers.
@@ -46,7 +56,11 @@ type server struct {
 	log     *slog.Logger
 	timeout time.Duration
 	dump    func(ctx context.Context) ([]flow.Stats, error)
-	trace   func(ctx context.Context, bridge, packet string) (string, error)
+
+	mu    sync.Mutex // guards model and rev
+	model *Model     // of the desired flows of revision rev (Revisioned sources)
+	rev   uint64
+	trace func(ctx context.Context, bridge, packet string) (string, error)
 }
 
 // Patterns of the endpoints, as http.ServeMux patterns.
@@ -113,7 +127,23 @@ func (s *server) dumpConn(ctx context.Context) ([]flow.Stats, error) {
 	return out, nil
 }
 
-func (s *server) env() env { return env{state: s.src.State(), ifs: s.src.Interfaces()} }
+func (s *server) env() env { return env{state: s.src.LocalState(), ifs: s.src.Interfaces()} }
+
+// flowModel is the model of the desired flows: kept per revision when the
+// source counts them, else built for the request.
+func (s *server) flowModel() *Model {
+	rs, ok := s.src.(Revisioned)
+	if !ok {
+		return NewModel(s.src.Desired())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rev := rs.DesiredRevision() // before Desired: a change meanwhile makes the next request rebuild
+	if s.model == nil || s.rev != rev {
+		s.model, s.rev = NewModel(s.src.Desired()), rev
+	}
+	return s.model
+}
 
 func (s *server) serveFlows(w http.ResponseWriter, r *http.Request) {
 	if !allowGet(w, r) {
@@ -178,7 +208,7 @@ func (s *server) serveTrace(w http.ResponseWriter, r *http.Request) {
 // runTrace predicts the packet's path and asks OVS for its own.
 func (s *server) runTrace(ctx context.Context, tp tracePacket) TraceReport {
 	rep := TraceReport{Bridge: s.bridge, Packet: tp.pkt.OVSFlow(tp.proto), Differences: []string{}}
-	rep.Model = modelSide(NewModel(s.src.Desired()).Run(tp.pkt), tp.pkt)
+	rep.Model = modelSide(s.flowModel().Run(tp.pkt), tp.pkt)
 	text, err := s.trace(ctx, s.bridge, rep.Packet)
 	if err != nil {
 		s.log.Warn("debug: ofproto/trace failed", "err", err)
