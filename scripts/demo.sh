@@ -139,12 +139,12 @@ wait_ready() {
 	return 1
 }
 
-attach() { # host container network
+attach() { # host container network [attach flags]
 	local h=$1 c=$2 net=$3
 	ip netns add "$NSP$c" || return 1
 	nsx "$c" ip link set lo up
 	nsx "$c" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-	attach_port "$h" "$c" "$net"
+	attach_port "$h" "$c" "$net" "${@:4}"
 }
 
 attach_port() { # host container network [attach flags]: ofctl-agent attach for this instance
@@ -172,7 +172,19 @@ phase_hosts() {
 	step "Two hosts, each with its own Open vSwitch (userspace datapath), GRE underlay 192.0.2.0/24"
 	for h in "${HOSTS[@]}"; do start_host "$h" || die "could not start OVS for $h (see $DEMO_DIR/$h)"; done
 	desc="host-a 192.0.2.1 <-> host-b 192.0.2.2 on br-phy" check underlay
+	desc="host-a's uplink 198.51.100.1 to the outside 198.51.100.2 (TEST-NET-2), its default route" check uplink
 	write_cluster
+}
+
+# uplink gives host-a "the rest of the world": a namespace behind a veth, in
+# TEST-NET-2, that knows nothing of the containers' subnets.
+uplink() {
+	ip netns add "${NSP}out" || return 1
+	nsx out ip link set lo up
+	ip -n "${NSP}host-a" link add up0 type veth peer name eth0 netns "${NSP}out" &&
+		nsx host-a ip addr add 198.51.100.1/24 dev up0 && nsx host-a ip link set up0 up &&
+		nsx out ip addr add 198.51.100.2/24 dev eth0 && nsx out ip link set eth0 up &&
+		nsx host-a ip route add default via 198.51.100.2
 }
 
 phase_agents() {
@@ -254,6 +266,40 @@ phase_detach() {
 	desc="a2 -> b2 again (red, host-a -> host-b)" check eventually ping_ok a2 "$b2ip" 1
 }
 
+phase_outside() {
+	step "North-south: a container reaches the outside through its host's gateway (NAT), a published port answers"
+	local a1ip srcs out
+	a1ip=$(ip_of a1)
+	mkdir -p "$DEMO_DIR/www" && echo "hello from the outside" >"$DEMO_DIR/www/index.html"
+	nsx out busybox httpd -p 198.51.100.2:80 -h "$DEMO_DIR/www"
+	# A simple command, not a function, so that $! is tcpdump itself.
+	ip netns exec "${NSP}out" tcpdump -i eth0 -nn -U -w "$DEMO_DIR/outside.pcap" ip >/dev/null 2>&1 &
+	echo $! >"$DEMO_DIR/host-a/tcpdump-out.pid"
+	eventually [ -s "$DEMO_DIR/outside.pcap" ] # its file header: it captures
+	sleep 0.5
+	info "a1 ($a1ip): $(nsx a1 ip route show default)"
+	desc="a1 -> 198.51.100.2 (ping, through host-a's gateway)" check ping_ok a1 198.51.100.2
+	out=$(nsx a1 curl -sS --max-time 5 http://198.51.100.2/)
+	desc="a1 downloads http://198.51.100.2/: ${out:-nothing}" check [ "$out" = "hello from the outside" ]
+	sleep 0.5
+	kill "$(cat "$DEMO_DIR/host-a/tcpdump-out.pid")" 2>/dev/null
+	wait "$(cat "$DEMO_DIR/host-a/tcpdump-out.pid")" 2>/dev/null
+	rm -f "$DEMO_DIR/host-a/tcpdump-out.pid"
+	info "tcpdump in the outside: $(tcpdump -r "$DEMO_DIR/outside.pcap" -nn 2>/dev/null | wc -l) packets"
+	srcs=$(tcpdump -r "$DEMO_DIR/outside.pcap" -nn 2>/dev/null | awk '$2 == "IP" {split($3, a, "."); print a[1]"."a[2]"."a[3]"."a[4]}' | sort -u | tr '\n' ' ')
+	desc="the outside saw only host-a's address and its own (masqueraded): $srcs" check [ "$srcs" = "198.51.100.1 198.51.100.2 " ]
+	info "\$ ofctl-agent attach --network blue --publish 8080:80 /var/run/netns/${NSP}a3"
+	attach host-a a3 blue --publish 8080:80 || fail "attach --publish failed"
+	mkdir -p "$DEMO_DIR/www-a3" && echo "hello from a3" >"$DEMO_DIR/www-a3/index.html"
+	nsx a3 busybox httpd -p 80 -h "$DEMO_DIR/www-a3"
+	out=$(nsx out curl -sS --max-time 5 http://198.51.100.1:8080/)
+	desc="the outside reaches a3's port 80 at host-a's 198.51.100.1:8080: ${out:-nothing}" check [ "$out" = "hello from a3" ]
+	out=$(nsx host-a curl -sS --max-time 5 http://198.51.100.1:8080/)
+	desc="host-a itself reaches it too: ${out:-nothing}" check [ "$out" = "hello from a3" ]
+	info "\$ nft list chain ip ofctl-agent published   (on host-a)"
+	nsx host-a nft list chain ip ofctl-agent published
+}
+
 # The checks below fail when their observer fails: a negation must not turn
 # an error (no address, a dead switch) into a pass.
 unreachable() { [ -n "$2" ] && ! ping_ok "$1" "$2" 2 "${@:3}"; } # from ip [ping flags]
@@ -325,6 +371,7 @@ run() {
 	phase_arp
 	phase_spoof
 	phase_detach
+	phase_outside
 	[ "$DOCKER_MODE" = 1 ] && phase_docker
 	phase_operator
 	step "Summary: $ok ok, $failed failed"

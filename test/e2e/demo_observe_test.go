@@ -17,7 +17,7 @@ import (
 // demo script's own bookkeeping alone.
 
 // dmNames are the namespaces a complete demo instance has, after its prefix.
-var dmNames = []string{"a1", "a2", "b1", "b2", "host-a", "host-b"}
+var dmNames = []string{"a1", "a2", "a3", "b1", "b2", "host-a", "host-b", "out"}
 
 // dmDaemons are the pidfiles each demo host holds while the demo is up.
 var dmDaemons = []string{"ovsdb-server.pid", "ovs-vswitchd.pid", "agent.pid"}
@@ -115,7 +115,7 @@ func dmNamespaces(t *testing.T, prefix string) []string {
 	return names
 }
 
-// requireUp checks that the instance is complete and works: its six
+// requireUp checks that the instance is complete and works: its eight
 // namespaces, its daemons running, a ping from a1 to b1 across its tunnel.
 func (s *dmSnapshot) requireUp(t *testing.T) {
 	t.Helper()

@@ -20,7 +20,7 @@ import (
 
 // dmMinChecks is how many checks scripts/demo.sh makes when all goes well;
 // fewer "ok" lines mean a check was skipped.
-const dmMinChecks = 23
+const dmMinChecks = 29
 
 // TestDemo runs `make demo` the way a user does, from two checkouts at once
 // (copies of the working tree, uncommitted changes included, in temp dirs),
