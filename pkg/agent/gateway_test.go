@@ -27,7 +27,7 @@ func TestGatewayRoleHonouredOnItsPortAlone(t *testing.T) {
 	r.m.setEndpoint(wrongNet)
 	r.flush(t)
 	got := map[string]bool{}
-	for _, e := range r.m.state().Endpoints {
+	for _, e := range r.m.state(true).Endpoints {
 		got[e.Port] = e.Gateway
 	}
 	if !got["ofgw-blue"] || got["vrogue"] || got["ofgw-red"] {
