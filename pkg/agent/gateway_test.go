@@ -1,9 +1,13 @@
 package agent
 
 import (
+	"errors"
+	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/gateway"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
 )
@@ -54,3 +58,46 @@ func TestGatewayRoleHonouredOnItsPortAlone(t *testing.T) {
 		t.Errorf("owner name %q, want the gateway's", name)
 	}
 }
+
+// TestContainerMTU: the configured MTU, else the underlay's minus 42, else
+// (no tunnel address, an unreadable underlay) the fallback; without
+// gateways the fallback.
+func TestContainerMTU(t *testing.T) {
+	underlay := func(mtu int, err error) func(netip.Addr) (int, string, error) {
+		return func(netip.Addr) (int, string, error) { return mtu, "br-phy", err }
+	}
+	for _, tc := range []struct {
+		name     string
+		tunnelIP string
+		cfg      *GatewayConfig
+		want     int
+	}{
+		{"no gateways", "192.0.2.1", nil, 1450},
+		{"configured", "192.0.2.1", &GatewayConfig{MTU: 1400, UnderlayMTU: underlay(9000, nil)}, 1400},
+		{"automatic", "192.0.2.1", &GatewayConfig{UnderlayMTU: underlay(1500, nil)}, 1458},
+		{"jumbo underlay", "192.0.2.1", &GatewayConfig{UnderlayMTU: underlay(9000, nil)}, 8958},
+		{"unreadable underlay", "192.0.2.1", &GatewayConfig{UnderlayMTU: underlay(0, errors.New("no interface holds 192.0.2.1"))}, 1450},
+		{"no tunnel address", "", &GatewayConfig{UnderlayMTU: underlay(9000, nil)}, 1450},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &Agent{log: slog.New(slog.DiscardHandler)}
+			if tc.tunnelIP != "" {
+				a.cfg.TunnelIP = netip.MustParseAddr(tc.tunnelIP)
+			}
+			if tc.cfg != nil {
+				tc.cfg.Links = noLinks{}
+				if err := a.newGateways(*tc.cfg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := a.containerMTU(); got != tc.want {
+				t.Errorf("containerMTU() = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+type noLinks struct{}
+
+func (noLinks) Ensure(gateway.Gateway, int) ([]string, error) { return nil, nil }
+func (noLinks) Prune([]gateway.Gateway) ([]string, error)     { return nil, nil }
