@@ -16,21 +16,27 @@ import (
 // its sockets, and those to the upstreams, are opened in --netns-host,
 // where the gateway ports are. It serves no network until the agent hands
 // it its gateways, after loading the names.
-func newResolver(cfg config.Config, log *slog.Logger) (*resolver.Server, error) {
+//
+// Under systemd it serves the sockets the previous agent stored
+// (dnshandoff.go): the returned Inherited, if not nil, holds those no
+// network has taken yet.
+func newResolver(cfg config.Config, log *slog.Logger) (*resolver.Server, *resolver.Inherited, error) {
 	if !cfg.DNS.Enabled {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ups, err := cfg.DNS.UpstreamList() // validated by config
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ns := resolver.NetNS{Path: cfg.NetNSHost}
-	srv, err := resolver.New(resolver.Config{Domain: cfg.DNS.Domain, Upstreams: ups, Listen: ns.Listen,
-		Forward: resolver.ForwardConfig{Dial: ns.Dial}, Logger: log.With("component", "dns")})
+	rc := resolver.Config{Domain: cfg.DNS.Domain, Upstreams: ups, Listen: ns.Listen,
+		Forward: resolver.ForwardConfig{Dial: ns.Dial}, Logger: log.With("component", "dns")}
+	in := inheritDNS(&rc, log)
+	srv, err := resolver.New(rc)
 	if err != nil {
-		return nil, fmt.Errorf("dns: %w", err)
+		return nil, nil, fmt.Errorf("dns: %w", err)
 	}
-	return srv, nil
+	return srv, in, nil
 }
 
 // withResolver makes the agent feed srv (names and gateways) when it is set.

@@ -43,7 +43,7 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	loop := metrics.NewLoopMetrics()
-	dns, err := newResolver(cfg, log)
+	dns, inherited, err := newResolver(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -96,10 +96,12 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 	log.Info("ofctl-agent starting", "version", version, "node", cfg.NodeName, "bridge", cfg.Bridge,
 		"openflow", cfg.OpenFlow, "ovsdb", cfg.OVSDB, "http", srv.Addr(), "web_config", cfg.WebConfigFile,
 		"health_http", srv.HealthAddr(), "pprof", cfg.Pprof, "api_socket", cfg.APISocket, "docker_plugin", cfg.DockerPlugin)
+	closeUnusedOnReady(ctx, inherited, ag)
 	if err := ag.Run(ctx); err != nil {
 		log.Error("agent stopped", "err", err)
 		return 1
 	}
+	storeDNS(dns, log) // the next agent serves them (dnshandoff.go)
 	log.Info("ofctl-agent stopped; flows left in place")
 	return 0
 }

@@ -14,7 +14,10 @@ import (
 // restarts (systemd's file descriptor store: sd_notify "FDSTORE=1" with the
 // files) and to give to the next process, which serves them through
 // Inherit. Queries that arrive in between wait in the sockets' buffers
-// instead of being refused. The caller closes the files.
+// instead of being refused. The caller closes the files. While the server
+// still serves, read a file's descriptor with SyscallConn, not Fd: Fd puts
+// the socket (shared with the server's) in blocking mode, and the server's
+// readers would no longer stop at Close.
 func (s *Server) Files() ([]*os.File, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
