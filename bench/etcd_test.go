@@ -145,7 +145,8 @@ func BenchmarkEtcdConverge(b *testing.B) {
 func etcdStartAgent(b *testing.B, node *testbed.Node, endpoint string) *daemon {
 	b.Helper()
 	args := append(daemonArgs(node, etcdNodeName), "--cluster-backend", "etcd", "--etcd-endpoints", endpoint,
-		"--etcd-prefix", etcdPrefix, "--cluster-file", filepath.Join(node.Dir, "none.yaml"))
+		"--etcd-prefix", etcdPrefix, "--cluster-file", filepath.Join(node.Dir, "none.yaml"),
+		"--all-remote-flows") // no local endpoint here: scoped, it would program no remote endpoint
 	return startDaemon(b, filepath.Join(node.Dir, "agent-etcd.log"), args...)
 }
 

@@ -130,7 +130,8 @@ func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics, dn
 		Bridge:     ovsdb.BridgeConfig{Name: cfg.Bridge, DatapathType: cfg.DatapathType},
 		TunnelPort: cfg.TunnelPort, TunnelOFPort: cfg.TunnelOFPort, Cluster: backend.source,
 		VerifyEvery: cfg.VerifyEvery, MonitoredVerifyEvery: cfg.MonitorVerify, NoFlowMonitor: !cfg.FlowMonitor,
-		EchoInterval: cfg.EchoInterval, DeadInterval: cfg.DeadInterval,
+		AllRemoteFlows: cfg.AllRemoteFlows,
+		EchoInterval:   cfg.EchoInterval, DeadInterval: cfg.DeadInterval,
 		Logger: log, OnReady: func() { sdNotify("READY=1") }, OnSync: loop.ObserveSync, OnApply: loop.ObserveApply}
 	if backend.publisher != nil {
 		ac.Publisher = backend.publisher

@@ -37,6 +37,10 @@ type Config struct {
 	// MonitoredVerifyEvery: the same while OVS's flow monitor reports
 	// changes, which are repaired as they come: a safety net. Default 5m.
 	MonitoredVerifyEvery time.Duration
+	// AllRemoteFlows programs every remote endpoint of the cluster view
+	// (etcd mode), not only those of the networks where this host has a
+	// local endpoint (docs/etcd.md "Flows only where needed").
+	AllRemoteFlows bool
 	// NoFlowMonitor: do not ask OVS to report flow changes; drift is found
 	// by the comparison every VerifyEvery alone.
 	NoFlowMonitor bool
@@ -145,6 +149,7 @@ func New(cfg Config) (*Agent, error) {
 		OnFailure:  a.ownerFailure,
 	})
 	a.model = newModel(cfg.NodeName, a.rec, a.reject)
+	a.model.scoped = !cfg.AllRemoteFlows
 	if cfg.Bridge.TableNames == nil { // name the pipeline's tables in OVS (ovs-ofctl --names)
 		cfg.Bridge.TableNames = map[int]string{}
 		for _, t := range pipeline.Tables() {

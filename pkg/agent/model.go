@@ -38,6 +38,16 @@ type model struct {
 	rec        *reconcile.Reconciler
 	onReject   func(kind string, err error)
 
+	// Remote endpoints are programmed only in the networks this host needs
+	// (scoped, the default; docs/etcd.md "Flows only where needed"): need
+	// is the set builders capture (replaced, never changed; nil: every
+	// network), localNets counts the local endpoints that need each
+	// network and localNet says which one each port counts for.
+	scoped    bool
+	need      map[string]bool
+	localNets map[string]int
+	localNet  map[string]string
+
 	// epMu guards endpoints too: writers hold mu and epMu, readers either
 	// (epMu: those that must not wait, health and metrics).
 	epMu sync.Mutex
@@ -64,6 +74,7 @@ type desiredSnapshot struct {
 func newModel(self string, rec *reconcile.Reconciler, onReject func(string, error)) *model {
 	return &model{self: self, rec: rec, onReject: onReject, networks: map[string]pipeline.Network{},
 		remotes: newRemotes(), endpoints: map[string]pipeline.Endpoint{}, refused: map[string]string{},
+		localNets: map[string]int{}, localNet: map[string]string{},
 		builders: map[reconcile.Owner]func() []flow.Flow{}, names: map[reconcile.Owner]string{}}
 }
 
@@ -194,6 +205,7 @@ func (m *model) applyLocked(v cluster.View, d *cluster.Delta, active []endpoint.
 			m.setEndpointLocked(ep)
 		}
 	}
+	m.refreshNeedLocked(true)
 }
 
 func (m *model) setNetworksLocked(nets []cluster.Network) {
@@ -251,17 +263,20 @@ func (m *model) rebuildLocked(active []endpoint.Endpoint) {
 		want[o] = true
 		m.own(o, "network "+n.Name, func() []flow.Flow { return onlyWithTunnel(tp, pipeline.NetworkFlows(n)) })
 	}
-	for _, h := range m.view.Hosts {
-		if o, ok := m.setHostLocked(h.Name); ok {
-			want[o] = true
-		}
-	}
 	m.epMu.Lock()
 	m.endpoints = map[string]pipeline.Endpoint{}
 	m.epMu.Unlock()
+	clear(m.localNets)
+	clear(m.localNet)
 	m.localGen++
 	for _, ep := range active {
 		if o, ok := m.setEndpointLocked(ep); ok {
+			want[o] = true
+		}
+	}
+	m.refreshNeedLocked(false) // the hosts below are built with it
+	for _, h := range m.view.Hosts {
+		if o, ok := m.setHostLocked(h.Name); ok {
 			want[o] = true
 		}
 	}
@@ -288,12 +303,12 @@ func (m *model) setHostLocked(name string) (reconcile.Owner, bool) {
 		return o, false
 	}
 	h := pipeline.RemoteHost{Name: name, TunnelIP: rh.host.TunnelIP, Ranges: rh.host.Ranges}
-	tp, nets, eps := m.tunnelPort, m.netList, rh.eps
+	tp, nets, eps, need := m.tunnelPort, m.netList, rh.eps, m.need
 	what := "host " + name
 	if len(eps) > 0 {
 		what = fmt.Sprintf("host %s and its %d endpoints", name, len(eps))
 	}
-	m.own(o, what, func() []flow.Flow { return remoteHostFlows(tp, h, nets, eps) })
+	m.own(o, what, func() []flow.Flow { return remoteHostFlows(tp, h, nets, eps, need) })
 	return o, true
 }
 
@@ -313,6 +328,7 @@ func (m *model) setEndpoint(ep endpoint.Endpoint) {
 		return // programmed by setView
 	}
 	m.setEndpointLocked(ep)
+	m.refreshNeedLocked(true)
 }
 
 func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) {
@@ -329,8 +345,10 @@ func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) 
 		delete(m.endpoints, ep.Port)
 		m.epMu.Unlock()
 		m.disown(o)
+		m.countLocal(ep.Port, "")
 		return o, false
 	}
+	m.countLocal(ep.Port, m.needs(ep))
 	delete(m.refused, ep.Port)
 	m.epMu.Lock()
 	m.endpoints[ep.Port] = pe
@@ -341,6 +359,68 @@ func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) 
 	}
 	m.own(o, name, func() []flow.Flow { return pipeline.EndpointFlows(n, pe) })
 	return o, true
+}
+
+// needs is the network whose remote endpoints a programmed local endpoint
+// needs ("" none): its own, except for a gateway of a network with NAT
+// (the outside's replies come back to the host that masqueraded them; a
+// routed network's may come to any host's gateway, so it needs them).
+func (m *model) needs(ep endpoint.Endpoint) string {
+	if ep.Gateway {
+		if n, ok := m.view.Network(ep.Network); !ok || !n.NoNAT {
+			return ""
+		}
+	}
+	return ep.Network
+}
+
+// countLocal records that port needs network ("" none).
+func (m *model) countLocal(port, network string) {
+	old, had := m.localNet[port]
+	if had && old == network {
+		return
+	}
+	if had {
+		if m.localNets[old]--; m.localNets[old] <= 0 {
+			delete(m.localNets, old)
+		}
+		delete(m.localNet, port)
+	}
+	if network != "" {
+		m.localNet[port] = network
+		m.localNets[network]++
+	}
+}
+
+// refreshNeedLocked makes need follow the local endpoints' networks. When
+// it changes (a network's first local endpoint came, or its last left)
+// and hosts is set, every remote host's owner is rebuilt with it, before
+// the caller's flush: the endpoint's flows and its network's remote
+// endpoints go to OVS in one bundle, and its installed mark waits for both.
+func (m *model) refreshNeedLocked(hosts bool) {
+	if !m.scoped {
+		return
+	}
+	if m.need != nil && len(m.need) == len(m.localNets) {
+		same := true
+		for n := range m.localNets {
+			same = same && m.need[n]
+		}
+		if same {
+			return
+		}
+	}
+	need := make(map[string]bool, len(m.localNets))
+	for n := range m.localNets {
+		need[n] = true
+	}
+	m.need = need
+	if !hosts {
+		return
+	}
+	for _, h := range m.view.Hosts {
+		m.setHostLocked(h.Name)
+	}
 }
 
 // misfit says why a local endpoint cannot be programmed with the view in
@@ -397,6 +477,8 @@ func (m *model) removeEndpoint(ep endpoint.Endpoint) {
 	m.epMu.Unlock()
 	delete(m.refused, ep.Port)
 	m.disown(endpointOwner(ep.Port))
+	m.countLocal(ep.Port, "")
+	m.refreshNeedLocked(true)
 }
 
 // state is the model as a pipeline.State (for debugging and tests). With
@@ -417,7 +499,7 @@ func (m *model) state(remote bool) pipeline.State {
 	}
 	s.RemoteEndpoints = make([]pipeline.RemoteEndpoint, 0, m.view.EndpointCount())
 	for e := range m.view.AllEndpoints() {
-		if e.Host != m.self {
+		if e.Host != m.self && (m.need == nil || m.need[e.Network]) {
 			s.RemoteEndpoints = append(s.RemoteEndpoints, pipeline.RemoteEndpoint{Network: e.Network, IP: e.IP, MAC: e.MAC, Host: e.Host})
 		}
 	}

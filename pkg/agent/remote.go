@@ -129,15 +129,19 @@ func (r *remotes) endBatch() {
 	clear(r.fresh)
 }
 
-// remoteHostFlows are the flows of a remote host and of its endpoints;
-// nets is sorted by name. Without a tunnel port there are none.
-func remoteHostFlows(tunnelPort uint32, h pipeline.RemoteHost, nets []pipeline.Network, eps []remoteEP) []flow.Flow {
+// remoteHostFlows are the flows of a remote host and of its endpoints in
+// the networks of need (nil: every network); nets is sorted by name.
+// Without a tunnel port there are none.
+func remoteHostFlows(tunnelPort uint32, h pipeline.RemoteHost, nets []pipeline.Network, eps []remoteEP, need map[string]bool) []flow.Flow {
 	if tunnelPort == 0 {
 		return nil
 	}
 	out := pipeline.RemoteHostFlows(h, nets)
 	out = slices.Grow(out, 2*len(eps))
 	for _, e := range eps {
+		if need != nil && !need[e.network] {
+			continue
+		}
 		i, ok := slices.BinarySearchFunc(nets, e.network, func(n pipeline.Network, name string) int { return cmp.Compare(n.Name, name) })
 		if !ok {
 			continue

@@ -23,19 +23,22 @@ import (
 
 // Config is everything `ofctl-agent run` needs. YAML keys are the flag names.
 type Config struct {
-	NodeName       string        `yaml:"node-name"`       // this host's name in the cluster view
-	Bridge         string        `yaml:"bridge"`          // integration bridge the agent owns
-	OVSDB          string        `yaml:"ovsdb"`           // OVSDB endpoint
-	OVSRunDir      string        `yaml:"ovs-rundir"`      // where ovs-vswitchd puts <bridge>.mgmt
-	OpenFlow       string        `yaml:"openflow"`        // OpenFlow endpoint; default unix:<ovs-rundir>/<bridge>.mgmt
-	VswitchdCtl    string        `yaml:"vswitchd-ctl"`    // ovs-vswitchd unixctl socket (ofproto/trace); default <ovs-rundir>/ovs-vswitchd.<pid>.ctl
-	DatapathType   string        `yaml:"datapath-type"`   // "system" (kernel) or "netdev" (userspace)
-	BridgeMAC      string        `yaml:"bridge-mac"`      // other_config:hwaddr; default derived from node and bridge
-	TunnelIP       string        `yaml:"tunnel-ip"`       // this host's underlay address (GRE local end)
-	TunnelPort     string        `yaml:"tunnel-port"`     // name of the flow-based GRE port
-	TunnelOFPort   int           `yaml:"tunnel-ofport"`   // its fixed ofport_request
-	ClusterFile    string        `yaml:"cluster-file"`    // static cluster view (YAML); with etcd, optional networks
-	ClusterBackend string        `yaml:"cluster-backend"` // "file" (default) or "etcd"
+	NodeName       string `yaml:"node-name"`       // this host's name in the cluster view
+	Bridge         string `yaml:"bridge"`          // integration bridge the agent owns
+	OVSDB          string `yaml:"ovsdb"`           // OVSDB endpoint
+	OVSRunDir      string `yaml:"ovs-rundir"`      // where ovs-vswitchd puts <bridge>.mgmt
+	OpenFlow       string `yaml:"openflow"`        // OpenFlow endpoint; default unix:<ovs-rundir>/<bridge>.mgmt
+	VswitchdCtl    string `yaml:"vswitchd-ctl"`    // ovs-vswitchd unixctl socket (ofproto/trace); default <ovs-rundir>/ovs-vswitchd.<pid>.ctl
+	DatapathType   string `yaml:"datapath-type"`   // "system" (kernel) or "netdev" (userspace)
+	BridgeMAC      string `yaml:"bridge-mac"`      // other_config:hwaddr; default derived from node and bridge
+	TunnelIP       string `yaml:"tunnel-ip"`       // this host's underlay address (GRE local end)
+	TunnelPort     string `yaml:"tunnel-port"`     // name of the flow-based GRE port
+	TunnelOFPort   int    `yaml:"tunnel-ofport"`   // its fixed ofport_request
+	ClusterFile    string `yaml:"cluster-file"`    // static cluster view (YAML); with etcd, optional networks
+	ClusterBackend string `yaml:"cluster-backend"` // "file" (default) or "etcd"
+	// AllRemoteFlows: program every remote endpoint of the view, not only
+	// those of networks with a local endpoint here (docs/etcd.md).
+	AllRemoteFlows bool          `yaml:"all-remote-flows"`
 	Etcd           Etcd          `yaml:",inline"`
 	Listen         string        `yaml:"listen"`          // HTTP: metrics, debug, health
 	HealthListen   string        `yaml:"health-listen"`   // optional: /healthz and /readyz alone, no auth
@@ -249,6 +252,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.TunnelOFPort, "tunnel-ofport", c.TunnelOFPort, "ofport_request of the GRE port")
 	fs.StringVar(&c.ClusterFile, "cluster-file", c.ClusterFile, "static cluster view (YAML); with the etcd backend, networks read from it if it exists")
 	fs.StringVar(&c.ClusterBackend, "cluster-backend", c.ClusterBackend, "where the cluster view comes from: file or etcd")
+	fs.BoolVar(&c.AllRemoteFlows, "all-remote-flows", c.AllRemoteFlows, "program every remote endpoint of the cluster view, not only those of networks with a local endpoint on this host")
 	fs.StringVar(&c.Etcd.Endpoints, "etcd-endpoints", c.Etcd.Endpoints, "etcd client URLs, comma-separated (etcd backend)")
 	fs.StringVar(&c.Etcd.Prefix, "etcd-prefix", c.Etcd.Prefix, "etcd key prefix of the cluster view")
 	fs.StringVar(&c.Etcd.CertFile, "etcd-cert", c.Etcd.CertFile, "etcd TLS client certificate file")

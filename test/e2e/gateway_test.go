@@ -320,6 +320,10 @@ func TestGatewayEtcd(t *testing.T) {
 	pa.WaitReady(t, 15*time.Second)
 	etStart(t, eb, srv.Endpoint(), etTunnel(1).Addr().String())
 	cb := etContainer(t, eb, "cb", "10.100.2.10/16")
+	// A gateway alone does not make ea program blue's remote endpoints (a
+	// NAT network's gateway serves this host's containers; docs/etcd.md,
+	// "Flows only where needed"): a container of ea's in blue does.
+	etContainer(t, ea, "ca", "10.100.1.10/16")
 
 	port := gateway.PortName("blue")
 	testbed.Eventually(t, 10*time.Second, func() bool { return gwReady(ea, port, "10.100.7.1/16", "0a:58:0a:64:07:01", 1458) },
