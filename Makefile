@@ -10,6 +10,7 @@ all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/ofctl-agent
+	$(GO) build -o bin/ofctl-cni ./cmd/ofctl-cni
 
 setup:
 	@scripts/setup-host.sh

@@ -3,6 +3,7 @@ module github.com/ofctl-agent/ofctl-agent
 go 1.26.8
 
 require (
+	github.com/containernetworking/cni v1.3.0
 	github.com/contiv/libOpenflow v0.0.0-20210609050114-d967b14cc688
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/go-logr/logr v1.4.4

@@ -26,6 +26,10 @@ type Attacher struct {
 	// container's: the host's (PID 1's), the caller's own or HostNS.
 	// Without it that is an ErrHostNetNS.
 	AllowHostNetNS bool
+	// Owner is the external_ids:ofctl-agent.owner of the ports this
+	// Attacher makes, and the only ports it finds, checks and removes;
+	// "": OwnerAttach. The CNI plugin uses its own.
+	Owner string
 
 	// afterStep, when set (tests), runs after each successful step; an
 	// error from it fails the attach at that step.
@@ -80,7 +84,7 @@ func (a *Attacher) Attach(ctx context.Context, c Container, o Options) (Attachme
 	if err != nil {
 		return Attachment{}, err
 	}
-	if p, ok, err := findPort(ports, c.ID, o.IfName, host); err != nil || ok {
+	if p, ok, err := findPort(ports, a.owner(), c.ID, o.IfName, host); err != nil || ok {
 		if err != nil {
 			return Attachment{}, err
 		}
@@ -137,7 +141,7 @@ func (a *Attacher) plan(c Container, o Options, host string, tx txAction) []step
 			return err
 		}},
 		step{name: "add OVS port", undoOnFail: true,
-			do:   func(ctx context.Context) error { return a.Ports.AddPort(ctx, host, externalIDs(c, o)) },
+			do:   func(ctx context.Context) error { return a.Ports.AddPort(ctx, host, externalIDs(a.owner(), c, o)) },
 			undo: func(ctx context.Context) error { return a.Ports.DeletePort(ctx, host) }},
 	)
 }
@@ -182,15 +186,15 @@ func (a *Attacher) rollback(ctx context.Context, done []step) error {
 
 // findPort finds the port of (container, ifname): by its container keys or
 // by its derived name. A match that Attach did not make is an error.
-func findPort(ports []Port, id, ifname, host string) (Port, bool, error) {
+func findPort(ports []Port, owner, id, ifname, host string) (Port, bool, error) {
 	for _, p := range ports {
 		byKeys := p.containerID() == id && p.containerIface() == ifname
 		if !byKeys && p.Name != host {
 			continue
 		}
 		switch {
-		case p.owner() != OwnerAttach:
-			return p, false, fmt.Errorf("port %s for %s in %s exists but was not made by attach (owner %q): %w", p.Name, ifname, id, p.owner(), ErrInUse)
+		case p.owner() != owner:
+			return p, false, fmt.Errorf("port %s for %s in %s exists but was not made by %s (owner %q): %w", p.Name, ifname, id, owner, p.owner(), ErrInUse)
 		case !byKeys:
 			return p, false, fmt.Errorf("port %s belongs to %s in %s, not %s in %s: %w", p.Name, p.containerIface(), p.containerID(), ifname, id, ErrInUse)
 		}
@@ -386,6 +390,13 @@ func ignoreNotFound(err error) error {
 		return nil
 	}
 	return err
+}
+
+func (a *Attacher) owner() string {
+	if a.Owner == "" {
+		return OwnerAttach
+	}
+	return a.Owner
 }
 
 func (a *Attacher) links() Links {

@@ -19,7 +19,7 @@ func (a *Attacher) Detach(ctx context.Context, containerID, ifname string) error
 		return fmt.Errorf("list bridge ports: %w", err)
 	}
 	host := HostIfName(containerID, ifname)
-	p, ok, err := findPort(ports, containerID, ifname, host)
+	p, ok, err := findPort(ports, a.owner(), containerID, ifname, host)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func (a *Attacher) DetachAll(ctx context.Context, containerID string) ([]string,
 	var removed []string
 	var errs []error
 	for _, p := range ports {
-		if p.owner() != OwnerAttach || p.containerID() != containerID {
+		if p.owner() != a.owner() || p.containerID() != containerID {
 			continue
 		}
 		if err := a.remove(ctx, p.Name); err != nil {

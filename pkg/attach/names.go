@@ -40,3 +40,7 @@ func validIfName(name string) error {
 	}
 	return nil
 }
+
+// ValidIfName applies the kernel's rules for an interface name (IFNAMSIZ,
+// no '/', ':' or white space).
+func ValidIfName(name string) error { return validIfName(name) }

@@ -59,12 +59,12 @@ func (p Port) mac() (net.HardwareAddr, bool) {
 }
 
 // externalIDs are the keys Attach writes on the interface.
-func externalIDs(c Container, o Options) map[string]string {
+func externalIDs(owner string, c Container, o Options) map[string]string {
 	ext := map[string]string{
 		endpoint.KeyNetwork:        o.Network,
 		endpoint.KeyIP:             o.IP.Addr().String(),
 		endpoint.KeyMAC:            o.mac().String(),
-		endpoint.KeyOwner:          OwnerAttach,
+		endpoint.KeyOwner:          owner,
 		endpoint.KeyContainerID:    c.ID,
 		endpoint.KeyContainerIface: o.IfName,
 	}

@@ -1,0 +1,158 @@
+package cniplugin
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
+)
+
+func TestParseConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, conf string
+		code       uint   // 0: valid
+		msg        string // in the error
+		check      func(t *testing.T, c *NetConf)
+	}{
+		{name: "defaults", conf: `{"cniVersion":"1.1.0","name":"blue","type":"ofctl-cni"}`, check: func(t *testing.T, c *NetConf) {
+			if c.Network != "blue" || c.Bridge != DefaultBridge || c.OVSDB != DefaultOVSDB || c.AgentSocket != agentapi.DefaultSocket ||
+				c.InstallWait() != DefaultInstallTimeout || c.MTU != 0 || c.Delegated() {
+				t.Errorf("defaults: %+v", c)
+			}
+		}},
+		{name: "all fields", conf: `{"cniVersion":"1.0.0","name":"k8s","type":"ofctl-cni","network":"red","bridge":"br-x",
+			"ovsdb":"tcp:127.0.0.1:6640","agentSocket":"/tmp/a.sock","mtu":1400,"installTimeout":"3s","txOffload":"off",
+			"ipam":{"type":"host-local","subnet":"10.1.0.0/24"}}`, check: func(t *testing.T, c *NetConf) {
+			if c.Network != "red" || c.Bridge != "br-x" || c.OVSDB != "tcp:127.0.0.1:6640" || c.AgentSocket != "/tmp/a.sock" ||
+				c.MTU != 1400 || c.InstallWait() != 3*time.Second || c.TxOffload != "off" || !c.Delegated() || c.IPAM.Type != "host-local" {
+				t.Errorf("fields: %+v", c)
+			}
+		}},
+		{name: "runtime fields are accepted", conf: `{"name":"blue","type":"ofctl-cni","runtimeConfig":{"x":1},"cni.dev/valid-attachments":[{"containerID":"a","ifname":"eth0"}]}`,
+			check: func(t *testing.T, c *NetConf) {
+				if len(c.ValidAttachments) != 1 || c.ValidAttachments[0].ContainerID != "a" {
+					t.Errorf("valid attachments: %+v", c.ValidAttachments)
+				}
+			}},
+		{name: "not json", conf: `{"name":`, code: types.ErrDecodingFailure, msg: "not valid JSON"},
+		{name: "wrong type", conf: `{"name":"blue","mtu":"big"}`, code: types.ErrDecodingFailure},
+		{name: "no network", conf: `{"type":"ofctl-cni"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid network"},
+		{name: "network with space", conf: `{"name":"a b"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid network"},
+		{name: "bridge too long", conf: `{"name":"blue","bridge":"abcdefghijklmnop"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid bridge"},
+		{name: "bridge with slash", conf: `{"name":"blue","bridge":"a/b"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid bridge"},
+		{name: "ovsdb scheme", conf: `{"name":"blue","ovsdb":"/var/run/db.sock"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid ovsdb"},
+		{name: "relative socket", conf: `{"name":"blue","agentSocket":"agent.sock"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid agentSocket"},
+		{name: "mtu low", conf: `{"name":"blue","mtu":67}`, code: types.ErrInvalidNetworkConfig, msg: "invalid mtu"},
+		{name: "mtu high", conf: `{"name":"blue","mtu":65536}`, code: types.ErrInvalidNetworkConfig, msg: "invalid mtu"},
+		{name: "timeout garbage", conf: `{"name":"blue","installTimeout":"soon"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid installTimeout"},
+		{name: "timeout negative", conf: `{"name":"blue","installTimeout":"-1s"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid installTimeout"},
+		{name: "timeout huge", conf: `{"name":"blue","installTimeout":"1h"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid installTimeout"},
+		{name: "tx offload", conf: `{"name":"blue","txOffload":"maybe"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid txOffload"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.conf))
+			if tc.code == 0 {
+				if err != nil {
+					t.Fatalf("ParseConfig: %v", err)
+				}
+				tc.check(t, c)
+				return
+			}
+			var te *types.Error
+			if !errors.As(err, &te) {
+				t.Fatalf("error %v (%T), want a *types.Error", err, err)
+			}
+			if te.Code != tc.code || !strings.Contains(te.Msg, tc.msg) {
+				t.Errorf("error code %d %q, want code %d with %q", te.Code, te.Msg, tc.code, tc.msg)
+			}
+		})
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	conf := []byte(`{"name":"blue","type":"ofctl-cni"}`)
+	for _, tc := range []struct {
+		name string
+		args skel.CmdArgs
+		code uint
+	}{
+		{"ok", skel.CmdArgs{ContainerID: "c1", Netns: "/run/netns/x", IfName: "eth0", StdinData: conf}, 0},
+		{"no container id", skel.CmdArgs{Netns: "/run/netns/x", IfName: "eth0", StdinData: conf}, types.ErrInvalidEnvironmentVariables},
+		{"no netns", skel.CmdArgs{ContainerID: "c1", IfName: "eth0", StdinData: conf}, types.ErrInvalidEnvironmentVariables},
+		{"bad ifname", skel.CmdArgs{ContainerID: "c1", Netns: "/run/netns/x", IfName: "eth0/x", StdinData: conf}, types.ErrInvalidEnvironmentVariables},
+		{"long ifname", skel.CmdArgs{ContainerID: "c1", Netns: "/run/netns/x", IfName: "abcdefghijklmnop", StdinData: conf}, types.ErrInvalidEnvironmentVariables},
+		{"bad conf", skel.CmdArgs{ContainerID: "c1", Netns: "/run/netns/x", IfName: "eth0", StdinData: []byte("{")}, types.ErrDecodingFailure},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parse(&tc.args, true)
+			var te *types.Error
+			switch {
+			case tc.code == 0 && err != nil:
+				t.Fatalf("parse: %v", err)
+			case tc.code != 0 && (!errors.As(err, &te) || te.Code != tc.code):
+				t.Fatalf("parse: %v, want code %d", err, tc.code)
+			}
+		})
+	}
+}
+
+func TestPodName(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "",
+		"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc": "web-0",
+		"K8S_POD_NAME=":        "",
+		"FOO=bar":              "",
+		"K8S_POD_NAME=a=b;x=y": "a=b",
+	} {
+		if got := PodName(in); got != want {
+			t.Errorf("PodName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestAgentErrorCodes(t *testing.T) {
+	c := &NetConf{Network: "blue", AgentSocket: "/run/x.sock"}
+	for _, tc := range []struct {
+		err  error
+		code uint
+	}{
+		{agentapi.ErrUnreachable, types.ErrTryAgainLater},
+		{agentapi.ErrUnknownNetwork, types.ErrInvalidNetworkConfig},
+		{agentapi.ErrAddressTaken, types.ErrInvalidNetworkConfig},
+		{agentapi.ErrExhausted, types.ErrTryAgainLater},
+		{agentapi.ErrNotReady, types.ErrTryAgainLater},
+		{errors.New("boom"), types.ErrInternal},
+	} {
+		var te *types.Error
+		if err := agentError(c, tc.err); !errors.As(err, &te) || te.Code != tc.code {
+			t.Errorf("agentError(%v) = %v, want code %d", tc.err, err, tc.code)
+		}
+	}
+}
+
+// FuzzParseConfig: any input gives a valid configuration or a *types.Error,
+// never a panic; a valid one has every default filled in.
+func FuzzParseConfig(f *testing.F) {
+	for _, s := range []string{`{"name":"blue"}`, `{"name":"blue","mtu":1400,"installTimeout":"2s","ipam":{"type":"host-local"}}`,
+		`{"name":"a","bridge":"/"}`, `[]`, `null`, `{"network":"\u0000"}`, `{"name":"b","prevResult":{"ips":[]}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			var te *types.Error
+			if !errors.As(err, &te) || te.Code == 0 || te.Msg == "" {
+				t.Fatalf("error %v (%T) is not a CNI error with a code and message", err, err)
+			}
+			return
+		}
+		if c.Network == "" || c.Bridge == "" || c.OVSDB == "" || c.AgentSocket == "" || c.InstallWait() <= 0 {
+			t.Fatalf("valid configuration without its defaults: %+v", c)
+		}
+	})
+}

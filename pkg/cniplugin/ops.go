@@ -1,0 +1,253 @@
+package cniplugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
+	"github.com/ofctl-agent/ofctl-agent/pkg/attach"
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+)
+
+// port finds the plugin's port of (container, ifname).
+func port(ports []attach.Port, containerID, ifname string) (attach.Port, bool) {
+	for _, p := range ports {
+		x := p.ExternalIDs
+		if x[endpoint.KeyOwner] == Owner && x[endpoint.KeyContainerID] == containerID && x[endpoint.KeyContainerIface] == ifname {
+			return p, true
+		}
+	}
+	return attach.Port{}, false
+}
+
+// Del implements DEL: it removes the port and the veth of the interface
+// and gives its address back. What is gone already (the namespace, the
+// veth, the port, the allocation) is not an error; another container's
+// port is never touched (ports are found by owner, container id and
+// interface name).
+func (p *Plugin) Del(args *skel.CmdArgs) error {
+	c, err := parse(args, false)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := p.ctx(nil)
+	defer cancel()
+	ports, closePorts, err := p.open(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer closePorts()
+	list, err := ports.Ports(ctx)
+	if err != nil {
+		return types.NewError(types.ErrIOFailure, "listing the bridge's ports", err.Error())
+	}
+	var ip netip.Addr
+	if pt, ok := port(list, args.ContainerID, args.IfName); ok {
+		ip, _ = netip.ParseAddr(pt.ExternalIDs[endpoint.KeyIP])
+	}
+	at := p.attacher(ports, nil)
+	if err := at.Detach(ctx, args.ContainerID, args.IfName); err != nil && !errors.Is(err, attach.ErrNotAttached) {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("removing %s of %s", args.IfName, args.ContainerID), err.Error())
+	}
+	return p.release(ctx, c, args, ip)
+}
+
+// release gives the interface's address back: to the delegated IPAM
+// plugin, else to the agent (nothing held, or the agent down, is no
+// error: removing the port frees the address once the agent sees it, and
+// an allocation that never became a port expires).
+func (p *Plugin) release(ctx context.Context, c *NetConf, args *skel.CmdArgs, ip netip.Addr) error {
+	if c.Delegated() {
+		if err := invoke.DelegateDel(ctx, c.IPAM.Type, args.StdinData, nil); err != nil {
+			return types.NewError(types.ErrInternal, fmt.Sprintf("IPAM plugin %s: DEL failed", c.IPAM.Type), err.Error())
+		}
+		return nil
+	}
+	if !ip.IsValid() {
+		return nil
+	}
+	alloc := &attach.AgentAllocator{Client: agentapi.NewClient(c.AgentSocket), Kind: Owner}
+	err := alloc.Release(ctx, attach.AllocRequest{Network: c.Network, ContainerID: args.ContainerID, IfName: args.IfName}, ip)
+	if err != nil {
+		p.log().Warn("releasing the address with the agent failed (the port is gone: the agent frees it)", "ip", ip, "err", err)
+	}
+	return nil
+}
+
+// Check implements CHECK: the port must exist in the network with the
+// agent's installed mark for its address (its flows are in OVS), the
+// container interface must hold the address, and the default route must
+// go via the gateway the previous result gave (or the agent's).
+func (p *Plugin) Check(args *skel.CmdArgs) error {
+	c, err := parse(args, true)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := p.ctx(nil)
+	defer cancel()
+	if err := parsePrev(c); err != nil {
+		return err
+	}
+	ports, closePorts, err := p.open(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer closePorts()
+	list, err := ports.Ports(ctx)
+	if err != nil {
+		return types.NewError(types.ErrIOFailure, "listing the bridge's ports", err.Error())
+	}
+	pt, ok := port(list, args.ContainerID, args.IfName)
+	if !ok {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: no OVS port on bridge %s for interface %s of container %s (deleted? DEL and ADD again)",
+			c.Bridge, args.IfName, args.ContainerID), "")
+	}
+	x := pt.ExternalIDs
+	if x[endpoint.KeyNetwork] != c.Network {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: port %s is in network %q, not %q", pt.Name, x[endpoint.KeyNetwork], c.Network), "")
+	}
+	ip, err := netip.ParseAddr(x[endpoint.KeyIP])
+	if err != nil {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: port %s has no valid %s", pt.Name, endpoint.KeyIP), "")
+	}
+	if e := x[endpoint.KeyError]; e != "" {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: the agent refuses port %s: %s", pt.Name, e), "")
+	}
+	if !endpoint.HeldAddress(x) {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: the agent's flows for port %s (%s) are not installed (is ofctl-agent running?)", pt.Name, ip), "")
+	}
+	ns, err := attach.OpenNetNS(args.Netns)
+	if err != nil {
+		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CHECK: cannot open CNI_NETNS %s", args.Netns), err.Error())
+	}
+	defer ns.Close()
+	st, err := p.links().Inspect(ns, args.IfName)
+	if err != nil {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: interface %s in %s: %v", args.IfName, args.Netns, err), "")
+	}
+	if !slices.ContainsFunc(st.Addrs, func(a netip.Prefix) bool { return a.Addr() == ip }) {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: interface %s has no address %s (has %v)", args.IfName, ip, st.Addrs), "")
+	}
+	if !st.Up {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: interface %s is down", args.IfName), "")
+	}
+	if gw := expectedGateway(c); gw.IsValid() && st.Gateway != gw {
+		have := "none"
+		if st.Gateway.IsValid() {
+			have = st.Gateway.String()
+		}
+		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: the default route of %s is via %s, not via the gateway %s", args.IfName, have, gw), "")
+	}
+	if c.Delegated() {
+		if err := invoke.DelegateCheck(ctx, c.IPAM.Type, args.StdinData, nil); err != nil {
+			return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: IPAM plugin %s", c.IPAM.Type), err.Error())
+		}
+	}
+	return nil
+}
+
+// parsePrev decodes the previous result CHECK is given.
+func parsePrev(c *NetConf) error {
+	if c.RawPrevResult == nil {
+		return nil
+	}
+	if err := version.ParsePrevResult(&c.PluginConf); err != nil {
+		return types.NewError(types.ErrDecodingFailure, "prevResult", err.Error())
+	}
+	return nil
+}
+
+// expectedGateway is the default route's gateway in the previous result.
+func expectedGateway(c *NetConf) netip.Addr {
+	r, ok := c.PrevResult.(*current.Result)
+	if !ok || r == nil {
+		return netip.Addr{}
+	}
+	for _, rt := range r.Routes {
+		if ones, _ := rt.Dst.Mask.Size(); ones == 0 && rt.GW != nil {
+			if a, ok := netip.AddrFromSlice(rt.GW.To4()); ok {
+				return a
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
+// GC implements GC: it removes the plugin's ports in the configuration's
+// network whose container and interface are not in
+// cni.dev/valid-attachments, and gives their addresses back.
+func (p *Plugin) GC(args *skel.CmdArgs) error {
+	c, err := ParseConfig(args.StdinData)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := p.ctx(nil)
+	defer cancel()
+	ports, closePorts, err := p.open(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer closePorts()
+	list, err := ports.Ports(ctx)
+	if err != nil {
+		return types.NewError(types.ErrIOFailure, "listing the bridge's ports", err.Error())
+	}
+	valid := map[types.GCAttachment]bool{}
+	for _, a := range c.ValidAttachments {
+		valid[a] = true
+	}
+	at := p.attacher(ports, nil)
+	var errs []error
+	for _, pt := range list {
+		x := pt.ExternalIDs
+		id, ifname := x[endpoint.KeyContainerID], x[endpoint.KeyContainerIface]
+		if x[endpoint.KeyOwner] != Owner || x[endpoint.KeyNetwork] != c.Network || valid[types.GCAttachment{ContainerID: id, IfName: ifname}] {
+			continue
+		}
+		if err := at.Detach(ctx, id, ifname); err != nil && !errors.Is(err, attach.ErrNotAttached) {
+			errs = append(errs, err)
+			continue
+		}
+		p.log().Info("gc: removed", "port", pt.Name, "container", id, "ifname", ifname)
+		if !c.Delegated() {
+			ip, _ := netip.ParseAddr(x[endpoint.KeyIP])
+			_ = p.release(ctx, c, &skel.CmdArgs{ContainerID: id, IfName: ifname}, ip)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return types.NewError(types.ErrInternal, "GC: removing stale ports", err.Error())
+	}
+	return nil
+}
+
+// errPluginNotAvailable is spec 1.1's STATUS code 50: the plugin cannot
+// service ADD requests.
+const errPluginNotAvailable uint = 50
+
+// Status implements STATUS: an error while the agent is not reachable or
+// its pipeline is not in OVS, so that runtimes hold new containers.
+func (p *Plugin) Status(args *skel.CmdArgs) error {
+	c, err := ParseConfig(args.StdinData)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := p.ctx(nil)
+	defer cancel()
+	st, err := agentapi.NewClient(c.AgentSocket).Status(ctx)
+	if err != nil {
+		return types.NewError(errPluginNotAvailable, fmt.Sprintf("the agent is not reachable on %s: is ofctl-agent running?", c.AgentSocket), err.Error())
+	}
+	if !st.Ready {
+		return types.NewError(errPluginNotAvailable, "the agent is not ready: "+st.Reason, "")
+	}
+	return nil
+}
