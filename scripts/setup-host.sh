@@ -32,6 +32,9 @@ command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 # dnsperf: the resolver benchmark's load generator.
 command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+# the reference CNI plugins (host-local, bridge) in /usr/lib/cni: ofctl-cni's tests delegate IPAM to
+# host-local, and its benchmark runs bridge beside it.
+[ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
