@@ -76,6 +76,7 @@ down() {
 	wait 2>/dev/null
 	docker_down_cgroups
 	for ns in $(our_namespaces); do ip netns delete "$ns" 2>/dev/null; done
+	rm -rf /etc/netns/"$NSP"* # attach's resolv.conf of our namespaces
 	rm -rf "$DEMO_DIR"
 }
 

@@ -361,7 +361,10 @@ func atNewNS(t *testing.T, name string) string {
 	_, _ = rand.Read(b[:])
 	ns := fmt.Sprintf("%s%d-%s-%s", testbed.Prefix, os.Getpid(), hex.EncodeToString(b[:]), name)
 	atMustCmd(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { _, _ = atCmd("ip", "netns", "delete", ns) })
+	t.Cleanup(func() {
+		_, _ = atCmd("ip", "netns", "delete", ns)
+		os.RemoveAll(filepath.Join("/etc/netns", ns)) // attach's resolv.conf
+	})
 	atMustCmd(t, "ip", "-n", ns, "link", "set", "lo", "up")
 	return ns
 }

@@ -53,6 +53,8 @@ func (ns NetNS) remove() {
 		}
 	}
 	_, _ = run(nil, "ip", "netns", "delete", string(ns))
+	// What `ip netns exec` mounts over /etc (attach writes resolv.conf there).
+	_ = os.RemoveAll(filepath.Join("/etc/netns", string(ns)))
 }
 
 // killPid sends SIGTERM, waits up to grace, then SIGKILL.
@@ -128,7 +130,8 @@ func cleanLeftovers() {
 		}
 	}
 	entries, _ := os.ReadDir("/var/run/netns")
-	for _, e := range entries {
+	etc, _ := os.ReadDir("/etc/netns")
+	for _, e := range append(entries, etc...) {
 		if pid := ownerPid(e.Name()); pid > 0 && !alive(pid) {
 			NetNS(e.Name()).remove()
 		}
