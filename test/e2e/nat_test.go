@@ -477,3 +477,50 @@ func ntLoggedSince(t *testing.T, a *testbed.Agent, substr string, since time.Tim
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestNATUnderlayOverlap: a network with NAT on whose subnet overlaps the
+// underlay (192.0.2.0/24 here) is refused by the packet filter: a log
+// line, invalid_inputs_total{kind="nat"}, no rule for it; the other
+// networks keep theirs. With nat: false the same subnet is routed, not
+// refused.
+func TestNATUnderlayOverlap(t *testing.T) {
+	testbed.Require(t)
+	testbed.RequireTools(t, "nft")
+	for _, nat := range []bool{true, false} {
+		t.Run(fmt.Sprintf("nat=%v", nat), func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "cluster.yaml")
+			cluster := fmt.Sprintf(`networks:
+  - {name: blue, vni: 100, subnet: 10.100.0.0/16}
+  - {name: clash, vni: 300, subnet: 192.0.2.0/24, nat: %v}
+hosts:
+  - name: ha
+    tunnel_ip: 192.0.2.1
+    ranges: { blue: 10.100.1.0/24, clash: 192.0.2.128/25 }
+  - name: hb
+    tunnel_ip: 192.0.2.2
+`, nat)
+			if err := os.WriteFile(file, []byte(cluster), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			a, b := testbed.NewNode(t, "ha"), testbed.NewNode(t, "hb")
+			testbed.Underlay(t, a, b, netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("192.0.2.2/24"))
+			p := agStart(t, a, "ha", "192.0.2.1", file)
+			var table string
+			testbed.Eventually(t, 10*time.Second, func() bool {
+				table, _ = a.NS.Exec("nft", "list", "table", "ip", netfilter.DefaultTable)
+				return strings.Contains(table, `comment "masquerade blue"`)
+			}, "no masquerade rule for blue")
+			refused := p.Metric(t, `ofctl_agent_invalid_inputs_total{kind="nat"}`)
+			if nat {
+				p.Logged(t, `overlaps the underlay (192.0.2.0/24) and NAT is on`, p.Started)
+				if refused != 1 || strings.Contains(table, "clash") {
+					t.Fatalf("invalid_inputs{kind=nat} %v (want 1); the table must have no rule for clash:\n%s", refused, table)
+				}
+				return
+			}
+			if refused != 0 || !strings.Contains(table, `jump to-clash`) || strings.Contains(table, `comment "masquerade clash"`) {
+				t.Fatalf("nat: false: invalid_inputs{kind=nat} %v (want 0); clash routed (filtered, not masqueraded):\n%s", refused, table)
+			}
+		})
+	}
+}
