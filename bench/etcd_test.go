@@ -21,6 +21,7 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster/etcd"
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster/etcd/etcdtest"
+	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/test/testbed"
 )
@@ -138,6 +139,11 @@ func BenchmarkEtcdConverge(b *testing.B) {
 		b.ReportMetric(ms(gone.p50), "host-gone-p50-ms")
 		b.ReportMetric(float64(want), "flows")
 		a.Stop(syscall.SIGTERM)
+		list, bundle := etcdFloor(b, c, node, want)
+		b.ReportMetric(list.Seconds(), "floor-list-s")
+		b.ReportMetric(bundle.Seconds(), "floor-bundle-s")
+		b.ReportMetric((list + bundle).Seconds(), "floor-s")
+		b.ReportMetric(converge.Seconds()/(list+bundle).Seconds(), "converge/floor")
 	}
 	b.ReportMetric(0, "ns/op")
 }
@@ -148,6 +154,59 @@ func etcdStartAgent(b *testing.B, node *testbed.Node, endpoint string) *daemon {
 		"--etcd-prefix", etcdPrefix, "--cluster-file", filepath.Join(node.Dir, "none.yaml"),
 		"--all-remote-flows") // no local endpoint here: scoped, it would program no remote endpoint
 	return startDaemon(b, filepath.Join(node.Dir, "agent-etcd.log"), args...)
+}
+
+// etcdFloor measures, on the same etcd and bridge, what converging needs
+// without the agent: one range read of the prefix (all keys, one request,
+// values decoded by the client) and one bundle of the agent's flows at
+// convergence (pkg/pipeline's of the seeded records, encoded beforehand) on a bare pkg/openflow connection
+// to the emptied bridge, until the commit reply. The flows are counted
+// with ovs-ofctl afterwards.
+func etcdFloor(b *testing.B, c *clientv3.Client, node *testbed.Node, want int) (list, bundle time.Duration) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	resp, err := c.Get(ctx, etcdPrefix+"/", clientv3.WithPrefix())
+	if err != nil {
+		b.Fatal(err)
+	}
+	list = time.Since(start)
+	if len(resp.Kvs) < etcdHosts*etcdPerHost*99/100 { // the changes above removed 3 hosts' records
+		b.Fatalf("range read: %d keys", len(resp.Kvs))
+	}
+	pn := pipeline.Network{Name: etcdNet.Name, VNI: etcdNet.VNI, Subnet: etcdNet.Subnet}
+	flows := append(pipeline.FixedFlows(agentTunnelOF), pipeline.NetworkFlows(pn)...)
+	for h := range etcdHosts {
+		rh := pipeline.RemoteHost{Name: etcdHostName(h), TunnelIP: etcdHostIP(h)}
+		flows = append(flows, pipeline.RemoteHostFlows(rh, []pipeline.Network{pn})...)
+		for j := range etcdPerHost {
+			ip, mac := etcdEndpoint(h, j, 0)
+			flows = append(flows, pipeline.RemoteEndpointFlows(pn, rh, pipeline.RemoteEndpoint{Network: pn.Name, IP: ip, MAC: mac, Host: rh.Name})...)
+		}
+	}
+	if len(flows) != want {
+		b.Fatalf("floor: %d flows, want %d", len(flows), want)
+	}
+	msgs := addMods(b, flows)
+	node.Ofctl(b, "del-flows", agentBridge)
+	conn, err := openflow.Dial(ctx, openflow.Config{Addr: node.MgmtAddr(agentBridge), RequestTimeout: 2 * time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Barrier(ctx); err != nil {
+		b.Fatal(err)
+	}
+	start = time.Now()
+	if err := installBundle(ctx, conn, msgs); err != nil {
+		b.Fatal(err)
+	}
+	bundle = time.Since(start)
+	if got := countFlows(b, node, agentBridge); got != want {
+		b.Fatalf("floor bundle: OVS holds %d flows, want %d", got, want)
+	}
+	return list, bundle
 }
 
 // etcdWaitFlows polls dump-aggregate until br-int holds want flows.
