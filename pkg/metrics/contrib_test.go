@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -78,7 +79,14 @@ func collectQueries(v any, out *[]string) {
 func exportedSeriesNames(t *testing.T) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	for _, mf := range parse(t, exposition(t, testHandler(t))) {
+	// The daemon registers the NAT collector in Extra (cmd/ofctl-agent).
+	nat := prometheus.NewRegistry()
+	nat.MustRegister(NewNATCollector(fakeNAT{counters: natCounters()}))
+	natFamilies, err := nat.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range append(parse(t, exposition(t, testHandler(t))), natFamilies...) {
 		name := mf.GetName()
 		switch mf.GetType() {
 		case dto.MetricType_HISTOGRAM:
