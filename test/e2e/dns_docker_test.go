@@ -12,25 +12,30 @@ import (
 )
 
 // TestDNSDocker: Docker containers on an ofctl-agent network use the
-// agent's resolver on their gateway with `--dns <gateway> --dns-search
-// <network>.ofctl.internal`: Docker's embedded resolver forwards the names
-// it does not know there, from the container's address. One host (static
-// mode: local names). A Docker container resolves and pings a named
-// namespace container attached beside it; the name of a Docker container
-// itself is answered once the Docker plugin writes ofctl-agent.name (until
-// then that part is skipped, saying so).
+// agent's resolver on their gateway, without per-container flags when the
+// daemon's "dns" and "dns-search" name it (daemon.json), or with `--dns
+// <gateway> --dns-search <network>.ofctl.internal`: Docker's embedded
+// resolver forwards the names it does not know there, from the
+// container's address. One host (static mode: local names). A Docker
+// container resolves and pings a named namespace container attached beside
+// it; the name of a Docker container itself is answered once the Docker
+// plugin writes ofctl-agent.name (until then that part is skipped, saying
+// so).
 func TestDNSDocker(t *testing.T) {
-	ha := dkSetup(t, "ha")[0]
 	gw := "10.100.1.1"
+	ha := dkSetupWith(t, testbed.DockerOpts{Daemon: map[string]any{"dns": []string{gw}, "dns-search": []string{"blue.ofctl.internal"}}}, "ha")[0]
 	c3 := ha.node.AddContainer(t, "c3", testbed.ContainerOpts{Addr: netip.MustParsePrefix("10.100.1.77/16")})
 	c3.AttachTo(t, "br-int", 0, map[string]string{endpoint.KeyNetwork: "blue", endpoint.KeyIP: "10.100.1.77", endpoint.KeyMAC: c3.MAC.String(), endpoint.KeyName: "c3"})
 	testbed.Eventually(t, 20*time.Second, func() bool { return slices.Contains(dnServed(t, &dnHost{agent: ha.agent})["blue"], "c3") },
 		"ha never answered c3: %v", dnServed(t, &dnHost{agent: ha.agent}))
 	dnsFlags := []string{"run", "--rm", "--network", "blue", "--dns", gw, "--dns-search", "blue.ofctl.internal", ha.img}
-	for _, name := range []string{"c3", "c3.blue.ofctl.internal"} {
-		out, err := ha.docker.RunErr(append(dnsFlags, "ping", "-c1", "-W2", name)...)
-		if err != nil || !strings.Contains(out, "10.100.1.77") {
-			t.Errorf("docker run ... ping -c1 %s: %v\n%s", name, err, out)
+	noFlags := []string{"run", "--rm", "--network", "blue", ha.img}
+	for _, run := range [][]string{noFlags, dnsFlags} {
+		for _, name := range []string{"c3", "c3.blue.ofctl.internal"} {
+			out, err := ha.docker.RunErr(append(run, "ping", "-c1", "-W2", name)...)
+			if err != nil || !strings.Contains(out, "10.100.1.77") {
+				t.Errorf("docker %s ping -c1 %s: %v\n%s", strings.Join(run, " "), name, err, out)
+			}
 		}
 	}
 	out, err := ha.docker.RunErr(append(dnsFlags, "nslookup", "nobody.blue.ofctl.internal")...)
@@ -49,7 +54,7 @@ func TestDNSDocker(t *testing.T) {
 		case !strings.Contains(ext, endpoint.KeyName+"=web"):
 			t.Fatalf("the Docker plugin wrote another name than the container's (web): %s", ext)
 		}
-		out, err := ha.docker.RunErr(append(dnsFlags, "ping", "-c1", "-W2", "web")...)
+		out, err := ha.docker.RunErr(append(noFlags, "ping", "-c1", "-W2", "web")...)
 		if err != nil || !strings.Contains(out, addr.String()) {
 			t.Errorf("docker run ... ping -c1 web: %v\n%s", err, out)
 		}
