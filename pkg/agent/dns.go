@@ -37,6 +37,9 @@ type dnsNet struct {
 type dnsState struct {
 	served map[string]dnsNet
 	failed bool // a SetNetwork failed: applyDNS retries at the next drift check
+	// problem is the last failure reported per network: a retry that fails
+	// the same way is not reported again.
+	problem map[string]string
 	// public is served's gateways, for the local API's readers.
 	public atomic.Pointer[map[string]netip.Addr]
 }
@@ -71,7 +74,7 @@ func (a *Agent) applyDNS(v cluster.View) {
 // serveDNS serves the networks of v that have a gateway in gws.
 func (a *Agent) serveDNS(v cluster.View, gws map[string]netip.Addr) {
 	if a.dns.served == nil {
-		a.dns.served = map[string]dnsNet{}
+		a.dns.served, a.dns.problem = map[string]dnsNet{}, map[string]string{}
 	}
 	want := map[string]dnsNet{}
 	for name, gw := range gws {
@@ -92,10 +95,15 @@ func (a *Agent) serveDNS(v cluster.View, gws map[string]netip.Addr) {
 			continue
 		}
 		if err := a.cfg.DNS.SetNetwork(name, w.gateway, w.subnet); err != nil {
-			a.reject("dns", fmt.Errorf("dns: network %s on %s: %w", name, w.gateway, err))
+			err = fmt.Errorf("dns: network %s on %s: %w (retried at each drift check)", name, w.gateway, err)
+			if a.dns.problem[name] != err.Error() {
+				a.dns.problem[name] = err.Error()
+				a.reject("dns", err)
+			}
 			a.dns.failed = true
 			continue
 		}
+		delete(a.dns.problem, name)
 		a.dns.served[name] = w
 		a.log.Info("dns: serving network", "network", name, "address", w.gateway, "subnet", w.subnet)
 	}

@@ -69,6 +69,8 @@ func TestServeDNS(t *testing.T) {
 			"", map[string]string{"blue": "10.100.1.1 10.100.0.0/16"}, 1, false},
 		{"blue moves, red back but failing", view("blue", "red"), gw("blue", "10.100.2.1", "red", "10.101.1.1"),
 			"red", map[string]string{"blue": "10.100.2.1 10.100.0.0/16"}, 2, true},
+		{"retried, failing the same way: not reported again", view("blue", "red"), gw("blue", "10.100.2.1", "red", "10.101.1.1"),
+			"red", map[string]string{"blue": "10.100.2.1 10.100.0.0/16"}, 1, true},
 		{"retried", view("blue", "red"), gw("blue", "10.100.2.1", "red", "10.101.1.1"),
 			"", map[string]string{"blue": "10.100.2.1 10.100.0.0/16", "red": "10.101.1.1 10.101.0.0/16"}, 1, false},
 	}
