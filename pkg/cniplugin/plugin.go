@@ -102,6 +102,7 @@ func OpenOVSPorts(ctx context.Context, c *NetConf) (Ports, func(), error) {
 		<-done
 	}
 	ports := attach.NewOVSPorts(cl)
+	ports.Poll = 2 * time.Millisecond // a runtime waits on every ADD: look often, it is cheap
 	if err := ports.Ready(ctx, 2*time.Second); err != nil {
 		stop()
 		return nil, nil, err
@@ -139,6 +140,8 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := p.ctx(c)
 	defer cancel()
+	start := time.Now()
+	phase := func(name string) { p.log().Debug("add: "+name, "elapsed", time.Since(start)) }
 	ns, err := attach.OpenNetNS(args.Netns)
 	if err != nil {
 		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("cannot open CNI_NETNS %s", args.Netns), err.Error())
@@ -171,16 +174,19 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		}
 		return err
 	}
+	phase("network from the agent")
 	ports, closePorts, err := p.open(ctx, c)
 	if err != nil {
 		return fail(err)
 	}
 	defer closePorts()
+	phase("OVSDB connected")
 	at := p.attacher(ports, alloc)
 	res, err := at.Attach(ctx, attach.Container{ID: args.ContainerID, NetNS: ns}, o)
 	if err != nil {
 		return fail(attachError(c, args, err))
 	}
+	phase("attached")
 	wctx, wcancel := context.WithTimeout(ctx, c.installTimeout)
 	defer wcancel()
 	if err := ports.WaitInstalled(wctx, res.Port, res.Options.IP.Addr()); err != nil {
@@ -190,6 +196,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		}
 		return fail(err)
 	}
+	phase("installed")
 	p.log().Info("added", "container", args.ContainerID, "ifname", args.IfName, "port", res.Port, "ip", res.Options.IP)
 	return types.PrintResult(result(c, args, res, n.DNS), c.CNIVersion)
 }
