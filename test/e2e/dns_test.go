@@ -316,3 +316,24 @@ func dnPort(t *testing.T, h *dnHost, c dnCtr) string {
 	out := h.node.Vsctl(t, "--bare", "--columns=name", "find", "interface", fmt.Sprintf("external_ids:ofctl-agent.ip=%s", c.ip))
 	return strings.TrimSpace(out)
 }
+
+// TestDNSStatic: with the static cluster file hosts exchange no endpoint
+// records, so each answers for its own containers only (docs/dns.md): a
+// name set on ca (host ha) is answered by ha's resolver, cb's (host hb)
+// by hb's and not by ha's, where it is NXDOMAIN.
+func TestDNSStatic(t *testing.T) {
+	testbed.RequireTools(t, "dig", "ethtool")
+	tp := agSetup(t)
+	for _, c := range []*testbed.Container{tp.ca, tp.cb} { // as attach does on a netdev bridge: UDP needs it too
+		c.Exec(t, "ethtool", "-K", c.IfName, "tx", "off")
+	}
+	tp.a.Vsctl(t, "set", "interface", tp.ca.HostIf, "external_ids:ofctl-agent.name=ca")
+	tp.b.Vsctl(t, "set", "interface", tp.cb.HostIf, "external_ids:ofctl-agent.name=cb")
+	ca := dnCtr{ns: string(tp.ca.NS), name: "ca", network: "blue", host: &dnHost{gw: map[string]string{"blue": "10.100.1.1"}}}
+	cb := dnCtr{ns: string(tp.cb.NS), name: "cb", network: "blue", host: &dnHost{gw: map[string]string{"blue": "10.100.2.1"}}}
+	ca.until(t, 20*time.Second, "NOERROR", []string{"10.100.1.10"}, "ca")
+	cb.until(t, 20*time.Second, "NOERROR", []string{"10.100.2.10"}, "cb.blue.ofctl.internal")
+	ca.wants(t, "another host's name in static mode", "NXDOMAIN", nil, "cb")
+	cb.wants(t, "another host's name in static mode", "NXDOMAIN", nil, "ca")
+	ca.wants(t, "PTR of a local address", "NOERROR", []string{"ca.blue.ofctl.internal."}, "-x", "10.100.1.10")
+}
