@@ -86,6 +86,7 @@ func exportedSeriesNames(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
+	natFamilies = append(natFamilies, resolverFamilies(t)...) // contrib_dns_test.go
 	for _, mf := range append(parse(t, exposition(t, testHandler(t))), natFamilies...) {
 		name := mf.GetName()
 		switch mf.GetType() {
