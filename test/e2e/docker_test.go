@@ -69,6 +69,14 @@ func dkSetup(t *testing.T, names ...string) []*dkHost {
 // dkSetupWith is dkSetup with engine options.
 func dkSetupWith(t *testing.T, o testbed.DockerOpts, names ...string) []*dkHost {
 	t.Helper()
+	hosts, _ := dkSetupAll(t, o, false, names...)
+	return hosts
+}
+
+// dkSetupAll is dkSetupWith with an outside namespace behind the first
+// host (testbed.AddOutside) when outside.
+func dkSetupAll(t *testing.T, o testbed.DockerOpts, outside bool, names ...string) ([]*dkHost, *testbed.Outside) {
+	t.Helper()
 	testbed.RequireDocker(t)
 	file := filepath.Join(t.TempDir(), "cluster.yaml")
 	if err := os.WriteFile(file, []byte(dkCluster), 0o644); err != nil {
@@ -83,6 +91,10 @@ func dkSetupWith(t *testing.T, o testbed.DockerOpts, names ...string) []*dkHost 
 	if len(hosts) == 2 {
 		testbed.Underlay(t, hosts[0].node, hosts[1].node, netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("192.0.2.2/24"))
 	}
+	var out *testbed.Outside
+	if outside {
+		out = testbed.AddOutside(t, hosts[0].node)
+	}
 	for _, h := range hosts {
 		h.docker = testbed.StartDockerWith(t, h.node, o)
 		args := append(testbed.AgentArgs(h.node, h.name, tunnel[h.name]), "--cluster-file", file, "--verify-interval", "300ms",
@@ -93,7 +105,7 @@ func dkSetupWith(t *testing.T, o testbed.DockerOpts, names ...string) []*dkHost 
 		h.img = h.docker.Image(t)
 		h.docker.Run(t, dkCreate...)
 	}
-	return hosts
+	return hosts, out
 }
 
 // run starts a container on blue and returns its address.
@@ -736,4 +748,33 @@ func TestDockerPluginLiveRestore(t *testing.T) {
 		t.Errorf("veths after rm -f: %v", got)
 	}
 	testbed.Eventually(t, 10*time.Second, func() bool { return dkFlowsWith(t, ha.node, a) == 0 }, "flows of %s left", a)
+}
+
+// TestDockerPluginPublished: docker run -p 8080:80 on an ofctl-agent
+// network answers on the host's address from outside the host (the
+// agent's published ports, from the port's ofctl-agent.ports), the
+// container's default route is its host's gateway (it reaches the outside
+// too), and after docker rm -f the host port no longer answers.
+func TestDockerPluginPublished(t *testing.T) {
+	testbed.RequireTools(t, "curl")
+	hosts, out := dkSetupAll(t, testbed.DockerOpts{}, true, "ha", "hb")
+	ha := hosts[0]
+	ha.docker.Run(t, "run", "-d", "--name", "web", "--network", "blue", "-p", "8080:80", ha.img, "httpd", "-f", "-p", "80", "-h", "/etc")
+	want := strings.TrimSpace(ha.docker.Run(t, "inspect", "--format", "{{.Config.Hostname}}", "web"))
+	url := "http://" + out.HostAddr.String() + ":8080/hostname"
+	var got string
+	testbed.Eventually(t, 15*time.Second, func() bool {
+		o, err := out.NS.Exec("curl", "-sS", "--max-time", "2", url)
+		got = strings.TrimSpace(o)
+		return err == nil && got == want
+	}, "curl %s from outside never answered web's hostname %q (last: %q)", url, want, got)
+	t.Logf("from outside: curl %s -> %s", url, got)
+	if ok, o := ha.ping("web", out.Addr, 2); !ok {
+		t.Errorf("web -> outside %s through its gateway: %s", out.Addr, o)
+	}
+	ha.docker.Run(t, "rm", "-f", "web")
+	testbed.Eventually(t, 15*time.Second, func() bool {
+		_, err := out.NS.Exec("curl", "-sS", "--max-time", "2", url)
+		return err != nil
+	}, "%s still answers after docker rm -f web", url)
 }
