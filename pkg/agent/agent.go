@@ -111,6 +111,7 @@ type Agent struct {
 	restoreWait atomic.Bool
 	ready       atomic.Bool
 	readyOnce   sync.Once
+	memory      releaser     // returns memory to the OS after large changes
 	monitored   atomic.Bool  // OVS reports flow changes on the current connection
 	drift       *driftQueue  // what it reported, until repaired (monitor.go)
 	lastFull    atomic.Int64 // unix nanoseconds of the last successful full Sync

@@ -207,6 +207,7 @@ func (a *Agent) flush(ctx context.Context) int {
 	if n > 0 {
 		a.log.Debug("flushed", "flow_mods", n, "took", time.Since(start))
 	}
+	a.memory.after(n)
 	return n
 }
 
@@ -314,6 +315,7 @@ func (a *Agent) syncConn(ctx context.Context, c *openflow.Conn) error {
 		"modified", res.Modified, "deleted", res.Deleted, "took", res.Duration, "flow_monitor", a.monitored.Load(),
 		"owners_failing", a.rec.Stats().Failing)
 	a.releaseRestoreWait(ctx)
+	a.memory.after(res.Added + res.Modified + res.Deleted)
 	a.ready.Store(true)
 	go func() {
 		<-c.Done()
