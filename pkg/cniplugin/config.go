@@ -48,6 +48,10 @@ type NetConf struct {
 	// OVSDB is the OVSDB endpoint (unix:PATH, tcp:HOST:PORT); default
 	// DefaultOVSDB.
 	OVSDB string `json:"ovsdb,omitempty"`
+	// OpenFlow is the bridge's OpenFlow management socket, where CHECK
+	// reads the endpoint's flows; default
+	// unix:/var/run/openvswitch/<bridge>.mgmt.
+	OpenFlow string `json:"openflow,omitempty"`
 	// AgentSocket is the agent's local API (its --api-socket); default
 	// agentapi.DefaultSocket.
 	AgentSocket string `json:"agentSocket,omitempty"`
@@ -92,6 +96,12 @@ func ParseConfig(data []byte) (*NetConf, error) {
 	}
 	if !strings.HasPrefix(c.OVSDB, "unix:/") && !strings.HasPrefix(c.OVSDB, "tcp:") {
 		return nil, bad("ovsdb", c.OVSDB, "want unix:/PATH or tcp:HOST:PORT")
+	}
+	if c.OpenFlow == "" {
+		c.OpenFlow = "unix:/var/run/openvswitch/" + c.Bridge + ".mgmt"
+	}
+	if !strings.HasPrefix(c.OpenFlow, "unix:/") && !strings.HasPrefix(c.OpenFlow, "tcp:") {
+		return nil, bad("openflow", c.OpenFlow, "want unix:/PATH (the bridge's .mgmt socket) or tcp:HOST:PORT")
 	}
 	if c.AgentSocket == "" {
 		c.AgentSocket = agentapi.DefaultSocket

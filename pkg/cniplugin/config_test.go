@@ -1,7 +1,10 @@
 package cniplugin
 
 import (
+	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +24,7 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{name: "defaults", conf: `{"cniVersion":"1.1.0","name":"blue","type":"ofctl-cni"}`, check: func(t *testing.T, c *NetConf) {
 			if c.Network != "blue" || c.Bridge != DefaultBridge || c.OVSDB != DefaultOVSDB || c.AgentSocket != agentapi.DefaultSocket ||
-				c.InstallWait() != DefaultInstallTimeout || c.MTU != 0 || c.Delegated() {
+				c.InstallWait() != DefaultInstallTimeout || c.MTU != 0 || c.Delegated() || c.OpenFlow != "unix:/var/run/openvswitch/br-int.mgmt" {
 				t.Errorf("defaults: %+v", c)
 			}
 		}},
@@ -46,6 +49,12 @@ func TestParseConfig(t *testing.T) {
 		{name: "bridge too long", conf: `{"name":"blue","bridge":"abcdefghijklmnop"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid bridge"},
 		{name: "bridge with slash", conf: `{"name":"blue","bridge":"a/b"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid bridge"},
 		{name: "ovsdb scheme", conf: `{"name":"blue","ovsdb":"/var/run/db.sock"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid ovsdb"},
+		{name: "openflow default follows the bridge", conf: `{"name":"blue","bridge":"br-x"}`, check: func(t *testing.T, c *NetConf) {
+			if c.OpenFlow != "unix:/var/run/openvswitch/br-x.mgmt" {
+				t.Errorf("openflow %q", c.OpenFlow)
+			}
+		}},
+		{name: "openflow scheme", conf: `{"name":"blue","openflow":"br-int.mgmt"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid openflow"},
 		{name: "relative socket", conf: `{"name":"blue","agentSocket":"agent.sock"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid agentSocket"},
 		{name: "mtu low", conf: `{"name":"blue","mtu":67}`, code: types.ErrInvalidNetworkConfig, msg: "invalid mtu"},
 		{name: "mtu high", conf: `{"name":"blue","mtu":65536}`, code: types.ErrInvalidNetworkConfig, msg: "invalid mtu"},
@@ -155,4 +164,35 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("valid configuration without its defaults: %+v", c)
 		}
 	})
+}
+
+// TestExampleConflist: the example in contrib/cni is a valid list whose
+// ofctl-cni entry parses with the defaults the README states.
+func TestExampleConflist(t *testing.T) {
+	files, err := filepath.Glob("../../contrib/cni/*.conflist")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no example conflist: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list struct {
+			CNIVersion string            `json:"cniVersion"`
+			Name       string            `json:"name"`
+			Plugins    []json.RawMessage `json:"plugins"`
+		}
+		if err := json.Unmarshal(data, &list); err != nil || len(list.Plugins) != 1 {
+			t.Fatalf("%s: %v (%d plugins)", f, err, len(list.Plugins))
+		}
+		c, err := ParseConfig(list.Plugins[0])
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if c.Type != "ofctl-cni" || c.Network != "blue" || c.Bridge != DefaultBridge || c.OVSDB != DefaultOVSDB ||
+			c.AgentSocket != agentapi.DefaultSocket || c.OpenFlow != "unix:/var/run/openvswitch/br-int.mgmt" {
+			t.Errorf("%s: %+v", f, c)
+		}
+	}
 }

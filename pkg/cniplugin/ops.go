@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 
@@ -16,6 +17,8 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 	"github.com/ofctl-agent/ofctl-agent/pkg/attach"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
+	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 )
 
 // port finds the plugin's port of (container, ifname).
@@ -125,6 +128,9 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	if !endpoint.HeldAddress(x) {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: the agent's flows for port %s (%s) are not installed (is ofctl-agent running?)", pt.Name, ip), "")
 	}
+	if err := p.checkFlows(ctx, c, pt.Name, ip); err != nil {
+		return err
+	}
 	ns, err := attach.OpenNetNS(args.Netns)
 	if err != nil {
 		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CHECK: cannot open CNI_NETNS %s", args.Netns), err.Error())
@@ -153,6 +159,34 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 		}
 	}
 	return nil
+}
+
+// checkFlows reads the endpoint's flows from the bridge (OpenFlow flow
+// stats for the endpoint's cookie, pkg/pipeline): none is an error.
+func (p *Plugin) checkFlows(ctx context.Context, c *NetConf, port string, ip netip.Addr) error {
+	count := p.CountFlows
+	if count == nil {
+		count = countFlows
+	}
+	n, err := count(ctx, c.OpenFlow, pipeline.Endpoint{Port: port}.Cookie())
+	switch {
+	case err != nil:
+		return types.NewError(types.ErrIOFailure, fmt.Sprintf("CHECK: reading the flows of port %s from %s (conflist key openflow)", port, c.OpenFlow), err.Error())
+	case n == 0:
+		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: bridge %s has no flows for port %s (%s): the agent's flows are missing (is ofctl-agent running?)", c.Bridge, port, ip), "")
+	}
+	return nil
+}
+
+// countFlows counts the flows of one object cookie over OpenFlow.
+func countFlows(ctx context.Context, addr string, cookie uint64) (int, error) {
+	conn, err := openflow.Dial(ctx, openflow.Config{Addr: addr, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	flows, err := conn.FlowStats(ctx, openflow.FlowStatsFilter{TableID: openflow.AllTables, Cookie: cookie, CookieMask: pipeline.ObjectMask, RawOnly: true})
+	return len(flows), err
 }
 
 // parsePrev decodes the previous result CHECK is given.

@@ -34,7 +34,10 @@ type Plugin struct {
 	// disconnects. Nil: OpenOVSPorts.
 	OpenPorts func(ctx context.Context, c *NetConf) (p Ports, close func(), err error)
 	Links     attach.Links // nil: attach.Netlink{}
-	Log       *slog.Logger
+	// CountFlows counts the bridge's flows of a cookie (CHECK); nil:
+	// OpenFlow flow stats on the conflist's openflow socket.
+	CountFlows func(ctx context.Context, addr string, cookie uint64) (int, error)
+	Log        *slog.Logger
 	// Timeout bounds one command besides ADD's install wait; 0: 30s.
 	Timeout time.Duration
 }

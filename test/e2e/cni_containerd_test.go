@@ -132,7 +132,8 @@ func TestCNIContainerd(t *testing.T) {
 	agStart(t, b, "hb", "192.0.2.2", file)
 	ha, hb := newCNIHost(t, a, bin), newCNIHost(t, b, bin)
 	// containerd 1.6 (Debian's) reads results up to spec 1.0.0.
-	ha.writeConfVersion(t, "1.0.0", "blue", `{"type":"ofctl-cni","ovsdb":%q,"agentSocket":%q,"installTimeout":"60s"}`, a.DBAddr(), testbed.AgentSocket(a))
+	ha.writeConfVersion(t, "1.0.0", "blue", `{"type":"ofctl-cni","ovsdb":%q,"openflow":%q,"agentSocket":%q,"installTimeout":"60s"}`,
+		a.DBAddr(), a.MgmtAddr("br-int"), testbed.AgentSocket(a))
 	cb := atNewNS(t, "ctrb")
 	rb := parseCNI(t, hb.mustTool(t, "add", "blue", atNSPath(cb)))
 	ipb := strings.Split(rb.IPs[0].Address, "/")[0]

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/test/testbed"
 )
 
@@ -50,7 +51,8 @@ type cniHost struct {
 
 func newCNIHost(t *testing.T, node *testbed.Node, bin string) *cniHost {
 	h := &cniHost{node: node, bin: bin, conf: t.TempDir()}
-	h.writeConf(t, "blue", `{"type":"ofctl-cni","ovsdb":%q,"agentSocket":%q,"installTimeout":"60s"}`, node.DBAddr(), testbed.AgentSocket(node))
+	h.writeConf(t, "blue", `{"type":"ofctl-cni","ovsdb":%q,"openflow":%q,"agentSocket":%q,"installTimeout":"60s"}`,
+		node.DBAddr(), node.MgmtAddr("br-int"), testbed.AgentSocket(node))
 	return h
 }
 
@@ -99,8 +101,8 @@ func (h *cniHost) plugin(command, containerID, netns, ifname, conf string) (stri
 }
 
 func (h *cniHost) pluginConf(extra string) string {
-	return fmt.Sprintf(`{"cniVersion":"1.1.0","name":"blue","type":"ofctl-cni","ovsdb":%q,"agentSocket":%q,"installTimeout":"60s"%s}`,
-		h.node.DBAddr(), testbed.AgentSocket(h.node), extra)
+	return fmt.Sprintf(`{"cniVersion":"1.1.0","name":"blue","type":"ofctl-cni","ovsdb":%q,"openflow":%q,"agentSocket":%q,"installTimeout":"60s"%s}`,
+		h.node.DBAddr(), h.node.MgmtAddr("br-int"), testbed.AgentSocket(h.node), extra)
 }
 
 // cniResult is the part of a CNI result the tests read.
@@ -157,9 +159,9 @@ func TestCNI(t *testing.T) {
 	ha, hb := newCNIHost(t, a, bin), newCNIHost(t, b, bin)
 	// Debian's host-local (1.1.1) speaks spec 1.0.0 at most: the older
 	// version works with ofctl-cni too.
-	hb.writeConfVersion(t, "1.0.0", "bluehl", `{"type":"ofctl-cni","network":"blue","ovsdb":%q,"agentSocket":%q,"installTimeout":"60s",`+
+	hb.writeConfVersion(t, "1.0.0", "bluehl", `{"type":"ofctl-cni","network":"blue","ovsdb":%q,"openflow":%q,"agentSocket":%q,"installTimeout":"60s",`+
 		`"ipam":{"type":"host-local","ranges":[[{"subnet":"10.100.0.0/16","rangeStart":"10.100.2.200","rangeEnd":"10.100.2.210"}]],"dataDir":%q}}`,
-		b.DBAddr(), testbed.AgentSocket(b), t.TempDir())
+		b.DBAddr(), b.MgmtAddr("br-int"), testbed.AgentSocket(b), t.TempDir())
 
 	c1, c2 := atNewNS(t, "cni1"), atNewNS(t, "cni2")
 	r1 := parseCNI(t, ha.mustTool(t, "add", "blue", atNSPath(c1)))
@@ -202,6 +204,26 @@ func TestCNI(t *testing.T) {
 	ha.mustTool(t, "check", "blue", atNSPath(c1))
 	hb.mustTool(t, "check", "bluehl", atNSPath(c2))
 
+	t.Run("CHECK after the flows are deleted", func(t *testing.T) {
+		// The agent puts deleted flows back at once: freeze it meanwhile.
+		if err := syscall.Kill(pa.Pid(), syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		cookie := fmt.Sprintf("cookie=%#x/%#x", pipeline.Endpoint{Port: port1}.Cookie(), pipeline.ObjectMask)
+		a.Ofctl(t, "del-flows", "br-int", cookie)
+		if out := a.Ofctl(t, "dump-flows", "br-int", cookie); strings.Contains(out, "cookie=") {
+			t.Fatalf("flows of %s still there: %s", port1, out)
+		}
+		out, err := ha.tool("check", "blue", atNSPath(c1))
+		if cerr := syscall.Kill(pa.Pid(), syscall.SIGCONT); cerr != nil {
+			t.Fatal(cerr)
+		}
+		if err == nil || !strings.Contains(out, "has no flows for port "+port1) {
+			t.Fatalf("check without the flows: %v %s", err, out)
+		}
+		testbed.Eventually(t, 20*time.Second, func() bool { _, err := ha.tool("check", "blue", atNSPath(c1)); return err == nil },
+			"CHECK never passed again after the agent was resumed")
+	})
 	t.Run("CHECK after the port is deleted, then DEL twice", func(t *testing.T) {
 		a.Vsctl(t, "del-port", "br-int", port1)
 		out, err := ha.tool("check", "blue", atNSPath(c1))
