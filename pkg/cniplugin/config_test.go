@@ -1,6 +1,7 @@
 package cniplugin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -135,6 +136,7 @@ func TestAgentErrorCodes(t *testing.T) {
 		{agentapi.ErrAddressTaken, types.ErrInvalidNetworkConfig},
 		{agentapi.ErrExhausted, types.ErrTryAgainLater},
 		{agentapi.ErrNotReady, types.ErrTryAgainLater},
+		{context.DeadlineExceeded, types.ErrTryAgainLater},
 		{errors.New("boom"), types.ErrInternal},
 	} {
 		var te *types.Error

@@ -151,7 +151,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	}
 	defer ns.Close()
 	agent := agentapi.NewClient(c.AgentSocket)
-	n, err := agent.Network(ctx, c.Network)
+	actx, acancel := context.WithTimeout(ctx, agentCallTimeout)
+	n, err := agent.Network(actx, c.Network)
+	acancel()
 	if err != nil {
 		return agentError(c, err)
 	}
@@ -290,9 +292,16 @@ func withDetails(err error, more string) error {
 	return types.NewError(types.ErrInternal, err.Error(), more)
 }
 
+// agentCallTimeout bounds a question to the agent (a hung agent must not
+// hang the runtime).
+const agentCallTimeout = 10 * time.Second
+
 // agentError turns an error of the agent's API into a CNI error.
 func agentError(c *NetConf, err error) error {
 	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return types.NewError(types.ErrTryAgainLater,
+			fmt.Sprintf("the agent on %s did not answer in time: is ofctl-agent hung or overloaded? (its log)", c.AgentSocket), err.Error())
 	case errors.Is(err, agentapi.ErrUnreachable):
 		return types.NewError(types.ErrTryAgainLater,
 			fmt.Sprintf("the agent is not reachable on %s: is ofctl-agent running? (agentSocket is its api-socket)", c.AgentSocket), err.Error())

@@ -299,6 +299,24 @@ func TestCNI(t *testing.T) {
 			t.Fatalf("a refused ADD left port %s", p)
 		}
 	})
+	t.Run("ADD rolled back when the agent refuses the endpoint", func(t *testing.T) {
+		// host-local hands out an address of hb's share on ha: the agent
+		// refuses the port (its ofctl-agent.error), ADD undoes everything.
+		c6 := atNewNS(t, "cni6")
+		hl := `,"ipam":{"type":"host-local","subnet":"10.100.0.0/16","rangeStart":"10.100.2.250","rangeEnd":"10.100.2.250","dataDir":"` + t.TempDir() + `"}`
+		conf := strings.Replace(ha.pluginConf(hl), `"cniVersion":"1.1.0"`, `"cniVersion":"1.0.0"`, 1)
+		out, err := ha.plugin("ADD", "refused-"+c6, atNSPath(c6), "eth0", conf)
+		r := parseCNI(t, out)
+		if err == nil || r.Code != 7 || !strings.Contains(r.Msg, "the agent refuses port") || !strings.Contains(out, "rolled back") {
+			t.Fatalf("ADD of another host's address: %v %s; want code 7, refused, rolled back", err, out)
+		}
+		if p := cniPort(t, a, "refused-"+c6); p != "" {
+			t.Fatalf("port %s left after the rollback", p)
+		}
+		if out := atMustCmd(t, "ip", "-n", c6, "-o", "link"); strings.Contains(out, "eth0") {
+			t.Fatalf("eth0 left in %s: %s", c6, out)
+		}
+	})
 	t.Run("STATUS", func(t *testing.T) {
 		ha.mustTool(t, "status", "blue", atNSPath(c2))
 		pa.Stop(syscall.SIGKILL)
@@ -308,7 +326,8 @@ func TestCNI(t *testing.T) {
 		}
 		pa.Start(t)
 		pa.WaitReady(t, 30*time.Second)
-		ha.mustTool(t, "status", "blue", atNSPath(c2))
+		testbed.Eventually(t, 20*time.Second, func() bool { _, err := ha.tool("status", "blue", atNSPath(c2)); return err == nil },
+			"STATUS never succeeded after the agent came back")
 	})
 	hb.mustTool(t, "del", "bluehl", atNSPath(c2))
 	if p := cniPort(t, b, cnitoolID(atNSPath(c2))); p != "" {
