@@ -233,7 +233,8 @@ func result(c *NetConf, args *skel.CmdArgs, res attach.Attachment, dns *agentapi
 }
 
 // delegateAdd runs the ipam section's plugin and returns its IPv4 address
-// and gateway (else gw), and how to give them back.
+// and the gateway (gw, the agent's, else the plugin's), and how to give
+// them back.
 func delegateAdd(ctx context.Context, c *NetConf, conf []byte, gw netip.Addr) (netip.Prefix, netip.Addr, func(), error) {
 	r, err := invoke.DelegateAdd(ctx, c.IPAM.Type, conf, nil)
 	if err != nil {
@@ -257,7 +258,10 @@ func delegateAdd(ctx context.Context, c *NetConf, conf []byte, gw netip.Addr) (n
 			continue
 		}
 		ones, _ := ip.Address.Mask.Size()
-		if g, ok := netip.AddrFromSlice(ip.Gateway.To4()); ok && ip.Gateway.To4() != nil {
+		// The host's gateway is the only one the pipeline routes through:
+		// the plugin's own (host-local's default is the subnet's first
+		// address) only serves when the agent has none.
+		if g, ok := netip.AddrFromSlice(ip.Gateway.To4()); ok && ip.Gateway.To4() != nil && !gw.IsValid() {
 			gw = g
 		}
 		return netip.PrefixFrom(a, ones), gw, undo, nil

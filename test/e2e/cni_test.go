@@ -154,6 +154,7 @@ func TestCNI(t *testing.T) {
 	}
 	a, b := testbed.NewNode(t, "ha"), testbed.NewNode(t, "hb")
 	testbed.Underlay(t, a, b, netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("192.0.2.2/24"))
+	out := testbed.AddOutside(t, a) // 198.51.100.2 behind ha's uplink, ha's default route
 	pa := agStart(t, a, "ha", "192.0.2.1", file)
 	agStart(t, b, "hb", "192.0.2.2", file)
 	ha, hb := newCNIHost(t, a, bin), newCNIHost(t, b, bin)
@@ -169,14 +170,17 @@ func TestCNI(t *testing.T) {
 	if len(r1.IPs) != 1 || !strings.HasPrefix(r1.IPs[0].Address, "10.100.1.") || !strings.HasSuffix(r1.IPs[0].Address, "/16") {
 		t.Fatalf("agent IPAM result %+v: want one 10.100.1.x/16", r1)
 	}
-	if len(r2.IPs) != 1 || r2.IPs[0].Address != "10.100.2.200/16" {
-		t.Fatalf("host-local result %+v: want 10.100.2.200/16", r2)
+	if len(r2.IPs) != 1 || r2.IPs[0].Address != "10.100.2.200/16" || r2.IPs[0].Gateway != "10.100.2.1" {
+		t.Fatalf("host-local result %+v: want 10.100.2.200/16 with hb's gateway 10.100.2.1 (not host-local's 10.100.0.1)", r2)
 	}
 	if r1.Interfaces[0].Name != "eth0" || r1.Interfaces[0].Sandbox != atNSPath(c1) || r1.Interfaces[0].Mtu == 0 {
 		t.Fatalf("interface %+v", r1.Interfaces)
 	}
-	if gw := r1.IPs[0].Gateway; gw != "" && (len(r1.Routes) != 1 || r1.Routes[0].Dst != "0.0.0.0/0" || r1.Routes[0].GW != gw) {
-		t.Fatalf("gateway %s but routes %+v", gw, r1.Routes)
+	if gw := r1.IPs[0].Gateway; gw != "10.100.1.1" || len(r1.Routes) != 1 || r1.Routes[0].Dst != "0.0.0.0/0" || r1.Routes[0].GW != gw {
+		t.Fatalf("gateway %q, routes %+v; want ha's gateway 10.100.1.1 and the default route via it", gw, r1.Routes)
+	}
+	if route := atMustCmd(t, "ip", "-n", c1, "route", "show", "default"); !strings.Contains(route, "via 10.100.1.1 dev eth0") {
+		t.Fatalf("default route in %s: %q", c1, route)
 	}
 	ip1, ip2 := strings.Split(r1.IPs[0].Address, "/")[0], strings.Split(r2.IPs[0].Address, "/")[0]
 	// Observers: the container's address (ip), the port's external_ids (ovs-vsctl).
@@ -203,6 +207,11 @@ func TestCNI(t *testing.T) {
 	}, "%s (%s, agent IPAM) never reached %s (%s, host-local) across hosts", c1, ip1, c2, ip2)
 	ha.mustTool(t, "check", "blue", atNSPath(c1))
 	hb.mustTool(t, "check", "bluehl", atNSPath(c2))
+	// The outside through ha's gateway (masqueraded by the agent).
+	testbed.Eventually(t, 20*time.Second, func() bool {
+		_, err := atCmd("ip", "netns", "exec", c1, "ping", "-c1", "-W1", out.Addr.String())
+		return err == nil
+	}, "%s never reached the outside %s through its gateway", c1, out.Addr)
 
 	t.Run("CHECK after the flows are deleted", func(t *testing.T) {
 		// The agent puts deleted flows back at once: freeze it meanwhile.
