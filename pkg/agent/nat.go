@@ -44,6 +44,9 @@ type natKeeper struct {
 	// new one is applied at once (its forwarding flag), not at the
 	// Keeper's next retry.
 	gateways []string
+	// checked: whether the kernel held a table of an earlier run (left)
+	// was asked.
+	checked, left bool
 }
 
 // newNATKeeper makes the Keeper; nothing changes in the kernel before the
@@ -130,9 +133,10 @@ func (a *Agent) applyNAT(view cluster.View) {
 	s := natState(natInput{View: view, Gateways: a.gatewayPorts(view), Endpoints: eps, TunnelIP: a.cfg.TunnelIP,
 		Underlay: n.underlay, Allowed: a.cfg.NAT.Allowed})
 	switch {
-	case n.last == nil && len(s.Networks) == 0:
+	case n.last == nil && len(s.Networks) == 0 && !n.tableLeft(a):
 		// No gateway here (yet): no table, and no forwarding turned on
-		// for the uplinks, until a network is served.
+		// for the uplinks, until a network is served. A table left by an
+		// earlier run is applied to (its networks' rules go).
 		return
 	case n.last != nil && reflect.DeepEqual(*n.last, s) && !gwsChanged:
 		return
@@ -192,4 +196,18 @@ func (a *Agent) quietPort(ep endpoint.Endpoint) {
 	if a.nat != nil && !ep.Gateway {
 		a.nat.quiet = append(a.nat.quiet, ep.Port)
 	}
+}
+
+// tableLeft reports whether an earlier run's table is in the kernel
+// (asked once, at the first applyNAT).
+func (n *natKeeper) tableLeft(a *Agent) bool {
+	if !n.checked {
+		n.checked = true
+		ok, err := n.keeper.Present()
+		if err != nil {
+			a.log.Warn("packet filter: cannot read the kernel's tables", "err", err)
+		}
+		n.left = ok
+	}
+	return n.left
 }

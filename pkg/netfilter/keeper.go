@@ -146,6 +146,20 @@ func (k *Keeper) Status() Status {
 	return s
 }
 
+// Present reports whether the kernel holds the agent's table (one from an
+// earlier run, before the first Apply).
+func (k *Keeper) Present() (bool, error) {
+	c, err := k.conn()
+	if err != nil {
+		return false, err
+	}
+	kt, _, _, err := readKernel(c, k.opt.Table)
+	if err != nil {
+		return false, fmt.Errorf("netfilter: %w", err)
+	}
+	return kt.exists, nil
+}
+
 // stickyOrder puts first the publishes that hold their host port now (in
 // the rules in force, or before the first Apply in the kernel's table), so
 // that a conflict never moves a port from its holder to a newcomer, not

@@ -524,3 +524,34 @@ hosts:
 		})
 	}
 }
+
+// TestNATStaleTable: an agent restarted with no network served any more
+// (gateway: false, changed while it was down) takes the earlier run's NAT
+// and published-port rules out of the kernel, rather than leaving them.
+func TestNATStaleTable(t *testing.T) {
+	testbed.Require(t)
+	testbed.RequireTools(t, "nft")
+	file := filepath.Join(t.TempDir(), "cluster.yaml")
+	write := func(gateway bool) {
+		t.Helper()
+		c := fmt.Sprintf("networks:\n  - {name: blue, vni: 100, subnet: 10.100.0.0/16, gateway: %v}\nhosts:\n  - name: ha\n    tunnel_ip: 192.0.2.1\n    ranges: { blue: 10.100.1.0/24 }\n", gateway)
+		if err := os.WriteFile(file, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(true)
+	n := testbed.NewNode(t, "ha")
+	p := agStart(t, n, "ha", "192.0.2.1", file)
+	testbed.Eventually(t, 10*time.Second, func() bool {
+		out, _ := n.NS.Exec("nft", "list", "table", "ip", netfilter.DefaultTable)
+		return strings.Contains(out, `comment "masquerade blue"`)
+	}, "no masquerade rule for blue")
+	p.Stop(syscall.SIGKILL)
+	write(false)
+	p.Start(t)
+	p.WaitReady(t, 20*time.Second)
+	p.Logged(t, "model loaded", p.Started)
+	if out, err := n.NS.Exec("nft", "list", "table", "ip", netfilter.DefaultTable); err != nil || strings.Contains(out, "blue") {
+		t.Fatalf("after a restart without networks the earlier rules are still there (%v):\n%s", err, out)
+	}
+}
