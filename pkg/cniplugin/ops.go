@@ -44,7 +44,7 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := p.ctx(nil)
 	defer cancel()
-	ports, closePorts, err := p.open(ctx, c)
+	ports, closePorts, err := p.open(ctx, c, attach.HostIfName(args.ContainerID, args.IfName))
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	if err := parsePrev(c); err != nil {
 		return err
 	}
-	ports, closePorts, err := p.open(ctx, c)
+	ports, closePorts, err := p.open(ctx, c, attach.HostIfName(args.ContainerID, args.IfName))
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/ovn-org/libovsdb/cache"
 	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/model"
+	"github.com/ovn-org/libovsdb/ovsdb"
 )
 
 // errConnectionLost ends a session whose server went away.
@@ -200,7 +201,7 @@ func (c *Client) connect(ctx context.Context, cl client.Client) error {
 		DeleteFunc: mark,
 		UpdateFunc: func(t string, _, n model.Model) { mark(t, n) },
 	})
-	if _, err := cl.Monitor(ctx, newMonitor(cl)); err != nil {
+	if _, err := cl.Monitor(ctx, newMonitor(cl, c.cfg.OnlyPorts, c.cfg.Bridge.Name)); err != nil {
 		return fmt.Errorf("ovsdb monitor: %w", err)
 	}
 	return nil
@@ -209,15 +210,26 @@ func (c *Client) connect(ctx context.Context, cl client.Client) error {
 // newMonitor watches only the columns the models hold: monitoring all of
 // them would fail on columns missing from the models and bring the
 // statistics updates vswitchd writes every few seconds.
-func newMonitor(cl client.Client) *client.Monitor {
+func newMonitor(cl client.Client, only []string, bridge string) *client.Monitor {
 	o, b, p, i, ft := &ovsRow{}, &bridgeRow{}, &portRow{}, &ifaceRow{}, &flowTableRow{}
+	portFields := []any{&p.Name, &p.Interfaces}
+	ifaceFields := []any{&i.Name, &i.Type, &i.Options, &i.ExternalIDs, &i.OFPort,
+		&i.OFPortRequest, &i.MTURequest, &i.MACInUse, &i.Error}
+	ports, ifaces := client.WithTable(p, portFields...), client.WithTable(i, ifaceFields...)
+	if len(only) > 0 {
+		// monitor_cond: a row is sent when any of the clauses holds.
+		var pc, ic []model.Condition
+		for _, name := range append([]string{bridge}, only...) {
+			pc = append(pc, model.Condition{Field: &p.Name, Function: ovsdb.ConditionEqual, Value: name})
+			ic = append(ic, model.Condition{Field: &i.Name, Function: ovsdb.ConditionEqual, Value: name})
+		}
+		ports, ifaces = client.WithConditionalTable(p, pc, portFields...), client.WithConditionalTable(i, ic, ifaceFields...)
+	}
 	return cl.NewMonitor(
 		client.WithTable(o, &o.Bridges, &o.OtherConfig),
 		client.WithTable(b, &b.Name, &b.Ports, &b.FailMode, &b.Protocols, &b.DatapathType, &b.OtherConfig, &b.FlowTables),
 		client.WithTable(ft, &ft.Name),
-		client.WithTable(p, &p.Name, &p.Interfaces),
-		client.WithTable(i, &i.Name, &i.Type, &i.Options, &i.ExternalIDs, &i.OFPort,
-			&i.OFPortRequest, &i.MTURequest, &i.MACInUse, &i.Error),
+		ports, ifaces,
 	)
 }
 

@@ -32,6 +32,12 @@ type Config struct {
 	RepairRetry time.Duration
 	// Logger receives this package's and libovsdb's logs. Default slog.Default().
 	Logger *slog.Logger
+	// OnlyPorts, when set, limits the client's view to the ports and
+	// interfaces of these names (and the bridge's own): a short-lived
+	// client that handles one port (the CNI plugin) need not read every
+	// row of a large bridge. Interfaces then lists only them. The agent
+	// leaves it empty.
+	OnlyPorts []string
 }
 
 // BridgeConfig is the desired integration bridge.
