@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,5 +197,19 @@ func TestExampleConflist(t *testing.T) {
 			c.AgentSocket != agentapi.DefaultSocket || c.OpenFlow != "unix:/var/run/openvswitch/br-int.mgmt" {
 			t.Errorf("%s: %+v", f, c)
 		}
+	}
+}
+
+// TestFailuresLogged: a refused command is logged with its container.
+func TestFailuresLogged(t *testing.T) {
+	var buf strings.Builder
+	p := &Plugin{Log: slog.New(slog.NewTextHandler(&buf, nil))}
+	err := p.Funcs().Add(&skel.CmdArgs{ContainerID: "c9", IfName: "eth0", Netns: "/nope", StdinData: []byte(`{"name":"blue","mtu":1}`)})
+	var te *types.Error
+	if !errors.As(err, &te) || te.Code != types.ErrInvalidNetworkConfig {
+		t.Fatalf("ADD: %v", err)
+	}
+	if !strings.Contains(buf.String(), "ofctl-cni ADD failed") || !strings.Contains(buf.String(), "container=c9") || !strings.Contains(buf.String(), "invalid mtu") {
+		t.Fatalf("log: %q", buf.String())
 	}
 }

@@ -44,8 +44,19 @@ type Plugin struct {
 }
 
 // Funcs are the plugin's commands for skel.PluginMainFuncs.
+// Each failure is also logged (the runtime keeps the plugin's stderr).
 func (p *Plugin) Funcs() skel.CNIFuncs {
-	return skel.CNIFuncs{Add: p.Add, Del: p.Del, Check: p.Check, GC: p.GC, Status: p.Status}
+	logged := func(cmd string, f func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
+		return func(args *skel.CmdArgs) error {
+			err := f(args)
+			if err != nil {
+				p.log().Warn("ofctl-cni "+cmd+" failed", "container", args.ContainerID, "ifname", args.IfName, "netns", args.Netns, "err", err)
+			}
+			return err
+		}
+	}
+	return skel.CNIFuncs{Add: logged("ADD", p.Add), Del: logged("DEL", p.Del), Check: logged("CHECK", p.Check),
+		GC: logged("GC", p.GC), Status: logged("STATUS", p.Status)}
 }
 
 func (p *Plugin) ctx(c *NetConf) (context.Context, context.CancelFunc) {
