@@ -1,10 +1,13 @@
 package cniplugin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +16,10 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
+	"github.com/ofctl-agent/ofctl-agent/pkg/attach"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -211,5 +216,31 @@ func TestFailuresLogged(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "ofctl-cni ADD failed") || !strings.Contains(buf.String(), "container=c9") || !strings.Contains(buf.String(), "invalid mtu") {
 		t.Fatalf("log: %q", buf.String())
+	}
+}
+
+// TestResultVersions: ADD's result converts to every spec version the
+// plugin announces (older runtimes keep working), with the address and
+// the gateway.
+func TestResultVersions(t *testing.T) {
+	res := attach.Attachment{Port: "ofabc_l", ContainerID: "c1", Options: attach.Options{Network: "blue", IfName: "eth0",
+		IP: netip.MustParsePrefix("10.100.1.2/16"), Gateway: netip.MustParseAddr("10.100.1.1"), MTU: 1458,
+		MAC: net.HardwareAddr{0x0a, 0x58, 10, 100, 1, 2}}}
+	r := result(&NetConf{}, &skel.CmdArgs{Netns: "/var/run/netns/x"}, res, &agentapi.DNS{Nameservers: []netip.Addr{netip.MustParseAddr("10.100.1.1")}, Search: []string{"blue.cluster"}})
+	for _, v := range version.All.SupportedVersions() {
+		got, err := r.GetAsVersion(v)
+		if err != nil {
+			t.Fatalf("version %s: %v", v, err)
+		}
+		var buf bytes.Buffer
+		if err := got.PrintTo(&buf); err != nil {
+			t.Fatalf("version %s: %v", v, err)
+		}
+		if !strings.Contains(buf.String(), "10.100.1.2/16") || !strings.Contains(buf.String(), `"10.100.1.1"`) {
+			t.Errorf("version %s: %s", v, buf.String())
+		}
+	}
+	if len(r.Routes) != 1 || r.Routes[0].GW.String() != "10.100.1.1" || r.Interfaces[0].Mtu != 1458 || r.DNS.Nameservers[0] != "10.100.1.1" {
+		t.Errorf("result %+v", r)
 	}
 }
