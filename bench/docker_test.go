@@ -42,7 +42,7 @@ func BenchmarkDockerRun(b *testing.B) {
 	}
 	args := append(testbed.AgentArgs(n, "br", "192.0.2.1"), "--cluster-file", file, "--log-level", "info",
 		"--docker-plugin", filepath.Join(d.PluginDir(), "ofctl-agent.sock"),
-		"--docker-state", filepath.Join(n.Dir, "docker-networks.json"))
+		"--docker-state", filepath.Join(n.Dir, "docker-networks.json"), "--docker-host", d.Host())
 	ag := testbed.StartAgent(b, filepath.Join(n.Dir, "agent.log"), args...)
 	ag.WaitReady(b, 20*time.Second)
 	d.Run(b, "network", "create", "-d", "ofctl-agent", "--ipam-driver", "ofctl-agent", "--ipam-opt", "network=blue", "blue")

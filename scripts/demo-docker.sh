@@ -64,7 +64,8 @@ docker_image() { # host
 
 # docker_agent_args are the agent's flags for serving the Docker plugin.
 docker_agent_args() { # host
-	echo --docker-plugin "$(dkdir "$1")/plugins/ofctl-agent.sock" --docker-state "$DEMO_DIR/$1/docker-networks.json"
+	echo --docker-plugin "$(dkdir "$1")/plugins/ofctl-agent.sock" --docker-state "$DEMO_DIR/$1/docker-networks.json" \
+		--docker-host "unix://$(dkdir "$1")/docker.sock"
 }
 
 phase_docker_engines() {

@@ -19,6 +19,7 @@ import (
 type dockerPlugin struct {
 	srv    *dockerplugin.Server
 	eps    *dockerplugin.HostEndpoints
+	namer  *dockerplugin.Namer // names the endpoints from the Engine API
 	links  *dockerplugin.NetlinkLinks
 	synced <-chan struct{} // the agent's OVSDB view is read: sweeps may go
 }
@@ -37,13 +38,19 @@ func newDockerPlugin(cfg config.Config, ag *agent.Agent, view func() (cluster.Vi
 		return nil, err
 	}
 	log = log.With("component", "docker-plugin")
+	namer, err := dockerplugin.NewNamer(dockerplugin.NamerConfig{DockerHost: cfg.DockerHost, Ports: ag.OVSDB(), Logger: log,
+		OnInvalid: func(err error) { ag.Reject("docker-plugin", err) }})
+	if err != nil {
+		links.Close()
+		return nil, err
+	}
 	eps, err := dockerplugin.NewHostEndpoints(dockerplugin.HostConfig{Ports: ag.OVSDB(), Links: links,
 		Network: ag.API().Network, Ready: func() error {
 			if st := ag.API().Status(); !st.Ready {
 				return errors.New(st.Reason)
 			}
 			return nil
-		}, Logger: log})
+		}, OnJoined: func(ep dockerplugin.Endpoint) { namer.Name(ep.ID, ep.NetworkID) }, Logger: log})
 	if err != nil {
 		links.Close()
 		return nil, err
@@ -55,7 +62,7 @@ func newDockerPlugin(cfg config.Config, ag *agent.Agent, view func() (cluster.Vi
 		links.Close()
 		return nil, err
 	}
-	return &dockerPlugin{srv: srv, eps: eps, links: links, synced: ag.OVSDB().Synced()}, nil
+	return &dockerPlugin{srv: srv, eps: eps, namer: namer, links: links, synced: ag.OVSDB().Synced()}, nil
 }
 
 // serve listens on the plugin's socket at once (dockerd must find it
@@ -67,7 +74,8 @@ func (p *dockerPlugin) serve(ctx context.Context, log *slog.Logger) (stop func()
 		return nil, err
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); p.namer.Run(ctx) }()
 	go func() {
 		defer wg.Done()
 		if err := p.srv.ServeListener(ctx, l); err != nil {
@@ -86,6 +94,7 @@ func (p *dockerPlugin) sweep(ctx context.Context, log *slog.Logger) {
 	case <-ctx.Done():
 		return
 	}
+	p.namer.Adopt() // ports left without a name (the agent was down after Join)
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
 	for {

@@ -63,7 +63,7 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	extra := []prometheus.Collector{backend.collector, natCollector(ag)}
 	if plugin != nil {
-		extra = append(extra, plugin.srv.Metrics())
+		extra = append(extra, plugin.srv.Metrics(), plugin.namer)
 	}
 	var handlers map[string]http.Handler
 	if dns != nil {

@@ -46,6 +46,7 @@ type Config struct {
 	APISocket      string        `yaml:"api-socket"`      // the local API (pkg/agentapi): root-only unix socket
 	DockerPlugin   string        `yaml:"docker-plugin"`   // Docker network+IPAM driver socket; "" serves none
 	DockerState    string        `yaml:"docker-state"`    // the Docker networks' bindings (written atomically)
+	DockerHost     string        `yaml:"docker-host"`     // the Engine API, where the plugin finds containers' names
 	LogFormat      string        `yaml:"log-format"`      // text or json
 	LogLevel       string        `yaml:"log-level"`       // debug, info, warn, error
 	VerifyEvery    time.Duration `yaml:"verify-interval"` // how often OVS is compared with the desired flows (without the flow monitor)
@@ -175,6 +176,7 @@ func Default() Config {
 		Listen:         "127.0.0.1:9750",
 		APISocket:      agentapi.DefaultSocket,
 		DockerState:    dockerplugin.DefaultStateFile,
+		DockerHost:     dockerplugin.DefaultDockerHost,
 		LogFormat:      "text",
 		LogLevel:       "info",
 		VerifyEvery:    time.Second,
@@ -268,6 +270,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.APISocket, "api-socket", c.APISocket, "unix socket of the local API (address allocation for attach and the CNI plugin; root only)")
 	fs.StringVar(&c.DockerPlugin, "docker-plugin", c.DockerPlugin, "serve the Docker network and IPAM driver \"ofctl-agent\" on this unix socket (dockerd looks in /run/docker/plugins/ofctl-agent.sock); empty: none")
 	fs.StringVar(&c.DockerState, "docker-state", c.DockerState, "file keeping which cluster network each Docker network is bound to (Docker does not repeat CreateNetwork)")
+	fs.StringVar(&c.DockerHost, "docker-host", c.DockerHost, "the Docker Engine API (unix:///PATH or tcp://HOST:PORT), where the Docker plugin looks up its containers' names (ofctl-agent.name) after Join")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.DurationVar(&c.VerifyEvery, "verify-interval", c.VerifyEvery, "how often OVS is compared with the desired flows when it does not report flow changes")
@@ -333,6 +336,11 @@ func (c Config) Validate() error {
 	}
 	if c.DockerPlugin != "" && !filepath.IsAbs(c.DockerState) {
 		bad("docker-state %q: want an absolute path", c.DockerState)
+	}
+	if c.DockerPlugin != "" {
+		if _, _, err := dockerplugin.EngineClient(c.DockerHost); err != nil {
+			bad("%v", err)
+		}
 	}
 	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535) {
 		bad("mtu %d: want 0 (automatic) or 576-65535", c.MTU)

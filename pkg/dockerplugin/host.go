@@ -19,8 +19,9 @@ import (
 // restart (OVSDB is the only record of an endpoint). Docker tells a remote
 // driver neither the container's id nor its name nor the interface name it
 // will give (eth<N>, chosen after Join): container_id is the sandbox's
-// namespace path (the contract allows a path), container_iface and
-// ofctl-agent.name are not written.
+// namespace path (the contract allows a path), container_iface is not
+// written, and ofctl-agent.name is written after Join by the Namer, which
+// asks the Engine API (names.go).
 const (
 	OwnerDocker       = "docker" // external_ids:ofctl-agent.owner of the plugin's ports
 	KeyDockerEndpoint = "ofctl-agent.docker-endpoint"
@@ -49,8 +50,11 @@ type HostConfig struct {
 	// Ready, if set, says why the agent cannot install an endpoint now
 	// (its pipeline is not in OVS: ovs-vswitchd down or restarting); Join
 	// then fails at once, before it makes anything.
-	Ready  func() error
-	Logger *slog.Logger
+	Ready func() error
+	// OnJoined, if set, is told of every endpoint Join made (the Namer
+	// looks its container's name up); it must return at once.
+	OnJoined func(ep Endpoint)
+	Logger   *slog.Logger
 }
 
 // Links is the kernel side of HostEndpoints: veth pairs in dockerd's
@@ -172,6 +176,9 @@ func (h *HostEndpoints) Join(ctx context.Context, ep Endpoint) (_ Joined, err er
 	}
 	h.cfg.Logger.Info("docker endpoint joined", "endpoint", ep.ID, "network", ep.Network, "ip", ep.Address.Addr(),
 		"mac", ep.MAC.String(), "port", host, "sandbox", ep.SandboxKey)
+	if h.cfg.OnJoined != nil {
+		h.cfg.OnJoined(ep)
+	}
 	return Joined{Interface: peer}, nil
 }
 

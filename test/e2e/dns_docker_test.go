@@ -19,8 +19,8 @@ import (
 // container's address. One host (static mode: local names). A Docker
 // container resolves and pings a named namespace container attached beside
 // it; the name of a Docker container itself is answered once the Docker
-// plugin writes ofctl-agent.name (until then that part is skipped, saying
-// so).
+// plugin has written it (ofctl-agent.name, looked up in the Engine API
+// after Join), and a container name that is not a DNS label gets none.
 func TestDNSDocker(t *testing.T) {
 	gw := "10.100.1.1"
 	ha := dkSetupWith(t, testbed.DockerOpts{Daemon: map[string]any{"dns": []string{gw}, "dns-search": []string{"blue.ofctl.internal"}}}, "ha")[0]
@@ -46,17 +46,32 @@ func TestDNSDocker(t *testing.T) {
 	t.Run("a Docker container's name", func(t *testing.T) {
 		addr := ha.run(t, "web")
 		port, _ := ha.ofport(t, "web")
-		ext := ha.node.Vsctl(t, "get", "interface", port, "external_ids")
-		switch {
-		case !strings.Contains(ext, endpoint.KeyName):
-			// The only skip: it ends by itself when the plugin writes names.
-			t.Skipf("the Docker plugin does not write %s yet (the Docker issue): %s", endpoint.KeyName, ext)
-		case !strings.Contains(ext, endpoint.KeyName+"=web"):
+		var ext string
+		took := testbed.Eventually(t, 40*time.Second, func() bool {
+			ext = ha.node.Vsctl(t, "get", "interface", port, "external_ids")
+			return strings.Contains(ext, endpoint.KeyName)
+		}, "the Docker plugin never wrote %s on %s: %s", endpoint.KeyName, port, ext)
+		if !strings.Contains(ext, endpoint.KeyName+"=web") {
 			t.Fatalf("the Docker plugin wrote another name than the container's (web): %s", ext)
 		}
-		out, err := ha.docker.RunErr(append(noFlags, "ping", "-c1", "-W2", "web")...)
-		if err != nil || !strings.Contains(out, addr.String()) {
-			t.Errorf("docker run ... ping -c1 web: %v\n%s", err, out)
+		t.Logf("%s=web on %s %v after docker run returned", endpoint.KeyName, port, took)
+		testbed.Eventually(t, 20*time.Second, func() bool { return slices.Contains(dnServed(t, &dnHost{agent: ha.agent})["blue"], "web") },
+			"ha never answered web: %v", dnServed(t, &dnHost{agent: ha.agent}))
+		for _, name := range []string{"web", "web.blue.ofctl.internal"} {
+			out, err := ha.docker.RunErr(append(noFlags, "ping", "-c1", "-W2", name)...)
+			if err != nil || !strings.Contains(out, addr.String()) {
+				t.Errorf("docker run ... ping -c1 %s: %v\n%s", name, err, out)
+			}
+		}
+		// Docker allows '_': not a DNS label, so no name (and a count).
+		ha.run(t, "my_db")
+		bad, _ := ha.ofport(t, "my_db")
+		testbed.Eventually(t, 40*time.Second, func() bool {
+			_, metrics, err := ha.agent.Get("/metrics")
+			return err == nil && dkSampleWith(metrics, "ofctl_agent_docker_plugin_names_total", "invalid") >= 1
+		}, "my_db never refused")
+		if ext := ha.node.Vsctl(t, "get", "interface", bad, "external_ids"); strings.Contains(ext, endpoint.KeyName) {
+			t.Errorf("a name that is not a DNS label was written: %s", ext)
 		}
 	})
 }

@@ -99,7 +99,7 @@ func dkSetupAll(t *testing.T, o testbed.DockerOpts, outside bool, names ...strin
 		h.docker = testbed.StartDockerWith(t, h.node, o)
 		args := append(testbed.AgentArgs(h.node, h.name, tunnel[h.name]), "--cluster-file", file, "--verify-interval", "300ms",
 			"--docker-plugin", filepath.Join(h.docker.PluginDir(), "ofctl-agent.sock"),
-			"--docker-state", filepath.Join(h.node.Dir, "docker-networks.json"))
+			"--docker-state", filepath.Join(h.node.Dir, "docker-networks.json"), "--docker-host", h.docker.Host())
 		h.agent = testbed.StartAgent(t, filepath.Join(h.node.Dir, "agent-"+h.name+".log"), args...)
 		h.agent.WaitReady(t, 20*time.Second)
 		h.img = h.docker.Image(t)
