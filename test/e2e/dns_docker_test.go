@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster/etcd"
+	"github.com/ofctl-agent/ofctl-agent/pkg/cluster/etcd/etcdtest"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/test/testbed"
 )
@@ -74,4 +78,65 @@ func TestDNSDocker(t *testing.T) {
 			t.Errorf("a name that is not a DNS label was written: %s", ext)
 		}
 	})
+}
+
+// TestDNSDockerAcrossHosts (issue 17): two hosts in etcd mode, each its own
+// dockerd (daemon.json "dns": the host's own gateway in blue, "dns-search":
+// blue.ofctl.internal) and agent serving the plugin. `docker run --network
+// blue --name c2` on host B is resolvable by name from a Docker container
+// on host A: the plugin writes c2's name, B's agent publishes it with the
+// endpoint record, A's resolver answers it, and the ping crosses the tunnel.
+func TestDNSDockerAcrossHosts(t *testing.T) {
+	testbed.RequireDocker(t)
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	const prefix = "/e2e-dns-docker"
+	for _, n := range []cluster.Network{dnBlue, dnRed} {
+		etPut(t, c, etcd.NetworkKey(prefix, n.Name), string(etcd.EncodeNetwork(n)))
+	}
+	gw := []string{"10.100.1.1", "10.100.2.1"}
+	var hosts []*dkHost
+	for _, name := range []string{"ea", "eb"} {
+		hosts = append(hosts, &dkHost{name: name, node: testbed.NewNode(t, name)})
+	}
+	testbed.Underlay(t, hosts[0].node, hosts[1].node, etTunnel(0), etTunnel(1))
+	for i, h := range hosts {
+		h.docker = testbed.StartDockerWith(t, h.node, testbed.DockerOpts{Daemon: map[string]any{
+			"dns": []string{gw[i]}, "dns-search": []string{"blue.ofctl.internal"}}})
+		args := append(testbed.AgentArgs(h.node, h.name, etTunnel(i).Addr().String()),
+			"--cluster-backend", "etcd", "--etcd-endpoints", srv.Endpoint(), "--etcd-prefix", prefix,
+			"--etcd-lease-ttl", dnTTL.String(), "--etcd-dial-timeout", "1s", "--verify-interval", "300ms",
+			"--cluster-file", filepath.Join(h.node.Dir, "no-cluster-file.yaml"), "--gateways", "blue="+gw[i],
+			"--docker-plugin", filepath.Join(h.docker.PluginDir(), "ofctl-agent.sock"),
+			"--docker-state", filepath.Join(h.node.Dir, "docker-networks.json"), "--docker-host", h.docker.Host())
+		h.agent = testbed.StartAgent(t, filepath.Join(h.node.Dir, "agent-"+h.name+".log"), args...)
+		h.agent.WaitReady(t, 20*time.Second)
+		h.img = h.docker.Image(t)
+		h.docker.Run(t, dkCreate...)
+	}
+	ha, hb := hosts[0], hosts[1]
+	ha.run(t, "c1")
+	start := time.Now()
+	addr := hb.run(t, "c2")
+	testbed.Eventually(t, 40*time.Second, func() bool {
+		return slices.Contains(dnServed(t, &dnHost{agent: ha.agent})["blue"], "c2")
+	}, "host ea never answered c2 (a Docker container of host eb): %v", dnServed(t, &dnHost{agent: ha.agent}))
+	t.Logf("c2 (host eb) in host ea's names %v after docker run started", time.Since(start).Round(time.Millisecond))
+	testbed.Eventually(t, 20*time.Second, func() bool { ok, _ := ha.ping("c1", addr, 1); return ok },
+		"c1 (ea) never reached c2's address %s (eb) (control)", addr)
+	for _, name := range []string{"c2", "c2.blue.ofctl.internal"} {
+		out, err := ha.docker.RunErr("exec", "c1", "ping", "-c1", "-W2", name)
+		if err != nil || !strings.Contains(out, "PING "+name+" ("+addr.String()+")") || !strings.Contains(out, "1 packets received") {
+			t.Errorf("host ea: docker exec c1 ping -c1 %s (c2 is %s on eb): %v\n%s", name, addr, err, out)
+		}
+	}
+	// A fresh container, no per-container flag: the daemon's dns setting.
+	if out, err := ha.docker.RunErr("run", "--rm", "--network", "blue", ha.img, "nslookup", "c2"); err != nil || !strings.Contains(out, addr.String()) {
+		t.Errorf("host ea: docker run --network blue nslookup c2: %v\n%s", err, out)
+	}
+	// Removed on B: gone from A's names too.
+	hb.docker.Run(t, "rm", "-f", "c2")
+	testbed.Eventually(t, 40*time.Second, func() bool {
+		return !slices.Contains(dnServed(t, &dnHost{agent: ha.agent})["blue"], "c2")
+	}, "host ea still answers c2 after docker rm -f on eb: %v", dnServed(t, &dnHost{agent: ha.agent}))
 }
