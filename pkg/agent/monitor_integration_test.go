@@ -56,10 +56,18 @@ func TestAgentRepairsReportedDrift(t *testing.T) {
 			before := h.agent.Status()
 			c.change()
 			took := testbed.Eventually(t, 2*time.Second, c.fixed, "%s: not repaired", c.name)
-			after := h.agent.Status()
 			t.Logf("%s: repaired %v after ovs-ofctl returned (polling included)", c.name, took)
-			if after.Reconcile.ScopeSyncs == before.Reconcile.ScopeSyncs || after.Reconcile.Syncs != before.Reconcile.Syncs ||
-				after.Repairs <= before.Repairs {
+			// The statistics are those of the last time the reconciler
+			// was free: they may trail OVS by the repair in progress.
+			scoped := func(after Status) bool {
+				return after.Reconcile.ScopeSyncs != before.Reconcile.ScopeSyncs && after.Reconcile.Syncs == before.Reconcile.Syncs &&
+					after.Repairs > before.Repairs
+			}
+			after := h.agent.Status()
+			for deadline := time.Now().Add(2 * time.Second); !scoped(after) && time.Now().Before(deadline); after = h.agent.Status() {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !scoped(after) {
 				t.Fatalf("not a scoped repair: before %+v after %+v", before.Reconcile, after.Reconcile)
 			}
 		})
@@ -69,11 +77,18 @@ func TestAgentRepairsReportedDrift(t *testing.T) {
 		node.Ofctl(t, "--bundle", "add-flows", "br-int", rogueFlows(t, 20_000))
 		took := testbed.Eventually(t, 5*time.Second, func() bool { return flowCount(t, node) == want },
 			"rogue flows not removed: %d flows", flowCount(t, node))
-		after := h.agent.Status()
+		repaired := func(after Status) bool {
+			b, a := before.Reconcile, after.Reconcile
+			return a.Syncs+a.ScopeSyncs != b.Syncs+b.ScopeSyncs && after.Repairs-before.Repairs >= 20_000
+		}
+		after := h.agent.Status() // the last free reconciler's figures: wait for them to catch up
+		for deadline := time.Now().Add(2 * time.Second); !repaired(after) && time.Now().Before(deadline); after = h.agent.Status() {
+			time.Sleep(10 * time.Millisecond)
+		}
 		b, a := before.Reconcile, after.Reconcile
 		t.Logf("20,000 rogue flows removed %v after ovs-ofctl returned: %d full and %d scoped syncs, OVS paused its reports %d times",
 			took, a.Syncs-b.Syncs, a.ScopeSyncs-b.ScopeSyncs, after.FlowMonitorPauses-before.FlowMonitorPauses)
-		if a.Syncs+a.ScopeSyncs == b.Syncs+b.ScopeSyncs || after.Repairs-before.Repairs < 20_000 {
+		if !repaired(after) {
 			t.Fatalf("not repaired from the reports: before %+v after %+v", before, after)
 		}
 	})
