@@ -76,6 +76,7 @@ type Namer struct {
 
 	mu      sync.Mutex
 	pending map[string]nameJob // by Docker endpoint id
+	seq     uint64
 	kick    chan struct{}
 
 	names   *prometheus.CounterVec
@@ -83,10 +84,16 @@ type Namer struct {
 	failing bool // the last request to the engine failed (logged once per outage)
 }
 
-// nameJob is an endpoint waiting for its name.
+// nameJob is an endpoint waiting for its name, then, until its
+// deadline, watched: a ProgramExternalConnectivity that rewrote the port's
+// external_ids from a view read before the name was written would have
+// dropped it, and it is written again.
 type nameJob struct {
 	endpointID, networkID string
 	deadline              time.Time
+	seq                   uint64 // tells a job asked again (Name) from this one
+	name                  string // found in the engine ("" while not)
+	seenPort              bool   // its port was in the OVSDB view once
 }
 
 // NewNamer checks cfg.
@@ -154,7 +161,8 @@ func EngineClient(host string) (*http.Client, string, error) {
 // Name asks for the name of a joined endpoint; it returns at once.
 func (n *Namer) Name(endpointID, networkID string) {
 	n.mu.Lock()
-	n.pending[endpointID] = nameJob{endpointID: endpointID, networkID: networkID, deadline: time.Now().Add(n.cfg.Timeout)}
+	n.seq++
+	n.pending[endpointID] = nameJob{endpointID: endpointID, networkID: networkID, deadline: time.Now().Add(n.cfg.Timeout), seq: n.seq}
 	n.mu.Unlock()
 	select {
 	case n.kick <- struct{}{}:
@@ -189,15 +197,13 @@ func (n *Namer) Run(ctx context.Context) {
 	}
 }
 
-// round looks at the engine once per network that has pending endpoints.
+// round looks at the engine once per network that has endpoints without
+// a name yet, and at the OVSDB view for all.
 func (n *Namer) round(ctx context.Context) {
 	n.mu.Lock()
-	byNet := map[string][]nameJob{}
-	for _, j := range n.pending {
-		byNet[j.networkID] = append(byNet[j.networkID], j)
-	}
+	jobs := slices.Collect(maps.Values(n.pending))
 	n.mu.Unlock()
-	if len(byNet) == 0 {
+	if len(jobs) == 0 {
 		return
 	}
 	ifaces := map[string]ovsdb.Interface{}
@@ -206,55 +212,72 @@ func (n *Namer) round(ctx context.Context) {
 			ifaces[id] = i
 		}
 	}
-	now := time.Now()
-	for _, netID := range slices.Sorted(maps.Keys(byNet)) {
-		names, err := n.containers(ctx, netID)
+	engine := map[string]map[string]string{} // network id -> endpoint id -> name
+	for _, j := range jobs {
+		if j.name != "" {
+			continue
+		}
+		if _, asked := engine[j.networkID]; asked {
+			continue
+		}
+		names, err := n.containers(ctx, j.networkID)
 		if ctx.Err() != nil {
 			return
 		}
 		n.engineResult(err)
-		for _, j := range byNet[netID] {
-			if n.settle(j, names, ifaces, now) {
-				n.mu.Lock()
-				if n.pending[j.endpointID] == j { // not asked again meanwhile
-					delete(n.pending, j.endpointID)
-				}
-				n.mu.Unlock()
+		engine[j.networkID] = names
+	}
+	now := time.Now()
+	for _, j := range jobs {
+		j, done := n.settle(j, engine[j.networkID], ifaces, now)
+		n.mu.Lock()
+		if cur, ok := n.pending[j.endpointID]; ok && cur.seq == j.seq { // not asked again meanwhile
+			if done {
+				delete(n.pending, j.endpointID)
+			} else {
+				n.pending[j.endpointID] = j
 			}
 		}
+		n.mu.Unlock()
 	}
 }
 
-// settle writes j's name if the engine and OVSDB show its endpoint, and
-// says whether j is done (named, refused, gone or out of time).
-func (n *Namer) settle(j nameJob, names map[string]string, ifaces map[string]ovsdb.Interface, now time.Time) bool {
-	name, found := names[j.endpointID]
+// settle takes j's name from the engine when it shows the endpoint and
+// writes it on the port (again, if it went), and says whether j is done:
+// refused, its port gone, or its deadline passed.
+func (n *Namer) settle(j nameJob, names map[string]string, ifaces map[string]ovsdb.Interface, now time.Time) (nameJob, bool) {
 	iface, hasPort := ifaces[j.endpointID]
-	switch {
-	case found && hasPort:
+	if j.seenPort && !hasPort {
+		return j, true // the endpoint is gone (Leave)
+	}
+	j.seenPort = j.seenPort || hasPort
+	if name, found := names[j.endpointID]; j.name == "" && found {
 		if err := endpoint.ValidateName(name); err != nil {
 			err = fmt.Errorf("docker container %q (endpoint %s): no DNS name: %w", name, j.endpointID, err)
 			n.cfg.Logger.Warn("docker container name is not a DNS label: its endpoint gets no name", "container", name,
-				"endpoint", j.endpointID, "port", iface.Name, "err", err)
+				"endpoint", j.endpointID, "err", err)
 			n.names.WithLabelValues("invalid").Inc()
 			if n.cfg.OnInvalid != nil {
 				n.cfg.OnInvalid(err)
 			}
-			return true
+			return j, true
 		}
-		if iface.ExternalIDs[endpoint.KeyName] != name {
-			n.cfg.Ports.SetExternalIDs(iface.UUID, map[string]string{endpoint.KeyName: name})
-			n.cfg.Logger.Info("docker endpoint named", "name", name, "endpoint", j.endpointID, "port", iface.Name)
-		}
+		j.name = name
 		n.names.WithLabelValues("named").Inc()
-		return true
-	case now.After(j.deadline):
-		n.cfg.Logger.Warn("docker endpoint gets no name: the engine did not show it in its network in time",
-			"endpoint", j.endpointID, "network_id", j.networkID, "in_engine", found, "port_seen", hasPort, "timeout", n.cfg.Timeout)
-		n.names.WithLabelValues("timeout").Inc()
-		return true
+		n.cfg.Logger.Info("docker endpoint named", "name", name, "endpoint", j.endpointID, "port", iface.Name)
 	}
-	return false
+	if j.name != "" && hasPort && iface.ExternalIDs[endpoint.KeyName] != j.name {
+		n.cfg.Ports.SetExternalIDs(iface.UUID, map[string]string{endpoint.KeyName: j.name})
+	}
+	if !now.After(j.deadline) {
+		return j, false
+	}
+	if j.name == "" && j.seenPort {
+		n.cfg.Logger.Warn("docker endpoint gets no name: the engine did not show it in its network in time",
+			"endpoint", j.endpointID, "network_id", j.networkID, "port", iface.Name, "timeout", n.cfg.Timeout)
+		n.names.WithLabelValues("timeout").Inc()
+	}
+	return j, true
 }
 
 // engineResult logs the first failure of an outage, and the recovery.

@@ -168,7 +168,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // TestNamer: an endpoint is named once the engine shows it in its network
 // (and only then: not before), with the container's name written as the
 // one key ofctl-agent.name (the other keys, published ports written
-// meanwhile, untouched); a name that is not a DNS label is refused (log,
+// meanwhile, untouched), and written again when a whole rewrite of the
+// port's keys dropped it; a port gone ends the watch; a name that is not a DNS label is refused (log,
 // OnInvalid, metric) and nothing written; an endpoint the engine never
 // shows is given up at the deadline with a log line; an unreachable engine
 // is logged once per outage and counted, and endpoints are named when it
@@ -210,6 +211,15 @@ func TestNamer(t *testing.T) {
 	if w := ports.written(); len(w) != 1 || w[0] != "u1 "+endpoint.KeyName+"=web" {
 		t.Errorf("writes: %v, want the one key", w)
 	}
+	// ProgramExternalConnectivity rewrote the port's external_ids from a view
+	// read before the name was there: written again (within the deadline).
+	ports.add("u1", "ep1", map[string]string{endpoint.KeyPorts: "tcp:8080:80"})
+	waitFor(t, "ep1 named web again", func() bool { return ports.name("u1") == "web" })
+	// Leave: the port goes, and the job with it (no timeout counted below).
+	ports.mu.Lock()
+	delete(ports.ifaces, "u1")
+	ports.mu.Unlock()
+	waitFor(t, "ep1 no longer watched", func() bool { n.mu.Lock(); defer n.mu.Unlock(); _, ok := n.pending["ep1"]; return !ok })
 
 	// Docker allows '_' and '.': not a DNS label.
 	ports.add("u2", "ep2", nil)
