@@ -555,8 +555,8 @@ func TestDockerPluginRestarts(t *testing.T) {
 }
 
 // TestDockerPluginParallel: 50 containers started at once on one host get
-// 50 distinct addresses of its range, and every one reaches a container
-// on the other host.
+// 50 distinct addresses of its range and their names on their ports, and
+// every one reaches a container on the other host.
 func TestDockerPluginParallel(t *testing.T) {
 	const n = 50
 	hosts := dkSetup(t, "ha", "hb")
@@ -592,6 +592,26 @@ func TestDockerPluginParallel(t *testing.T) {
 	}
 	if got := len(ha.links(t)); got != n {
 		t.Errorf("%d veths on ha, want %d", got, n)
+	}
+	// Every port carries its container's name (the plugin asks the engine
+	// after Join: one request per network for all the endpoints waiting).
+	unnamed := func() []string {
+		var out []string
+		for _, line := range strings.Split(ha.node.Vsctl(t, "--columns=name,external_ids", "--format=csv", "--no-headings", "find", "Interface",
+			"external_ids:"+endpoint.KeyOwner+"="+dockerplugin.OwnerDocker), "\n") {
+			if line != "" && !regexp.MustCompile(endpoint.KeyName+`=p[0-9]+\b`).MatchString(line) {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	testbed.Eventually(t, 40*time.Second, func() bool { return len(unnamed()) == 0 }, "ports without their container's name: %q", unnamed())
+	for i := range n {
+		name := fmt.Sprintf("p%d", i)
+		port, _ := ha.ofport(t, name)
+		if ext := ha.node.Vsctl(t, "get", "interface", port, "external_ids:"+endpoint.KeyName); strings.Trim(strings.TrimSpace(ext), `"`) != name {
+			t.Errorf("%s's port %s is named %s", name, port, ext)
+		}
 	}
 	failed := make([]string, n)
 	for i := range n {
