@@ -94,9 +94,12 @@ func (h *cniHost) plugin(command, containerID, netns, ifname, conf string) (stri
 	cmd.Env = []string{"CNI_COMMAND=" + command, "CNI_CONTAINERID=" + containerID, "CNI_NETNS=" + netns, "CNI_IFNAME=" + ifname,
 		"CNI_PATH=" + h.bin, "PATH=" + os.Getenv("PATH")}
 	cmd.Stdin = strings.NewReader(conf)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut // a runtime reads the result or error from stdout alone; stderr is its log
 	err := cmd.Run()
+	if err != nil && errOut.Len() > 0 {
+		err = fmt.Errorf("%w (stderr: %s)", err, strings.TrimSpace(errOut.String()))
+	}
 	return out.String(), err
 }
 
