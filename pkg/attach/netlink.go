@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
+
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/netnsrun"
 )
 
 // Netlink implements Links with github.com/vishvananda/netlink. Each call
@@ -166,38 +168,7 @@ func inNamespace(ns *NetNS, fn func() error) error {
 	if ns.fd() < 0 {
 		return fmt.Errorf("network namespace %s is not open", ns)
 	}
-	return inNetNS(netns.NsHandle(ns.fd()), fn)
-}
-
-// inNetNS runs fn on a fresh goroutine whose OS thread is locked and moved
-// into namespace target, then moved back. If moving back fails the thread
-// stays locked, and the Go runtime destroys it when the goroutine ends: no
-// thread is ever reused in the wrong namespace.
-func inNetNS(target netns.NsHandle, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- fmt.Errorf("current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			done <- fmt.Errorf("enter network namespace: %w", err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			done <- errors.Join(ferr, fmt.Errorf("leave network namespace: %w", err))
-			return // thread stays locked: discarded at goroutine exit
-		}
-		runtime.UnlockOSThread()
-		done <- ferr
-	}()
-	return <-done
+	return netnsrun.Handle(netns.NsHandle(ns.fd()), fn)
 }
 
 // retryDump repeats a netlink dump the kernel interrupted (a concurrent

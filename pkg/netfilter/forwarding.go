@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"runtime"
+
 	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+
+	"github.com/ofctl-agent/ofctl-agent/pkg/netnsrun"
 )
 
 // IPv4 forwarding is decided per input interface: the kernel forwards a
@@ -80,34 +81,4 @@ func defaultRouteInterfaces() ([]string, error) {
 // inNetNS runs fn with its OS thread in the network namespace at path
 // (the caller's own when path is empty): /proc/sys/net and netlink
 // sockets opened there belong to that namespace.
-func inNetNS(path string, fn func() error) error {
-	if path == "" {
-		return fn()
-	}
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // unlocked only once back home; otherwise the thread ends with the goroutine
-		orig, err := netns.Get()
-		if err != nil {
-			done <- fmt.Errorf("current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(path)
-		if err != nil {
-			done <- fmt.Errorf("network namespace %s: %w", path, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			done <- fmt.Errorf("entering network namespace %s: %w", path, err)
-			return
-		}
-		ferr := fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- ferr
-	}()
-	return <-done
-}
+func inNetNS(path string, fn func() error) error { return netnsrun.Path(path, fn) }

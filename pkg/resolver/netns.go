@@ -2,12 +2,10 @@ package resolver
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 
-	"github.com/vishvananda/netns"
+	"github.com/ofctl-agent/ofctl-agent/pkg/netnsrun"
 )
 
 // NetNS opens the resolver's sockets in the network namespace at Path,
@@ -35,34 +33,4 @@ func (n NetNS) Dial(ctx context.Context, network, addr string) (c net.Conn, err 
 }
 
 // runInNetNS runs fn on a thread in the namespace at path ("": here).
-func runInNetNS(path string, fn func() error) error {
-	if path == "" {
-		return fn()
-	}
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // unlocked once back home; otherwise the thread ends with the goroutine
-		orig, err := netns.Get()
-		if err != nil {
-			done <- fmt.Errorf("current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(path)
-		if err != nil {
-			done <- fmt.Errorf("network namespace %s: %w", path, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			done <- fmt.Errorf("entering network namespace %s: %w", path, err)
-			return
-		}
-		ferr := fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- ferr
-	}()
-	return <-done
-}
+func runInNetNS(path string, fn func() error) error { return netnsrun.Path(path, fn) }

@@ -1,45 +1,17 @@
 package testbed
 
 import (
-	"fmt"
 	"net"
-	"runtime"
+
 	"testing"
 
-	"github.com/vishvananda/netns"
+	"github.com/ofctl-agent/ofctl-agent/pkg/netnsrun"
 )
 
 // InNetNS runs fn on a thread in namespace ns: the sockets fn opens (a
 // listener, a connection) belong to ns and keep working from any
 // goroutine afterwards.
-func InNetNS(ns NetNS, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // unlocked only once back home; otherwise the thread ends with the goroutine
-		orig, err := netns.Get()
-		if err != nil {
-			done <- fmt.Errorf("current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(ns.Path())
-		if err != nil {
-			done <- fmt.Errorf("network namespace %s: %w", ns, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			done <- fmt.Errorf("entering network namespace %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- ferr
-	}()
-	return <-done
-}
+func InNetNS(ns NetNS, fn func() error) error { return netnsrun.Path(ns.Path(), fn) }
 
 // Listen opens a listener inside ns, closed when the test ends.
 func Listen(t testing.TB, ns NetNS, network, addr string) net.Listener {
