@@ -257,17 +257,7 @@ func (c common) openPorts(ctx context.Context, stderr io.Writer) (*attach.OVSPor
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = cl.Run(runCtx)
-	}()
-	stop := func() {
-		cancel()
-		cl.Close()
-		<-done
-	}
+	stop := cl.Start(ctx)
 	p := attach.NewOVSPorts(cl)
 	if err := p.Ready(ctx, 2*time.Second); err != nil {
 		stop()

@@ -107,17 +107,7 @@ func OpenOVSPorts(ctx context.Context, c *NetConf, only []string) (Ports, func()
 	if err != nil {
 		return nil, nil, err
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = cl.Run(runCtx)
-	}()
-	stop := func() {
-		cancel()
-		cl.Close()
-		<-done
-	}
+	stop := cl.Start(ctx)
 	ports := attach.NewOVSPorts(cl)
 	ports.Poll = 2 * time.Millisecond // a runtime waits on every ADD: look often, it is cheap
 	if err := ports.Ready(ctx, 2*time.Second); err != nil {

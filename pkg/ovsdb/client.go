@@ -94,6 +94,23 @@ func New(cfg Config) (*Client, error) {
 // Config returns the configuration in use, defaults filled in.
 func (c *Client) Config() Config { return c.cfg }
 
+// Start runs the client in the background (Run) for a short-lived user such
+// as a command or a plugin call; stop cancels it, closes the client and
+// returns once Run has. ctx's cancellation does not stop it: only stop does.
+func (c *Client) Start(ctx context.Context) (stop func()) {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Run(runCtx)
+	}()
+	return func() {
+		cancel()
+		c.Close()
+		<-done
+	}
+}
+
 // Run connects to the server and keeps connecting, with backoff, until ctx
 // is done or Close is called. It returns nil then, or an error at once when
 // the client is closed or already running.
