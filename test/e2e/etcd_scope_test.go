@@ -56,7 +56,7 @@ func TestEtcdScopedFlows(t *testing.T) {
 	g2 := etAttachIn(t, ea, "g2", "10.30.1.10/16", etGreen.Name)
 	var marked time.Duration
 	testbed.Eventually(t, 15*time.Second, func() bool {
-		ok := atUnquote(ea.Vsctl(t, "get", "interface", g2.HostIf, "external_ids:"+endpoint.KeyInstalled)) != ""
+		ok := atUnquote(ea.Vsctl(t, "--if-exists", "get", "interface", g2.HostIf, "external_ids:"+endpoint.KeyInstalled)) != ""
 		if ok {
 			marked = time.Since(start)
 			// the mark waits for the network's remote endpoints
