@@ -38,9 +38,11 @@ func TestInstalledSignal(t *testing.T) {
 		}, "%s never seen", name)
 		return uuid
 	}
+	var lastSub *Subscription
 	wait := func(name string) chan error { // WaitInstalled, subscribed before it returns
 		done := make(chan error, 1)
 		sub := waiter.Subscribe()
+		lastSub = sub
 		go func() { defer sub.Close(); done <- watchInstalled(ctx, sub, name, ip) }()
 		return done
 	}
@@ -93,6 +95,9 @@ func TestInstalledSignal(t *testing.T) {
 	t.Run("gone", func(t *testing.T) {
 		addPort(t, "ep2")
 		done := wait("ep2")
+		// The queue keeps one event per interface: a delete made before the
+		// snapshot leaves the queue would merge with its add into nothing.
+		testbed.Eventually(t, 5*time.Second, func() bool { n, _ := lastSub.queued(); return n == 0 }, "the snapshot never left the queue")
 		if err := agent.DeletePort(ctx, "ep2"); err != nil {
 			t.Fatal(err)
 		}
