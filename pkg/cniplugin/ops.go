@@ -44,17 +44,13 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := p.ctx(nil)
 	defer cancel()
-	ports, closePorts, err := p.open(ctx, c, attach.HostIfName(args.ContainerID, args.IfName))
+	ports, closePorts, pt, ok, err := p.ownPort(ctx, c, args)
 	if err != nil {
 		return err
 	}
 	defer closePorts()
-	list, err := ports.Ports(ctx)
-	if err != nil {
-		return types.NewError(types.ErrIOFailure, "listing the bridge's ports", err.Error())
-	}
 	var ip netip.Addr
-	if pt, ok := port(list, args.ContainerID, args.IfName); ok {
+	if ok {
 		ip, _ = netip.ParseAddr(pt.ExternalIDs[endpoint.KeyIP])
 	}
 	at := p.attacher(ports, nil)
@@ -62,6 +58,22 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("removing %s of %s", args.IfName, args.ContainerID), err.Error())
 	}
 	return p.release(ctx, c, args, ip)
+}
+
+// ownPort opens the port writer on the container's port alone and finds
+// that port (ok false: there is none). The caller closes the writer.
+func (p *Plugin) ownPort(ctx context.Context, c *NetConf, args *skel.CmdArgs) (Ports, func(), attach.Port, bool, error) {
+	ports, closePorts, err := p.open(ctx, c, attach.HostIfName(args.ContainerID, args.IfName))
+	if err != nil {
+		return nil, nil, attach.Port{}, false, err
+	}
+	list, err := ports.Ports(ctx)
+	if err != nil {
+		closePorts()
+		return nil, nil, attach.Port{}, false, types.NewError(types.ErrIOFailure, "listing the bridge's ports", err.Error())
+	}
+	pt, ok := port(list, args.ContainerID, args.IfName)
+	return ports, closePorts, pt, ok, nil
 }
 
 // release gives the interface's address back: to the delegated IPAM
@@ -100,16 +112,11 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	if err := parsePrev(c); err != nil {
 		return err
 	}
-	ports, closePorts, err := p.open(ctx, c, attach.HostIfName(args.ContainerID, args.IfName))
+	_, closePorts, pt, ok, err := p.ownPort(ctx, c, args)
 	if err != nil {
 		return err
 	}
 	defer closePorts()
-	list, err := ports.Ports(ctx)
-	if err != nil {
-		return types.NewError(types.ErrIOFailure, "listing the bridge's ports", err.Error())
-	}
-	pt, ok := port(list, args.ContainerID, args.IfName)
 	if !ok {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK: no OVS port on bridge %s for interface %s of container %s (deleted? DEL and ADD again)",
 			c.Bridge, args.IfName, args.ContainerID), "")
