@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ func BenchmarkAgentRestart(b *testing.B) {
 		e := newAgentBed(b, "brst")
 		first := e.programmed(b, benchEndpoints, nil)
 		first.stop()
+		floor := e.measureRestartFloor(b, pipelineFlows(benchEndpoints))
 
 		same := e.restart(b, 0)
 		if same.flowMods != 0 {
@@ -52,6 +54,7 @@ func BenchmarkAgentRestart(b *testing.B) {
 		b.ReportMetric(moved.ready.Seconds(), "moved-ready-s")
 		b.ReportMetric(moved.sync.Seconds(), "moved-sync-s")
 		b.ReportMetric(float64(moved.flowMods), "moved-flow_mods")
+		floor.report(b, "same", same.ready)
 		b.ReportMetric(0, "ns/op")
 	}
 }
@@ -63,9 +66,11 @@ func (e *agentBed) restart(b *testing.B, wantMods uint64) restartResult {
 	b.Helper()
 	e.fullCheckEvery = time.Second
 	defer func() { e.fullCheckEvery = 0 }()
+	stopProfile := cpuProfile(b, os.Getenv("OFCTL_BENCH_PROFILE_DIR"), fmt.Sprintf("restart-%d", wantMods))
 	r := e.start(b, nil)
 	var res restartResult
 	res.ready = r.waitReady(b, 2*time.Minute)
+	stopProfile()
 	res.flowMods = r.agent.Status().Reconcile.FlowMods
 	res.load = r.log.milestone(b, "model loaded", r.started).time.Sub(r.started)
 	if took, ok := r.log.milestone(b, "pipeline synchronised", r.started).attrs["took"]; ok {
@@ -85,6 +90,23 @@ func (e *agentBed) restart(b *testing.B, wantMods uint64) restartResult {
 	}
 	r.stop()
 	return res
+}
+
+// cpuProfile starts a CPU profile of the test process into dir/name.pprof
+// (nothing if dir is ""); the returned function stops it.
+func cpuProfile(b *testing.B, dir, name string) func() {
+	b.Helper()
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // checkMoved asserts that OVS holds endpoint i's flows for its new address
