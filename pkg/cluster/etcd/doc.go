@@ -27,7 +27,7 @@
 // "endpoint"). An endpoint whose host record is missing waits for it
 // silently: a host's records come and go together with its lease.
 //
-// The Source lists the prefix page by page at one revision, then watches
+// The Source lists the prefix in one range read, then watches
 // from the next revision, so nothing is missed in between; a watch that
 // falls behind a compaction lists again. Watch responses that arrive
 // together are folded into one view. While etcd is unreachable the last

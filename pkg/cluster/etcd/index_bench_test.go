@@ -59,3 +59,40 @@ func BenchmarkIndexHostGone(b *testing.B) {
 		x.resolve()
 	}
 }
+
+// loadRecords are the keys and values of 1,000 hosts x 100 endpoints, as
+// a range read returns them (benchmarks of the load alone).
+func loadRecords(hosts, perHost int) (keys []string, values [][]byte) {
+	keys = append(keys, tk.network("blue"))
+	values = append(values, []byte(`{"version":1,"vni":100,"subnet":"10.0.0.0/8"}`))
+	for h := range hosts {
+		host := fmt.Sprintf("h%04d", h)
+		keys = append(keys, tk.host(host))
+		values = append(values, []byte(fmt.Sprintf(`{"version":1,"tunnel_ip":"172.16.%d.%d"}`, h>>8, h&255)))
+		for j := range perHost {
+			n := h*perHost + j + 1
+			ip := netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})
+			keys = append(keys, tk.endpoint("blue", ip, host))
+			values = append(values, EncodeEndpoint([]byte{2, 0, 0, byte(n >> 16), byte(n >> 8), byte(n)}))
+		}
+	}
+	return keys, values
+}
+
+// BenchmarkIndexBuild: the index and view of 1,000 hosts x 100 endpoints
+// from records already read (what the initial list adds to the range read).
+func BenchmarkIndexBuild(b *testing.B) {
+	keys, values := loadRecords(1000, 100)
+	b.ResetTimer()
+	for range b.N {
+		x := newIndex(tk, nil, nil)
+		x.expect(len(keys))
+		for i, k := range keys {
+			x.put(k, values[i], int64(i+1))
+		}
+		x.resolve()
+		if x.endpoints.Len() != 100000 {
+			b.Fatalf("%d endpoints", x.endpoints.Len())
+		}
+	}
+}

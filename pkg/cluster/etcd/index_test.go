@@ -319,3 +319,48 @@ func TestRecordErrorsAreTyped(t *testing.T) {
 		t.Errorf("EndpointKey = %s", got)
 	}
 }
+
+// TestEndpointFastPath: records in EncodeEndpoint's exact form skip
+// encoding/json; every record reads the same either way.
+func TestEndpointFastPath(t *testing.T) {
+	slow := func(value []byte) ([6]byte, string, error) { // the decoding without the fast path
+		var r EndpointRecord
+		if err := decode("k", value, &r, func() int { return r.Version }); err != nil {
+			return [6]byte{}, "", err
+		}
+		m, err := net.ParseMAC(r.MAC)
+		if err != nil || len(m) != 6 || m[0]&1 != 0 || [6]byte(m) == [6]byte{} {
+			return [6]byte{}, "", &RecordError{Key: "k", Reason: fmt.Sprintf("mac %q is not a unicast 48-bit MAC", r.MAC)}
+		}
+		return [6]byte(m), r.Name, nil
+	}
+	for _, tc := range []struct {
+		value string
+		fast  bool
+	}{
+		{`{"version":1,"mac":"02:00:00:0a:bc:ff"}`, true},
+		{`{"version":1,"mac":"03:00:00:00:00:01"}`, true},  // multicast: refused
+		{`{"version":1,"mac":"00:00:00:00:00:00"}`, true},  // zero: refused
+		{`{"version":1,"mac":"02:00:00:0A:BC:FF"}`, false}, // upper case
+		{`{"version":1,"mac":"02-00-00-0a-bc-ff"}`, false},
+		{`{"version":1,"mac":"02:00:00:0a:bc:fg"}`, false},
+		{`{"version":2,"mac":"02:00:00:0a:bc:ff"}`, false},
+		{`{"mac":"02:00:00:0a:bc:ff","version":1}`, false},
+		{`{"version":1, "mac":"02:00:00:0a:bc:ff"}`, false},
+		{`{"version":1,"mac":"02:00:00:0a:bc:ff","name":"web"}`, false},
+		{`{"version":1,"mac":"02:00:00:0a:bc:f"}`, false},
+		{`{"version":1,"mac":"02:00:00:0a:bc:ff"} `, false},
+		{`{"version":1,"mac":"02:00:00:0a:bc:ff"`, false},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			if _, fast := endpointFast([]byte(tc.value)); fast != tc.fast {
+				t.Errorf("fast path %v, want %v", fast, tc.fast)
+			}
+			mac, name, err := parseEndpoint("k", []byte(tc.value))
+			wmac, wname, werr := slow([]byte(tc.value))
+			if mac != wmac || name != wname || fmt.Sprint(err) != fmt.Sprint(werr) {
+				t.Errorf("parseEndpoint = %x %q %v, encoding/json gives %x %q %v", mac, name, err, wmac, wname, werr)
+			}
+		})
+	}
+}

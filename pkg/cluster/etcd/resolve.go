@@ -57,13 +57,13 @@ func (x *index) resolveNetworks() bool {
 		case taken:
 			x.note("conflict:"+key, KindConflict, &ConflictError{Key: key, What: "vni", Winner: x.winnerName(holder, true)})
 		default:
-			x.unnote("conflict:" + key)
+			x.unnote("conflict:", key)
 			view[r.net.Name] = r.net
 			byVNI[r.net.VNI] = r.net.Name
 		}
 	}
 	for name := range view {
-		x.unnote("network:" + name)
+		x.unnote("network:", name)
 	}
 	if x.built && maps.Equal(view, x.netView) {
 		return false
@@ -97,7 +97,7 @@ func (x *index) resolveHosts() (bool, map[string]bool) {
 			x.note("conflict:"+key, KindConflict, &ConflictError{Key: key, What: "tunnel_ip", Winner: x.winnerName(holder, false)})
 			continue
 		}
-		x.unnote("conflict:" + key)
+		x.unnote("conflict:", key)
 		view[r.host.Name] = r.host
 		byIP[r.host.TunnelIP.As4()] = r.host.Name
 	}
@@ -192,7 +192,7 @@ func (x *index) chooseIP(id ipKey, st *ipState) int32 {
 	n, ok := x.netView[id.network]
 	if !ok || !n.Subnet.Contains(id.addr()) {
 		for _, c := range st.claims {
-			x.unnote("conflict:" + x.keys.endpoint(id.network, id.addr(), c.host))
+			x.unnoteEndpoint(id, c.host)
 		}
 		if len(st.claims) == 0 {
 			return -1
@@ -209,19 +209,27 @@ func (x *index) chooseIP(id ipKey, st *ipState) int32 {
 	}
 	win := int32(-1)
 	for i, c := range st.claims {
-		key := x.keys.endpoint(id.network, id.addr(), c.host)
 		if _, known := x.hostView[c.host]; !known {
-			x.unnote("conflict:" + key) // waits for its host record
+			x.unnoteEndpoint(id, c.host) // waits for its host record
 			continue
 		}
 		if win < 0 {
 			win = int32(i) // settle reports it if it loses its MAC
 			continue
 		}
+		key := x.keys.endpoint(id.network, id.addr(), c.host)
 		winner := x.keys.endpoint(id.network, id.addr(), st.claims[win].host)
 		x.note("conflict:"+key, KindConflict, &ConflictError{Key: key, What: "ip", Winner: winner})
 	}
 	return win
+}
+
+// unnoteEndpoint forgets the conflict reported about host's claim on id;
+// its key is built only when something was reported.
+func (x *index) unnoteEndpoint(id ipKey, host string) {
+	if len(x.reported) > 0 {
+		x.unnote("conflict:", x.keys.endpoint(id.network, id.addr(), host))
+	}
 }
 
 // macRemove takes id out of a MAC group and returns how many remain.
@@ -262,13 +270,13 @@ func (x *index) settle(id ipKey) bool {
 	w, show := st.winner()
 	if show {
 		mk := macKey{id.network, w.mac}
-		key := x.keys.endpoint(id.network, id.addr(), w.host)
 		if holder := x.macHolder(mk); holder != id {
 			show = false
 			hw, _ := x.ips[holder].winner()
+			key := x.keys.endpoint(id.network, id.addr(), w.host)
 			x.note("conflict:"+key, KindConflict, &ConflictError{Key: key, What: "mac", Winner: x.keys.endpoint(holder.network, holder.addr(), hw.host)})
 		} else {
-			x.unnote("conflict:" + key)
+			x.unnoteEndpoint(id, w.host)
 		}
 	}
 	changed := show != st.inView || show && w != st.shown

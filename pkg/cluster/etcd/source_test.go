@@ -281,3 +281,40 @@ func TestNewValidates(t *testing.T) {
 		t.Error("a cert without a key was accepted")
 	}
 }
+
+// TestListOneReadOrPaged: the list gives the same view in one range read
+// (the default) as page by page, records of every kind and a bad one
+// included.
+func TestListOneReadOrPaged(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	seed(t, c)
+	for i := range 20 {
+		ip := netip.AddrFrom4([4]byte{10, 100, 1, byte(i + 1)})
+		put(t, c, tk.endpoint("blue", ip, "hb"), string(EncodeNamedEndpoint(net.HardwareAddr{2, 0, 0, 1, 0, byte(i + 1)}, fmt.Sprintf("n%d", i%3))))
+	}
+	put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.2.1"), "hb"), `{"version":1,"mac":"01:00:00:00:00:01"}`)
+	ctx := context.Background()
+	var views []cluster.View
+	for _, page := range []int64{0, 1, 7} {
+		var rejects int
+		s, err := New(Config{Client: c, Prefix: tp, PageSize: page, OnReject: func(string, error) { rejects++ }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, _, err := s.list(ctx, nil)
+		if err != nil {
+			t.Fatalf("page %d: %v", page, err)
+		}
+		if rejects != 1 || x.endpoints.Len() != 21 {
+			t.Errorf("page %d: %d rejects (want 1), %d endpoints (want 21)", page, rejects, x.endpoints.Len())
+		}
+		v, _ := s.Current()
+		views = append(views, v)
+	}
+	for i, v := range views[1:] {
+		if !v.Equal(views[0]) {
+			t.Errorf("paged list %d differs from the one range read:\n%v\n%v", i+1, v.EndpointList(), views[0].EndpointList())
+		}
+	}
+}
