@@ -118,6 +118,9 @@ func (fakeAPIAgent) Allocate(context.Context, agentapi.AllocateRequest) (agentap
 	return agentapi.Allocation{}, errors.New("not used")
 }
 func (fakeAPIAgent) Release(context.Context, agentapi.ReleaseRequest) error { return nil }
+func (fakeAPIAgent) Allocations(context.Context, string, string) ([]agentapi.Allocated, error) {
+	return nil, nil
+}
 
 func serveFakeAgent(t *testing.T) string {
 	t.Helper()

@@ -115,6 +115,21 @@ func (b apiBackend) Allocate(_ context.Context, r agentapi.AllocateRequest) (age
 }
 
 func (b apiBackend) Release(_ context.Context, r agentapi.ReleaseRequest) error {
-	b.a.ipam.Release(r.Network, r.Owner, r.IP)
+	if r.IP.IsValid() {
+		b.a.ipam.Release(r.Network, r.Owner, r.IP)
+		return nil
+	}
+	if ip, ok := b.a.ipam.ReleaseOwner(r.Network, r.Owner); ok {
+		b.a.log.Debug("address released by owner", "network", r.Network, "ip", ip, "owner", r.Owner)
+	}
 	return nil
+}
+
+func (b apiBackend) Allocations(_ context.Context, network, ownerPrefix string) ([]agentapi.Allocated, error) {
+	held := b.a.ipam.Allocations(network, ownerPrefix)
+	l := make([]agentapi.Allocated, len(held))
+	for i, h := range held {
+		l[i] = agentapi.Allocated{Network: h.Network, IP: h.IP, Owner: h.Owner, Port: h.Port, Expires: h.Expires}
+	}
+	return l, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/pkg/gateway"
+	"github.com/ofctl-agent/ofctl-agent/pkg/ipam"
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
@@ -380,6 +381,8 @@ type Status struct {
 	APIRequests map[APIRequest]uint64
 	// Gateways is the gateways' keeper's state (gateway.go).
 	Gateways gateway.Stats
+	// Addresses is what the host's allocator holds, per network.
+	Addresses map[string]ipam.NetworkStats
 }
 
 // Status returns the agent's current status. It never waits for OVS or
@@ -397,7 +400,8 @@ func (a *Agent) Status() Status {
 	a.model.epMu.Unlock()
 	return Status{Ready: a.ready.Load(), OVSDB: a.db.Stats(), OpenFlow: a.of.State(), Reconcile: a.rec.Stats(),
 		Rejects: rejects, Repairs: repairs, Endpoints: eps, FlowMonitor: a.monitored.Load() && a.Conn() != nil,
-		FlowMonitorPauses: a.drift.pauseCount(), APIRequests: a.apiCounts(), Gateways: a.gatewayStats()}
+		FlowMonitorPauses: a.drift.pauseCount(), APIRequests: a.apiCounts(), Gateways: a.gatewayStats(),
+		Addresses: a.ipam.Stats()}
 }
 
 // Ready reports whether the whole pipeline is in OVS (on the current

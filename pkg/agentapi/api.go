@@ -11,6 +11,7 @@
 //	GET    /v1/networks/{name}    -> Network
 //	POST   /v1/addresses          AllocateRequest -> Allocation
 //	DELETE /v1/addresses          ReleaseRequest  -> 204
+//	GET    /v1/addresses          -> []Allocated (?network=N&owner-prefix=P filter)
 //
 // An error is {"code": "...", "error": "..."} with the HTTP status of its
 // code (see Code); Client turns it back into an error that errors.Is
@@ -20,7 +21,10 @@
 // port with that address appears on the bridge (the port then holds it, and
 // removing the port frees it), until it is released, or until it expires.
 // Asking again with the same owner gives the same address, so a client
-// that retries never takes two.
+// that retries never takes two. A client that dies between its allocation
+// and its port leaves the allocation behind: whoever cleans up after it
+// (CNI DEL and GC) lists the allocations by owner and releases them by
+// owner, without knowing their addresses.
 package agentapi
 
 import (
@@ -28,6 +32,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"time"
 )
 
 // DefaultSocket is where the agent serves the API.
@@ -88,9 +93,25 @@ func (a Allocation) HardwareAddr() (net.HardwareAddr, error) { return net.ParseM
 // ReleaseRequest gives back an allocation. Releasing what is not held (or
 // is held by another owner) is not an error: releases are retried.
 type ReleaseRequest struct {
+	Network string `json:"network"`
+	// IP is the address to give back; unset: whatever Owner holds in
+	// Network (a client killed before it learnt its address).
+	IP    netip.Addr `json:"ip,omitzero"`
+	Owner string     `json:"owner"`
+}
+
+// Allocated is one allocation in the list: who holds which address, and
+// whether a port claims it yet.
+type Allocated struct {
 	Network string     `json:"network"`
 	IP      netip.Addr `json:"ip"`
 	Owner   string     `json:"owner"`
+	// Port is the OVS port claiming the address; "" while the allocation
+	// waits for it.
+	Port string `json:"port,omitempty"`
+	// Expires is when an allocation without a port lapses (absent: a port
+	// holds the address).
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // Code classifies an error of the API.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,10 +71,23 @@ func (f *fakeBackend) allocation(a netip.Addr) Allocation {
 }
 
 func (f *fakeBackend) Release(_ context.Context, r ReleaseRequest) error {
-	if f.held[r.IP] == r.Owner {
-		delete(f.held, r.IP)
+	for a, o := range f.held {
+		if o == r.Owner && (!r.IP.IsValid() || a == r.IP) {
+			delete(f.held, a)
+		}
 	}
 	return nil
+}
+
+func (f *fakeBackend) Allocations(_ context.Context, network, ownerPrefix string) ([]Allocated, error) {
+	var l []Allocated
+	for a, o := range f.held {
+		if (network == "" || network == "blue") && strings.HasPrefix(o, ownerPrefix) {
+			l = append(l, Allocated{Network: "blue", IP: a, Owner: o, Expires: time.Unix(1e9, 0).UTC()})
+		}
+	}
+	slices.SortFunc(l, func(x, y Allocated) int { return x.IP.Compare(y.IP) })
+	return l, nil
 }
 
 func serve(t *testing.T, b Backend, o HandlerOptions) (*Client, string) {
@@ -135,6 +149,11 @@ func TestClientServer(t *testing.T) {
 			return c.Release(ctx, ReleaseRequest{Network: "blue", IP: netip.MustParseAddr("10.100.1.3"), Owner: "b"})
 		}, nil},
 		{"free again", func() error { _, err := c.Allocate(ctx, AllocateRequest{Network: "blue", Owner: "c"}); return err }, nil},
+		{"list", wantList(ctx, c, "", "", "10.100.1.2=cni:c1/eth0 10.100.1.3=c"), nil},
+		{"list one network and kind of owner", wantList(ctx, c, "blue", "cni:", "10.100.1.2=cni:c1/eth0"), nil},
+		{"list another network", wantList(ctx, c, "red", "", ""), nil},
+		{"release by owner alone", func() error { return c.Release(ctx, ReleaseRequest{Network: "blue", Owner: "cni:c1/eth0"}) }, nil},
+		{"list after", wantList(ctx, c, "", "", "10.100.1.3=c"), nil},
 		{"no owner", func() error { _, err := c.Allocate(ctx, AllocateRequest{Network: "blue"}); return err }, ErrInvalid},
 		{"IPv6", func() error {
 			_, err := c.Allocate(ctx, AllocateRequest{Network: "blue", IP: netip.MustParseAddr("fd00::1"), Owner: "x"})
@@ -148,9 +167,30 @@ func TestClientServer(t *testing.T) {
 		}
 	}
 	want := "status/ status/ network/ network/unknown-network allocate/ allocate/ allocate/address-taken allocate/ " +
-		"allocate/exhausted release/ allocate/ allocate/invalid allocate/invalid"
+		"allocate/exhausted release/ allocate/ list/ list/ list/ release/ list/ allocate/invalid allocate/invalid"
 	if got := strings.Join(calls, " "); got != want {
 		t.Errorf("OnRequest saw\n%s\nwant\n%s", got, want)
+	}
+}
+
+// wantList is a step listing the allocations, "ip=owner ..." expected.
+func wantList(ctx context.Context, c *Client, network, prefix, want string) func() error {
+	return func() error {
+		l, err := c.Allocations(ctx, network, prefix)
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, a := range l {
+			if a.Network != "blue" || a.Expires != time.Unix(1e9, 0).UTC() {
+				return fmt.Errorf("allocation %+v: network or expiry lost on the way", a)
+			}
+			got = append(got, a.IP.String()+"="+a.Owner)
+		}
+		if strings.Join(got, " ") != want {
+			return fmt.Errorf("list %q %q: %q, want %q", network, prefix, got, want)
+		}
+		return nil
 	}
 }
 
@@ -166,7 +206,10 @@ func TestMalformedRequests(t *testing.T) {
 		{"POST", "/v1/addresses", `{"network":"blue","owner":"x"} {}`, "after the JSON"},
 		{"POST", "/v1/addresses", `{"network":"blue","owner":"x","ip":"10.1"}`, "body"},
 		{"POST", "/v1/addresses", strings.Repeat(" ", maxBody+10) + "{}", "larger than"},
-		{"DELETE", "/v1/addresses", `{"network":"blue","owner":"x"}`, "IPv4 address"},
+		{"DELETE", "/v1/addresses", `{"network":"blue","ip":"10.100.1.2"}`, "an owner"},
+		{"DELETE", "/v1/addresses", `{"network":"blue","owner":"x","ip":"fd00::1"}`, "IPv4 address"},
+		{"GET", "/v1/addresses?owner=x", ``, "list takes network and owner-prefix"},
+		{"GET", "/v1/addresses?network=a&network=b", ``, "at most once"},
 		{"PUT", "/v1/status", ``, "no such call"},
 	}
 	for i, tc := range tests {

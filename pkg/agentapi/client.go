@@ -13,6 +13,9 @@ import (
 	"time"
 )
 
+// maxAnswer bounds an answer: a list of 100,000 allocations fits.
+const maxAnswer = 32 << 20
+
 // Client calls the agent on its socket.
 type Client struct {
 	socket string
@@ -56,6 +59,24 @@ func (c *Client) Release(ctx context.Context, r ReleaseRequest) error {
 	return c.call(ctx, http.MethodDelete, "/v1/addresses", r, nil)
 }
 
+// Allocations lists the allocations of network ("": all) whose owner
+// starts with ownerPrefix ("": all).
+func (c *Client) Allocations(ctx context.Context, network, ownerPrefix string) ([]Allocated, error) {
+	q := url.Values{}
+	if network != "" {
+		q.Set("network", network)
+	}
+	if ownerPrefix != "" {
+		q.Set("owner-prefix", ownerPrefix)
+	}
+	path := "/v1/addresses"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var l []Allocated
+	return l, c.call(ctx, http.MethodGet, path, nil, &l)
+}
+
 // call sends one request; an error answer becomes an error wrapping the
 // sentinel of its code, with the agent's message.
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
@@ -80,7 +101,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		return fmt.Errorf("agent on %s: %w", c.socket, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return fmt.Errorf("agent on %s: %w", c.socket, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 )
 
 // Backend answers the API: the agent's allocator and state. Its errors wrap
@@ -19,6 +20,9 @@ type Backend interface {
 	Network(name string) (Network, error)
 	Allocate(ctx context.Context, r AllocateRequest) (Allocation, error)
 	Release(ctx context.Context, r ReleaseRequest) error
+	// Allocations lists the allocations of network ("": all) whose owner
+	// starts with ownerPrefix ("": all).
+	Allocations(ctx context.Context, network, ownerPrefix string) ([]Allocated, error)
 }
 
 // maxBody bounds a request body: the largest valid one is a few hundred bytes.
@@ -32,7 +36,7 @@ type HandlerOptions struct {
 	// input).
 	OnInvalid func(err error)
 	// OnRequest, when set, is called once per request with the call
-	// ("status", "network", "allocate", "release", or "unknown") and the
+	// ("status", "network", "allocate", "release", "list" or "unknown") and the
 	// code of its error ("" when it succeeded): the agent counts them.
 	OnRequest func(call string, code Code)
 }
@@ -48,6 +52,7 @@ func Handler(b Backend, o HandlerOptions) http.Handler {
 	mux.HandleFunc("GET /v1/networks/{name}", h.serve("network", h.network))
 	mux.HandleFunc("POST /v1/addresses", h.serve("allocate", h.allocate))
 	mux.HandleFunc("DELETE /v1/addresses", h.serve("release", h.release))
+	mux.HandleFunc("GET /v1/addresses", h.serve("list", h.list))
 	mux.HandleFunc("/", h.serve("unknown", func(r *http.Request) (any, error) {
 		return nil, fmt.Errorf("%w: no such call %s %s", ErrInvalid, r.Method, r.URL.Path)
 	}))
@@ -115,10 +120,30 @@ func (h *handler) release(r *http.Request) (any, error) {
 	if err := h.decode(r, &req); err != nil {
 		return nil, err
 	}
-	if req.Network == "" || req.Owner == "" || !req.IP.Is4() {
-		return nil, fmt.Errorf("%w: release needs a network, an IPv4 address and an owner", ErrInvalid)
+	if req.Network == "" || req.Owner == "" || req.IP.IsValid() && !req.IP.Is4() {
+		return nil, fmt.Errorf("%w: release needs a network, an owner and, if any, an IPv4 address", ErrInvalid)
 	}
 	return nil, h.b.Release(r.Context(), req)
+}
+
+// listParams are the filters GET /v1/addresses takes.
+var listParams = []string{"network", "owner-prefix"}
+
+func (h *handler) list(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	for k, v := range q {
+		if !slices.Contains(listParams, k) || len(v) != 1 {
+			return nil, fmt.Errorf("%w: list takes network and owner-prefix, each at most once (got %q)", ErrInvalid, k)
+		}
+	}
+	l, err := h.b.Allocations(r.Context(), q.Get("network"), q.Get("owner-prefix"))
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		l = []Allocated{} // [] rather than null, and not 204
+	}
+	return l, nil
 }
 
 // decode reads one JSON object into v; unknown fields and trailing data are

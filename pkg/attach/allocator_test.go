@@ -71,6 +71,9 @@ func (b *agentBackend) Release(_ context.Context, r agentapi.ReleaseRequest) err
 	b.release = append(b.release, r.Owner+" "+r.IP.String())
 	return nil
 }
+func (b *agentBackend) Allocations(context.Context, string, string) ([]agentapi.Allocated, error) {
+	return nil, nil
+}
 
 // TestAgentAllocator: owners name the interface, the agent's answer and
 // errors come through, an answer for another address than asked is refused.

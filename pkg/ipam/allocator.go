@@ -52,6 +52,7 @@ type Allocator struct {
 	claims   map[addrKey][]string    // address -> the ports claiming it, sorted
 	allocs   map[addrKey]*allocation // address -> its allocation
 	owners   map[ownerKey]addrKey    // (network, owner) -> its allocation's address
+	expired  map[string]uint64       // network -> allocations dropped by the TTL
 }
 
 type addrKey struct {
@@ -79,7 +80,8 @@ func New(cfg Config) (*Allocator, error) {
 		cfg.Now = time.Now
 	}
 	return &Allocator{node: cfg.Node, ttl: cfg.TTL, now: cfg.Now, ports: map[string]addrKey{},
-		claims: map[addrKey][]string{}, allocs: map[addrKey]*allocation{}, owners: map[ownerKey]addrKey{}}, nil
+		claims: map[addrKey][]string{}, allocs: map[addrKey]*allocation{}, owners: map[ownerKey]addrKey{},
+		expired: map[string]uint64{}}, nil
 }
 
 // SetView makes v the cluster view and gateways this host's gateway
@@ -198,6 +200,7 @@ func (a *Allocator) expireLocked(now time.Time) {
 	for k, al := range a.allocs {
 		if len(a.claims[k]) == 0 && !now.Before(al.expires) {
 			a.dropLocked(k, al)
+			a.expired[k.network]++
 		}
 	}
 }

@@ -51,7 +51,9 @@ var agentSpecs = []metricSpec{
 	{"gateways_in_sync", "1 when every gateway port is in OVS and its interface has its address, MAC and MTU and is up.", nil},
 	{"gateway_repairs_total", "Checks that put back a gateway port or interface changed by someone else (deleted port, removed address, link down).", nil},
 	{"gateway_sync_failures_total", "Checks that could not make a gateway as wanted (retried every 250 ms).", nil},
-	{"api_requests_total", "Requests of the agent's local API (attach, the CNI plugin), by call (status, network, allocate, release, unknown) and result (ok or the error code).", []string{"call", "result"}},
+	{"api_requests_total", "Requests of the agent's local API (attach, the CNI plugin), by call (status, network, allocate, release, list, unknown) and result (ok or the error code).", []string{"call", "result"}},
+	{"addresses_held", "Addresses of this host's allocator in use, by network and holder: port (a port on the bridge claims it) or allocation (allocated, its port not there yet).", []string{"network", "holder"}},
+	{"address_allocations_expired_total", "Allocations dropped because no port claimed their address in time (a client died between allocation and port, and no DEL or GC released it).", []string{"network"}},
 }
 
 // NewAgentCollector returns a collector reading status on every scrape.
@@ -73,8 +75,8 @@ func (c *AgentCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *AgentCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.status()
-	gauge := func(name string, v float64) {
-		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v)
+	gauge := func(name string, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v, labels...)
 	}
 	counter := func(name string, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, float64(v), labels...)
@@ -118,6 +120,11 @@ func (c *AgentCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("gateway_sync_failures_total", s.Gateways.Failures)
 	for k, v := range s.APIRequests {
 		counter("api_requests_total", v, k.Call, k.Result)
+	}
+	for n, a := range s.Addresses {
+		gauge("addresses_held", float64(a.Ports), n, "port")
+		gauge("addresses_held", float64(a.Pending), n, "allocation")
+		counter("address_allocations_expired_total", a.Expired, n)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
+	"github.com/ofctl-agent/ofctl-agent/pkg/ipam"
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
@@ -29,7 +30,8 @@ func testStatus() agent.Status {
 		OpenFlow:  openflow.State{Connected: true, Reconnects: 1, Failures: 3},
 		Reconcile: reconcile.Stats{FlowMods: 42, Bundles: 5, Failures: 1, Syncs: 9, LastSync: 3 * time.Millisecond, DesiredFlows: 17},
 		Rejects:   map[string]uint64{"interface": 2, "novel": 1}, Repairs: 4, Endpoints: 2,
-		APIRequests: map[agent.APIRequest]uint64{{Call: "allocate", Result: "ok"}: 3, {Call: "allocate", Result: "exhausted"}: 1}}
+		APIRequests: map[agent.APIRequest]uint64{{Call: "allocate", Result: "ok"}: 3, {Call: "allocate", Result: "exhausted"}: 1},
+		Addresses:   map[string]ipam.NetworkStats{"blue": {Ports: 7, Pending: 2, Expired: 5}, "red": {}}}
 }
 
 // testHandler is the /metrics handler over a fake switch, with every
@@ -186,14 +188,25 @@ ofctl_agent_openflow_reconnects_total 1
 # HELP ofctl_agent_drift_repairs_total Flows fixed because OVS differed from the desired flows (drift).
 # TYPE ofctl_agent_drift_repairs_total counter
 ofctl_agent_drift_repairs_total 4
-# HELP ofctl_agent_api_requests_total Requests of the agent's local API (attach, the CNI plugin), by call (status, network, allocate, release, unknown) and result (ok or the error code).
+# HELP ofctl_agent_api_requests_total Requests of the agent's local API (attach, the CNI plugin), by call (status, network, allocate, release, list, unknown) and result (ok or the error code).
 # TYPE ofctl_agent_api_requests_total counter
 ofctl_agent_api_requests_total{call="allocate",result="exhausted"} 1
 ofctl_agent_api_requests_total{call="allocate",result="ok"} 3
+# HELP ofctl_agent_addresses_held Addresses of this host's allocator in use, by network and holder: port (a port on the bridge claims it) or allocation (allocated, its port not there yet).
+# TYPE ofctl_agent_addresses_held gauge
+ofctl_agent_addresses_held{holder="allocation",network="blue"} 2
+ofctl_agent_addresses_held{holder="allocation",network="red"} 0
+ofctl_agent_addresses_held{holder="port",network="blue"} 7
+ofctl_agent_addresses_held{holder="port",network="red"} 0
+# HELP ofctl_agent_address_allocations_expired_total Allocations dropped because no port claimed their address in time (a client died between allocation and port, and no DEL or GC released it).
+# TYPE ofctl_agent_address_allocations_expired_total counter
+ofctl_agent_address_allocations_expired_total{network="blue"} 5
+ofctl_agent_address_allocations_expired_total{network="red"} 0
 `
 	err := testutil.CollectAndCompare(NewAgentCollector(testStatus), strings.NewReader(want),
 		"ofctl_agent_invalid_inputs_total", "ofctl_agent_bundle_failures_total",
-		"ofctl_agent_openflow_reconnects_total", "ofctl_agent_drift_repairs_total", "ofctl_agent_api_requests_total")
+		"ofctl_agent_openflow_reconnects_total", "ofctl_agent_drift_repairs_total", "ofctl_agent_api_requests_total",
+		"ofctl_agent_addresses_held", "ofctl_agent_address_allocations_expired_total")
 	if err != nil {
 		t.Error(err)
 	}
