@@ -55,7 +55,9 @@ func (a *AgentAllocator) Allocate(ctx context.Context, r AllocRequest) (netip.Pr
 	return got.Address, nil
 }
 
-// Release implements Allocator.
+// Release implements Allocator. An invalid ip releases whatever the
+// interface's owner holds in the network (its ADD or attach died before it
+// learnt the address).
 func (a *AgentAllocator) Release(ctx context.Context, r AllocRequest, ip netip.Addr) error {
 	return a.Client.Release(ctx, agentapi.ReleaseRequest{Network: r.Network, IP: ip, Owner: Owner(a.Kind, r.ContainerID, r.IfName)})
 }

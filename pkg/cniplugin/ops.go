@@ -77,9 +77,11 @@ func (p *Plugin) ownPort(ctx context.Context, c *NetConf, args *skel.CmdArgs) (P
 }
 
 // release gives the interface's address back: to the delegated IPAM
-// plugin, else to the agent (nothing held, or the agent down, is no
-// error: removing the port frees the address once the agent sees it, and
-// an allocation that never became a port expires).
+// plugin, else to the agent: ip (the port's), or without a port whatever
+// the interface's owner holds (an ADD killed between its allocation and
+// its port). Nothing held, or the agent down, is no error: removing the
+// port frees the address once the agent sees it, and an allocation that
+// never became a port expires (the agent's TTL, the last resort).
 func (p *Plugin) release(ctx context.Context, c *NetConf, args *skel.CmdArgs, ip netip.Addr) error {
 	if c.Delegated() {
 		if err := invoke.DelegateDel(ctx, c.IPAM.Type, args.StdinData, nil); err != nil {
@@ -87,13 +89,13 @@ func (p *Plugin) release(ctx context.Context, c *NetConf, args *skel.CmdArgs, ip
 		}
 		return nil
 	}
-	if !ip.IsValid() {
-		return nil
-	}
 	alloc := &attach.AgentAllocator{Client: agentapi.NewClient(c.AgentSocket), Kind: Owner}
-	err := alloc.Release(ctx, attach.AllocRequest{Network: c.Network, ContainerID: args.ContainerID, IfName: args.IfName}, ip)
+	actx, cancel := context.WithTimeout(ctx, agentCallTimeout)
+	defer cancel()
+	err := alloc.Release(actx, attach.AllocRequest{Network: c.Network, ContainerID: args.ContainerID, IfName: args.IfName}, ip)
 	if err != nil {
-		p.log().Warn("releasing the address with the agent failed (the port is gone: the agent frees it)", "ip", ip, "err", err)
+		p.log().Warn("releasing the address with the agent failed (a removed port frees it once the agent sees it, an allocation without a port expires)",
+			"container", args.ContainerID, "ifname", args.IfName, "ip", ip, "err", err)
 	}
 	return nil
 }
@@ -221,53 +223,6 @@ func expectedGateway(c *NetConf) netip.Addr {
 		}
 	}
 	return netip.Addr{}
-}
-
-// GC implements GC: it removes the plugin's ports in the configuration's
-// network whose container and interface are not in
-// cni.dev/valid-attachments, and gives their addresses back.
-func (p *Plugin) GC(args *skel.CmdArgs) error {
-	c, err := ParseConfig(args.StdinData)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := p.ctx(nil)
-	defer cancel()
-	ports, closePorts, err := p.open(ctx, c)
-	if err != nil {
-		return err
-	}
-	defer closePorts()
-	list, err := ports.Ports(ctx)
-	if err != nil {
-		return types.NewError(types.ErrIOFailure, "listing the bridge's ports", err.Error())
-	}
-	valid := map[types.GCAttachment]bool{}
-	for _, a := range c.ValidAttachments {
-		valid[a] = true
-	}
-	at := p.attacher(ports, nil)
-	var errs []error
-	for _, pt := range list {
-		x := pt.ExternalIDs
-		id, ifname := x[endpoint.KeyContainerID], x[endpoint.KeyContainerIface]
-		if x[endpoint.KeyOwner] != Owner || x[endpoint.KeyNetwork] != c.Network || valid[types.GCAttachment{ContainerID: id, IfName: ifname}] {
-			continue
-		}
-		if err := at.Detach(ctx, id, ifname); err != nil && !errors.Is(err, attach.ErrNotAttached) {
-			errs = append(errs, err)
-			continue
-		}
-		p.log().Info("gc: removed", "port", pt.Name, "container", id, "ifname", ifname)
-		if !c.Delegated() {
-			ip, _ := netip.ParseAddr(x[endpoint.KeyIP])
-			_ = p.release(ctx, c, &skel.CmdArgs{ContainerID: id, IfName: ifname}, ip)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return types.NewError(types.ErrInternal, "GC: removing stale ports", err.Error())
-	}
-	return nil
 }
 
 // errPluginNotAvailable is spec 1.1's STATUS code 50: the plugin cannot
