@@ -100,8 +100,10 @@ func etcdWantFlows() int {
 // BenchmarkEtcdConverge reports: seeding time, the agent's time from
 // process start to every flow in OVS, its RSS and live heap (after a
 // forced GC, read from its own /metrics: the whole agent process, the
-// etcd client and the view included, etcd itself not), and the flow_mods
-// and latency of single remote-endpoint changes.
+// etcd client and the view included, etcd itself not) with where the RSS
+// goes (memSplit), the RSS and live heap again after the changes without a
+// forced GC (steady) and the peak RSS, and the flow_mods and latency of
+// single remote-endpoint changes.
 func BenchmarkEtcdConverge(b *testing.B) {
 	testbed.Require(b)
 	srv := etcdtest.Start(b)
@@ -116,9 +118,12 @@ func BenchmarkEtcdConverge(b *testing.B) {
 		<-cpu
 		time.Sleep(2 * time.Second) // let the first drift check finish before reading memory
 		rss, heap := a.memory(b)
+		split := a.memorySplit(b)
 		a.saveProfile(b, os.Getenv("OFCTL_BENCH_PROFILE_DIR"))
 		mac, move := etcdChangeOne(b, c, node, a)
 		gone := etcdHostsGone(b, c, node, a, want)
+		time.Sleep(5 * time.Second)
+		steady := a.memorySplit(b) // no forced GC: what an operator sees after a while
 		if dir := os.Getenv("OFCTL_BENCH_PROFILE_DIR"); dir != "" {
 			time.Sleep(10 * time.Second)
 			vs, _ := os.ReadFile(filepath.Join(node.Dir, "vswitchd.log"))
@@ -131,6 +136,10 @@ func BenchmarkEtcdConverge(b *testing.B) {
 		b.ReportMetric(a.etcdListTook(b).Seconds(), "list-s")
 		b.ReportMetric(rss, "rss-MiB")
 		b.ReportMetric(heap, "heap-MiB")
+		split.report(b, "")
+		b.ReportMetric(steady.rss, "rss-steady-MiB")
+		b.ReportMetric(steady.live, "heap-steady-MiB")
+		b.ReportMetric(steady.peak, "peak-rss-MiB")
 		b.ReportMetric(mac.mods, "flowmods/mac-change")
 		b.ReportMetric(ms(mac.p50), "mac-change-p50-ms")
 		b.ReportMetric(move.mods, "flowmods/move")
@@ -334,7 +343,7 @@ func (a *daemon) etcdListTook(b *testing.B) time.Duration {
 	return logDuration(b, a.logLine(b, "etcd listed"), "took")
 }
 
-// saveProfile keeps the agent's heap profile and log in dir, if set
+// saveProfile keeps the agent's heap profile, log and smaps in dir, if set
 // (OFCTL_BENCH_PROFILE_DIR), for `go tool pprof`.
 func (a *daemon) saveProfile(b *testing.B, dir string) {
 	b.Helper()
@@ -351,7 +360,9 @@ func (a *daemon) saveProfile(b *testing.B, dir string) {
 		b.Fatal(err)
 	}
 	logData, _ := os.ReadFile(a.LogPath)
+	smaps, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", a.Pid()))
 	if err := errors.Join(os.WriteFile(filepath.Join(dir, "etcd-agent.heap"), data, 0o644),
+		os.WriteFile(filepath.Join(dir, "etcd-agent.smaps"), smaps, 0o644),
 		os.WriteFile(filepath.Join(dir, "etcd-agent.log"), logData, 0o644)); err != nil {
 		b.Fatal(err)
 	}
