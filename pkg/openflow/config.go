@@ -14,7 +14,7 @@ const (
 	DefaultEchoInterval   = 5 * time.Second
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultMaxQueuedBytes = 1 << 20
-	DefaultSentHistory    = 1 << 17
+	DefaultSentHistory    = 1 << 14
 	DefaultMaxLateErrors  = 4096
 )
 
@@ -36,7 +36,11 @@ type Config struct {
 	// while the queue is full. Default 1 MiB.
 	MaxQueuedBytes int
 	// SentHistory is how many sent messages are remembered to name the
-	// message an error refers to. Default 131072 (5 MiB).
+	// message an error refers to. Default 16384 (640 KiB): OVS answers a
+	// message within the bytes in flight (MaxQueuedBytes and the socket's
+	// buffers, a few thousand flow_mods), and an error beyond the record
+	// is still named from the message the switch echoes (was 131072, 5 MiB
+	// held for the agent's life).
 	SentHistory int
 	// MaxLateErrors bounds the errors of fire-and-forget messages kept until
 	// the next Barrier collects them; older ones are dropped (and logged).

@@ -17,6 +17,7 @@ type writer struct {
 	nc      net.Conn
 	max     int
 	timeout time.Duration // write deadline per batch
+	idle    time.Duration // idleRelease; a seam for tests
 
 	mu      sync.Mutex
 	pending []byte
@@ -28,7 +29,7 @@ type writer struct {
 }
 
 func newWriter(nc net.Conn, max int, timeout time.Duration) *writer {
-	return &writer{nc: nc, max: max, timeout: timeout, drained: make(chan struct{}), kick: make(chan struct{}, 1)}
+	return &writer{nc: nc, max: max, timeout: timeout, idle: idleRelease, drained: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
 // enqueue appends b to the pending buffer. Unless force is set it waits
@@ -106,6 +107,26 @@ func (w *writer) take() []byte {
 	return b
 }
 
+// Buffers larger than keepIdle are dropped once the writer has had nothing
+// to write for idleRelease: a full install leaves two of about
+// MaxQueuedBytes each, held for nothing between changes.
+const (
+	idleRelease = time.Second
+	keepIdle    = 64 << 10
+)
+
+// shrink drops the idle buffers larger than keepIdle.
+func (w *writer) shrink() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.pending) == 0 && cap(w.pending) > keepIdle {
+		w.pending = nil
+	}
+	if cap(w.spare) > keepIdle {
+		w.spare = nil
+	}
+}
+
 // giveBack keeps b for reuse unless it grew much larger than the bound.
 func (w *writer) giveBack(b []byte) {
 	if cap(b) > 4*w.max {
@@ -119,12 +140,18 @@ func (w *writer) giveBack(b []byte) {
 // run writes batches until quit is closed or a write fails; the error is
 // returned to the connection, which shuts down.
 func (w *writer) run(quit <-chan struct{}) error {
+	idle := time.NewTimer(w.idle)
+	defer idle.Stop()
 	for {
 		select {
 		case <-w.kick:
+		case <-idle.C:
+			w.shrink()
+			continue
 		case <-quit:
 			return nil
 		}
+		idle.Reset(w.idle)
 		b := w.take()
 		if len(b) == 0 {
 			w.giveBack(b)
