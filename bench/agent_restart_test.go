@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/pprof"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +17,10 @@ import (
 	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 )
+
+// sameRestarts is how many restarts with nothing changed AgentRestart
+// measures (the median is reported).
+const sameRestarts = 3
 
 // benchMoved is how many endpoints change IP while the agent is down.
 const benchMoved = 100
@@ -29,7 +35,8 @@ type restartResult struct {
 
 // BenchmarkAgentRestart stops the agent of a bridge with 10,000 programmed
 // endpoints and starts a new one on the same OVS: once with nothing changed
-// (it must send no flow_mod), once after 100 endpoints changed IP while it
+// (it must send no flow_mod; sameRestarts times, the median reported, next
+// to the floor measured before them), once after 100 endpoints changed IP while it
 // was down (it must send exactly the flow_mods that differ).
 func BenchmarkAgentRestart(b *testing.B) {
 	for i := 0; i < b.N; i++ {
@@ -38,16 +45,21 @@ func BenchmarkAgentRestart(b *testing.B) {
 		first.stop()
 		floor := e.measureRestartFloor(b, pipelineFlows(benchEndpoints))
 
-		same := e.restart(b, 0)
-		if same.flowMods != 0 {
-			b.Fatalf("restart with nothing changed sent %d flow_mods, want 0", same.flowMods)
+		// Several restarts with nothing changed: the median counts.
+		var sames []restartResult
+		for range sameRestarts {
+			sames = append(sames, e.restart(b, 0))
 		}
+		slices.SortFunc(sames, func(x, y restartResult) int { return cmp.Compare(x.ready, y.ready) })
+		same := sames[len(sames)/2]
 
 		e.moveEndpoints(b, benchMoved)
 		moved := e.restart(b, movedFlowMods(benchMoved))
 		e.checkMoved(b, movedIndex(benchMoved-1))
 
 		b.ReportMetric(same.ready.Seconds(), "same-ready-s")
+		b.ReportMetric(sames[0].ready.Seconds(), "same-ready-min-s")
+		b.ReportMetric(sames[len(sames)-1].ready.Seconds(), "same-ready-max-s")
 		b.ReportMetric(same.load.Seconds(), "same-load-s")
 		b.ReportMetric(same.sync.Seconds(), "same-sync-s")
 		b.ReportMetric(float64(same.flowMods), "same-flow_mods")

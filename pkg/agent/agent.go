@@ -111,10 +111,12 @@ type Agent struct {
 	restoreWait atomic.Bool
 	ready       atomic.Bool
 	readyOnce   sync.Once
-	memory      releaser     // returns memory to the OS after large changes
-	monitored   atomic.Bool  // OVS reports flow changes on the current connection
-	drift       *driftQueue  // what it reported, until repaired (monitor.go)
-	lastFull    atomic.Int64 // unix nanoseconds of the last successful full Sync
+	memory      releaser                   // returns memory to the OS after large changes
+	monitored   atomic.Bool                // OVS reports flow changes on the current connection
+	drift       *driftQueue                // what it reported, until repaired (monitor.go)
+	lastFull    atomic.Int64               // unix nanoseconds of the last successful full Sync
+	loaded      chan struct{}              // closed once Run has loaded the model
+	pre         atomic.Pointer[prefetched] // the start-up flow dump (prefetch.go)
 
 	mu          sync.Mutex
 	rejects     map[string]uint64
@@ -138,13 +140,14 @@ func New(cfg Config) (*Agent, error) {
 	}
 	maxTable := uint8(len(pipeline.Tables()) - 1)
 	a := &Agent{cfg: cfg, log: cfg.Logger, reg: endpoint.NewRegistry(), badIfaces: map[string]string{}, rejects: map[string]uint64{},
-		waiting: map[string]string{}, marks: newMarks(), drift: newDriftQueue(maxTable), apiRequests: map[APIRequest]uint64{}}
+		waiting: map[string]string{}, marks: newMarks(), drift: newDriftQueue(maxTable), apiRequests: map[APIRequest]uint64{},
+		loaded: make(chan struct{})}
 	var err error
 	if a.ipam, err = ipam.New(ipam.Config{Node: cfg.NodeName, TTL: cfg.AllocationTTL}); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.rec = reconcile.New(reconcile.Config{
-		Switch:     ofSwitch{conn: a.conn.Load, maxTable: maxTable},
+		Switch:     ofSwitch{conn: a.conn.Load, maxTable: maxTable, prefetched: a.takePrefetched},
 		Regenerate: func(o reconcile.Owner) []flow.Flow { return a.model.regenerate(o) },
 		Rank:       ownerRank,
 		OnFailure:  a.ownerFailure,
@@ -237,6 +240,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.ensureOVSDB(ctx); err != nil {
 		return nil // ctx ended
 	}
+	// The bridge is there: connect now, so that the flow dump overlaps
+	// the rest of the OVSDB read and the model's build (prefetch.go).
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = a.of.Run(ctx) }()
 	// Programming before the interfaces are known would remove every
 	// endpoint's flows from a bridge that has them (a restart).
 	select {
@@ -277,9 +284,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); a.runNAT(ctx) }()
 	}
 	a.log.Info("model loaded", "endpoints", len(a.reg.Active()), "networks", len(view.Networks), "hosts", len(view.Hosts))
-
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = a.of.Run(ctx) }()
+	close(a.loaded)
 	a.loop(ctx, sub)
 	return nil
 }

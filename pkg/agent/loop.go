@@ -260,7 +260,7 @@ func (a *Agent) verify(ctx context.Context) time.Duration {
 
 // sync runs one full Sync and reports it to OnSync.
 func (a *Agent) sync(ctx context.Context) (reconcile.SyncResult, error) {
-	start := time.Now()
+	start := a.dumpStart()
 	res, err := a.rec.Sync(ctx)
 	if res.Duration == 0 {
 		res.Duration = time.Since(start) // failed: Sync sets it only on success
@@ -284,6 +284,9 @@ func (a *Agent) sync(ctx context.Context) (reconcile.SyncResult, error) {
 func (a *Agent) onConnect(ctx context.Context, c *openflow.Conn) error {
 	a.conn.Store(c)
 	if err := a.startMonitor(ctx, c); err != nil { // before the Sync: see monitor.go
+		return err
+	}
+	if err := a.prefetch(ctx, c); err != nil { // at start-up: dump while the model loads
 		return err
 	}
 	err := a.syncConn(ctx, c)

@@ -20,11 +20,20 @@ var errNoSwitch = errors.New("no openflow connection")
 type ofSwitch struct {
 	conn     func() *openflow.Conn // current connection or nil
 	maxTable uint8                 // the agent owns tables 0..maxTable
+	// prefetched, if set, returns (once) a dump of every flow already
+	// taken on the connection (prefetch.go), or nil.
+	prefetched func(*openflow.Conn) *openflow.FlowDump
 }
 
 // DumpFlows calls each for every flow of the agent's tables, foreign ones
-// included, reply by reply as OVS sends them.
+// included, reply by reply as OVS sends them, or from the dump taken on
+// this connection while the model loaded.
 func (s ofSwitch) DumpFlows(ctx context.Context, each func(*flow.Stats) error) error {
+	if c := s.conn(); c != nil && s.prefetched != nil {
+		if d := s.prefetched(c); d != nil {
+			return d.Each(s.ours(each))
+		}
+	}
 	return s.dump(ctx, openflow.FlowStatsFilter{TableID: openflow13.OFPTT_ALL}, each)
 }
 
@@ -44,7 +53,12 @@ func (s ofSwitch) dump(ctx context.Context, f openflow.FlowStatsFilter, each fun
 	if c == nil {
 		return errNoSwitch
 	}
-	return c.FlowStatsEach(ctx, f, func(r *openflow.FlowStats) error {
+	return c.FlowStatsEach(ctx, f, s.ours(each))
+}
+
+// ours calls each with the flows of the agent's tables.
+func (s ofSwitch) ours(each func(*flow.Stats) error) func(*openflow.FlowStats) error {
+	return func(r *openflow.FlowStats) error {
 		if r.TableID > s.maxTable {
 			return nil
 		}
@@ -53,7 +67,7 @@ func (s ofSwitch) dump(ctx context.Context, f openflow.FlowStatsFilter, each fun
 			return err
 		}
 		return each(&st)
-	})
+	}
 }
 
 // Commit applies mods in one atomic, ordered bundle; an error from mods

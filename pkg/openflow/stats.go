@@ -71,14 +71,65 @@ func (c *Conn) FlowStatsEach(ctx context.Context, f FlowStatsFilter, each func(*
 		return err
 	}
 	return c.multipartEach(ctx, openflow13.MultipartType_Flow, body, func(b []byte) error {
-		return eachFlowEntry(b, func(e []byte) error {
-			fs, err := parseFlowEntry(e, false, false)
-			if err != nil {
-				return err
-			}
-			return each(&fs)
-		})
+		return eachRawFlow(b, each)
 	})
+}
+
+// eachRawFlow calls each for every entry of a flow-stats reply body, raw
+// bytes only, pointing into body.
+func eachRawFlow(body []byte, each func(*FlowStats) error) error {
+	return eachFlowEntry(body, func(e []byte) error {
+		fs, err := parseFlowEntry(e, false, false)
+		if err != nil {
+			return err
+		}
+		return each(&fs)
+	})
+}
+
+// FlowDump is the reply to one flow-stats request kept as the switch sent
+// it, its entries undecoded (about the size of the wire bytes): a dump
+// taken now and read later, for instance while the caller is still working
+// out what to compare it with.
+type FlowDump struct {
+	bodies [][]byte
+	flows  int
+}
+
+// DumpFlowStats returns the flows selected by f as a FlowDump. The
+// framing of every entry is checked as the replies arrive.
+func (c *Conn) DumpFlowStats(ctx context.Context, f FlowStatsFilter) (*FlowDump, error) {
+	body, err := f.requestBody()
+	if err != nil {
+		return nil, err
+	}
+	d := &FlowDump{}
+	err = c.multipartEach(ctx, openflow13.MultipartType_Flow, body, func(b []byte) error {
+		if err := eachRawFlow(b, func(*FlowStats) error { d.flows++; return nil }); err != nil {
+			return err
+		}
+		d.bodies = append(d.bodies, b) // each reply's own buffer: kept, not copied
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Len is the number of flows in the dump.
+func (d *FlowDump) Len() int { return d.flows }
+
+// Each calls each for every flow of the dump, in the switch's order, as
+// FlowStatsEach does: raw bytes only, valid during the call. An error from
+// each ends the walk and is returned.
+func (d *FlowDump) Each(each func(*FlowStats) error) error {
+	for _, b := range d.bodies {
+		if err := eachRawFlow(b, each); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // requestBody is the body of the flow-stats request for f.
