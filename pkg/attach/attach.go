@@ -116,13 +116,14 @@ func (a *Attacher) Attach(ctx context.Context, c Container, o Options) (Attachme
 
 // plan lists Attach's steps in order.
 func (a *Attacher) plan(c Container, o Options, host string, tx txAction) []step {
-	l, peer := a.links(), peerIfName(c.ID, o.IfName)
+	l := a.links()
 	deleteVeth := func(context.Context) error { return ignoreNotFound(l.DeleteVeth(a.HostNS, host)) }
 	cfg := LinkConfig{Name: o.IfName, MAC: o.mac(), MTU: o.MTU, Addr: o.IP}
 	steps := []step{
-		{name: "create veth", do: func(context.Context) error { return l.AddVeth(a.HostNS, host, peer, o.MTU) }, undo: deleteVeth},
-		{name: "move into container", do: func(context.Context) error { return l.Move(a.HostNS, peer, c.NetNS) }},
-		{name: "configure container interface", do: func(context.Context) error { return l.Configure(c.NetNS, peer, cfg) }},
+		// The container end is made in the container's namespace with its
+		// name, MAC and MTU: nothing moves, nothing is renamed.
+		{name: "create veth", do: func(context.Context) error { return l.AddVeth(a.HostNS, host, c.NetNS, cfg) }, undo: deleteVeth},
+		{name: "configure container interface", do: func(context.Context) error { return l.Configure(c.NetNS, o.IfName, cfg) }},
 	}
 	if tx.set {
 		steps = append(steps, step{name: "set container tx checksum offload", do: func(context.Context) error {
@@ -283,7 +284,6 @@ func (a *Attacher) checkFree(c Container, o Options, host string) error {
 		name, where string
 	}{
 		{a.HostNS, host, "host"},
-		{a.HostNS, peerIfName(c.ID, o.IfName), "host"},
 		{c.NetNS, o.IfName, "container " + c.ID},
 	} {
 		_, err := l.Inspect(n.ns, n.name)

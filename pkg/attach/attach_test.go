@@ -45,11 +45,10 @@ func TestAttachSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, peer := HostIfName("c1", "eth1"), peerIfName("c1", "eth1")
+	host := HostIfName("c1", "eth1")
 	want := []string{
-		"AddVeth /host " + host + " " + peer,
-		"Move /host " + peer + " /ctr",
-		"Configure /ctr " + peer + " name=eth1 mac=0a:58:0a:01:00:05 mtu=1450 addr=10.1.0.5/16",
+		"AddVeth /host " + host + " /ctr eth1 mac=0a:58:0a:01:00:05 mtu=1450",
+		"Configure /ctr eth1 name=eth1 mac=0a:58:0a:01:00:05 mtu=1450 addr=10.1.0.5/16",
 		"SetTxChecksum /ctr eth1 off", // the fake bridge is netdev
 		"AddDefaultRoute /ctr eth1 10.1.0.1",
 		"SetUp /host " + host,
@@ -86,20 +85,18 @@ func TestAttachRollback(t *testing.T) {
 		want      string // methods called, in order
 	}{
 		{"create veth fails", "AddVeth", "", "AddVeth"},
-		{"move fails", "Move", "", "AddVeth,Move,DeleteVeth"},
-		{"configure fails", "Configure", "", "AddVeth,Move,Configure,DeleteVeth"},
-		{"tx offload fails", "SetTxChecksum", "", "AddVeth,Move,Configure,SetTxChecksum,DeleteVeth"},
-		{"route fails", "AddDefaultRoute", "", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,DeleteVeth"},
-		{"host up fails", "SetUp", "", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,SetUp,DeleteVeth"},
-		{"add port fails", "AddPort", "", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,SetUp,AddPort,DeletePort,DeleteVeth"},
+		{"configure fails", "Configure", "", "AddVeth,Configure,DeleteVeth"},
+		{"tx offload fails", "SetTxChecksum", "", "AddVeth,Configure,SetTxChecksum,DeleteVeth"},
+		{"route fails", "AddDefaultRoute", "", "AddVeth,Configure,SetTxChecksum,AddDefaultRoute,DeleteVeth"},
+		{"host up fails", "SetUp", "", "AddVeth,Configure,SetTxChecksum,AddDefaultRoute,SetUp,DeleteVeth"},
+		{"add port fails", "AddPort", "", "AddVeth,Configure,SetTxChecksum,AddDefaultRoute,SetUp,AddPort,DeletePort,DeleteVeth"},
 		{"after create veth", "", "create veth", "AddVeth,DeleteVeth"},
-		{"after move", "", "move into container", "AddVeth,Move,DeleteVeth"},
-		{"after configure", "", "configure container interface", "AddVeth,Move,Configure,DeleteVeth"},
-		{"after tx offload", "", "set container tx checksum offload", "AddVeth,Move,Configure,SetTxChecksum,DeleteVeth"},
-		{"after route", "", "add default route", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,DeleteVeth"},
-		{"after host up", "", "set host end up", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,SetUp,DeleteVeth"},
-		{"after check", "", "check container interface", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,SetUp,DeleteVeth"},
-		{"after add port", "", "add OVS port", "AddVeth,Move,Configure,SetTxChecksum,AddDefaultRoute,SetUp,AddPort," + undoAll},
+		{"after configure", "", "configure container interface", "AddVeth,Configure,DeleteVeth"},
+		{"after tx offload", "", "set container tx checksum offload", "AddVeth,Configure,SetTxChecksum,DeleteVeth"},
+		{"after route", "", "add default route", "AddVeth,Configure,SetTxChecksum,AddDefaultRoute,DeleteVeth"},
+		{"after host up", "", "set host end up", "AddVeth,Configure,SetTxChecksum,AddDefaultRoute,SetUp,DeleteVeth"},
+		{"after check", "", "check container interface", "AddVeth,Configure,SetTxChecksum,AddDefaultRoute,SetUp,DeleteVeth"},
+		{"after add port", "", "add OVS port", "AddVeth,Configure,SetTxChecksum,AddDefaultRoute,SetUp,AddPort," + undoAll},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -156,7 +153,7 @@ func TestAttachCanceled(t *testing.T) {
 	r := newRig()
 	ctx, cancel := context.WithCancel(context.Background())
 	r.a.afterStep = func(s string) error {
-		if s == "move into container" {
+		if s == "create veth" {
 			cancel()
 		}
 		return nil
@@ -164,7 +161,7 @@ func TestAttachCanceled(t *testing.T) {
 	if _, err := r.a.Attach(ctx, r.c, opts()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want canceled", err)
 	}
-	if got := methods(r.j.calls); got != "AddVeth,Move,DeleteVeth" {
+	if got := methods(r.j.calls); got != "AddVeth,DeleteVeth" {
 		t.Fatalf("calls %s: rollback must run despite the canceled context", got)
 	}
 }

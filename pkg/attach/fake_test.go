@@ -32,7 +32,7 @@ type fakeLink struct {
 }
 
 // fakeLinks models veth pairs across namespaces well enough for Attach:
-// deleting one end deletes the other, renames and moves keep the pairing.
+// deleting one end deletes the other, renames keep the pairing.
 type fakeLinks struct {
 	j       *journal
 	links   map[string]*fakeLink // key ns|name
@@ -60,13 +60,17 @@ func (f *fakeLinks) Inspect(nsp *NetNS, name string) (LinkState, error) {
 	return l.state, nil
 }
 
-func (f *fakeLinks) AddVeth(nsp *NetNS, name, peer string, mtu int) error {
-	ns := nsp.String()
-	if err := f.j.call("AddVeth", ns+" "+name+" "+peer); err != nil {
+func (f *fakeLinks) AddVeth(nsp *NetNS, name string, peerNSP *NetNS, peer LinkConfig) error {
+	ns, pns := nsp.String(), peerNSP.String()
+	if err := f.j.call("AddVeth", fmt.Sprintf("%s %s %s %s mac=%s mtu=%d", ns, name, pns, peer.Name, peer.MAC, peer.MTU)); err != nil {
 		return err
 	}
-	f.links[key(ns, name)] = &fakeLink{ns: ns, name: name, peer: key(ns, peer), state: LinkState{Kind: "veth", MTU: mtu}}
-	f.links[key(ns, peer)] = &fakeLink{ns: ns, name: peer, peer: key(ns, name), state: LinkState{Kind: "veth", MTU: mtu}}
+	if _, err := f.get(pns, peer.Name); err == nil {
+		return fmt.Errorf("%s exists in %s", peer.Name, pns)
+	}
+	f.links[key(ns, name)] = &fakeLink{ns: ns, name: name, peer: key(pns, peer.Name), state: LinkState{Kind: "veth", MTU: peer.MTU}}
+	f.links[key(pns, peer.Name)] = &fakeLink{ns: pns, name: peer.Name, peer: key(ns, name),
+		state: LinkState{Kind: "veth", MTU: peer.MTU, MAC: peer.MAC}}
 	return nil
 }
 
@@ -91,19 +95,6 @@ func (f *fakeLinks) relink(l *fakeLink, ns, name string) {
 	if p, ok := f.links[l.peer]; ok {
 		p.peer = key(ns, name)
 	}
-}
-
-func (f *fakeLinks) Move(nsp *NetNS, name string, top *NetNS) error {
-	ns, to := nsp.String(), top.String()
-	if err := f.j.call("Move", ns+" "+name+" "+to); err != nil {
-		return err
-	}
-	l, err := f.get(ns, name)
-	if err != nil {
-		return err
-	}
-	f.relink(l, to, name)
-	return nil
 }
 
 func (f *fakeLinks) Configure(nsp *NetNS, name string, cfg LinkConfig) error {

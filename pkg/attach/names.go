@@ -17,10 +17,6 @@ const maxIfNameLen = 15
 // OVS has forgotten the port.
 func HostIfName(containerID, ifname string) string { return nameStem(containerID, ifname) + "_l" }
 
-// peerIfName is the temporary name of the container end while it is still
-// in the host namespace.
-func peerIfName(containerID, ifname string) string { return nameStem(containerID, ifname) + "_c" }
-
 func nameStem(containerID, ifname string) string {
 	sum := sha256.Sum256([]byte(containerID + "\x00" + ifname))
 	return "of" + hex.EncodeToString(sum[:])[:11]

@@ -51,12 +51,17 @@ func (Netlink) Inspect(ns *NetNS, name string) (LinkState, error) {
 	return st, err
 }
 
-// AddVeth implements Links.
-func (Netlink) AddVeth(ns *NetNS, name, peer string, mtu int) error {
+// AddVeth implements Links: one request, made in ns, names peerNS for the
+// peer (IFLA_NET_NS_FD).
+func (Netlink) AddVeth(ns *NetNS, name string, peerNS *NetNS, peer LinkConfig) error {
+	if peerNS.fd() < 0 {
+		return fmt.Errorf("create veth %s/%s: no namespace for %s", name, peer.Name, peer.Name)
+	}
 	return withHandle(ns, func(h *netlink.Handle) error {
-		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu}, PeerName: peer, PeerMTU: uint32(mtu)}
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: peer.MTU}, PeerName: peer.Name,
+			PeerMTU: uint32(peer.MTU), PeerHardwareAddr: peer.MAC, PeerNamespace: netlink.NsFd(peerNS.fd())}
 		if err := h.LinkAdd(v); err != nil {
-			return fmt.Errorf("create veth %s/%s: %w", name, peer, err)
+			return fmt.Errorf("create veth %s/%s in %s: %w", name, peer.Name, peerNS, err)
 		}
 		return nil
 	})
@@ -75,33 +80,25 @@ func (Netlink) DeleteVeth(ns *NetNS, name string) error {
 	})
 }
 
-// Move implements Links.
-func (Netlink) Move(ns *NetNS, name string, to *NetNS) error {
-	if to.fd() < 0 {
-		return fmt.Errorf("move %s: no namespace to move it to", name)
-	}
-	return withLink(ns, name, func(h *netlink.Handle, l netlink.Link) error {
-		if err := h.LinkSetNsFd(l, to.fd()); err != nil {
-			return fmt.Errorf("move %s to %s: %w", name, to, err)
-		}
-		return nil
-	})
-}
-
 // Configure implements Links.
 func (Netlink) Configure(ns *NetNS, name string, cfg LinkConfig) error {
 	return withLink(ns, name, func(h *netlink.Handle, l netlink.Link) error {
+		a := l.Attrs()
 		steps := []struct {
 			what string
+			skip bool // already so
 			do   func() error
 		}{
-			{"rename to " + cfg.Name, func() error { return h.LinkSetName(l, cfg.Name) }},
-			{"set mac " + cfg.MAC.String(), func() error { return h.LinkSetHardwareAddr(l, cfg.MAC) }},
-			{fmt.Sprint("set mtu ", cfg.MTU), func() error { return h.LinkSetMTU(l, cfg.MTU) }},
-			{"add address " + cfg.Addr.String(), func() error { return h.AddrAdd(l, &netlink.Addr{IPNet: ipNet(cfg.Addr)}) }},
-			{"set up", func() error { return h.LinkSetUp(l) }},
+			{"rename to " + cfg.Name, a.Name == cfg.Name, func() error { return h.LinkSetName(l, cfg.Name) }},
+			{"set mac " + cfg.MAC.String(), a.HardwareAddr.String() == cfg.MAC.String(), func() error { return h.LinkSetHardwareAddr(l, cfg.MAC) }},
+			{fmt.Sprint("set mtu ", cfg.MTU), a.MTU == cfg.MTU, func() error { return h.LinkSetMTU(l, cfg.MTU) }},
+			{"add address " + cfg.Addr.String(), false, func() error { return h.AddrAdd(l, &netlink.Addr{IPNet: ipNet(cfg.Addr)}) }},
+			{"set up", false, func() error { return h.LinkSetUp(l) }},
 		}
 		for _, s := range steps {
+			if s.skip {
+				continue
+			}
 			if err := s.do(); err != nil {
 				return fmt.Errorf("%s: %s: %w", name, s.what, err)
 			}

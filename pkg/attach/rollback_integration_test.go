@@ -47,7 +47,7 @@ func TestIntegrationRollback(t *testing.T) {
 	ctx := context.Background()
 	c := newCtr(t, "rb")
 	o := Options{Network: "blue", IP: mustPrefix("10.79.0.5/24"), Gateway: mustAddr("10.79.0.1")}
-	steps := []string{"create veth", "move into container", "configure container interface",
+	steps := []string{"create veth", "configure container interface",
 		"set container tx checksum offload", "add default route",
 		"set host end up", "check container interface", "add OVS port"}
 	for _, s := range steps {
