@@ -265,6 +265,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
+	// A new tunnel port gets its number while the view loads: the snapshot
+	// predates it. Taken now, the first Sync installs every flow in one
+	// bundle instead of the flows without the port, and the rest after a
+	// second build when the event comes (it then changes nothing).
+	a.knownTunnelPort()
 	a.model.setView(view, a.reg.Active())
 	a.ipam.SetView(view, a.hostGateways(view)) // every port is in: allocations may start
 	a.applyViewNames(view)
@@ -287,6 +292,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	close(a.loaded)
 	a.loop(ctx, sub)
 	return nil
+}
+
+// knownTunnelPort gives the model the tunnel port's number if OVSDB has
+// it by now (before the model is built: no rebuild).
+func (a *Agent) knownTunnelPort() {
+	t, ok := a.db.Interface(a.cfg.TunnelPort)
+	if !ok || t.OFPort <= 0 {
+		return
+	}
+	if a.model.setTunnelPort(uint32(t.OFPort), nil) {
+		a.log.Info("tunnel port", "name", t.Name, "ofport", t.OFPort)
+	}
 }
 
 // holdersFirst orders the interfaces found at start-up so that those whose

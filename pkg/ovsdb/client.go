@@ -430,6 +430,19 @@ func (c *Client) Interfaces() []Interface {
 	return c.snapshotLocked()
 }
 
+// Interface returns the interface named name on the bridge as last seen
+// (the state the next subscription batch carries), if any.
+func (c *Client) Interface(name string) (Interface, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, i := range c.known {
+		if i.Name == name {
+			return i.clone(), true
+		}
+	}
+	return Interface{}, false
+}
+
 func (c *Client) snapshotLocked() []Interface {
 	out := make([]Interface, 0, len(c.known))
 	for _, i := range c.known {
