@@ -14,8 +14,9 @@ import (
 )
 
 func main() {
-	// CNI owns stdout (results and errors as JSON); logs go to stderr,
-	// which runtimes keep in their own logs.
+	// CNI owns stdout (results and errors as JSON); logs go to stderr
+	// (which runtimes keep only after a success) and to the conflist's
+	// logFile (pkg/cniplugin, log.go).
 	level := slog.LevelWarn
 	if os.Getenv("OFCTL_CNI_DEBUG") != "" {
 		level = slog.LevelDebug

@@ -63,6 +63,13 @@ type NetConf struct {
 	// TxOffload is the container interface's TX checksum offload: auto
 	// (default), on, off (see attach.TxOffload).
 	TxOffload string `json:"txOffload,omitempty"`
+	// LogFile, when set, is the absolute path of a file the plugin appends
+	// its log to (log.go): what each command did and why it failed. Unset:
+	// stderr only, which runtimes drop when the plugin fails (libcni keeps
+	// it only when the plugin printed no error).
+	LogFile string `json:"logFile,omitempty"`
+	// LogLevel is LogFile's level: debug, info (default), warn or error.
+	LogLevel string `json:"logLevel,omitempty"`
 
 	installTimeout time.Duration
 }
@@ -122,6 +129,12 @@ func ParseConfig(data []byte) (*NetConf, error) {
 	}
 	if _, err := attach.ParseTxOffload(c.TxOffload); err != nil {
 		return nil, bad("txOffload", c.TxOffload, "want auto, on or off")
+	}
+	if c.LogFile != "" && (!filepath.IsAbs(c.LogFile) || strings.ContainsRune(c.LogFile, 0) || strings.HasSuffix(c.LogFile, "/")) {
+		return nil, bad("logFile", c.LogFile, "want the absolute path of a file, or leave it out")
+	}
+	if _, ok := logLevels[c.LogLevel]; !ok {
+		return nil, bad("logLevel", c.LogLevel, "want debug, info, warn or error")
 	}
 	return c, nil
 }

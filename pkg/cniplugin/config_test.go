@@ -69,6 +69,14 @@ func TestParseConfig(t *testing.T) {
 		{name: "timeout negative", conf: `{"name":"blue","installTimeout":"-1s"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid installTimeout"},
 		{name: "timeout huge", conf: `{"name":"blue","installTimeout":"1h"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid installTimeout"},
 		{name: "tx offload", conf: `{"name":"blue","txOffload":"maybe"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid txOffload"},
+		{name: "log file and level", conf: `{"name":"blue","logFile":"/var/log/ofctl-cni.log","logLevel":"debug"}`, check: func(t *testing.T, c *NetConf) {
+			if c.LogFile != "/var/log/ofctl-cni.log" || c.LogLevel != "debug" {
+				t.Errorf("log fields: %+v", c)
+			}
+		}},
+		{name: "log file relative", conf: `{"name":"blue","logFile":"cni.log"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid logFile"},
+		{name: "log file a directory", conf: `{"name":"blue","logFile":"/var/log/"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid logFile"},
+		{name: "log level", conf: `{"name":"blue","logLevel":"verbose"}`, code: types.ErrInvalidNetworkConfig, msg: "invalid logLevel"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ParseConfig([]byte(tc.conf))
@@ -156,7 +164,8 @@ func TestAgentErrorCodes(t *testing.T) {
 // never a panic; a valid one has every default filled in.
 func FuzzParseConfig(f *testing.F) {
 	for _, s := range []string{`{"name":"blue"}`, `{"name":"blue","mtu":1400,"installTimeout":"2s","ipam":{"type":"host-local"}}`,
-		`{"name":"a","bridge":"/"}`, `[]`, `null`, `{"network":"\u0000"}`, `{"name":"b","prevResult":{"ips":[]}}`} {
+		`{"name":"a","bridge":"/"}`, `[]`, `null`, `{"network":"\u0000"}`, `{"name":"b","prevResult":{"ips":[]}}`,
+		`{"name":"b","logFile":"/var/log/x.log","logLevel":"warn"}`, `{"name":"b","logFile":"/a\u0000"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -199,7 +208,8 @@ func TestExampleConflist(t *testing.T) {
 			t.Fatalf("%s: %v", f, err)
 		}
 		if c.Type != "ofctl-cni" || c.Network != "blue" || c.Bridge != DefaultBridge || c.OVSDB != DefaultOVSDB ||
-			c.AgentSocket != agentapi.DefaultSocket || c.OpenFlow != "unix:/var/run/openvswitch/br-int.mgmt" {
+			c.AgentSocket != agentapi.DefaultSocket || c.OpenFlow != "unix:/var/run/openvswitch/br-int.mgmt" ||
+			c.LogFile != "/var/log/ofctl-cni.log" {
 			t.Errorf("%s: %+v", f, c)
 		}
 	}

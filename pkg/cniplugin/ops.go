@@ -57,6 +57,9 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 	if err := at.Detach(ctx, args.ContainerID, args.IfName); err != nil && !errors.Is(err, attach.ErrNotAttached) {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("removing %s of %s", args.IfName, args.ContainerID), err.Error())
 	}
+	if ok {
+		p.log().Info("deleted", "container", args.ContainerID, "ifname", args.IfName, "port", pt.Name, "ip", ip)
+	}
 	return p.release(ctx, c, args, ip)
 }
 

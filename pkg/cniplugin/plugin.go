@@ -44,19 +44,22 @@ type Plugin struct {
 }
 
 // Funcs are the plugin's commands for skel.PluginMainFuncs.
-// Each failure is also logged (the runtime keeps the plugin's stderr).
+// Each failure is also logged, on Log and in the configuration's logFile
+// (log.go).
 func (p *Plugin) Funcs() skel.CNIFuncs {
-	logged := func(cmd string, f func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
+	logged := func(cmd string, f func(*Plugin, *skel.CmdArgs) error) func(*skel.CmdArgs) error {
 		return func(args *skel.CmdArgs) error {
-			err := f(args)
+			q, closeLog := p.forCommand(cmd, args.StdinData)
+			defer closeLog()
+			err := f(q, args)
 			if err != nil {
-				p.log().Warn("ofctl-cni "+cmd+" failed", "container", args.ContainerID, "ifname", args.IfName, "netns", args.Netns, "err", err)
+				q.log().Warn("ofctl-cni "+cmd+" failed", "container", args.ContainerID, "ifname", args.IfName, "netns", args.Netns, "err", err)
 			}
 			return err
 		}
 	}
-	return skel.CNIFuncs{Add: logged("ADD", p.Add), Del: logged("DEL", p.Del), Check: logged("CHECK", p.Check),
-		GC: logged("GC", p.GC), Status: logged("STATUS", p.Status)}
+	return skel.CNIFuncs{Add: logged("ADD", (*Plugin).Add), Del: logged("DEL", (*Plugin).Del), Check: logged("CHECK", (*Plugin).Check),
+		GC: logged("GC", (*Plugin).GC), Status: logged("STATUS", (*Plugin).Status)}
 }
 
 func (p *Plugin) ctx(c *NetConf) (context.Context, context.CancelFunc) {

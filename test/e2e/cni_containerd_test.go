@@ -132,8 +132,9 @@ func TestCNIContainerd(t *testing.T) {
 	agStart(t, b, "hb", "192.0.2.2", file)
 	ha, hb := newCNIHost(t, a, bin), newCNIHost(t, b, bin)
 	// containerd 1.6 (Debian's) reads results up to spec 1.0.0.
-	ha.writeConfVersion(t, "1.0.0", "blue", `{"type":"ofctl-cni","ovsdb":%q,"openflow":%q,"agentSocket":%q,"installTimeout":"60s"}`,
-		a.DBAddr(), a.MgmtAddr("br-int"), testbed.AgentSocket(a))
+	logFile := filepath.Join(t.TempDir(), "ofctl-cni.log")
+	ha.writeConfVersion(t, "1.0.0", "blue", `{"type":"ofctl-cni","ovsdb":%q,"openflow":%q,"agentSocket":%q,"installTimeout":"60s","logFile":%q}`,
+		a.DBAddr(), a.MgmtAddr("br-int"), testbed.AgentSocket(a), logFile)
 	cb := atNewNS(t, "ctrb")
 	rb := parseCNI(t, hb.mustTool(t, "add", "blue", atNSPath(cb)))
 	ipb := strings.Split(rb.IPs[0].Address, "/")[0]
@@ -158,6 +159,17 @@ exec ctr --address %s -n ofctl run --cni --rm --snapshotter native %s %s sh -c '
 	}
 	if p := cniPort(t, a, "ofctl-"+ctrContainer); p != "" {
 		t.Fatalf("port %s left", p)
+	}
+	// What containerd ran, in the plugin's log file (containerd keeps the
+	// plugin's stderr only after a success).
+	logged, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatalf("the plugin's log file: %v", err)
+	}
+	for _, want := range []string{"msg=added cmd=ADD", "msg=deleted cmd=DEL", "container=ofctl-" + ctrContainer} {
+		if !strings.Contains(string(logged), want) {
+			t.Errorf("the plugin's log file lacks %q:\n%s", want, logged)
+		}
 	}
 	if out := a.Vsctl(t, "--bare", "--columns=name", "find", "Interface", "external_ids:ofctl-agent.owner=cni"); strings.TrimSpace(out) != "" {
 		t.Fatalf("ports of ofctl-cni left on ha after the container exited: %s", out)

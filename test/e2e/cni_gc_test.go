@@ -22,7 +22,8 @@ import (
 // GC with a valid list that omits it, or DEL of its container, frees the
 // address at once (not after the 2-minute TTL): the list no longer has it
 // and the next ADD gets that address. The live containers' ports stay
-// (ovs-vsctl) and their addresses are on their interfaces (ip).
+// (ovs-vsctl) and their addresses are on their interfaces (ip). The
+// plugin's logFile has what GC released and why an ADD failed.
 func TestCNIKilledAdd(t *testing.T) {
 	testbed.Require(t)
 	bin := cniBin(t)
@@ -81,6 +82,17 @@ func TestCNIKilledAdd(t *testing.T) {
 		return pa.Metric(t, `ofctl_agent_addresses_held{holder="allocation",network="blue"}`)
 	}
 
+	logFile := filepath.Join(t.TempDir(), "log", "ofctl-cni.log")
+	logAt := `,"logFile":"` + logFile + `"`
+	readLog := func(t *testing.T) string {
+		t.Helper()
+		data, err := os.ReadFile(logFile)
+		if err != nil {
+			t.Fatalf("the plugin's log file: %v", err)
+		}
+		return string(data)
+	}
+
 	live := add(t, "live")
 	if x, ok := listed(t, "live"); !ok || x.IP != live || x.Port == "" || x.Port != cniPort(t, a, "live") {
 		t.Fatalf("live container's allocation %+v (%v): want %s held by its port %s", x, ok, live, cniPort(t, a, "live"))
@@ -100,8 +112,11 @@ func TestCNIKilledAdd(t *testing.T) {
 			t.Fatalf("the killed ADD's %s was handed out again while held", k)
 		}
 		valid := `,"cni.dev/valid-attachments":[{"containerID":"live","ifname":"eth0"},{"containerID":"bystander","ifname":"eth0"}]`
-		if out, err := h.plugin("GC", "", "", "", h.pluginConf(valid)); err != nil {
+		if out, err := h.plugin("GC", "", "", "", h.pluginConf(valid+logAt)); err != nil {
 			t.Fatalf("GC: %v %s", err, out)
+		}
+		if got := readLog(t); !strings.Contains(got, `msg="gc: released address" cmd=GC`) || !strings.Contains(got, "ip="+k.String()+" container=killed-gc ifname=eth0") {
+			t.Errorf("the plugin's log file has no line for the released %s:\n%s", k, got)
 		}
 		if x, ok := listed(t, "killed-gc"); ok {
 			t.Fatalf("GC left the allocation %+v", x)
@@ -136,6 +151,19 @@ func TestCNIKilledAdd(t *testing.T) {
 		}
 		if x, ok := listed(t, "live"); !ok || x.IP != live {
 			t.Fatalf("the live container's allocation changed: %+v (%v)", x, ok)
+		}
+	})
+	t.Run("a failed ADD in the log file", func(t *testing.T) {
+		// The runtime gets the error on stdout; the operator finds it in
+		// the log file, with the container.
+		conf := strings.Replace(h.pluginConf(logAt), `"name":"blue"`, `"name":"green"`, 1)
+		out, err := h.plugin("ADD", "failed-add", atNSPath(atNewNS(t, "cnif")), "eth0", conf)
+		if r := parseCNI(t, out); err == nil || r.Code != 7 {
+			t.Fatalf("ADD in an unknown network: %v %s", err, out)
+		}
+		if got := readLog(t); !strings.Contains(got, `msg="ofctl-cni ADD failed" cmd=ADD`) || !strings.Contains(got, "container=failed-add") ||
+			!strings.Contains(got, "network green is not in the agent's cluster view") {
+			t.Errorf("the plugin's log file has no line for the failed ADD:\n%s", got)
 		}
 	})
 	if expired := pa.Metric(t, `ofctl_agent_address_allocations_expired_total{network="blue"}`); expired != 0 {
