@@ -166,6 +166,12 @@ func TestCNIKilledAdd(t *testing.T) {
 			t.Errorf("the plugin's log file has no line for the failed ADD:\n%s", got)
 		}
 	})
+	// The agent counts the plugin's calls (the plugin exports nothing).
+	for call, least := range map[string]float64{"list": 1, "release": 2, "allocate": 6} {
+		if n := pa.Metric(t, `ofctl_agent_api_requests_total{call="`+call+`",result="ok"}`); n < least {
+			t.Errorf("api_requests_total{call=%q,result=\"ok\"} = %v, want at least %v", call, n, least)
+		}
+	}
 	if expired := pa.Metric(t, `ofctl_agent_address_allocations_expired_total{network="blue"}`); expired != 0 {
 		t.Errorf("%v allocations expired: the cleanup should have been GC's and DEL's, not the TTL's", expired)
 	}
