@@ -20,25 +20,30 @@ const (
 	KindOldLayout = "etcd-old-layout"
 )
 
-// ipKey identifies one address in one network.
+// ipKey identifies one address in one network, the network by its number
+// (index.netNames): 8 bytes per key of the maps that hold every IP, where
+// the name took 24.
 type ipKey struct {
-	network string
-	ip      [4]byte
+	net uint32
+	ip  [4]byte
 }
 
 func (k ipKey) addr() netip.Addr { return netip.AddrFrom4(k.ip) }
 
-func compareIPKeys(a, b ipKey) int {
-	if c := cmp.Compare(a.network, b.network); c != 0 {
-		return c
+// compareIPKeys orders by network name, then IP.
+func (x *index) compareIPKeys(a, b ipKey) int {
+	if a.net != b.net {
+		if c := cmp.Compare(x.netNames[a.net], x.netNames[b.net]); c != 0 {
+			return c
+		}
 	}
 	return slices.Compare(a.ip[:], b.ip[:])
 }
 
 // macKey identifies one MAC in one network.
 type macKey struct {
-	network string
-	mac     [6]byte
+	net uint32
+	mac [6]byte
 }
 
 // claim is one host's record for an IP.
@@ -54,14 +59,14 @@ func (c claim) before(o claim) bool {
 	return c.create < o.create || c.create == o.create && c.host < o.host
 }
 
-// ipState is every claim on one IP and what the view shows for it.
+// ipState is every claim on one IP and whether the view shows it (what it
+// shows is in the view's set, not copied here).
 type ipState struct {
 	claims []claim // sorted with before
 	win    int32   // index of the winning claim (host and network known), -1 if none
 	inMacs bool    // the IP is listed in index.macs under held
-	inView bool    // the published view has the IP, as shown
+	inView bool    // the published view has the IP
 	held   [6]byte
-	shown  claim
 }
 
 func (s ipState) winner() (claim, bool) {
@@ -90,13 +95,17 @@ type index struct {
 	static map[string]cluster.Network // from the local file: they win over etcd records
 	report func(kind string, err error)
 
-	nets    map[string]netRec
-	hosts   map[string]hostRec
-	ips     map[ipKey]ipState
-	macs    map[macKey][]ipKey // IPs whose winning claim uses the MAC
-	names   map[string]string  // interned network and host names
-	nclaims int                // claims stored in ips
-	byHost  map[string][]ipKey // the IPs each host claims, in no order
+	nets  map[string]netRec
+	hosts map[string]hostRec
+	ips   map[ipKey]ipState
+	macs  macIndex          // IPs whose winning claim uses the MAC
+	names map[string]string // interned network and host names
+	// netIDs numbers the network names of endpoint records (ipKey.net),
+	// netNames is the reverse; numbers are not reused.
+	netIDs   map[string]uint32
+	netNames []string
+	nclaims  int                // claims stored in ips
+	byHost   map[string][]ipKey // the IPs each host claims, in no order
 	// Records of the old layout, ignored: key -> host, and how many each
 	// host has.
 	oldKeys  map[string]string
@@ -122,7 +131,7 @@ type index struct {
 func newIndex(k keys, static []cluster.Network, report func(string, error)) *index {
 	x := &index{keys: k, static: map[string]cluster.Network{}, report: report,
 		nets: map[string]netRec{}, hosts: map[string]hostRec{}, ips: map[ipKey]ipState{},
-		macs: map[macKey][]ipKey{}, byHost: map[string][]ipKey{}, names: map[string]string{}, netView: map[string]cluster.Network{},
+		macs: newMacIndex(0), netIDs: map[string]uint32{}, byHost: map[string][]ipKey{}, names: map[string]string{}, netView: map[string]cluster.Network{},
 		hostView: map[string]cluster.Host{}, dirty: map[ipKey]struct{}{}, reported: map[string]string{},
 		oldKeys: map[string]string{}, oldHosts: map[string]int{},
 		netsDirty: true, hostsDirty: true}
@@ -131,6 +140,21 @@ func newIndex(k keys, static []cluster.Network, report func(string, error)) *ind
 	}
 	return x
 }
+
+// netID returns the number of network name, numbering it if new.
+func (x *index) netID(name string) uint32 {
+	if id, ok := x.netIDs[name]; ok {
+		return id
+	}
+	name = x.intern(name)
+	id := uint32(len(x.netNames))
+	x.netIDs[name] = id
+	x.netNames = append(x.netNames, name)
+	return id
+}
+
+// network is the name of k's network.
+func (x *index) network(k ipKey) string { return x.netNames[k.net] }
 
 func (x *index) intern(s string) string {
 	if v, ok := x.names[s]; ok {
@@ -196,7 +220,7 @@ func (x *index) put(key string, value []byte, create int64) {
 		x.hosts[x.intern(pk.host)] = hostRec{h, create}
 	case kindEndpoint:
 		mac, name, err := parseEndpoint(key, value)
-		id := ipKey{x.intern(pk.network), pk.ip.As4()}
+		id := ipKey{x.netID(pk.network), pk.ip.As4()}
 		if err != nil {
 			x.note("record:"+key, KindRecord, err)
 			x.dropClaim(id, pk.host)
@@ -250,7 +274,9 @@ func (x *index) del(key string) {
 		x.hostsDirty = true
 	case kindEndpoint:
 		x.unnote("endpoint:", key)
-		x.dropClaim(ipKey{pk.network, pk.ip.As4()}, pk.host)
+		if n, ok := x.netIDs[pk.network]; ok {
+			x.dropClaim(ipKey{n, pk.ip.As4()}, pk.host)
+		}
 	case kindOldLayout:
 		x.delOld(key)
 	}
@@ -324,10 +350,20 @@ func (x *index) view(rev int64) cluster.View {
 }
 
 // endpointFor is the view's entry for an IP's winning claim.
-func endpointFor(id ipKey, c claim) cluster.RemoteEndpoint {
-	mac := make(net.HardwareAddr, 6)
+func (x *index) endpointFor(id ipKey, c claim) cluster.RemoteEndpoint {
+	return x.endpointWith(id, c, make(net.HardwareAddr, 6))
+}
+
+// endpointWith is endpointFor with the MAC copied into mac (6 bytes).
+func (x *index) endpointWith(id ipKey, c claim, mac net.HardwareAddr) cluster.RemoteEndpoint {
 	copy(mac, c.mac[:])
-	return cluster.RemoteEndpoint{Network: id.network, IP: id.addr(), MAC: mac, Host: c.host, Name: c.name}
+	return cluster.RemoteEndpoint{Network: x.network(id), IP: id.addr(), MAC: mac, Host: c.host, Name: c.name}
+}
+
+// shows reports whether e, the view's entry for an IP, is what claim c
+// makes of it.
+func shows(e cluster.RemoteEndpoint, c claim) bool {
+	return e.Host == c.host && e.Name == c.name && string(e.MAC) == string(c.mac[:])
 }
 
 // expect sizes a new index for about n records (a list's count), so that
@@ -338,5 +374,5 @@ func (x *index) expect(n int) {
 	}
 	x.ips = make(map[ipKey]ipState, n)
 	x.dirty = make(map[ipKey]struct{}, n)
-	x.macs = make(map[macKey][]ipKey, n)
+	x.macs = newMacIndex(n)
 }

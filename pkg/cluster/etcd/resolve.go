@@ -149,26 +149,29 @@ func (x *index) resolveEndpoints() bool {
 		st.win = x.chooseIP(id, &st)
 		w, ok := st.winner()
 		if st.inMacs && (!ok || w.mac != st.held) {
-			old := macKey{id.network, st.held}
-			if x.macRemove(old, id) > 0 {
+			old := macKey{id.net, st.held}
+			if x.macs.remove(old, id) > 0 {
 				touched[old] = struct{}{}
 			}
 			st.inMacs = false
 		}
 		if ok {
-			mk := macKey{id.network, w.mac}
+			mk := macKey{id.net, w.mac}
+			size := 0
 			if !st.inMacs {
-				x.macs[mk] = append(x.macs[mk], id)
+				size = x.macs.add(mk, id)
 				st.inMacs, st.held = true, w.mac
+			} else {
+				size = x.macs.size(mk)
 			}
-			if len(x.macs[mk]) > 1 {
+			if size > 1 {
 				touched[mk] = struct{}{}
 			}
 		}
 		x.ips[id] = st
 	}
 	for mk := range touched {
-		for _, id := range x.macs[mk] {
+		for _, id := range x.macs.members(mk) {
 			x.dirty[id] = struct{}{}
 		}
 	}
@@ -189,7 +192,8 @@ func (x *index) resolveEndpoints() bool {
 // chooseIP returns the index of the oldest claim whose host is known, if
 // the IP belongs to a known network; other eligible claims are reported.
 func (x *index) chooseIP(id ipKey, st *ipState) int32 {
-	n, ok := x.netView[id.network]
+	network := x.network(id)
+	n, ok := x.netView[network]
 	if !ok || !n.Subnet.Contains(id.addr()) {
 		for _, c := range st.claims {
 			x.unnoteEndpoint(id, c.host)
@@ -198,11 +202,11 @@ func (x *index) chooseIP(id ipKey, st *ipState) int32 {
 			return -1
 		}
 		if !ok {
-			x.note("network:"+id.network, KindEndpoint, fmt.Errorf("etcd endpoints of network %q: no such network", id.network))
+			x.note("network:"+network, KindEndpoint, fmt.Errorf("etcd endpoints of network %q: no such network", network))
 			return -1
 		}
 		for _, c := range st.claims {
-			key := x.keys.endpoint(id.network, id.addr(), c.host)
+			key := x.keys.endpoint(network, id.addr(), c.host)
 			x.note("endpoint:"+key, KindEndpoint, &RecordError{Key: key, Reason: "ip is outside the network's subnet " + n.Subnet.String()})
 		}
 		return -1
@@ -217,8 +221,8 @@ func (x *index) chooseIP(id ipKey, st *ipState) int32 {
 			win = int32(i) // settle reports it if it loses its MAC
 			continue
 		}
-		key := x.keys.endpoint(id.network, id.addr(), c.host)
-		winner := x.keys.endpoint(id.network, id.addr(), st.claims[win].host)
+		key := x.keys.endpoint(network, id.addr(), c.host)
+		winner := x.keys.endpoint(network, id.addr(), st.claims[win].host)
 		x.note("conflict:"+key, KindConflict, &ConflictError{Key: key, What: "ip", Winner: winner})
 	}
 	return win
@@ -228,32 +232,21 @@ func (x *index) chooseIP(id ipKey, st *ipState) int32 {
 // its key is built only when something was reported.
 func (x *index) unnoteEndpoint(id ipKey, host string) {
 	if len(x.reported) > 0 {
-		x.unnote("conflict:", x.keys.endpoint(id.network, id.addr(), host))
+		x.unnote("conflict:", x.keys.endpoint(x.network(id), id.addr(), host))
 	}
-}
-
-// macRemove takes id out of a MAC group and returns how many remain.
-func (x *index) macRemove(mk macKey, id ipKey) int {
-	ids := x.macs[mk]
-	if i := slices.Index(ids, id); i >= 0 {
-		ids = slices.Delete(ids, i, i+1)
-	}
-	if len(ids) == 0 {
-		delete(x.macs, mk)
-		return 0
-	}
-	x.macs[mk] = ids
-	return len(ids)
 }
 
 // macHolder returns the IP whose winning claim holds the MAC: the oldest.
 func (x *index) macHolder(mk macKey) ipKey {
-	ids := x.macs[mk]
+	ids, ok := x.macs.more[mk]
+	if !ok {
+		return x.macs.one[mk]
+	}
 	best := ids[0]
 	for _, id := range ids[1:] {
 		a, _ := x.ips[id].winner()
 		b, _ := x.ips[best].winner()
-		if a.before(b) || a == b && compareIPKeys(id, best) < 0 {
+		if a.before(b) || a == b && x.compareIPKeys(id, best) < 0 {
 			best = id
 		}
 	}
@@ -269,18 +262,22 @@ func (x *index) settle(id ipKey) bool {
 	}
 	w, show := st.winner()
 	if show {
-		mk := macKey{id.network, w.mac}
+		mk := macKey{id.net, w.mac}
 		if holder := x.macHolder(mk); holder != id {
 			show = false
 			hw, _ := x.ips[holder].winner()
-			key := x.keys.endpoint(id.network, id.addr(), w.host)
-			x.note("conflict:"+key, KindConflict, &ConflictError{Key: key, What: "mac", Winner: x.keys.endpoint(holder.network, holder.addr(), hw.host)})
+			key := x.keys.endpoint(x.network(id), id.addr(), w.host)
+			x.note("conflict:"+key, KindConflict, &ConflictError{Key: key, What: "mac", Winner: x.keys.endpoint(x.network(holder), holder.addr(), hw.host)})
 		} else {
 			x.unnoteEndpoint(id, w.host)
 		}
 	}
-	changed := show != st.inView || show && w != st.shown
-	st.inView, st.shown = show, w
+	changed := show != st.inView
+	if show && st.inView { // compared with what the view shows now
+		was, found := x.endpoints.Lookup(x.network(id), id.addr())
+		changed = !found || !shows(was, w)
+	}
+	st.inView = show
 	if len(st.claims) == 0 && !st.inMacs {
 		delete(x.ips, id)
 	} else {
@@ -294,12 +291,15 @@ func (x *index) settle(id ipKey) bool {
 // the first resolve: nobody reads that delta). The set shares what did not
 // change with the previous one (cluster.EndpointSet.With).
 func (x *index) merge(changes []ipKey) *cluster.EndpointSet {
-	slices.SortFunc(changes, compareIPKeys)
+	slices.SortFunc(changes, x.compareIPKeys)
 	if x.endpoints.Len() == 0 { // the first load: one list
 		eps := make([]cluster.RemoteEndpoint, 0, len(changes))
+		macs := make([]byte, 6*len(changes)) // one allocation for every MAC
 		for _, id := range changes {
 			if st, ok := x.ips[id]; ok && st.inView {
-				e := endpointFor(id, st.shown)
+				w, _ := st.winner()
+				e := x.endpointWith(id, w, macs[:6:6])
+				macs = macs[6:]
 				eps = append(eps, e)
 				if x.built {
 					x.delta.EndpointsAdded = append(x.delta.EndpointsAdded, e)
@@ -314,18 +314,23 @@ func (x *index) merge(changes []ipKey) *cluster.EndpointSet {
 	}
 	ups := make([]cluster.EndpointUpdate, 0, len(changes))
 	for _, id := range changes {
-		was, found := x.endpoints.Lookup(id.network, id.addr())
+		network := x.network(id)
+		was, found := x.endpoints.Lookup(network, id.addr())
 		st, ok := x.ips[id]
-		u := cluster.EndpointUpdate{Network: id.network, IP: id.addr()}
+		var w claim
+		if ok && st.inView {
+			w, _ = st.winner()
+		}
+		u := cluster.EndpointUpdate{Network: network, IP: id.addr()}
 		switch {
 		case ok && st.inView && !found:
-			e := endpointFor(id, st.shown)
+			e := x.endpointFor(id, w)
 			u.New = &e
 			if d != nil {
 				d.EndpointsAdded = append(d.EndpointsAdded, e)
 			}
 		case ok && st.inView:
-			e := endpointFor(id, st.shown)
+			e := x.endpointFor(id, w)
 			u.New = &e
 			if d != nil && !was.Equal(e) {
 				d.EndpointsChanged = append(d.EndpointsChanged, cluster.EndpointChange{Old: was, New: e})
@@ -340,11 +345,4 @@ func (x *index) merge(changes []ipKey) *cluster.EndpointSet {
 		ups = append(ups, u)
 	}
 	return x.endpoints.With(ups)
-}
-
-func compareEndpointKey(e cluster.RemoteEndpoint, id ipKey) int {
-	if c := cmp.Compare(e.Network, id.network); c != 0 {
-		return c
-	}
-	return e.IP.Compare(id.addr())
 }
