@@ -43,6 +43,13 @@
 //     never takes two; an owner holds at most one address per network
 //     (asking for another moves it).
 //
+// Allocations lists them with their owners and ReleaseOwner ends one by
+// owner alone: whoever cleans up after a client killed between Allocate
+// and its port (the CNI plugin's DEL and GC) frees the address at once,
+// without knowing it; the TTL is the last resort. Stats counts, per
+// network, the addresses held by ports and by allocations still waiting
+// for theirs, and the allocations the TTL ended (the agent's metrics).
+//
 // Allocations live in the agent's memory only. After an agent restart a
 // client that was given an address just before, and adds its port only
 // after, races with any other allocation of that address: the port rule

@@ -104,6 +104,11 @@ func TestCNIKilledAdd(t *testing.T) {
 		if !ok || x.IP != k || x.Port != "" || x.Expires.IsZero() {
 			t.Fatalf("killed ADD's allocation %+v (%v): want %s without a port, with its expiry", x, ok, k)
 		}
+		// An independent observer of the list: curl on the agent's socket,
+		// as README's troubleshooting table says.
+		if out := atMustCmd(t, "curl", "-sf", "--unix-socket", testbed.AgentSocket(a), "http://agent/v1/addresses?network=blue"); !strings.Contains(out, `"ip":"`+k.String()+`","owner":"cni:killed-gc/eth0","expires":`) {
+			t.Fatalf("curl's list lacks the killed ADD's allocation of %s: %s", k, out)
+		}
 		if n := waiting(); n != 1 {
 			t.Fatalf("addresses held by allocations waiting for a port: %v, want 1", n)
 		}
