@@ -1,11 +1,21 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,8 +26,8 @@ import (
 )
 
 // TestCNIKilledAdd: an ADD killed between the agent's allocation and its
-// OVS port (simulated: the allocation asked for through the agent's API
-// with the owner the plugin uses, and nothing after) holds its address, is
+// OVS port (SIGKILLed by a proxy of the agent's socket once the agent has
+// allocated, before the answer reaches the plugin) holds its address, is
 // listed with its owner and counted as an allocation waiting for its port;
 // GC with a valid list that omits it, or DEL of its container, frees the
 // address at once (not after the 2-minute TTL): the list no longer has it
@@ -54,16 +64,6 @@ func TestCNIKilledAdd(t *testing.T) {
 		}
 		return p.Addr()
 	}
-	// killed is what a killed ADD leaves: the agent's allocation for the
-	// plugin's owner of (id, eth0), and no port.
-	killed := func(t *testing.T, id string) netip.Addr {
-		t.Helper()
-		got, err := api.Allocate(ctx, agentapi.AllocateRequest{Network: "blue", Owner: attach.Owner(cniplugin.Owner, id, "eth0")})
-		if err != nil {
-			t.Fatalf("allocate for %s: %v", id, err)
-		}
-		return got.Address.Addr()
-	}
 	// listed is the allocation of (id, eth0) in the agent's list.
 	listed := func(t *testing.T, id string) (agentapi.Allocated, bool) {
 		t.Helper()
@@ -77,6 +77,40 @@ func TestCNIKilledAdd(t *testing.T) {
 			}
 		}
 		return agentapi.Allocated{}, false
+	}
+	// killed runs the plugin's ADD for container id through a proxy of
+	// the agent's socket that kills the plugin (SIGKILL, as a runtime's
+	// timeout does) once the agent has allocated its address and before
+	// the answer reaches it: the agent holds the allocation, no port
+	// exists. It returns the address the agent lists for (id, eth0).
+	killed := func(t *testing.T, id string) netip.Addr {
+		t.Helper()
+		var victim atomic.Int64
+		proxy := killingProxy(t, testbed.AgentSocket(a), func() int { return int(victim.Load()) })
+		conf := strings.Replace(h.pluginConf(""), testbed.AgentSocket(a), proxy, 1)
+		cmd := exec.Command("ip", "netns", "exec", string(a.NS), filepath.Join(bin, "ofctl-cni"))
+		cmd.Env = []string{"CNI_COMMAND=ADD", "CNI_CONTAINERID=" + id, "CNI_NETNS=" + atNSPath(atNewNS(t, "cnix")), "CNI_IFNAME=eth0",
+			"CNI_PATH=" + bin, "PATH=" + os.Getenv("PATH")}
+		cmd.Stdin = strings.NewReader(conf)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		victim.Store(int64(cmd.Process.Pid))
+		err := cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("ADD %s was not killed: %v %s", id, err, out.String())
+		}
+		if p := cniPort(t, a, id); p != "" {
+			t.Fatalf("the killed ADD of %s made port %s", id, p)
+		}
+		x, ok := listed(t, id)
+		if !ok || x.Port != "" || x.Expires.IsZero() {
+			t.Fatalf("the killed ADD's allocation %+v (%v): want one without a port, with its expiry", x, ok)
+		}
+		return x.IP
 	}
 	waiting := func() float64 {
 		return pa.Metric(t, `ofctl_agent_addresses_held{holder="allocation",network="blue"}`)
@@ -100,10 +134,6 @@ func TestCNIKilledAdd(t *testing.T) {
 
 	t.Run("GC without the killed ADD's container", func(t *testing.T) {
 		k := killed(t, "killed-gc")
-		x, ok := listed(t, "killed-gc")
-		if !ok || x.IP != k || x.Port != "" || x.Expires.IsZero() {
-			t.Fatalf("killed ADD's allocation %+v (%v): want %s without a port, with its expiry", x, ok, k)
-		}
 		// An independent observer of the list: curl on the agent's socket,
 		// as README's troubleshooting table says.
 		if out := atMustCmd(t, "curl", "-sf", "--unix-socket", testbed.AgentSocket(a), "http://agent/v1/addresses?network=blue"); !strings.Contains(out, `"ip":"`+k.String()+`","owner":"cni:killed-gc/eth0","expires":`) {
@@ -140,9 +170,6 @@ func TestCNIKilledAdd(t *testing.T) {
 	})
 	t.Run("DEL of the killed ADD's container", func(t *testing.T) {
 		k := killed(t, "killed-del")
-		if _, ok := listed(t, "killed-del"); !ok {
-			t.Fatal("no allocation listed for killed-del")
-		}
 		for range 2 { // DEL is idempotent
 			if out, err := h.plugin("DEL", "killed-del", "", "eth0", h.pluginConf("")); err != nil {
 				t.Fatalf("DEL: %v %s", err, out)
@@ -172,7 +199,7 @@ func TestCNIKilledAdd(t *testing.T) {
 		}
 	})
 	// The agent counts the plugin's calls (the plugin exports nothing).
-	for call, least := range map[string]float64{"list": 1, "release": 2, "allocate": 6} {
+	for call, least := range map[string]float64{"list": 1, "release": 2, "allocate": 6, "network": 6} {
 		if n := pa.Metric(t, `ofctl_agent_api_requests_total{call="`+call+`",result="ok"}`); n < least {
 			t.Errorf("api_requests_total{call=%q,result=\"ok\"} = %v, want at least %v", call, n, least)
 		}
@@ -180,4 +207,47 @@ func TestCNIKilledAdd(t *testing.T) {
 	if expired := pa.Metric(t, `ofctl_agent_address_allocations_expired_total{network="blue"}`); expired != 0 {
 		t.Errorf("%v allocations expired: the cleanup should have been GC's and DEL's, not the TTL's", expired)
 	}
+}
+
+// killingProxy serves the agent's API on a socket of its own, passing
+// every request to the agent on agentSock; once the agent has answered an
+// allocation, it kills the process group of victim() (SIGKILL) and waits
+// for it to be gone before the answer would go back.
+func killingProxy(t *testing.T, agentSock string, victim func() int) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "okp") // short: a socket path has 108 bytes at most
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: "agent"})
+	rp.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", agentSock)
+	}}
+	rp.ModifyResponse = func(r *http.Response) error {
+		if r.Request.Method != http.MethodPost || r.Request.URL.Path != "/v1/addresses" || r.StatusCode != http.StatusOK {
+			return nil
+		}
+		pid := victim()
+		if pid <= 0 {
+			return errors.New("no process to kill")
+		}
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		for syscall.Kill(pid, 0) == nil { // gone, or a zombie its parent has not reaped yet
+			if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || strings.Contains(string(st), ") Z ") {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	}
+	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return sock
 }
