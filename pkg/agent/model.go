@@ -232,7 +232,7 @@ func (m *model) addRemoteLocked(e cluster.RemoteEndpoint) {
 		m.onReject("endpoint", fmt.Errorf("remote endpoint %s/%s: unknown network or host %q", e.Network, e.IP, e.Host))
 	}
 	if !m.remotes.add(e) {
-		m.onReject("endpoint", fmt.Errorf("remote endpoint %s/%s: MAC %q is not 6 bytes long", e.Network, e.IP, e.MAC))
+		m.onReject("endpoint", fmt.Errorf("remote endpoint %s/%s: not an IPv4 address with a 6-byte MAC (%q)", e.Network, e.IP, e.MAC))
 	}
 }
 

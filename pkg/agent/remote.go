@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"cmp"
 	"net"
 	"net/netip"
@@ -13,13 +14,14 @@ import (
 
 // Remote endpoints (etcd mode) are owned per remote host: one owner holds
 // the host's flows and the two flows of each endpoint on it, built on
-// demand from a compact list (about 50 bytes per endpoint), so that
+// demand from a compact list (32 bytes per endpoint), so that
 // 100,000 endpoints cost 1,000 owners, not 100,000 closures and names.
 
-// remoteEP is a remote endpoint as the model keeps it.
+// remoteEP is a remote endpoint as the model keeps it (IPv4 only, as the
+// cluster view).
 type remoteEP struct {
 	network string
-	ip      netip.Addr
+	ip      [4]byte
 	mac     [6]byte
 }
 
@@ -27,7 +29,7 @@ func compareRemoteEP(a, b remoteEP) int {
 	if c := cmp.Compare(a.network, b.network); c != 0 {
 		return c
 	}
-	return a.ip.Compare(b.ip)
+	return bytes.Compare(a.ip[:], b.ip[:])
 }
 
 // remoteHost is a host of the view, or a host name endpoints refer to.
@@ -81,12 +83,13 @@ func (r *remotes) writable(h *remoteHost) []remoteEP {
 }
 
 // add places e on its host, replacing an entry with the same network and
-// IP. An endpoint whose MAC is not 6 bytes long is refused (false).
+// IP. An endpoint whose MAC is not 6 bytes long or whose IP is not IPv4
+// is refused (false).
 func (r *remotes) add(e cluster.RemoteEndpoint) bool {
-	if len(e.MAC) != 6 {
+	if len(e.MAC) != 6 || !e.IP.Is4() {
 		return false
 	}
-	re := remoteEP{network: e.Network, ip: e.IP, mac: [6]byte(e.MAC)}
+	re := remoteEP{network: e.Network, ip: e.IP.As4(), mac: [6]byte(e.MAC)}
 	h := r.get(e.Host)
 	eps := r.writable(h)
 	if i, found := slices.BinarySearchFunc(eps, re, compareRemoteEP); found {
@@ -103,7 +106,10 @@ func (r *remotes) remove(e cluster.RemoteEndpoint) {
 	if h == nil {
 		return
 	}
-	re := remoteEP{network: e.Network, ip: e.IP}
+	if !e.IP.Is4() {
+		return
+	}
+	re := remoteEP{network: e.Network, ip: e.IP.As4()}
 	if i, found := slices.BinarySearchFunc(h.eps, re, compareRemoteEP); found {
 		h.eps = slices.Delete(r.writable(h), i, i+1)
 	}
@@ -148,7 +154,7 @@ func remoteHostFlows(tunnelPort uint32, h pipeline.RemoteHost, nets []pipeline.N
 		}
 		mac := make(net.HardwareAddr, 6)
 		copy(mac, e.mac[:])
-		re := pipeline.RemoteEndpoint{Network: e.network, IP: e.ip, MAC: mac, Host: h.Name}
+		re := pipeline.RemoteEndpoint{Network: e.network, IP: netip.AddrFrom4(e.ip), MAC: mac, Host: h.Name}
 		out = append(out, pipeline.RemoteEndpointFlows(nets[i], h, re)...)
 	}
 	return out
