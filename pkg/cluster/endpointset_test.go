@@ -125,3 +125,26 @@ func TestViewWithSet(t *testing.T) {
 		}
 	}
 }
+
+// An endpoint the compact entry cannot hold (not IPv4, a MAC not 6 bytes
+// long) is kept whole, in order, and found.
+func TestEndpointSetKeepsOddEndpoints(t *testing.T) {
+	odd := []RemoteEndpoint{
+		{Network: "blue", IP: netip.MustParseAddr("10.0.0.1"), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1, 7, 7}, Host: "ha", Name: "eight"},
+		setEP("blue", 2, "hb"),
+		{Network: "blue", IP: netip.MustParseAddr("fd00::1"), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 3}, Host: "hc"},
+	}
+	s := NewEndpointSet(odd)
+	if got := s.Slice(); !slices.EqualFunc(got, odd, RemoteEndpoint.Equal) {
+		t.Fatalf("set holds %v, want %v", got, odd)
+	}
+	for _, e := range odd {
+		if got, ok := s.Lookup(e.Network, e.IP); !ok || !got.Equal(e) {
+			t.Errorf("Lookup %s: %v %v", e.IP, got, ok)
+		}
+	}
+	up := setEP("blue", 2, "hz")
+	if got, _ := s.With([]EndpointUpdate{{Network: "blue", IP: up.IP, New: &up}}).Lookup("blue", up.IP); got.Host != "hz" {
+		t.Errorf("after an update: %v", got)
+	}
+}
