@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/agentapi"
 	"github.com/ofctl-agent/ofctl-agent/pkg/attach"
 	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 )
@@ -22,9 +23,10 @@ const detachUsageHead = `usage: ofctl-agent detach [flags] TARGET
 
 Removes what attach made: the OVS port and the veth of interface --ifname of
 TARGET, or with --all every port attach made for TARGET (replaces ovs-docker
-del-port and del-ports). TARGET as for attach; the container need not run.
-Exit status: 0 done (--all: also when nothing was attached), 1 failed or not
-attached, 2 bad usage.
+del-port and del-ports), and gives back to the agent an address an attach
+killed before its port still holds. TARGET as for attach; the container need
+not run. Exit status: 0 done (--all: also when nothing was attached), 1 failed
+or not attached, 2 bad usage.
 
 flags:
 `
@@ -50,15 +52,19 @@ func (c *common) register(fs *flag.FlagSet) {
 
 type detachArgs struct {
 	common
-	ifname string
-	all    bool
+	ifname      string
+	all         bool
+	agentSocket string
 }
 
 // detachResult is what detach reports (--json prints it as is).
 type detachResult struct {
-	Action      string   `json:"action"` // "detached" or "nothing-attached"
+	Action      string   `json:"action"` // "detached", "released" (an allocation alone) or "nothing-attached"
 	ContainerID string   `json:"container_id"`
 	Ports       []string `json:"ports"`
+	// Released are the allocations without a port given back
+	// ("network/ip"): left by an attach that did not finish.
+	Released []string `json:"released,omitempty"`
 }
 
 func runDetach(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -78,8 +84,13 @@ func runDetach(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if d.json {
 		return printJSON(stdout, stderr, res)
 	}
+	for _, r := range res.Released {
+		fmt.Fprintf(stdout, "released %s of %s: an attach that did not finish held it\n", r, res.ContainerID)
+	}
 	if len(res.Ports) == 0 {
-		fmt.Fprintf(stdout, "nothing attached to %s\n", res.ContainerID)
+		if len(res.Released) == 0 {
+			fmt.Fprintf(stdout, "nothing attached to %s\n", res.ContainerID)
+		}
 		return 0
 	}
 	what := res.ContainerID
@@ -96,6 +107,7 @@ func parseDetach(args []string, stderr io.Writer) (detachArgs, error) {
 	d.common.register(fs)
 	fs.StringVar(&d.ifname, "ifname", attach.DefaultIfName, "interface `NAME` inside the container")
 	fs.BoolVar(&d.all, "all", false, "remove every interface attach made for TARGET")
+	fs.StringVar(&d.agentSocket, "agent-socket", agentapi.DefaultSocket, "`PATH` of the agent's local API socket, where detach gives back what an unfinished attach allocated (skipped without the agent)")
 	pos, err := parseArgs(fs, args, stderr, detachUsageHead)
 	if err != nil {
 		return d, err
@@ -136,13 +148,29 @@ func doDetach(ctx context.Context, d detachArgs, stderr io.Writer) (_ detachResu
 	if d.all {
 		removed, err := at.DetachAll(ctx, id)
 		res.Ports = append(res.Ports, removed...)
-		if len(res.Ports) == 0 && err == nil {
+		if err != nil {
+			return res, err
+		}
+		res.Released = d.releaseLeftAllocations(ctx, id, stderr)
+		switch {
+		case len(res.Ports) == 0 && len(res.Released) > 0:
+			res.Action = "released"
+		case len(res.Ports) == 0:
 			res.Action = "nothing-attached"
 		}
+		return res, nil
+	}
+	err = at.Detach(ctx, id, d.ifname)
+	if err != nil && !errors.Is(err, attach.ErrNotAttached) {
 		return res, err
 	}
-	if err := at.Detach(ctx, id, d.ifname); err != nil {
-		return res, err
+	res.Released = d.releaseLeftAllocations(ctx, id, stderr)
+	if err != nil { // not attached: an allocation alone is something to undo
+		if len(res.Released) == 0 {
+			return res, err
+		}
+		res.Action = "released"
+		return res, nil
 	}
 	res.Ports = []string{attach.HostIfName(id, d.ifname)}
 	return res, nil

@@ -54,6 +54,7 @@ type atResult struct {
 	Ports       []string `json:"ports"`
 	TxChecksum  string   `json:"tx_checksum"`
 	Installed   bool     `json:"installed"`
+	Released    []string `json:"released"`
 }
 
 // TestAttachCLI drives `ofctl-agent attach/detach` as a user would and
@@ -313,7 +314,7 @@ func (c *atCLI) run(t *testing.T, wantCode int, cmd string, args ...string) (str
 	if cmd == "attach" && !atContains(args, "--node-name") {
 		full = append(full, "--node-name", "node-x")
 	}
-	if cmd == "attach" && !atContains(args, "--agent-socket") {
+	if (cmd == "attach" || cmd == "detach") && !atContains(args, "--agent-socket") {
 		full = append(full, "--agent-socket", testbed.AgentSocket(c.node)) // none serves it with noAgent
 	}
 	if cmd == "attach" && c.noAgent {
