@@ -104,8 +104,10 @@ type index struct {
 	// netNames is the reverse; numbers are not reused.
 	netIDs   map[string]uint32
 	netNames []string
-	nclaims  int                // claims stored in ips
-	byHost   map[string][]ipKey // the IPs each host claims, in no order
+	nclaims  int // claims stored in ips
+	// claimSlab is what is left of the block newClaims cuts lists from.
+	claimSlab []claim
+	byHost    map[string][]ipKey // the IPs each host claims, in no order
 	// Records of the old layout, ignored: key -> host, and how many each
 	// host has.
 	oldKeys  map[string]string
@@ -299,13 +301,35 @@ func (x *index) setClaim(id ipKey, c claim) {
 		return 1
 	})
 	if st.claims == nil {
-		st.claims = make([]claim, 0, 1)
+		st.claims = x.newClaims()
 	}
 	st.claims = slices.Insert(st.claims, i, c)
 	x.nclaims++
 	x.byHost[c.host] = append(x.byHost[c.host], id)
 	x.ips[id] = st
 	x.dirty[id] = struct{}{}
+}
+
+// claimBlock is how many one-claim lists the initial load takes from one
+// allocation (newClaims).
+const claimBlock = 4096
+
+// newClaims returns an empty list with room for one claim. Before the
+// first resolve (the initial load) the lists are cut from blocks of
+// claimBlock: 100,000 of them are then 25 allocations instead of 100,000
+// small objects scattered among the records being decoded, which left the
+// heap's spans fragmented once those were freed. A block lives while one
+// of its lists does: at most the size of the load.
+func (x *index) newClaims() []claim {
+	if x.built {
+		return make([]claim, 0, 1)
+	}
+	if len(x.claimSlab) == 0 {
+		x.claimSlab = make([]claim, claimBlock)
+	}
+	c := x.claimSlab[:0:1]
+	x.claimSlab = x.claimSlab[1:]
+	return c
 }
 
 // unclaim takes id off host's list (a host claims ~100 IPs: a scan).
