@@ -151,6 +151,9 @@ func New(cfg Config) (*Agent, error) {
 		Regenerate: func(o reconcile.Owner) []flow.Flow { return a.model.regenerate(o) },
 		Rank:       ownerRank,
 		OnFailure:  a.ownerFailure,
+		// Owners given with SetLater: errors found as a Flush or Sync
+		// builds their flows (it holds the reconciler's lock, not the model's).
+		OnLaterErrors: func(o reconcile.Owner, errs []error) { a.model.laterErrors(o, errs) },
 	})
 	a.model = newModel(cfg.NodeName, a.rec, a.reject)
 	a.model.scoped = !cfg.AllRemoteFlows

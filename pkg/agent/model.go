@@ -102,6 +102,27 @@ func (m *model) own(o reconcile.Owner, name string, build func() []flow.Flow) {
 	}
 }
 
+// ownLater is own for a full load: the reconciler builds the flows of an
+// owner it does not know yet when it sends them (reconcile.SetLater), and
+// reports their errors through Config.OnLaterErrors (laterErrors).
+func (m *model) ownLater(o reconcile.Owner, name string, build func() []flow.Flow) {
+	m.bmu.Lock()
+	m.builders[o] = build
+	m.names[o] = name
+	m.rev++
+	m.bmu.Unlock()
+	for _, err := range m.rec.SetLater(o) {
+		m.onReject("flow", err)
+	}
+}
+
+// laterErrors is reconcile.Config.OnLaterErrors.
+func (m *model) laterErrors(_ reconcile.Owner, errs []error) {
+	for _, err := range errs {
+		m.onReject("flow", err)
+	}
+}
+
 func (m *model) disown(o reconcile.Owner) {
 	m.bmu.Lock()
 	_, ok := m.builders[o]
@@ -197,7 +218,7 @@ func (m *model) applyLocked(v cluster.View, d *cluster.Delta, active []endpoint.
 		return
 	}
 	for _, name := range slices.Sorted(maps.Keys(touched)) {
-		m.setHostLocked(name)
+		m.setHostLocked(name, false)
 	}
 	if rangesChanged { // a local endpoint may now be in another host's range, or out of it
 		m.localGen++
@@ -276,7 +297,7 @@ func (m *model) rebuildLocked(active []endpoint.Endpoint) {
 	}
 	m.refreshNeedLocked(false) // the hosts below are built with it
 	for _, h := range m.view.Hosts {
-		if o, ok := m.setHostLocked(h.Name); ok {
+		if o, ok := m.setHostLocked(h.Name, true); ok {
 			want[o] = true
 		}
 	}
@@ -294,8 +315,10 @@ func (m *model) rebuildLocked(active []endpoint.Endpoint) {
 }
 
 // setHostLocked programs a remote host of the view with the endpoints on
-// it, or removes its flows when it is this host or not in the view.
-func (m *model) setHostLocked(name string) (reconcile.Owner, bool) {
+// it, or removes its flows when it is this host or not in the view. With
+// later, a host the reconciler does not know yet gets its flows built at
+// the next Flush or Sync, once (reconcile.SetLater): a full load.
+func (m *model) setHostLocked(name string, later bool) (reconcile.Owner, bool) {
 	o := hostOwner(name)
 	rh := m.remotes.hosts[name]
 	if rh == nil || !rh.known || name == m.self {
@@ -308,7 +331,12 @@ func (m *model) setHostLocked(name string) (reconcile.Owner, bool) {
 	if len(eps) > 0 {
 		what = fmt.Sprintf("host %s and its %d endpoints", name, len(eps))
 	}
-	m.own(o, what, func() []flow.Flow { return remoteHostFlows(tp, h, nets, eps, need) })
+	build := func() []flow.Flow { return remoteHostFlows(tp, h, nets, eps, need) }
+	if later {
+		m.ownLater(o, what, build)
+	} else {
+		m.own(o, what, build)
+	}
 	return o, true
 }
 
@@ -419,7 +447,7 @@ func (m *model) refreshNeedLocked(hosts bool) {
 		return
 	}
 	for _, h := range m.view.Hosts {
-		m.setHostLocked(h.Name)
+		m.setHostLocked(h.Name, false)
 	}
 }
 

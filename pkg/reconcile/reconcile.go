@@ -12,7 +12,10 @@
 // Only 64-bit hashes of each desired flow's key and content and the bytes
 // of its key are kept, not the flow (store.go): when flow_mods must be
 // built (Flush, Sync) the reconciler asks the caller to regenerate the
-// owners concerned. The Reconciler is safe for concurrent use.
+// owners concerned. A new owner may also be given with SetLater: its flows
+// are built and compiled only when a Flush or Sync sends them (a full load
+// builds each flow once, while OVS takes the bundle). The Reconciler is
+// safe for concurrent use.
 //
 // A key (table, priority, match) has one holder. When several owners want
 // it, the one of lowest Config.Rank, then name, holds it, whatever the
@@ -84,6 +87,11 @@ type Config struct {
 	RetryAfter, RetryMax time.Duration
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// OnLaterErrors, if set, gets the errors Set would have returned for
+	// an owner given with SetLater, when its flows are compiled. It is
+	// called with the reconciler's lock held: it must be quick and not
+	// call the Reconciler.
+	OnLaterErrors func(owner Owner, errs []error)
 }
 
 // Reconciler owns the desired-versus-installed bookkeeping.
@@ -102,7 +110,10 @@ type Reconciler struct {
 	waiters map[uint64][]*ownerFlows
 	// failing holds the owners whose flows the switch refused.
 	failing map[*ownerFlows]struct{}
-	stats   Stats
+	// fresh: the owner being compiled was given with SetLater, during a
+	// commit whose deletes are already chosen (compileLater).
+	fresh bool
+	stats Stats
 	// What Stats, Failures and Waiting returned the last time they could
 	// take mu (see noWait).
 	lastStats    lastRead[Stats]
@@ -182,6 +193,60 @@ func (r *Reconciler) hash(c flow.Content) uint64 { return maphash.String(r.seed,
 func (r *Reconciler) Set(owner Owner, flows []flow.Flow) []error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.setLocked(owner, flows)
+}
+
+// SetLater is Set for a new owner whose flows are those Regenerate gives:
+// they are compiled when the next Flush or Sync reaches the owner, as its
+// flow_mods are generated. A full load (every remote host at start-up)
+// then builds each flow once, while the bundle is being sent, instead of
+// once for Set and again for the bundle. The errors Set would return go
+// to Config.OnLaterErrors. An owner the reconciler knows already is Set at
+// once (with Regenerate's flows) and the errors are returned.
+func (r *Reconciler) SetLater(owner Owner) []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if o := r.owners[owner]; o != nil {
+		if o.later {
+			return nil
+		}
+		return r.setLocked(owner, r.cfg.Regenerate(owner))
+	}
+	o := &ownerFlows{name: owner, rank: r.cfg.Rank(owner), later: true}
+	r.owners[owner] = o
+	r.todo[o] = struct{}{}
+	return nil
+}
+
+// compileLater compiles the flows of o, an owner given with SetLater;
+// flows are Regenerate's. A flow another owner deleted and a bundle being
+// sent deletes is not taken over: o's flow is added after the delete.
+func (r *Reconciler) compileLater(o *ownerFlows, flows []flow.Flow) {
+	o.later = false
+	r.fresh = true
+	errs := r.setLocked(o.name, flows)
+	r.fresh = false
+	if len(errs) > 0 && r.cfg.OnLaterErrors != nil {
+		r.cfg.OnLaterErrors(o.name, errs)
+	}
+}
+
+// compileAllLater compiles every owner given with SetLater (before a
+// comparison with what OVS holds: their flows must be known).
+func (r *Reconciler) compileAllLater() {
+	var later []*ownerFlows
+	for _, o := range r.owners {
+		if o.later {
+			later = append(later, o)
+		}
+	}
+	slices.SortFunc(later, byName)
+	for _, o := range later {
+		r.compileLater(o, r.cfg.Regenerate(o.name))
+	}
+}
+
+func (r *Reconciler) setLocked(owner Owner, flows []flow.Flow) []error {
 	o := r.owners[owner]
 	if o == nil {
 		if len(flows) == 0 {
@@ -189,6 +254,7 @@ func (r *Reconciler) Set(owner Owner, flows []flow.Flow) []error {
 		}
 		o = &ownerFlows{name: owner, rank: r.cfg.Rank(owner)}
 	}
+	o.later = false
 	held, waits, errs := r.compile(o, flows)
 	o.refused = len(flows) - len(held) - len(waits) // invalid, colliding or repeated keys
 	left, changed := r.replace(o, held, waits)
@@ -220,6 +286,10 @@ func (r *Reconciler) Pending() int {
 func (r *Reconciler) pendingLocked() int {
 	n := len(r.gone)
 	for o := range r.todo {
+		if o.later {
+			n++ // its flows are not built yet: at least one
+			continue
+		}
 		if o.isolated() {
 			continue
 		}

@@ -49,6 +49,7 @@ func (r *Reconciler) SyncScopes(ctx context.Context, scopes []Scope) (SyncResult
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
+	r.compileAllLater() // the scopes' flows are compared with every owner's
 	p := &scopePlan{r: r, owners: map[*ownerFlows]struct{}{}}
 	for _, s := range scopes {
 		if err := p.scan(ctx, sw, s); err != nil {

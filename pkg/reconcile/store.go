@@ -47,6 +47,8 @@ type ownerFlows struct {
 	// refused counts the flows of its last Set that were dropped (invalid,
 	// a colliding or repeated key): neither held nor waiting.
 	refused int
+	// later: given with SetLater, its flows not compiled yet (no slots).
+	later bool
 }
 
 // waitsFor reports whether o waits with e's flow: the same key and content.
@@ -133,7 +135,7 @@ func (r *Reconciler) queueDirty(owners iter.Seq[*ownerFlows]) []*ownerFlows {
 // dirty reports whether any slot waits for an add (none does while the
 // owner is isolated).
 func (o *ownerFlows) dirty() bool {
-	return !o.isolated() && slices.ContainsFunc(o.slots, func(s slot) bool { return !s.clean() })
+	return o.later || !o.isolated() && slices.ContainsFunc(o.slots, func(s slot) bool { return !s.clean() })
 }
 
 // keyHeader is the size of a key record before the match: table (1),
@@ -269,7 +271,7 @@ func (r *Reconciler) replace(o *ownerFlows, entries, waits []keyed) (left, chang
 			changed = true
 		default:
 			r.byKey[s.key] = o
-			if have, ok := r.gone[e.k]; ok && !o.isolated() { // deleted by another owner, not yet flushed
+			if have, ok := r.gone[e.k]; ok && !o.isolated() && !r.fresh { // deleted by another owner, not yet flushed
 				s.installed, s.have = true, have
 				delete(r.gone, e.k)
 			}
@@ -440,10 +442,18 @@ func (r *Reconciler) newAdds(owners []*ownerFlows) *adds { return &adds{r: r, ow
 func (a *adds) mods(yield func(*openflow13.FlowMod, error) bool) {
 	var buf []byte
 	for _, o := range a.owners {
+		var flows []flow.Flow
+		later := o.later
+		if later { // built once: compiled here, then sent
+			flows = a.r.cfg.Regenerate(o.name)
+			a.r.compileLater(o, flows)
+		}
 		if !o.dirty() {
 			continue
 		}
-		flows := a.r.cfg.Regenerate(o.name)
+		if !later {
+			flows = a.r.cfg.Regenerate(o.name)
+		}
 		for i := range flows {
 			f := &flows[i]
 			buf = appendKey(buf[:0], f.Key())

@@ -43,7 +43,12 @@ func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) {
 	}
 	var dels []flow.Key
 	var buf []byte
+	first := true
 	err := r.cfg.Switch.DumpFlows(ctx, func(st *flow.Stats) error {
+		if first { // OVS holds flows: the owners given with SetLater must be known to compare
+			first = false
+			r.compileAllLater()
+		}
 		k := st.Key()
 		buf = appendKey(buf[:0], k)
 		if o, i := r.slotOf(buf); o != nil && !o.isolated() {
