@@ -116,6 +116,7 @@ type Agent struct {
 	drift       *driftQueue                // what it reported, until repaired (monitor.go)
 	lastFull    atomic.Int64               // unix nanoseconds of the last successful full Sync
 	loaded      chan struct{}              // closed once Run has loaded the model
+	readyCh     chan struct{}              // closed when the agent is first ready
 	pre         atomic.Pointer[prefetched] // the start-up flow dump (prefetch.go)
 
 	mu          sync.Mutex
@@ -141,7 +142,7 @@ func New(cfg Config) (*Agent, error) {
 	maxTable := uint8(len(pipeline.Tables()) - 1)
 	a := &Agent{cfg: cfg, log: cfg.Logger, reg: endpoint.NewRegistry(), badIfaces: map[string]string{}, rejects: map[string]uint64{},
 		waiting: map[string]string{}, marks: newMarks(), drift: newDriftQueue(maxTable), apiRequests: map[APIRequest]uint64{},
-		loaded: make(chan struct{})}
+		loaded: make(chan struct{}), readyCh: make(chan struct{})}
 	var err error
 	if a.ipam, err = ipam.New(ipam.Config{Node: cfg.NodeName, TTL: cfg.AllocationTTL}); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -231,8 +232,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = a.db.Run(ctx) }()
+	wg.Add(1)
 	go func() { defer wg.Done(); a.runCluster(ctx) }()
 	if a.cfg.Publisher != nil {
 		wg.Add(1)
@@ -240,13 +240,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer a.db.Close()
 
-	if err := a.ensureOVSDB(ctx); err != nil {
-		return nil // ctx ended
-	}
-	// The bridge is there: connect now, so that the flow dump overlaps
-	// the rest of the OVSDB read and the model's build (prefetch.go).
+	// OpenFlow connects at once (until the bridge exists the dial fails and
+	// is retried), so that the flow dump overlaps the OVSDB read and the
+	// model's build (prefetch.go).
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = a.of.Run(ctx) }()
+	a.startOVSDB(ctx, &wg)
 	// Programming before the interfaces are known would remove every
 	// endpoint's flows from a bridge that has them (a restart).
 	select {
@@ -307,6 +306,50 @@ func (a *Agent) knownTunnelPort() {
 	if a.model.setTunnelPort(uint32(t.OFPort), nil) {
 		a.log.Info("tunnel port", "name", t.Name, "ofport", t.OFPort)
 	}
+}
+
+// monitorDelay bounds how long, on a start where the bridge exists, the
+// OVSDB monitor waits for the agent to be ready (startOVSDB).
+const monitorDelay = 2 * time.Second
+
+// startOVSDB reads the interfaces from one snapshot (pkg/ovsdb Preload)
+// and starts the OVSDB client and the keeping of the bridge and tunnel
+// port. When the bridge is there (a restart) the client's monitor, whose
+// decoding costs as much CPU as the rest of the start at 10,000 ports,
+// starts once the pipeline is verified (or after monitorDelay): the bridge,
+// its tunnel port and their repair wait for it that long. On a first start,
+// with flow-restore-wait set (the Sync's end clears it), or without a
+// snapshot, everything starts at once and Synced waits for the monitor's
+// first read.
+func (a *Agent) startOVSDB(ctx context.Context, wg *sync.WaitGroup) {
+	start := func() {
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = a.db.Run(ctx) }()
+		go func() { defer wg.Done(); _ = a.ensureOVSDB(ctx) }()
+	}
+	bridge, err := a.db.Preload(ctx)
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("ovsdb snapshot failed; waiting for the monitor", "err", err)
+	}
+	if err != nil || !bridge {
+		start()
+		return
+	}
+	if on, err := a.db.FlowRestoreWait(ctx); err != nil || on { // as the snapshot read it
+		start() // clearing it after the first Sync needs the client
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-a.readyCh:
+		case <-time.After(monitorDelay):
+		case <-ctx.Done():
+			return
+		}
+		start()
+	}()
 }
 
 // holdersFirst orders the interfaces found at start-up so that those whose

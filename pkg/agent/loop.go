@@ -326,6 +326,7 @@ func (a *Agent) syncConn(ctx context.Context, c *openflow.Conn) error {
 		a.ready.Store(false)
 	}()
 	a.readyOnce.Do(func() {
+		close(a.readyCh)
 		if a.cfg.OnReady != nil {
 			a.cfg.OnReady()
 		}

@@ -76,7 +76,10 @@ func Dump(flows []Flow) string {
 // Validate checks what OVS would reject: malformed values, missing
 // prerequisites, a misplaced or backward goto_table.
 func (f Flow) Validate() error {
-	errs := []error{f.Match.Validate()}
+	var errs []error // only the errors: a valid flow allocates nothing
+	if err := f.Match.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	for i, a := range f.Actions {
 		if g, ok := a.(GotoTable); ok {
 			if i != len(f.Actions)-1 {
@@ -87,7 +90,9 @@ func (f Flow) Validate() error {
 			}
 			continue
 		}
-		errs = append(errs, a.Check(f.Match))
+		if err := a.Check(f.Match); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("flow %q: %w", f.String(), err)

@@ -150,7 +150,9 @@ func (m Match) EthType() uint16 {
 func (m Match) Validate() error {
 	var errs []error
 	for _, fm := range m.fs {
-		errs = append(errs, fm.validate(m))
+		if err := fm.validate(m); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

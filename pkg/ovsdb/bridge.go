@@ -65,7 +65,16 @@ func (c *Client) SetFlowRestoreWait(ctx context.Context, on bool) error {
 }
 
 // FlowRestoreWait reports whether other_config:flow-restore-wait is "true".
+// Before the first connection it answers from the snapshot, if one was read
+// (Preload): whoever sets it does so before restarting
+// ovs-vswitchd, which makes the agent reconnect and ask again.
 func (c *Client) FlowRestoreWait(ctx context.Context) (bool, error) {
+	c.mu.Lock()
+	snap := c.snapRestore
+	c.mu.Unlock()
+	if snap != nil { // not connected yet: as the snapshot read it
+		return *snap, nil
+	}
 	var on bool
 	err := c.withConn(ctx, func(cl client.Client) error {
 		r, err := readRows(ctx, cl, "")

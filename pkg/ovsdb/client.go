@@ -63,6 +63,9 @@ type Client struct {
 	stats      Stats
 	synced     chan struct{} // closed after the first read of the bridge's interfaces
 	syncedOnce sync.Once
+	// snapRestore is flow-restore-wait as the snapshot read it, until the
+	// first connection (FlowRestoreWait answers from it before; nil: none).
+	snapRestore *bool
 }
 
 // New checks cfg and returns a Client; Run connects it.
@@ -144,6 +147,42 @@ func (c *Client) Run(ctx context.Context) error {
 	defer writer.Wait()
 	c.connectLoop(ctx)
 	return nil
+}
+
+// Preload reads the bridge's interfaces from a snapshot (snapshot.go: one
+// transaction on a connection of its own, decoded without libovsdb),
+// publishes them and marks the client Synced, before Run: a caller can
+// act on the interfaces as soon as ovsdb-server has answered, and start
+// Run (libovsdb's monitor, whose first full read publishes whatever
+// changed since) when it suits it. It reports whether the bridge was
+// there. On failure nothing is published: Synced then waits for Run's
+// first read, as without a snapshot. Not with OnlyPorts (an error).
+func (c *Client) Preload(ctx context.Context) (bridge bool, err error) {
+	c.mu.Lock()
+	started := c.runActive || c.closed
+	c.mu.Unlock()
+	if started || len(c.cfg.OnlyPorts) > 0 {
+		return false, errors.New("ovsdb: Preload must come before Run, and not with OnlyPorts")
+	}
+	start := time.Now()
+	r, err := readSnapshot(ctx, c.cfg.Endpoint)
+	if err != nil {
+		return false, err
+	}
+	c.index = newBridgeIndex(&r, c.cfg.Bridge.Name)
+	ifaces := bridgeInterfaces(&r, c.cfg.Bridge.Name)
+	if len(r.root) > 0 {
+		restore := r.root[0].OtherConfig[keyRestore] == "true"
+		c.mu.Lock()
+		if c.conn == nil {
+			c.snapRestore = &restore
+		}
+		c.mu.Unlock()
+	}
+	c.publish(ifaces)
+	c.syncedOnce.Do(func() { close(c.synced) })
+	c.log.Info("ovsdb snapshot read", "interfaces", len(ifaces), "took", time.Since(start))
+	return r.bridge(c.cfg.Bridge.Name) != nil, nil
 }
 
 func (c *Client) connectLoop(ctx context.Context) {
@@ -308,6 +347,7 @@ func (c *Client) setConn(cl client.Client) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.conn = cl
+	c.snapRestore = nil // the cache has it from now on
 	close(c.up)
 	c.stats.Connected = true
 	c.stats.Connects++
