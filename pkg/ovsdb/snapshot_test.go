@@ -9,7 +9,6 @@ import (
 	"testing/iotest"
 )
 
-
 // parseSnapshot reads the answer to the snapshot's transaction into rows,
 // every column form RFC 7047 allows (a set of one as the atom alone, empty
 // sets, escapes), and refuses what is not a well-formed answer.
