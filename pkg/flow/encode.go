@@ -117,6 +117,22 @@ func (f Flow) FlowMod(cmd uint8) (*openflow13.FlowMod, error) {
 	default:
 		return nil, fmt.Errorf("unsupported flow_mod command %d", cmd)
 	}
+	return f.flowMod(cmd, nil)
+}
+
+// AddFlowMod is FlowMod(FC_ADD) for a flow that passed Validate, given its
+// Content as computed for it (Content): neither is done again. A bulk
+// install builds, validates and hashes each flow once, then sends it.
+func (f Flow) AddFlowMod(c Content) (*openflow13.FlowMod, error) {
+	if len(c) < 8 {
+		return nil, fmt.Errorf("flow %q: content of %d bytes: no cookie", f.String(), len(c))
+	}
+	return f.flowMod(openflow13.FC_ADD, []byte(c[8:]))
+}
+
+// flowMod builds the flow_mod of f; instr, if not nil, is its encoded
+// instructions.
+func (f Flow) flowMod(cmd uint8, instr []byte) (*openflow13.FlowMod, error) {
 	fm := openflow13.NewFlowMod()
 	fm.Command = cmd
 	fm.TableId = f.Table
@@ -124,9 +140,11 @@ func (f Flow) FlowMod(cmd uint8) (*openflow13.FlowMod, error) {
 	fm.Cookie = f.Cookie
 	fm.Match = libMatch(f.Match)
 	if cmd != openflow13.FC_DELETE_STRICT {
-		instr, err := encodeInstructions(f.Actions)
-		if err != nil {
-			return nil, fmt.Errorf("flow %q: %w", f.String(), err)
+		if instr == nil {
+			var err error
+			if instr, err = encodeInstructions(f.Actions); err != nil {
+				return nil, fmt.Errorf("flow %q: %w", f.String(), err)
+			}
 		}
 		if len(instr) > 0 {
 			fm.Instructions = []openflow13.Instruction{&rawInstructions{instr}}

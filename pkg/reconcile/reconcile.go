@@ -221,14 +221,17 @@ func (r *Reconciler) SetLater(owner Owner) []error {
 // compileLater compiles the flows of o, an owner given with SetLater;
 // flows are Regenerate's. A flow another owner deleted and a bundle being
 // sent deletes is not taken over: o's flow is added after the delete.
-func (r *Reconciler) compileLater(o *ownerFlows, flows []flow.Flow) {
+// It returns the entries o holds, in the order of its slots (nil when o
+// has none left).
+func (r *Reconciler) compileLater(o *ownerFlows, flows []flow.Flow) []keyed {
 	o.later = false
 	r.fresh = true
-	errs := r.setLocked(o.name, flows)
+	held, errs := r.setFlows(o.name, flows)
 	r.fresh = false
 	if len(errs) > 0 && r.cfg.OnLaterErrors != nil {
 		r.cfg.OnLaterErrors(o.name, errs)
 	}
+	return held
 }
 
 // compileAllLater compiles every owner given with SetLater (before a
@@ -247,10 +250,17 @@ func (r *Reconciler) compileAllLater() {
 }
 
 func (r *Reconciler) setLocked(owner Owner, flows []flow.Flow) []error {
+	_, errs := r.setFlows(owner, flows)
+	return errs
+}
+
+// setFlows is Set; it also returns the entries the owner holds, in the
+// order of its slots (nil when it has none left).
+func (r *Reconciler) setFlows(owner Owner, flows []flow.Flow) ([]keyed, []error) {
 	o := r.owners[owner]
 	if o == nil {
 		if len(flows) == 0 {
-			return nil
+			return nil, nil
 		}
 		o = &ownerFlows{name: owner, rank: r.cfg.Rank(owner)}
 	}
@@ -262,7 +272,7 @@ func (r *Reconciler) setLocked(owner Owner, flows []flow.Flow) []error {
 		delete(r.owners, owner)
 		delete(r.todo, o)
 		r.forgetFailure(o)
-		return errs
+		return nil, errs
 	}
 	r.owners[owner] = o
 	if changed && o.fail != nil {
@@ -273,7 +283,7 @@ func (r *Reconciler) setLocked(owner Owner, flows []flow.Flow) []error {
 	} else {
 		delete(r.todo, o)
 	}
-	return errs
+	return held, errs
 }
 
 // Pending is the number of flow_mods waiting for Flush.

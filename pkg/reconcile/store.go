@@ -157,17 +157,19 @@ func decodeKey(rec []byte) flow.Key {
 // keyed is a flow being compiled into a slot.
 type keyed struct {
 	slot
-	k    flow.Key
-	rec  []byte
-	f    *flow.Flow
-	from *ownerFlows // a weaker owner holding the key: it yields it
+	k       flow.Key
+	rec     []byte
+	f       *flow.Flow
+	content flow.Content
+	from    *ownerFlows // a weaker owner holding the key: it yields it
 }
 
 // keyedFlow computes the key record and both hashes of f.
 func (r *Reconciler) keyedFlow(f *flow.Flow, buf []byte) keyed {
 	k := f.Key()
 	rec := appendKey(buf, k)
-	return keyed{slot: slot{key: maphash.Bytes(r.seed, rec), want: r.hash(f.Content())}, k: k, rec: rec, f: f}
+	c := f.Content()
+	return keyed{slot: slot{key: maphash.Bytes(r.seed, rec), want: r.hash(c)}, k: k, rec: rec, f: f, content: c}
 }
 
 // compile turns an owner's flows into sorted, unique entries: the keys o
@@ -442,18 +444,16 @@ func (r *Reconciler) newAdds(owners []*ownerFlows) *adds { return &adds{r: r, ow
 func (a *adds) mods(yield func(*openflow13.FlowMod, error) bool) {
 	var buf []byte
 	for _, o := range a.owners {
-		var flows []flow.Flow
-		later := o.later
-		if later { // built once: compiled here, then sent
-			flows = a.r.cfg.Regenerate(o.name)
-			a.r.compileLater(o, flows)
+		if o.later { // built once: compiled here, then sent
+			if !a.compiled(o, a.r.compileLater(o, a.r.cfg.Regenerate(o.name)), yield) {
+				return
+			}
+			continue
 		}
 		if !o.dirty() {
 			continue
 		}
-		if !later {
-			flows = a.r.cfg.Regenerate(o.name)
-		}
+		flows := a.r.cfg.Regenerate(o.name)
 		for i := range flows {
 			f := &flows[i]
 			buf = appendKey(buf[:0], f.Key())
@@ -468,17 +468,45 @@ func (a *adds) mods(yield func(*openflow13.FlowMod, error) bool) {
 			}
 			// The slot keeps the content hash of the last Set: if the
 			// owner changed since, its Set is on the way and fixes it.
-			o.slots[j].sending = true
-			if n := len(a.runs); n == 0 || a.runs[n-1].o != o {
-				a.runs = append(a.runs, run{start: a.n, o: o})
-			}
-			a.slots = append(a.slots, int32(j))
-			a.n++
-			if !yield(fm, nil) {
+			if !a.add(o, j, fm, yield) {
 				return
 			}
 		}
 	}
+}
+
+// compiled yields the adds of o, an owner given with SetLater that was
+// just compiled: held are its entries, slot by slot (replace), validated,
+// their contents computed. It reports whether to go on.
+func (a *adds) compiled(o *ownerFlows, held []keyed, yield func(*openflow13.FlowMod, error) bool) bool {
+	if !o.dirty() || len(held) != len(o.slots) {
+		return true // gone, or nothing to send
+	}
+	for j := range held {
+		if s := &o.slots[j]; s.clean() || s.sending {
+			continue
+		}
+		fm, err := held[j].f.AddFlowMod(held[j].content)
+		if err != nil {
+			yield(nil, fmt.Errorf("encode %q: %w", held[j].f.String(), err))
+			return false
+		}
+		if !a.add(o, j, fm, yield) {
+			return false
+		}
+	}
+	return true
+}
+
+// add records the add of o's slot j and yields it.
+func (a *adds) add(o *ownerFlows, j int, fm *openflow13.FlowMod, yield func(*openflow13.FlowMod, error) bool) bool {
+	o.slots[j].sending = true
+	if n := len(a.runs); n == 0 || a.runs[n-1].o != o {
+		a.runs = append(a.runs, run{start: a.n, o: o})
+	}
+	a.slots = append(a.slots, int32(j))
+	a.n++
+	return yield(fm, nil)
 }
 
 // at returns the owner and slot of add number i, or nil.
