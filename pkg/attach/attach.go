@@ -76,6 +76,11 @@ func (a *Attacher) Attach(ctx context.Context, c Container, o Options) (Attachme
 		}
 	}
 	host := HostIfName(c.ID, o.IfName)
+	if pi, ok := a.Ports.(PortInserter); ok {
+		if att, done, err := a.attachNew(ctx, pi, c, o, host); done {
+			return att, err
+		}
+	}
 	ports, err := a.Ports.Ports(ctx)
 	if err != nil {
 		return Attachment{}, fmt.Errorf("list bridge ports: %w", err)

@@ -220,3 +220,29 @@ func methods(calls []string) string {
 	}
 	return strings.Join(out, ",")
 }
+
+// insertingPorts is fakePorts that is also a PortInserter; reads counts
+// how often the bridge was listed.
+type insertingPorts struct {
+	*fakePorts
+	reads int
+}
+
+func (f *insertingPorts) InsertPort(_ context.Context, name string, ext map[string]string) error {
+	if err := f.j.call("InsertPort", name); err != nil {
+		if f.addTakesEffect {
+			f.ports[name] = maps.Clone(ext)
+		}
+		return err
+	}
+	if _, ok := f.ports[name]; ok {
+		return fmt.Errorf("insert %s: %w", name, ErrPortExists)
+	}
+	f.ports[name] = maps.Clone(ext)
+	return nil
+}
+
+func (f *insertingPorts) Ports(ctx context.Context) ([]Port, error) {
+	f.reads++
+	return f.fakePorts.Ports(ctx)
+}

@@ -94,10 +94,15 @@ func (p *Plugin) open(ctx context.Context, c *NetConf, only ...string) (Ports, f
 	}
 	ports, closePorts, err := open(ctx, c, only)
 	if err != nil {
-		return nil, nil, types.NewError(types.ErrTryAgainLater,
-			fmt.Sprintf("cannot reach Open vSwitch at %s, bridge %s: is ovs-vswitchd running and the bridge made by the agent?", c.OVSDB, c.Bridge), err.Error())
+		return nil, nil, ovsdbError(c, err)
 	}
 	return ports, closePorts, nil
+}
+
+// ovsdbError is the CNI error for an OVSDB that cannot be used.
+func ovsdbError(c *NetConf, err error) error {
+	return types.NewError(types.ErrTryAgainLater,
+		fmt.Sprintf("cannot reach Open vSwitch at %s, bridge %s: is ovs-vswitchd running and the bridge made by the agent?", c.OVSDB, c.Bridge), err.Error())
 }
 
 // OpenOVSPorts connects to OVSDB with pkg/ovsdb and waits until the
@@ -157,6 +162,12 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("cannot open CNI_NETNS %s", args.Netns), err.Error())
 	}
 	defer ns.Close()
+	host := attach.HostIfName(args.ContainerID, args.IfName)
+	var lean *addPorts
+	if p.OpenPorts == nil { // real OVSDB: dial while the agent answers
+		lean = p.dialAdd(ctx, c, host)
+		defer lean.close()
+	}
 	agent := agentapi.NewClient(c.AgentSocket)
 	actx, acancel := context.WithTimeout(ctx, agentCallTimeout)
 	n, err := agent.Network(actx, c.Network)
@@ -187,18 +198,25 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		return err
 	}
 	phase("network from the agent")
-	// The view holds this interface's port alone: the agent's allocator
-	// (or, for a delegated address, the agent's own conflict check) keeps
-	// addresses apart, not a scan of the bridge.
-	ports, closePorts, err := p.open(ctx, c, attach.HostIfName(args.ContainerID, args.IfName))
-	if err != nil {
-		return fail(err)
+	// OVS is asked about this interface's port alone (the lean connection,
+	// or a view of that port): the agent's allocator (or, for a delegated
+	// address, the agent's own conflict check) keeps addresses apart, not a
+	// scan of the bridge.
+	var ports Ports = lean
+	if lean == nil {
+		view, closeView, err := p.open(ctx, c, host)
+		if err != nil {
+			return fail(err)
+		}
+		defer closeView()
+		ports = view
 	}
-	defer closePorts()
-	phase("OVSDB connected")
 	at := p.attacher(ports, alloc)
 	res, err := at.Attach(ctx, attach.Container{ID: args.ContainerID, NetNS: ns}, o)
 	if err != nil {
+		if lean != nil && lean.dialFailed() != nil {
+			return fail(ovsdbError(c, lean.dialFailed()))
+		}
 		return fail(attachError(c, args, err))
 	}
 	phase("attached")
