@@ -18,8 +18,9 @@ import (
 //	dockerplugin.Config{Addresses: dockerplugin.NewHostAddresses(ag.Addresses()), ...}
 //
 // Docker names no owner in its address calls: each Reserve is an owner of
-// its own ("docker:<n>"), and Release gives the address back whoever holds
-// it. A reserved address is held until Join's port claims it (then until
+// its own ("docker:<n>") until CreateEndpoint names the endpoint (Own:
+// "docker:<endpoint id>"), and Release gives the address back whoever
+// holds it. A reserved address is held until Join's port claims it (then until
 // the port goes), until Release, or for ipam.DefaultTTL without a port.
 type HostAddresses struct {
 	a   *ipam.Allocator
@@ -49,6 +50,12 @@ func (h *HostAddresses) Reserve(network string, addr netip.Addr) (netip.Addr, er
 		return netip.Addr{}, err
 	}
 	return l.Address.Addr(), nil
+}
+
+// Own implements Addresses: the allocation's owner becomes
+// "docker:<endpoint id>".
+func (h *HostAddresses) Own(network string, addr netip.Addr, endpointID string) {
+	h.a.Reown(network, addr, "docker:"+endpointID)
 }
 
 // Release implements Addresses.

@@ -49,6 +49,14 @@ func TestHostAddresses(t *testing.T) {
 			t.Errorf("reserve %s: %v, want ErrAddressUnavailable", want, err)
 		}
 	}
+	h.Own("blue", first, "ep1")
+	if l := a.Allocations("blue", ""); len(l) != 1 || l[0].IP != first || l[0].Owner != "docker:ep1" {
+		t.Fatalf("after Own: %+v, want %s owned by docker:ep1", l, first)
+	}
+	h.Own("blue", netip.MustParseAddr("10.100.1.3"), "ep2") // not reserved here: nothing
+	if l := a.Allocations("blue", ""); len(l) != 1 {
+		t.Fatalf("Own of an address not reserved: %+v", l)
+	}
 	if err := h.Release("blue", first); err != nil {
 		t.Fatal(err)
 	}

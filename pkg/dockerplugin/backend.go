@@ -26,6 +26,10 @@ type Addresses interface {
 	// Release gives addr back. Releasing an address not held is not an
 	// error (Docker retries releases).
 	Release(network string, addr netip.Addr) error
+	// Own names the endpoint a reserved addr is for (Docker's IPAM call
+	// names none; CreateEndpoint does), so that the allocator's list says
+	// whose it is. Best effort: an address not reserved here is left alone.
+	Own(network string, addr netip.Addr, endpointID string)
 }
 
 // Errors an Addresses implementation wraps, for errors.Is.

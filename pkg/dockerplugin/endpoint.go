@@ -55,6 +55,7 @@ func (s *Server) createEndpoint(c *call) (any, error) {
 		s.cfg.Logger.Debug("docker endpoint options not used", "endpoint", ep.ID, "keys", extra)
 	}
 	s.st.putEndpoint(ep)
+	s.cfg.Addresses.Own(n.Name, ep.Address.Addr(), ep.ID)
 	if !derived {
 		return struct{}{}, nil
 	}

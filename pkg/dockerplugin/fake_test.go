@@ -76,6 +76,12 @@ func (f *fakeAddresses) Reserve(network string, addr netip.Addr) (netip.Addr, er
 	return addr, nil
 }
 
+func (f *fakeAddresses) Own(network string, addr netip.Addr, endpointID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log = append(f.log, "own "+network+" "+addr.String()+" "+endpointID)
+}
+
 func (f *fakeAddresses) Release(network string, addr netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -222,6 +222,8 @@ func (r *rangeAddresses) Reserve(network string, addr netip.Addr) (netip.Addr, e
 	return addr, ErrExhausted
 }
 
+func (r *rangeAddresses) Own(string, netip.Addr, string) {} // owners are not tracked here
+
 func (r *rangeAddresses) Release(network string, addr netip.Addr) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -82,7 +82,7 @@ func TestLifecycle(t *testing.T) {
 	if got := b.eps.calls(); got != wantEps {
 		t.Errorf("endpoint backend calls:\n got %s\nwant %s", got, wantEps)
 	}
-	if got := strings.Join(b.addrs.log, "; "); got != "reserve blue 10.1.0.2; release blue 10.1.0.2" {
+	if got := strings.Join(b.addrs.log, "; "); got != "reserve blue 10.1.0.2; own blue 10.1.0.2 "+epID+"; release blue 10.1.0.2" {
 		t.Errorf("address backend calls: %s", got)
 	}
 	if n := b.srv.Networks(); len(n) != 0 {

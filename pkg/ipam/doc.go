@@ -35,7 +35,8 @@
 //     and ofctl-agent.ip, valid or not as an endpoint): OVSDB is the
 //     authority, and it survives restarts of the agent;
 //   - an allocation: an owner ("attach:<container>/<ifname>",
-//     "cni:<container>/<ifname>", "docker:<n>") holds the address from
+//     "cni:<container>/<ifname>", "docker:<n>" until Docker's CreateEndpoint
+//     names it "docker:<endpoint id>" with Reown) holds the address from
 //     Allocate until a port claiming it appears (the port holds it from
 //     then on, and removing the port frees it), until it is released, or
 //     until TTL (DefaultTTL, 2 minutes) passes without a port. The same

@@ -99,3 +99,27 @@ func (a *Allocator) Stats() map[string]NetworkStats {
 	}
 	return st
 }
+
+// Reown hands the allocation of ip in network to owner, for a caller that
+// learns whom an address is for only after allocating it (Docker: its IPAM
+// call names no endpoint, CreateEndpoint does). false: ip has no
+// allocation, or owner holds another address in the network.
+func (a *Allocator) Reown(network string, ip netip.Addr, owner string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := addrKey{network, ip}
+	al, ok := a.allocs[k]
+	if !ok || owner == "" {
+		return false
+	}
+	nk := ownerKey{network, owner}
+	if cur, holds := a.owners[nk]; holds {
+		return cur == k
+	}
+	if a.owners[ownerKey{network, al.owner}] == k {
+		delete(a.owners, ownerKey{network, al.owner})
+	}
+	al.owner = owner
+	a.owners[nk] = k
+	return true
+}

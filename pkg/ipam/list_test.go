@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -124,4 +125,45 @@ func TestStats(t *testing.T) {
 	if got := e.a.Stats(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("after pa went: got %+v, want %+v", got, want)
 	}
+}
+
+// TestReown: an allocation changes hands; the new owner asking again gets
+// it, the old one gets another; an owner holding another address, or an
+// address without allocation, is refused.
+func TestReown(t *testing.T) {
+	e := newEnv(t, "ha", &static, nil)
+	a := mustAllocate(t, e, "blue", "docker:1")
+	b := mustAllocate(t, e, "blue", "docker:2")
+	for _, tc := range []struct {
+		ip    netip.Addr
+		owner string
+		want  bool
+	}{
+		{a, "docker:ep-a", true},
+		{a, "docker:ep-a", true}, // again: already its own
+		{b, "docker:ep-a", false},
+		{netip.MustParseAddr("10.100.1.99"), "docker:ep-x", false},
+		{b, "", false},
+	} {
+		if got := e.a.Reown("blue", tc.ip, tc.owner); got != tc.want {
+			t.Errorf("Reown(%s, %q) = %v, want %v", tc.ip, tc.owner, got, tc.want)
+		}
+	}
+	if got := owners(e.a.Allocations("blue", "")); got != "10.100.1.1=docker:ep-a 10.100.1.2=docker:2" {
+		t.Fatalf("after: %s", got)
+	}
+	if got := mustAllocate(t, e, "blue", "docker:ep-a"); got != a {
+		t.Errorf("the new owner asking again got %s, want %s", got, a)
+	}
+	if got := mustAllocate(t, e, "blue", "docker:1"); got == a {
+		t.Errorf("the old owner still holds %s", a)
+	}
+}
+
+func owners(l []Held) string {
+	var s []string
+	for _, h := range l {
+		s = append(s, h.IP.String()+"="+h.Owner)
+	}
+	return strings.Join(s, " ")
 }

@@ -210,6 +210,11 @@ func TestDockerPlugin(t *testing.T) {
 	if n := dkFlowsWith(t, ha.node, a); n == 0 {
 		t.Errorf("no flow of %s in ovs-ofctl dump-flows", a)
 	}
+	// The agent's list names the endpoint as the address's owner, held by its port.
+	if l, err := agentapi.NewClient(testbed.AgentSocket(ha.node)).Allocations(context.Background(), "blue", "docker:"); err != nil ||
+		len(l) != 1 || l[0].IP != a || l[0].Owner != "docker:"+epA || l[0].Port != port {
+		t.Errorf("the agent's docker allocations: %+v (%v), want %s owned by docker:%s, held by port %s", l, err, a, epA, port)
+	}
 	// The container end moved into the container and became eth0 with the
 	// derived MAC and the MTU the agent's local API gives; the default
 	// route is this host's gateway when the API names one, else none (and
