@@ -162,6 +162,7 @@ func etcdStartAgent(b *testing.B, node *testbed.Node, endpoint string) *daemon {
 	args := append(daemonArgs(node, etcdNodeName), "--cluster-backend", "etcd", "--etcd-endpoints", endpoint,
 		"--etcd-prefix", etcdPrefix, "--cluster-file", filepath.Join(node.Dir, "none.yaml"),
 		"--all-remote-flows") // no local endpoint here: scoped, it would program no remote endpoint
+	args = append(args, strings.Fields(os.Getenv("OFCTL_BENCH_ETCD_ARGS"))...) // e.g. --memory-limit off
 	return startDaemon(b, filepath.Join(node.Dir, "agent-etcd.log"), args...)
 }
 

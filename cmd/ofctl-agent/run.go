@@ -42,6 +42,7 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	setMemoryLimit(cfg, log)
 	loop := metrics.NewLoopMetrics()
 	dns, inherited, err := newResolver(cfg, log)
 	if err != nil {

@@ -72,6 +72,10 @@ type Config struct {
 	// Gateways: this host's gateway address per network where the cluster
 	// view sets none, "blue=10.100.7.1,red=10.200.7.1" (etcd mode).
 	Gateways string `yaml:"gateways"`
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT's
+	// syntax, "off" for none; the GOMEMLIMIT variable wins): the heap is
+	// collected before the process's Go memory passes it.
+	MemoryLimit string `yaml:"memory-limit"`
 }
 
 // GatewayMap returns gateways as network -> address. Validate has
@@ -184,6 +188,7 @@ func Default() Config {
 		DeadInterval:   6 * time.Second,
 		FlowMonitor:    true,
 		MonitorVerify:  5 * time.Minute,
+		MemoryLimit:    "off",
 		DNS:            defaultDNS(),
 	}
 }
@@ -282,6 +287,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.MTU, "mtu", c.MTU, "MTU of the containers' and gateways' interfaces; 0: the underlay's (interface holding tunnel-ip) minus 42")
 	fs.StringVar(&c.Gateways, "gateways", c.Gateways, "this host's gateway address per network where the cluster view sets none, network=IP comma-separated (etcd mode)")
 	fs.StringVar(&c.UnderlayAllow, "underlay-allow", c.UnderlayAllow, "IPv4 addresses or prefixes, comma-separated, that containers may reach among the hosts' underlay addresses (all blocked by default)")
+	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft limit of the Go runtime's memory (GOMEMLIMIT syntax: 128MiB; off: none; the GOMEMLIMIT variable wins)")
 	fs.StringVar(&c.WebConfigFile, "web-config-file", c.WebConfigFile, "TLS/basic-auth web config (Prometheus exporter-toolkit format)")
 	c.DNS.bind(fs)
 }
@@ -303,6 +309,9 @@ func (c *Config) readFile(path string) error {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if _, err := c.MemoryLimitBytes(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.NodeName == "" {
 		bad("node-name is empty")
 	}
