@@ -144,7 +144,7 @@ func New(cfg Config) (*Agent, error) {
 		waiting: map[string]string{}, marks: newMarks(), drift: newDriftQueue(maxTable), apiRequests: map[APIRequest]uint64{},
 		loaded: make(chan struct{}), readyCh: make(chan struct{})}
 	var err error
-	if a.ipam, err = ipam.New(ipam.Config{Node: cfg.NodeName, TTL: cfg.AllocationTTL}); err != nil {
+	if a.ipam, err = ipam.New(ipam.Config{Node: cfg.NodeName, TTL: cfg.AllocationTTL, OnExpire: a.allocationExpired}); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.rec = reconcile.New(reconcile.Config{

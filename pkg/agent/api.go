@@ -87,6 +87,14 @@ func (a *Agent) apiCounts() map[APIRequest]uint64 {
 	return maps.Clone(a.apiRequests)
 }
 
+// allocationExpired logs an allocation the TTL ended (ipam.Config.OnExpire):
+// a client died between its allocation and its port, and neither it nor a
+// clean-up (CNI DEL or GC, detach) gave the address back.
+func (a *Agent) allocationExpired(h ipam.Held) {
+	a.log.Warn("address allocation expired without a port (its client died before adding the port, and nothing released it)",
+		"network", h.Network, "ip", h.IP, "owner", h.Owner)
+}
+
 type apiBackend struct{ a *Agent }
 
 func (b apiBackend) Status() agentapi.Status {

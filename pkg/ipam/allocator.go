@@ -27,6 +27,11 @@ type Config struct {
 	Node string           // this host's name in the cluster view (required)
 	TTL  time.Duration    // of an allocation without a port; 0: DefaultTTL
 	Now  func() time.Time // the clock (tests); nil: time.Now
+	// OnExpire, when set, is told of each allocation the TTL ends (its
+	// client died before its port and nobody released it: the agent logs
+	// it). It is called with the allocator's lock held: it must not call
+	// the allocator.
+	OnExpire func(Held)
 }
 
 // Lease is an address held for its owner.
@@ -38,9 +43,10 @@ type Lease struct {
 
 // Allocator hands out this host's addresses (see the package comment).
 type Allocator struct {
-	node string
-	ttl  time.Duration
-	now  func() time.Time
+	node     string
+	ttl      time.Duration
+	now      func() time.Time
+	onExpire func(Held)
 
 	mu       sync.Mutex
 	view     cluster.View
@@ -79,7 +85,7 @@ func New(cfg Config) (*Allocator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Allocator{node: cfg.Node, ttl: cfg.TTL, now: cfg.Now, ports: map[string]addrKey{},
+	return &Allocator{node: cfg.Node, ttl: cfg.TTL, now: cfg.Now, onExpire: cfg.OnExpire, ports: map[string]addrKey{},
 		claims: map[addrKey][]string{}, allocs: map[addrKey]*allocation{}, owners: map[ownerKey]addrKey{},
 		expired: map[string]uint64{}}, nil
 }
@@ -201,6 +207,9 @@ func (a *Allocator) expireLocked(now time.Time) {
 		if len(a.claims[k]) == 0 && !now.Before(al.expires) {
 			a.dropLocked(k, al)
 			a.expired[k.network]++
+			if a.onExpire != nil {
+				a.onExpire(Held{Network: k.network, IP: k.ip, Owner: al.owner, Expires: al.expires})
+			}
 		}
 	}
 }

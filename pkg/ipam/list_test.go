@@ -167,3 +167,27 @@ func owners(l []Held) string {
 	}
 	return strings.Join(s, " ")
 }
+
+// TestOnExpire: each allocation the TTL ends is reported once, with its
+// owner; released ones and those a port claims are not.
+func TestOnExpire(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
+	var got []string
+	a, err := New(Config{Node: "ha", Now: clk.now, OnExpire: func(h Held) { got = append(got, h.IP.String()+"="+h.Owner) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetView(static, nil)
+	e := &env{a, clk}
+	mustAllocate(t, e, "blue", "cni:dead/eth0")      // .1: expires
+	b := mustAllocate(t, e, "blue", "cni:gone/eth0") // .2: released
+	mustAllocate(t, e, "blue", "cni:live/eth0")      // .3: its port claims it
+	a.ReleaseOwner("blue", "cni:gone/eth0")
+	a.SetPort("plive", port("blue", "10.100.1.3"))
+	clk.t = clk.t.Add(DefaultTTL)
+	a.Stats()
+	a.Stats()
+	if want := "10.100.1.1=cni:dead/eth0"; strings.Join(got, " ") != want {
+		t.Fatalf("reported %q, want %q (not %s, released)", got, want, b)
+	}
+}
