@@ -9,20 +9,23 @@ import (
 	"testing/iotest"
 )
 
+// snapshotAnswer is a well-formed answer to snapshotTxn using every column
+// form RFC 7047 allows.
+const snapshotAnswer = `{"id":1,"error":null,"result":[` +
+	`{"rows":[{"_uuid":["uuid","b1"],"name":"br-int","ports":["set",[["uuid","p1"],["uuid","p2"]]]}]},` +
+	`{"rows":[{"_uuid":["uuid","p1"],"name":"d0","interfaces":["uuid","i1"]},` +
+	`{"_uuid":["uuid","p2"],"name":"gre0","interfaces":["set",[["uuid","i2"]]]}]},` +
+	`{"rows":[{"_uuid":["uuid","i1"],"name":"d0","type":"patch","options":["map",[["peer","d1"]]],` +
+	`"external_ids":["map",[["k","a\"b\\c \u00e9"],["ofctl-agent.ip","10.0.0.1"]]],"ofport":7,` +
+	`"ofport_request":["set",[]],"mtu_request":["set",[1400]],"mac_in_use":"aa:bb:cc:dd:ee:ff","error":["set",[]]},` +
+	` {"_uuid":["uuid","i2"], "name":"gre0","type":"gre","options":["map",[]],"external_ids":["map",[]],` +
+	`"ofport":["set",[]],"ofport_request":100,"mtu_request":["set",[]],"mac_in_use":["set",[]],"error":"could not open"}]},` +
+	`{"rows":[{"_uuid":["uuid","o1"],"other_config":["map",[["flow-restore-wait","true"]]]}]}]}`
+
 // parseSnapshot reads the answer to the snapshot's transaction into rows,
 // every column form RFC 7047 allows (a set of one as the atom alone, empty
 // sets, escapes), and refuses what is not a well-formed answer.
 func TestParseSnapshot(t *testing.T) {
-	const ok = `{"id":1,"error":null,"result":[` +
-		`{"rows":[{"_uuid":["uuid","b1"],"name":"br-int","ports":["set",[["uuid","p1"],["uuid","p2"]]]}]},` +
-		`{"rows":[{"_uuid":["uuid","p1"],"name":"d0","interfaces":["uuid","i1"]},` +
-		`{"_uuid":["uuid","p2"],"name":"gre0","interfaces":["set",[["uuid","i2"]]]}]},` +
-		`{"rows":[{"_uuid":["uuid","i1"],"name":"d0","type":"patch","options":["map",[["peer","d1"]]],` +
-		`"external_ids":["map",[["k","a\"b\\c \u00e9"],["ofctl-agent.ip","10.0.0.1"]]],"ofport":7,` +
-		`"ofport_request":["set",[]],"mtu_request":["set",[1400]],"mac_in_use":"aa:bb:cc:dd:ee:ff","error":["set",[]]},` +
-		` {"_uuid":["uuid","i2"], "name":"gre0","type":"gre","options":["map",[]],"external_ids":["map",[]],` +
-		`"ofport":["set",[]],"ofport_request":100,"mtu_request":["set",[]],"mac_in_use":["set",[]],"error":"could not open"}]},` +
-		`{"rows":[{"_uuid":["uuid","o1"],"other_config":["map",[["flow-restore-wait","true"]]]}]}]}`
 	want := rows{
 		root:    []ovsRow{{UUID: "o1", OtherConfig: map[string]string{keyRestore: "true"}}},
 		bridges: []bridgeRow{{UUID: "b1", Name: "br-int", Ports: []string{"p1", "p2"}}},
@@ -34,7 +37,7 @@ func TestParseSnapshot(t *testing.T) {
 			{UUID: "i2", Name: "gre0", Type: "gre", OFPortRequest: intp(100), Error: strp("could not open")},
 		},
 	}
-	r, ours, err := parseSnapshot([]byte(ok))
+	r, ours, err := parseSnapshot([]byte(snapshotAnswer))
 	if err != nil || !ours || !reflect.DeepEqual(r, want) {
 		t.Fatalf("parseSnapshot: ours %v, err %v\n got %+v\nwant %+v", ours, err, r, want)
 	}
@@ -44,10 +47,10 @@ func TestParseSnapshot(t *testing.T) {
 	for _, tc := range []struct{ name, msg, wantErr string }{
 		{"server error", `{"id":1,"result":null,"error":"unknown database"}`, "server error"},
 		{"operation error", `{"id":1,"error":null,"result":[{"error":"unknown column","details":"no column x"}]}`, "no column x"},
-		{"two ofports", strings.Replace(ok, `"ofport":7`, `"ofport":["set",[7,8]]`, 1), "at most one"},
-		{"map as a set", strings.Replace(ok, `"options":["map",[["peer","d1"]]]`, `"options":["set",[]]`, 1), "want a map"},
-		{"truncated", ok[:len(ok)-3], "want"},
-		{"trailing bytes", ok + `x`, "trailing"},
+		{"two ofports", strings.Replace(snapshotAnswer, `"ofport":7`, `"ofport":["set",[7,8]]`, 1), "at most one"},
+		{"map as a set", strings.Replace(snapshotAnswer, `"options":["map",[["peer","d1"]]]`, `"options":["set",[]]`, 1), "want a map"},
+		{"truncated", snapshotAnswer[:len(snapshotAnswer)-3], "want"},
+		{"trailing bytes", snapshotAnswer + `x`, "trailing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := parseSnapshot([]byte(tc.msg))
