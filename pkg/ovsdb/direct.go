@@ -32,6 +32,11 @@ type Direct struct {
 	bridge string
 	watch  string // the interface WaitInstalled can wait for
 
+	monitored chan struct{} // closed once the monitor is set up, or failed (monErr)
+	monErr    error
+	dpRead    chan struct{} // closed once dp or dpErr is set
+	dp        string
+	dpErr     error
 	lost      chan struct{} // closed when the connection ends
 	closed    chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -43,7 +48,8 @@ type Direct struct {
 }
 
 // Dial connects to the OVSDB server at endpoint for bridge and starts
-// following the Interface row named watch.
+// following the Interface row named watch (in the background:
+// WaitInstalled waits for it).
 func Dial(ctx context.Context, endpoint, bridge, watch string) (*Direct, error) {
 	if err := validName("bridge", bridge); err != nil {
 		return nil, err
@@ -60,7 +66,8 @@ func Dial(ctx context.Context, endpoint, bridge, watch string) (*Direct, error) 
 		return nil, err
 	}
 	d := &Direct{cl: cl, bridge: bridge, watch: watch, changed: make(chan struct{}, 1),
-		lost: make(chan struct{}), closed: make(chan struct{})}
+		lost: make(chan struct{}), closed: make(chan struct{}), monitored: make(chan struct{}),
+		dpRead: make(chan struct{})}
 	go func() { // libovsdb notifies a disconnect without blocking: always listen
 		select {
 		case <-cl.DisconnectNotify():
@@ -77,10 +84,16 @@ func Dial(ctx context.Context, endpoint, bridge, watch string) (*Direct, error) 
 	mon := cl.NewMonitor(client.WithConditionalTable(i,
 		[]model.Condition{{Field: &i.Name, Function: ovsdb.ConditionEqual, Value: watch}},
 		&i.Name, &i.ExternalIDs, &i.OFPort, &i.Error))
-	if _, err := cl.Monitor(ctx, mon); err != nil {
-		d.Close()
-		return nil, fmt.Errorf("ovsdb monitor of interface %s: %w", watch, err)
-	}
+	go func() { // asked at once: attach needs it before the port
+		defer close(d.dpRead)
+		d.dp, d.dpErr = d.readDatapathType(ctx)
+	}()
+	go func() { // not needed before the port exists: off the way of InsertPort
+		defer close(d.monitored)
+		if _, err := cl.Monitor(context.WithoutCancel(ctx), mon); err != nil {
+			d.monErr = fmt.Errorf("ovsdb monitor of interface %s: %w", watch, err)
+		}
+	}()
 	return d, nil
 }
 
@@ -118,6 +131,8 @@ func dialRetrying(ctx context.Context, m model.ClientDBModel, endpoint string) (
 func (d *Direct) Close() {
 	d.closeOnce.Do(func() { close(d.closed) })
 	d.cl.Close()
+	<-d.monitored
+	<-d.dpRead
 }
 
 func (d *Direct) note(m model.Model, deleted bool) {
@@ -139,9 +154,20 @@ func (d *Direct) note(m model.Model, deleted bool) {
 	}
 }
 
-// DatapathType returns the bridge's datapath_type as the server holds it
-// (see Client.DatapathType), ErrBridgeNotFound (wrapped) without the bridge.
+// DatapathType returns the bridge's datapath_type as the server held it
+// when Dial connected (see Client.DatapathType), ErrBridgeNotFound
+// (wrapped) without the bridge.
 func (d *Direct) DatapathType(ctx context.Context) (string, error) {
+	select {
+	case <-d.dpRead:
+		return d.dp, d.dpErr
+	case <-ctx.Done():
+		return "", fmt.Errorf("datapath type: %w", ctx.Err())
+	}
+}
+
+// readDatapathType asks the server for the bridge's datapath_type.
+func (d *Direct) readDatapathType(ctx context.Context) (string, error) {
 	op := ovsdb.Operation{Op: ovsdb.OperationSelect, Table: tableBridge,
 		Where: []ovsdb.Condition{ovsdb.NewCondition("name", ovsdb.ConditionEqual, d.bridge)}, Columns: []string{"datapath_type"}}
 	res, err := d.cl.Transact(ctx, op)
@@ -255,6 +281,14 @@ func (d *Direct) DeletePort(ctx context.Context, name string) error {
 func (d *Direct) WaitInstalled(ctx context.Context, iface string, ip netip.Addr) error {
 	if iface != d.watch {
 		return fmt.Errorf("interface %s: this connection follows %s only", iface, d.watch)
+	}
+	select {
+	case <-d.monitored:
+		if d.monErr != nil {
+			return d.monErr
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("interface %s: not installed: %w", iface, ctx.Err())
 	}
 	for {
 		d.mu.Lock()
