@@ -37,7 +37,8 @@ const ovsdbSelectTxn = `["Open_vSwitch",{"op":"select","table":"Interface","wher
 // programmed with 10,000 local endpoints (by an in-process agent, then
 // stopped): start to ready and the first Sync's flow_mods for a first
 // start, a start after SIGTERM (asserted exit 0 within 10 s) and a start
-// after SIGKILL, each asserted to send no flow_mod (the Sync's log line and
+// after SIGKILL, each next to the floor measured just before it
+// (restart_floor_test.go), each asserted to send no flow_mod (the Sync's log line and
 // /metrics at ready, and OVS's own flow monitor, which reports even a flow
 // re-added unchanged) and to leave the whole pipeline in OVS; its memory
 // after the first start (RSS and live heap after a forced GC, peak RSS);
@@ -59,8 +60,11 @@ func BenchmarkAgentDaemon(b *testing.B) {
 		selWall, selCPU := e.ovsdbSelect(b)
 		w := e.watchEvents(b) // independent: OVS reports every flow added, changed or removed
 
+		var floors floorRun // each start next to the floor measured just before it
 		since := e.unmark(b, 0)
+		fl := e.measureRestartFloor(b, pipelineFlows(benchEndpoints))
 		d, first := e.daemonStart(b, "first", w)
+		floors.add(fl, first.ready)
 		e.checkMarkWrites(b, "first", since, 0)
 		time.Sleep(3 * time.Second) // idle: the first drift checks ran
 		rss, heap := d.memory(b)
@@ -72,12 +76,16 @@ func BenchmarkAgentDaemon(b *testing.B) {
 		e.checkFlows(b, "after SIGTERM", w)
 
 		since = e.unmark(b, 1)
+		fl = e.measureRestartFloor(b, pipelineFlows(benchEndpoints))
 		d, term := e.daemonStart(b, "term", w)
+		floors.add(fl, term.ready)
 		e.checkMarkWrites(b, "term", since, 1)
 		d.Stop(syscall.SIGKILL)
 		e.checkFlows(b, "after SIGKILL", w)
 		since = e.unmark(b, 2)
+		fl = e.measureRestartFloor(b, pipelineFlows(benchEndpoints))
 		_, kill := e.daemonStart(b, "kill", w)
+		floors.add(fl, kill.ready)
 		e.checkMarkWrites(b, "kill", since, 2)
 		time.Sleep(time.Second) // let late reports of the last start arrive
 		e.checkFlows(b, "after the last start", w)
@@ -99,6 +107,7 @@ func BenchmarkAgentDaemon(b *testing.B) {
 		b.ReportMetric(selWall.Seconds(), "ovsdb-select-s")
 		b.ReportMetric(selCPU.Seconds(), "ovsdb-client-cpu-s")
 		b.ReportMetric(marked.Seconds(), "mark-10k-s")
+		floors.report(b, "start")
 	}
 	b.ReportMetric(0, "ns/op")
 }

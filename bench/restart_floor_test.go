@@ -16,18 +16,14 @@ import (
 // measured with no agent running: OVSDB handing out the rows and columns the
 // agent monitors, and OVS dumping the flow tables.
 type restartFloor struct {
-	ovsdb     time.Duration // one ovsdb-client select of the agent's columns (median of floorRepeats)
-	ovsdbCPU  time.Duration // of it, ovsdb-client's own CPU (that median run)
-	dump      time.Duration // every flow in one flow-stats request on a bare connection (median)
-	ofctlDump time.Duration // the same dump by `ovs-ofctl dump-flows` (median; for reference)
+	ovsdb     time.Duration // one ovsdb-client select of the agent's columns
+	ovsdbCPU  time.Duration // of it, ovsdb-client's own CPU
+	dump      time.Duration // every flow in one flow-stats request on a bare connection
+	ofctlDump time.Duration // the same dump by `ovs-ofctl dump-flows` (for reference)
 }
 
 // total is the floor: the OVSDB read, then the dump.
 func (f restartFloor) total() time.Duration { return f.ovsdb + f.dump }
-
-// floorRepeats is how often each part of the floor is measured: the median
-// counts (a loaded machine makes single runs noisy).
-const floorRepeats = 3
 
 // agentColumnsTxn selects, in one transaction, the tables and columns the
 // agent's OVSDB monitor reads (pkg/ovsdb newMonitor): nothing more.
@@ -39,33 +35,56 @@ const agentColumnsTxn = `["Open_vSwitch",` +
 	`{"op":"select","table":"Interface","where":[],` +
 	`"columns":["name","type","options","external_ids","ofport","ofport_request","mtu_request","mac_in_use","error"]}]`
 
-// measureRestartFloor measures the floor on the bed (no agent may run): each
-// part floorRepeats times, alternating, the medians. wantFlows is the
-// number of flows OVS must hold (the dump is checked against it).
+// measureRestartFloor measures the floor once on the bed (no agent may
+// run). wantFlows is the number of flows OVS must hold (the dump is checked
+// against it).
 func (e *agentBed) measureRestartFloor(b *testing.B, wantFlows int) restartFloor {
 	b.Helper()
-	var sel, cpu, dump, ofctl []time.Duration
-	for range floorRepeats {
-		w, c := e.selectAgentColumns(b)
-		sel, cpu = append(sel, w), append(cpu, c)
-		dump = append(dump, e.rawDump(b, wantFlows))
-		start := time.Now()
-		e.node.Ofctl(b, "dump-flows", agentBridge)
-		ofctl = append(ofctl, time.Since(start))
-	}
-	f := restartFloor{ovsdb: quantile(sel, 0.5), dump: quantile(dump, 0.5), ofctlDump: quantile(ofctl, 0.5)}
-	f.ovsdbCPU = cpu[slices.Index(sel, f.ovsdb)]
+	var f restartFloor
+	f.ovsdb, f.ovsdbCPU = e.selectAgentColumns(b)
+	f.dump = e.rawDump(b, wantFlows)
+	start := time.Now()
+	e.node.Ofctl(b, "dump-flows", agentBridge)
+	f.ofctlDump = time.Since(start)
 	return f
 }
 
-// report prints the floor next to a restart's ready time (start to ready).
-func (f restartFloor) report(b *testing.B, prefix string, ready time.Duration) {
-	b.ReportMetric(f.ovsdb.Seconds(), "floor-ovsdb-s")
-	b.ReportMetric(f.ovsdbCPU.Seconds(), "floor-ovsdb-client-cpu-s")
-	b.ReportMetric(f.dump.Seconds(), "floor-dump-s")
-	b.ReportMetric(f.ofctlDump.Seconds(), "ofctl-dump-s")
-	b.ReportMetric(f.total().Seconds(), "floor-s")
-	b.ReportMetric(ready.Seconds()/f.total().Seconds(), prefix+"-ready/floor")
+// floorRun pairs restarts with the floor measured just before each: the
+// machine's load changes between runs, and a ratio counts only against
+// the floor of its moment.
+type floorRun struct {
+	floors []restartFloor
+	ready  []time.Duration
+}
+
+func (r *floorRun) add(f restartFloor, ready time.Duration) {
+	r.floors = append(r.floors, f)
+	r.ready = append(r.ready, ready)
+}
+
+// report prints the medians of the floor and its parts, and the median of
+// the ratios ready/floor of each pair (prefix names the restarts).
+func (r *floorRun) report(b *testing.B, prefix string) {
+	part := func(get func(restartFloor) time.Duration) time.Duration {
+		var ds []time.Duration
+		for _, f := range r.floors {
+			ds = append(ds, get(f))
+		}
+		return quantile(ds, 0.5)
+	}
+	ratios := make([]float64, len(r.ready))
+	for i, f := range r.floors {
+		ratios[i] = r.ready[i].Seconds() / f.total().Seconds()
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(part(func(f restartFloor) time.Duration { return f.ovsdb }).Seconds(), "floor-ovsdb-s")
+	b.ReportMetric(part(func(f restartFloor) time.Duration { return f.ovsdbCPU }).Seconds(), "floor-ovsdb-client-cpu-s")
+	b.ReportMetric(part(func(f restartFloor) time.Duration { return f.dump }).Seconds(), "floor-dump-s")
+	b.ReportMetric(part(func(f restartFloor) time.Duration { return f.ofctlDump }).Seconds(), "ofctl-dump-s")
+	b.ReportMetric(part(restartFloor.total).Seconds(), "floor-s")
+	b.ReportMetric(ratios[len(ratios)/2], prefix+"-ready/floor")
+	b.ReportMetric(ratios[0], prefix+"-ready/floor-min")
+	b.ReportMetric(ratios[len(ratios)-1], prefix+"-ready/floor-max")
 }
 
 // selectAgentColumns runs agentColumnsTxn with ovsdb-client and returns its
