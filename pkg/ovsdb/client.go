@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -170,7 +170,7 @@ func (c *Client) Preload(ctx context.Context) (bridge bool, err error) {
 		return false, err
 	}
 	c.index = newBridgeIndex(&r, c.cfg.Bridge.Name)
-	ifaces := bridgeInterfaces(&r, c.cfg.Bridge.Name)
+	ifaces := bridgeInterfacesOf(&r, c.cfg.Bridge.Name, ownInterface) // the snapshot's maps are ours
 	if len(r.root) > 0 {
 		restore := r.root[0].OtherConfig[keyRestore] == "true"
 		c.mu.Lock()
@@ -424,6 +424,10 @@ func (c *Client) withConn(ctx context.Context, f func(client.Client) error) erro
 func (c *Client) publish(now map[string]Interface) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.subs) == 0 { // nobody to tell (Preload): no diff
+		c.known = now
+		return
+	}
 	evs := diffInterfaces(c.known, now)
 	c.known = now
 	for s := range c.subs {
@@ -488,9 +492,7 @@ func (c *Client) snapshotLocked() []Interface {
 	for _, i := range c.known {
 		out = append(out, i.clone())
 	}
-	sort.Slice(out, func(a, b int) bool {
-		return out[a].Name < out[b].Name || (out[a].Name == out[b].Name && out[a].UUID < out[b].UUID)
-	})
+	slices.SortFunc(out, func(a, b Interface) int { return compareIfaces(&a, &b) })
 	return out
 }
 

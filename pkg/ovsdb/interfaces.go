@@ -1,8 +1,10 @@
 package ovsdb
 
 import (
+	"cmp"
 	"maps"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -114,6 +116,11 @@ func (r *rows) bridgeOf(portUUID string) *bridgeRow {
 // bridgeInterfaces returns the interfaces on the named bridge by UUID.
 // References to rows the cache does not hold are skipped.
 func bridgeInterfaces(r *rows, bridge string) map[string]Interface {
+	return bridgeInterfacesOf(r, bridge, toInterface)
+}
+
+// bridgeInterfacesOf is bridgeInterfaces with conv making each Interface.
+func bridgeInterfacesOf(r *rows, bridge string, conv func(*ifaceRow, string) Interface) map[string]Interface {
 	out := map[string]Interface{}
 	br := r.bridge(bridge)
 	if br == nil {
@@ -134,7 +141,7 @@ func bridgeInterfaces(r *rows, bridge string) map[string]Interface {
 		}
 		for _, iu := range p.Interfaces {
 			if row := ifaces[iu]; row != nil {
-				out[iu] = toInterface(row, p.Name)
+				out[iu] = conv(row, p.Name)
 			}
 		}
 	}
@@ -142,6 +149,14 @@ func bridgeInterfaces(r *rows, bridge string) map[string]Interface {
 }
 
 func toInterface(row *ifaceRow, port string) Interface {
+	i := ownInterface(row, port)
+	i.ExternalIDs, i.Options = copyMap(row.ExternalIDs), copyMap(row.Options)
+	return i
+}
+
+// ownInterface is toInterface sharing row's maps (the caller's to give
+// away, as a snapshot's rows are), empty ones as nil.
+func ownInterface(row *ifaceRow, port string) Interface {
 	return Interface{
 		UUID:          row.UUID,
 		Name:          row.Name,
@@ -151,8 +166,8 @@ func toInterface(row *ifaceRow, port string) Interface {
 		OFPortRequest: derefInt(row.OFPortRequest),
 		MTURequest:    derefInt(row.MTURequest),
 		MACInUse:      derefString(row.MACInUse),
-		ExternalIDs:   copyMap(row.ExternalIDs),
-		Options:       copyMap(row.Options),
+		ExternalIDs:   nilIfEmpty(row.ExternalIDs),
+		Options:       nilIfEmpty(row.Options),
 		Error:         derefString(row.Error),
 	}
 }
@@ -176,12 +191,14 @@ func diffInterfaces(old, new map[string]Interface) []InterfaceEvent {
 		}
 	}
 	for _, evs := range [][]InterfaceEvent{del, add, upd} {
-		sort.Slice(evs, func(i, j int) bool {
-			a, b := evs[i].Interface, evs[j].Interface
-			return a.Name < b.Name || (a.Name == b.Name && a.UUID < b.UUID)
-		})
+		slices.SortFunc(evs, func(a, b InterfaceEvent) int { return compareIfaces(&a.Interface, &b.Interface) })
 	}
 	return append(append(del, add...), upd...)
+}
+
+// compareIfaces orders interfaces by name, then UUID.
+func compareIfaces(a, b *Interface) int {
+	return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.UUID, b.UUID))
 }
 
 func (i Interface) equal(o Interface) bool {
@@ -195,6 +212,13 @@ func (i Interface) clone() Interface {
 	i.ExternalIDs = copyMap(i.ExternalIDs)
 	i.Options = copyMap(i.Options)
 	return i
+}
+
+func nilIfEmpty(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 func copyMap(m map[string]string) map[string]string {
