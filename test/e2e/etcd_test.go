@@ -55,7 +55,7 @@ func etSetup(t *testing.T) *etBed {
 	names := []string{"ea", "eb", "ec"}
 	for _, n := range names {
 		b.nodes = append(b.nodes, testbed.NewNode(t, n))
-		etcdtest.AddHost(t, b.client, etPrefix, n, etPassword(n))
+		etcdtest.AddHost(t, b.client, etPrefix, n, etPassword(n), etNet.Name, etGreen.Name)
 	}
 	// A star underlay: ea's br-phy switches between eb and ec.
 	testbed.Underlay(t, b.nodes[0], b.nodes[1], etTunnel(0), etTunnel(1))

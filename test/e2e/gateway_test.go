@@ -310,7 +310,7 @@ func TestGatewayEtcd(t *testing.T) {
 	etPut(t, root, etcd.NetworkKey(etPrefix, etNet.Name), string(etcd.EncodeNetwork(etNet)))
 	ea, eb := testbed.NewNode(t, "ea"), testbed.NewNode(t, "eb")
 	for _, n := range []*testbed.Node{ea, eb} {
-		etcdtest.AddHost(t, root, etPrefix, n.Name, etPassword(n.Name))
+		etcdtest.AddHost(t, root, etPrefix, n.Name, etPassword(n.Name), etNet.Name)
 	}
 	testbed.Underlay(t, ea, eb, etTunnel(0), etTunnel(1))
 	pa := etStart(t, ea, srv.Endpoint(), etTunnel(0).Addr().String())

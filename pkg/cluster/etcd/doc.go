@@ -6,15 +6,21 @@
 // Key layout under the prefix P (default /ofctl-agent); values are JSON
 // records with "version": 1 (others are rejected):
 //
-//	P/networks/<name>                        {"version":1,"vni":100,"subnet":"10.100.0.0/16"}   written by operators
-//	P/hosts/<host>/record                    {"version":1,"tunnel_ip":"192.0.2.1"}              leased by the host's agent
-//	P/hosts/<host>/endpoints/<network>/<ip>  {"version":1,"mac":"02:00:00:00:00:01"}            leased by the host's agent
+//	P/networks/<name>                {"version":1,"vni":100,"subnet":"10.100.0.0/16"}   written by operators
+//	P/hosts/<host>/record            {"version":1,"tunnel_ip":"192.0.2.1"}              leased by the host's agent
+//	P/claims/<network>/<host>/<ip>   {"version":1,"mac":"02:00:00:00:00:01"}            leased by the host's agent
 //
-// A host writes only under P/hosts/<host>/, so that an etcd role per host
-// confines it there; two hosts claiming one IP write two keys and neither
-// overwrites the other. The Publisher watches its own prefix and undoes
-// (and reports) any change it did not make (guard.go). Records of the
-// layout of earlier versions (P/hosts/<host>, P/endpoints/...) are
+// A host writes only under P/hosts/<host>/ and P/claims/<network>/<host>/,
+// so that an etcd role per host (with a grant per network) confines it
+// there; two hosts claiming one IP write two keys and neither overwrites
+// the other. Claims are stored network first so that one watch of
+// P/claims/<network>/ carries one network's claims. The Publisher watches
+// its own prefixes and undoes (and reports) any change it did not make
+// (guard.go). Claims of the previous version's host layout
+// (P/hosts/<host>/endpoints/<network>/<ip>) are still read; a host's
+// claim in the claims layout wins over its own in the host layout, and an
+// upgraded agent deletes its host-layout claims at start. Records of the
+// older layout (P/hosts/<host>, P/endpoints/...) are
 // ignored and reported once per host (kind "etcd-old-layout"); an agent
 // removes its own at start. Conflicts are settled the same way
 // on every host, from etcd's create revisions (the oldest record wins, then

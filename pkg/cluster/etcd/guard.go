@@ -33,11 +33,16 @@ const (
 	restoreQuiet      = time.Minute // without foreign writes, the next one is undone at once again
 )
 
-// guard is the Run goroutine's bookkeeping of the watch of its prefix.
+// guard is the Run goroutine's bookkeeping of the watches of its
+// prefixes: hosts/<host>/ and claims/<network>/<host>/ of each network it
+// publishes in (one watch each, their responses merged into events).
 type guard struct {
-	events <-chan clientv3.WatchResponse // nil while not watching
-	cancel context.CancelFunc
-	mine   map[int64]struct{} // revisions of our transactions the watch has not passed yet
+	events   <-chan guardResp // nil while not watching
+	cancel   context.CancelFunc
+	prefixes []string // watched, sorted
+	// last is the revision each watch has delivered up to.
+	last []int64
+	mine map[int64]struct{} // revisions of our transactions the watches have not all passed yet
 	// unsure holds what failed transactions may have done all the same
 	// (their answer was lost): key -> value put, nil for a delete.
 	unsure map[string][]byte
@@ -49,22 +54,45 @@ type guard struct {
 	foreign   map[string]struct{}
 	restoreAt time.Time
 	delay     time.Duration
-	last      time.Time // the last foreign write seen
-	audited   bool      // the first audit (at start) ran
-	migrated  bool      // the old layout's records were dealt with
+	last1     time.Time       // the last foreign write seen
+	audited   map[string]bool // the prefixes audited once (what the first audit finds is an earlier run's)
+	migrated  bool            // the old layout's records were dealt with
+}
+
+// guardResp is one response of the watch of prefixes[watch].
+type guardResp struct {
+	watch int
+	resp  clientv3.WatchResponse
+	ok    bool // false: the watch's channel closed
 }
 
 func newGuard() guard {
-	return guard{mine: map[int64]struct{}{}, unsure: map[string][]byte{}, foreign: map[string]struct{}{}}
+	return guard{mine: map[int64]struct{}{}, unsure: map[string][]byte{}, foreign: map[string]struct{}{},
+		audited: map[string]bool{}}
 }
 
 func (g *guard) watching() bool { return g.events != nil }
+
+// covers reports whether the guard watches exactly prefixes.
+func (g *guard) covers(prefixes []string) bool {
+	return g.watching() && slices.Equal(g.prefixes, prefixes)
+}
 
 func (g *guard) stop() {
 	if g.cancel != nil {
 		g.cancel()
 	}
-	g.events, g.cancel = nil, nil
+	g.events, g.cancel, g.prefixes, g.last = nil, nil, nil, nil
+}
+
+// seen notes that watch w delivered everything up to rev; our revisions
+// older than what every watch delivered are forgotten.
+func (g *guard) seen(w int, rev int64) {
+	if w < 0 || w >= len(g.last) || rev <= g.last[w] {
+		return
+	}
+	g.last[w] = rev
+	g.passed(slices.Min(g.last))
 }
 
 // ours notes the revision of one of our transactions.
@@ -76,8 +104,8 @@ func (g *guard) isOurs(rev int64) bool {
 	return ok
 }
 
-// passed forgets our revisions older than rev: the watch has delivered
-// them (it delivers revisions in order).
+// passed forgets our revisions older than rev: every watch has delivered
+// them (each delivers revisions in order).
 func (g *guard) passed(rev int64) {
 	for r := range g.mine {
 		if r < rev {
@@ -140,14 +168,14 @@ func (g *guard) held() (time.Duration, bool) {
 // mark records foreign writes to keys and schedules their restore.
 func (g *guard) mark(keys []string, now time.Time) {
 	switch {
-	case now.Sub(g.last) > restoreQuiet:
+	case now.Sub(g.last1) > restoreQuiet:
 		g.delay = 0
 	case g.delay == 0:
 		g.delay = restoreFirstDelay
 	default:
 		g.delay = min(2*g.delay, restoreMaxDelay)
 	}
-	g.last, g.restoreAt = now, now.Add(g.delay)
+	g.last1, g.restoreAt = now, now.Add(g.delay)
 	for _, k := range keys {
 		g.foreign[k] = struct{}{}
 	}
@@ -160,47 +188,120 @@ type write struct {
 	deleted bool
 }
 
-// audit reads this host's prefix, compares it with what this agent wrote,
-// and watches the prefix from the next revision. At start, what it finds
-// is an earlier run's: written again under this run's lease (deleted if
-// no longer wanted), not reported.
-func (p *Publisher) audit(ctx context.Context) error {
-	prefix := p.keys.hostPrefix(p.cfg.Host)
-	gctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	resp, err := p.cfg.Client.Get(gctx, prefix, clientv3.WithPrefix())
-	cancel()
-	if err != nil {
-		return err
-	}
-	var changes []write
-	seen := make(map[string]bool, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		key := string(kv.Key)
-		seen[key] = true
-		if !p.guard.audited {
-			p.published[key] = nil
-		} else if !p.ourKV(key, kv) {
-			changes = append(changes, write{key: key, kv: kv})
+// guardPrefixes is what this host writes: its host prefix and its claim
+// prefix in each network it publishes in (or still holds a key of).
+func (p *Publisher) guardPrefixes() []string {
+	nets := map[string]bool{}
+	p.mu.Lock()
+	for k := range p.desired {
+		if pk, err := p.keys.parse(k); err == nil && pk.kind == kindEndpoint && !pk.legacy {
+			nets[pk.network] = true
 		}
 	}
-	if !p.guard.audited && len(resp.Kvs) > 0 {
-		p.log.Info("etcd: records of an earlier run of this host found; writing them again under this run's lease",
-			"keys", len(resp.Kvs))
+	p.mu.Unlock()
+	for k := range p.published {
+		if pk, err := p.keys.parse(k); err == nil && pk.kind == kindEndpoint && !pk.legacy {
+			nets[pk.network] = true
+		}
+	}
+	out := []string{p.keys.hostPrefix(p.cfg.Host)}
+	for n := range nets {
+		out = append(out, p.keys.claimPrefix(n, p.cfg.Host))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// owns reports whether key is under one of this host's prefixes.
+func (p *Publisher) owns(key string) bool {
+	if strings.HasPrefix(key, p.keys.hostPrefix(p.cfg.Host)) {
+		return true
+	}
+	pk, err := p.keys.parse(key)
+	return err == nil && pk.kind == kindEndpoint && !pk.legacy && pk.host == p.cfg.Host
+}
+
+// audit reads this host's prefixes at one revision, compares them with
+// what this agent wrote, and watches them from the next revision. What it
+// finds under a prefix it reads for the first time is an earlier run's:
+// written again under this run's lease (deleted if no longer wanted), not
+// reported. (An earlier run's claims in networks this run does not
+// publish in are not read: they expire with that run's lease.)
+func (p *Publisher) audit(ctx context.Context, prefixes []string) error {
+	var rev int64
+	var changes []write
+	seen := map[string]bool{}
+	for _, prefix := range prefixes {
+		opts := []clientv3.OpOption{clientv3.WithPrefix()}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		gctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		resp, err := p.cfg.Client.Get(gctx, prefix, opts...)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		first := !p.guard.audited[prefix]
+		for _, kv := range resp.Kvs {
+			key := string(kv.Key)
+			seen[key] = true
+			if first {
+				p.published[key] = nil
+			} else if !p.ourKV(key, kv) {
+				changes = append(changes, write{key: key, kv: kv})
+			}
+		}
+		if first && len(resp.Kvs) > 0 {
+			p.log.Info("etcd: records of an earlier run of this host found; writing them again under this run's lease",
+				"prefix", prefix, "keys", len(resp.Kvs))
+		}
+		p.guard.audited[prefix] = true
 	}
 	for _, key := range slices.Sorted(maps.Keys(p.published)) {
-		if !seen[key] && p.published[key] != nil {
+		if !seen[key] && p.published[key] != nil && under(key, prefixes) {
 			changes = append(changes, write{key: key, kv: &mvccpb.KeyValue{Key: []byte(key)}, deleted: true})
 		}
 	}
-	p.guard.audited = true
-	p.guard.passed(resp.Header.Revision + 1) // the watch starts after them
-	clear(p.guard.unsure)                    // the listing showed what they did
+	p.guard.passed(rev + 1) // the watches start after them
+	clear(p.guard.unsure)   // the listing showed what they did
 	p.undo(ctx, changes)
 	p.guard.stop()
 	wctx, stop := context.WithCancel(ctx)
-	p.guard.events = p.cfg.Client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
-	p.guard.cancel = stop
+	out := make(chan guardResp)
+	for i, prefix := range prefixes {
+		wch := p.cfg.Client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
+		go forward(wctx, i, wch, out)
+	}
+	p.guard.events, p.guard.cancel, p.guard.prefixes = out, stop, prefixes
+	p.guard.last = make([]int64, len(prefixes))
+	for i := range p.guard.last {
+		p.guard.last[i] = rev
+	}
 	return nil
+}
+
+// forward passes watch i's responses to out, then its end, until ctx ends.
+func forward(ctx context.Context, i int, wch clientv3.WatchChan, out chan<- guardResp) {
+	for {
+		resp, ok := <-wch
+		select {
+		case out <- guardResp{watch: i, resp: resp, ok: ok}:
+		case <-ctx.Done():
+			return
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+// under reports whether key is under one of prefixes.
+func under(key string, prefixes []string) bool {
+	return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(key, p) })
 }
 
 // ourKV reports whether a key holds what this agent wrote.
@@ -212,19 +313,24 @@ func (p *Publisher) ourKV(key string, kv *mvccpb.KeyValue) bool {
 	return pub != nil && kv.Lease == int64(p.lease) && bytes.Equal(kv.Value, pub)
 }
 
-// watched handles one response of the watch of this host's prefix; it
+// watched handles one response of a watch of this host's prefixes; it
 // reports whether a round must run (to restore, or to watch again).
-func (p *Publisher) watched(ctx context.Context, resp clientv3.WatchResponse, ok bool) bool {
-	if !ok || resp.Canceled || resp.Err() != nil || resp.CompactRevision != 0 {
+func (p *Publisher) watched(ctx context.Context, r guardResp) bool {
+	resp := r.resp
+	if !r.ok || resp.Canceled || resp.Err() != nil || resp.CompactRevision != 0 {
 		p.log.Debug("etcd: watch of this host's records ended; reading them again", "err", resp.Err())
 		p.guard.stop() // the next round audits and watches again
 		return true
+	}
+	if resp.IsProgressNotify() {
+		p.guard.seen(r.watch, resp.Header.Revision)
+		return false
 	}
 	var changes []write
 	for _, ev := range resp.Events {
 		key := string(ev.Kv.Key)
 		pub, have := p.published[key]
-		p.guard.passed(ev.Kv.ModRevision)
+		p.guard.seen(r.watch, ev.Kv.ModRevision)
 		switch {
 		case p.guard.meant(ev):
 		case ev.Type == clientv3.EventTypePut && !p.ourKV(key, ev.Kv):
@@ -328,7 +434,7 @@ func (p *Publisher) leaseTampered(ctx context.Context) bool {
 	}
 	if resp != nil {
 		for _, k := range resp.Keys {
-			if !strings.HasPrefix(string(k), p.keys.hostPrefix(p.cfg.Host)) {
+			if !p.owns(string(k)) {
 				foreign = append(foreign, string(k))
 			}
 		}

@@ -52,6 +52,11 @@ type claim struct {
 	mac    [6]byte
 	name   string // DNS name, "" for none
 	create int64  // etcd create revision: the oldest claim wins
+	// legacy: the claim's key is of the host layout. A host's claim in
+	// the claims layout replaces its legacy one and is not replaced nor
+	// dropped by it (an upgraded agent writes the new key, then deletes
+	// the old one).
+	legacy bool
 }
 
 // before orders claims: lower create revision first, then host name.
@@ -225,11 +230,11 @@ func (x *index) put(key string, value []byte, create int64) {
 		id := ipKey{x.netID(pk.network), pk.ip.As4()}
 		if err != nil {
 			x.note("record:"+key, KindRecord, err)
-			x.dropClaim(id, pk.host)
+			x.dropClaim(id, pk.host, pk.legacy)
 			return
 		}
 		x.unnote("record:", key)
-		x.setClaim(id, claim{host: x.intern(pk.host), mac: mac, name: name, create: create})
+		x.setClaim(id, claim{host: x.intern(pk.host), mac: mac, name: name, create: create, legacy: pk.legacy})
 	case kindOldLayout:
 		x.putOld(key, pk.host)
 	}
@@ -276,8 +281,13 @@ func (x *index) del(key string) {
 		x.hostsDirty = true
 	case kindEndpoint:
 		x.unnote("endpoint:", key)
+		if pk.legacy { // reports name the claims layout's key
+			canon := x.keys.endpoint(pk.network, pk.ip, pk.host)
+			x.unnote("endpoint:", canon)
+			x.unnote("conflict:", canon)
+		}
 		if n, ok := x.netIDs[pk.network]; ok {
-			x.dropClaim(ipKey{n, pk.ip.As4()}, pk.host)
+			x.dropClaim(ipKey{n, pk.ip.As4()}, pk.host, pk.legacy)
 		}
 	case kindOldLayout:
 		x.delOld(key)
@@ -290,6 +300,9 @@ func (x *index) setClaim(id ipKey, c claim) {
 		st = ipState{win: -1}
 	}
 	if i := slices.IndexFunc(st.claims, func(o claim) bool { return o.host == c.host }); i >= 0 {
+		if c.legacy && !st.claims[i].legacy {
+			return // the host's claim in the claims layout stands
+		}
 		st.claims = slices.Delete(st.claims, i, i+1)
 		x.nclaims--
 		x.unclaim(c.host, id)
@@ -346,13 +359,15 @@ func (x *index) unclaim(host string, id ipKey) {
 	x.byHost[host] = ids
 }
 
-func (x *index) dropClaim(id ipKey, host string) {
+// dropClaim removes host's claim on id, if it is of the layout legacy
+// says.
+func (x *index) dropClaim(id ipKey, host string, legacy bool) {
 	st, ok := x.ips[id]
 	if !ok {
 		return
 	}
 	i := slices.IndexFunc(st.claims, func(o claim) bool { return o.host == host })
-	if i < 0 {
+	if i < 0 || st.claims[i].legacy != legacy {
 		return
 	}
 	st.claims = slices.Delete(st.claims, i, i+1)

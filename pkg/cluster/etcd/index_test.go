@@ -158,6 +158,10 @@ func TestIndexBadRecords(t *testing.T) {
 		{"bad MAC", putEP("blue", "10.100.0.1", "ha", "01:00:00:00:00:01", 9), KindRecord},
 		{"zero MAC", putEP("blue", "10.100.0.1", "ha", "00:00:00:00:00:00", 9), KindRecord},
 		{"bad endpoint key", op{tp + "/hosts/ha/endpoints/blue", `{"version":1,"mac":"02:00:00:00:00:01"}`, 9}, KindRecord},
+		{"claim key too short", op{tp + "/claims/blue/ha", `{"version":1,"mac":"02:00:00:00:00:01"}`, 9}, KindRecord},
+		{"claim key too long", op{tp + "/claims/blue/ha/10.100.0.1/x", `{"version":1,"mac":"02:00:00:00:00:01"}`, 9}, KindRecord},
+		{"claim IP not dotted quad", op{tp + "/claims/blue/ha/10.100.0.01", `{"version":1,"mac":"02:00:00:00:00:01"}`, 9}, KindRecord},
+		{"claim without host", op{tp + "/claims/blue//10.100.0.1", `{"version":1,"mac":"02:00:00:00:00:01"}`, 9}, KindRecord},
 		{"endpoint key too long", op{tp + "/hosts/ha/endpoints/blue/10.100.0.1/x", `{"version":1,"mac":"02:00:00:00:00:01"}`, 9}, KindRecord},
 		{"bad host record key", op{tp + "/hosts/ha/record/x", `{"version":1,"tunnel_ip":"192.0.2.9"}`, 9}, KindRecord},
 		{"endpoint IP not dotted quad", op{tp + "/hosts/ha/endpoints/blue/10.100.000.1", `{"version":1,"mac":"02:00:00:00:00:01"}`, 9}, KindRecord},
@@ -315,7 +319,7 @@ func TestRecordErrorsAreTyped(t *testing.T) {
 	if got := string(EncodeEndpoint(net.HardwareAddr{2, 0, 0, 0, 0, 1})); got != `{"version":1,"mac":"02:00:00:00:00:01"}` {
 		t.Errorf("EncodeEndpoint = %s", got)
 	}
-	if got := EndpointKey("/p/", "blue", netip.MustParseAddr("10.0.0.1"), "h"); got != "/p/hosts/h/endpoints/blue/10.0.0.1" {
+	if got := EndpointKey("/p/", "blue", netip.MustParseAddr("10.0.0.1"), "h"); got != "/p/claims/blue/h/10.0.0.1" {
 		t.Errorf("EndpointKey = %s", got)
 	}
 }
@@ -362,5 +366,46 @@ func TestEndpointFastPath(t *testing.T) {
 				t.Errorf("parseEndpoint = %x %q %v, encoding/json gives %x %q %v", mac, name, err, wmac, wname, werr)
 			}
 		})
+	}
+}
+
+func putHostLayoutEP(network, ip, host, mac string, create int64) op {
+	return op{tk.hostEndpoint(network, netip.MustParseAddr(ip), host), fmt.Sprintf(`{"version":1,"mac":%q}`, mac), create}
+}
+
+// TestHostLayoutClaims: claims of the previous version's host layout are
+// read like the claims layout's; a host's claim in the claims layout wins
+// over its own host-layout claim for the same IP, and deleting the
+// host-layout key (the upgraded agent's clean-up) leaves it in force.
+func TestHostLayoutClaims(t *testing.T) {
+	x := newIndex(tk, nil, nil)
+	steps := []struct {
+		name string
+		ops  []op
+		want []string
+	}{
+		{"old agent's claim", []op{putHostLayoutEP("blue", "10.100.0.1", "ha", "02:00:00:00:00:01", 10)},
+			[]string{"blue 10.100.0.1 02:00:00:00:00:01 ha"}},
+		{"the upgraded agent's new claim", []op{putEP("blue", "10.100.0.1", "ha", "02:00:00:00:00:0a", 11)},
+			[]string{"blue 10.100.0.1 02:00:00:00:00:0a ha"}},
+		{"the old key rewritten does not replace it", []op{putHostLayoutEP("blue", "10.100.0.1", "ha", "02:00:00:00:00:01", 10)},
+			[]string{"blue 10.100.0.1 02:00:00:00:00:0a ha"}},
+		{"the old key deleted", []op{del(tk.hostEndpoint("blue", netip.MustParseAddr("10.100.0.1"), "ha"))},
+			[]string{"blue 10.100.0.1 02:00:00:00:00:0a ha"}},
+		{"another old agent's claim beside it", []op{putHostLayoutEP("red", "10.200.0.2", "hb", "02:00:00:00:00:02", 12)},
+			[]string{"blue 10.100.0.1 02:00:00:00:00:0a ha", "red 10.200.0.2 02:00:00:00:00:02 hb"}},
+		{"the new key deleted", []op{del(tk.endpoint("blue", netip.MustParseAddr("10.100.0.1"), "ha"))},
+			[]string{"red 10.200.0.2 02:00:00:00:00:02 hb"}},
+		{"the old agent's claim deleted", []op{del(tk.hostEndpoint("red", netip.MustParseAddr("10.200.0.2"), "hb"))}, nil},
+	}
+	apply(x, base()...)
+	for _, st := range steps {
+		apply(x, st.ops...)
+		if got := eps(x.view(1)); !slices.Equal(got, st.want) {
+			t.Errorf("%s: view %q, want %q", st.name, got, st.want)
+		}
+	}
+	if _, _, c, _ := x.counts(); c != 0 {
+		t.Errorf("%d claims left", c)
 	}
 }

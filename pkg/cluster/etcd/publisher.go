@@ -48,15 +48,19 @@ type PublisherState struct {
 	ForeignWrites uint64
 }
 
-// Publisher writes this host's record and its local endpoints under the
-// host's own prefix (hosts/<host>/), bound to a lease it keeps alive: when
+// Publisher writes this host's record under its own prefix (hosts/<host>/)
+// and its local endpoints under its claim prefix of each network
+// (claims/<network>/<host>/), bound to a lease it keeps alive: when
 // the agent dies the records vanish after the TTL. It retries until etcd
 // takes the records, and re-grants and re-writes everything when the lease
 // is lost. It does not revoke the lease when stopped, so that a restarting
 // agent does not make every other host drop and re-add its endpoints.
 //
-// It also watches its prefix (guard.go): a change there that it did not
-// make is logged, counted (State().ForeignWrites) and undone.
+// It also watches those prefixes (guard.go): a change there that it did
+// not make is logged, counted (State().ForeignWrites) and undone. Its
+// claims of the host layout (hosts/<host>/endpoints/..., written by the
+// previous version) are under its host prefix: found at start and deleted
+// in the transactions that write their replacements.
 type Publisher struct {
 	cfg     PublisherConfig
 	keys    keys
@@ -164,8 +168,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 			stopKA()
 			alive = nil
 			p.log.Warn("etcd lease keep-alives stopped", "lease", fmt.Sprintf("%x", p.lease))
-		case resp, ok := <-p.guard.events:
-			if !p.watched(ctx, resp, ok) {
+		case r := <-p.guard.events:
+			if !p.watched(ctx, r) {
 				continue
 			}
 		}
@@ -189,8 +193,8 @@ func (p *Publisher) round(ctx context.Context, alive *<-chan *clientv3.LeaseKeep
 	if err := p.holdLease(ctx, alive, stopKA); err != nil {
 		return err
 	}
-	if !p.guard.watching() {
-		if err := p.audit(ctx); err != nil {
+	if want := p.guardPrefixes(); !p.guard.covers(want) {
+		if err := p.audit(ctx, want); err != nil {
 			return fmt.Errorf("read this host's records: %w", err)
 		}
 	}
@@ -278,37 +282,68 @@ func (p *Publisher) setLease(id clientv3.LeaseID) {
 }
 
 // sync writes what differs between the desired and the published records,
-// in transactions of at most maxTxnOps operations. Keys a foreign write
-// changed wait until the guard lets them be restored.
+// in transactions of at most maxTxnOps operations, each within one of this
+// host's prefixes (its claims of one network, or its host prefix): etcd
+// refusing one network's claims (its role has no grant for that network)
+// holds back those alone. Claims go first (claims/ sorts before hosts/):
+// an upgraded host's new claims are written before its host layout's are
+// deleted. Keys a foreign write changed wait until the guard lets them be
+// restored.
 func (p *Publisher) sync(ctx context.Context) error {
 	p.mu.Lock()
 	desired, gen := p.desired, p.gen
 	p.mu.Unlock()
-	var ops []clientv3.Op
-	var done []func()
+	type op struct {
+		group string
+		op    clientv3.Op
+		done  func()
+	}
+	var ops []op
 	for _, k := range slices.Sorted(maps.Keys(desired)) {
 		v := desired[k]
 		if old, ok := p.published[k]; ok && bytes.Equal(old, v) || p.guard.waits(k) {
 			continue
 		}
-		ops = append(ops, clientv3.OpPut(k, string(v), clientv3.WithLease(p.lease)))
-		done = append(done, func() { p.published[k] = v; p.guard.restored(k) })
+		ops = append(ops, op{p.group(k), clientv3.OpPut(k, string(v), clientv3.WithLease(p.lease)),
+			func() { p.published[k] = v; p.guard.restored(k) }})
 	}
 	for _, k := range slices.Sorted(maps.Keys(p.published)) {
 		if _, ok := desired[k]; !ok && !p.guard.waits(k) {
-			ops = append(ops, clientv3.OpDelete(k))
-			done = append(done, func() { delete(p.published, k); p.guard.restored(k) })
+			ops = append(ops, op{p.group(k), clientv3.OpDelete(k), func() { delete(p.published, k); p.guard.restored(k) }})
 		}
 	}
+	slices.SortStableFunc(ops, func(a, b op) int { return strings.Compare(a.group, b.group) })
+	var denied error
 	for len(ops) > 0 {
-		n := min(len(ops), maxTxnOps)
-		if err := p.commit(ctx, ops[:n]); err != nil {
+		n := 1
+		for n < len(ops) && n < maxTxnOps && ops[n].group == ops[0].group {
+			n++
+		}
+		batch := make([]clientv3.Op, n)
+		for i := range n {
+			batch[i] = ops[i].op
+		}
+		err := p.commit(ctx, batch)
+		switch {
+		case err != nil && errors.Is(err, rpctypes.ErrPermissionDenied) && !errors.Is(err, errLeaseTampered):
+			// This prefix alone is refused: the others are written.
+			if denied == nil {
+				denied = fmt.Errorf("%s: %w", ops[0].group, err)
+			}
+			for n < len(ops) && ops[n].group == ops[0].group {
+				n++
+			}
+		case err != nil:
 			return err
+		default:
+			for _, o := range ops[:n] {
+				o.done()
+			}
 		}
-		for _, f := range done[:n] {
-			f()
-		}
-		ops, done = ops[n:], done[n:]
+		ops = ops[n:]
+	}
+	if denied != nil {
+		return denied
 	}
 	p.mu.Lock()
 	if p.failing {
@@ -319,6 +354,15 @@ func (p *Publisher) sync(ctx context.Context) error {
 	p.state.Pending = gen != p.gen || p.guard.pending()
 	p.mu.Unlock()
 	return nil
+}
+
+// group is the prefix of this host's that key is under: its claims of one
+// network, or its host prefix.
+func (p *Publisher) group(key string) string {
+	if pk, err := p.keys.parse(key); err == nil && pk.kind == kindEndpoint && !pk.legacy {
+		return p.keys.claimPrefix(pk.network, pk.host)
+	}
+	return p.keys.hostPrefix(p.cfg.Host)
 }
 
 // commit runs one transaction of this host's writes and notes its
@@ -381,8 +425,10 @@ func (p *Publisher) failed(ctx context.Context, err error) {
 	p.failing = true
 	p.mu.Unlock()
 	if errors.Is(err, rpctypes.ErrPermissionDenied) && !errors.Is(err, errLeaseTampered) {
-		err = fmt.Errorf("%w (the etcd user needs readwrite on the prefix %s and read on %s: is --node-name the host "+
-			"its role was made for? docs/etcd.md, Trust and roles)", err, p.keys.hostPrefix(p.cfg.Host), p.keys.root())
+		err = fmt.Errorf("%w (the etcd user needs readwrite on the prefixes %s and %s of each network "+
+			"this host has endpoints in, and read on %s: is --node-name the host its role was made for, "+
+			"and the network granted to it? docs/etcd.md, Trust and roles)", err, p.keys.hostPrefix(p.cfg.Host),
+			p.keys.claimPrefix("<network>", p.cfg.Host), p.keys.root())
 	}
 	if first {
 		p.log.Warn("etcd publisher: cannot publish; retrying until etcd answers", "err", err)

@@ -2,8 +2,10 @@ package etcd
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -87,4 +89,63 @@ func TestPublisherSurvivesEtcdRestart(t *testing.T) {
 	if s := pub.State(); s.Pending || s.Lease == 0 || s.ForeignWrites != 0 {
 		t.Errorf("state %+v", s)
 	}
+}
+
+// TestPublisherMovesHostLayoutClaims: an agent upgraded from the host
+// layout finds its claims under hosts/<host>/endpoints/ at start, writes
+// them in the claims layout and deletes the old keys; another host's
+// host-layout claims are left alone.
+func TestPublisherMovesHostLayoutClaims(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g, err := c.Grant(ctx, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip1, ip2 := netip.MustParseAddr("10.100.0.1"), netip.MustParseAddr("10.100.0.2")
+	mac1 := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	put(t, c, tk.host("ha"), string(EncodeHost(netip.MustParseAddr("192.0.2.1"))), clientv3.WithLease(g.ID))
+	put(t, c, tk.hostEndpoint("blue", ip1, "ha"), string(EncodeEndpoint(mac1)), clientv3.WithLease(g.ID))
+	put(t, c, tk.hostEndpoint("blue", ip2, "ha"), string(EncodeEndpoint(net.HardwareAddr{2, 0, 0, 0, 0, 2})), clientv3.WithLease(g.ID))
+	other := tk.hostEndpoint("blue", netip.MustParseAddr("10.100.0.3"), "hb")
+	put(t, c, other, string(EncodeEndpoint(net.HardwareAddr{2, 0, 0, 0, 0, 3})))
+	pub, _ := startPublisher(t, c, "ha", "192.0.2.1", 5*time.Second)
+	pub.PublishEndpoints([]endpoint.Endpoint{{Network: "blue", IP: ip1, MAC: mac1}})
+	want := []string{other, tk.endpoint("blue", ip1, "ha"), tk.host("ha")}
+	slices.Sort(want)
+	eventually(t, 10*time.Second, func() bool {
+		return slices.Equal(slices.Sorted(maps.Keys(keysOf(t, c))), want)
+	}, "keys %v, want %v", keysOf(t, c), want)
+	eventually(t, 5*time.Second, func() bool { s := pub.State(); return !s.Pending }, "state %+v", pub.State())
+	if s := pub.State(); s.ForeignWrites != 0 {
+		t.Errorf("the migration counted as foreign writes: %+v", s)
+	}
+}
+
+// TestPublisherGuardsClaimPrefixes: a foreign write to this host's claim
+// prefix of a network it publishes in, joined after start, is undone and
+// counted, like one to its host prefix.
+func TestPublisherGuardsClaimPrefixes(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	pub, _ := startPublisher(t, c, "ha", "192.0.2.1", 5*time.Second)
+	blue := endpoint.Endpoint{Network: "blue", IP: netip.MustParseAddr("10.100.0.1"), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}}
+	pub.PublishEndpoints([]endpoint.Endpoint{blue})
+	eventually(t, 5*time.Second, func() bool { return len(keysOf(t, c)) == 2 && !pub.State().Pending }, "records not written")
+	red := endpoint.Endpoint{Network: "red", IP: netip.MustParseAddr("10.200.0.1"), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
+	pub.PublishEndpoints([]endpoint.Endpoint{blue, red})
+	eventually(t, 5*time.Second, func() bool { return len(keysOf(t, c)) == 3 && !pub.State().Pending }, "red not written")
+	fake := tk.endpoint("red", netip.MustParseAddr("10.200.0.99"), "ha")
+	put(t, c, fake, string(EncodeEndpoint(net.HardwareAddr{2, 0, 0, 0, 0, 99})))
+	eventually(t, 5*time.Second, func() bool { _, ok := keysOf(t, c)[fake]; return !ok && pub.State().ForeignWrites == 1 },
+		"foreign claim in red not undone: %v %+v", keysOf(t, c), pub.State())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Delete(ctx, tk.endpoint("blue", blue.IP, "ha")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() bool { _, ok := keysOf(t, c)[tk.endpoint("blue", blue.IP, "ha")]; return ok },
+		"deleted claim in blue not restored: %v %+v", keysOf(t, c), pub.State())
 }

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
@@ -20,12 +22,15 @@ const RecordVersion = 1
 const DefaultPrefix = "/ofctl-agent"
 
 // Sub-trees and names under the prefix. Each host writes only under
-// hosts/<host>/ (its record and its endpoint claims), so that an etcd role
-// per host can confine it to that prefix.
+// hosts/<host>/ (its record) and claims/<network>/<host>/ (its endpoint
+// claims in that network), so that an etcd role per host confines it to
+// those prefixes (one grant per network it may join), and a watch of
+// claims/<network>/ sees one network's claims and nothing else.
 const (
 	dirNetworks  = "networks"
 	dirHosts     = "hosts"
-	dirEndpoints = "endpoints" // under hosts/<host>/; at the top: the old layout
+	dirClaims    = "claims"
+	dirEndpoints = "endpoints" // under hosts/<host>/: the host layout (read, no longer written); at the top: the old layout
 	nameRecord   = "record"    // hosts/<host>/record
 )
 
@@ -89,9 +94,33 @@ func (k keys) probe() string              { return k.prefix + "/probe" }
 // of its etcd role's readwrite permission.
 func (k keys) hostPrefix(name string) string { return k.prefix + "/" + dirHosts + "/" + name + "/" }
 func (k keys) host(name string) string       { return k.hostPrefix(name) + nameRecord }
+
+// claimsRoot holds every network's claims; claims is one network's;
+// claimPrefix is one host's claims in one network: the range of its etcd
+// role's readwrite permission for that network.
+func (k keys) claimsRoot() string           { return k.prefix + "/" + dirClaims + "/" }
+func (k keys) claims(network string) string { return k.claimsRoot() + network + "/" }
+func (k keys) claimPrefix(network, host string) string {
+	return k.claims(network) + host + "/"
+}
+
+// endpoint is the key of host's claim on ip in network.
 func (k keys) endpoint(network string, ip netip.Addr, host string) string {
+	return k.claimPrefix(network, host) + ip.String()
+}
+
+// hostEndpoint is the key of the same claim in the host layout
+// (hosts/<host>/endpoints/<network>/<ip>), which agents of the previous
+// version write: still read, no longer written.
+func (k keys) hostEndpoint(network string, ip netip.Addr, host string) string {
 	return k.hostPrefix(host) + dirEndpoints + "/" + network + "/" + ip.String()
 }
+
+// base is the range of the records every host watches, hosts/ and
+// networks/ ("hosts/" < "networks/"; "claims/" sorts before both, "probe"
+// after): [base, baseEnd).
+func (k keys) base() string    { return k.prefix + "/" + dirHosts + "/" }
+func (k keys) baseEnd() string { return clientv3.GetPrefixRangeEnd(k.prefix + "/" + dirNetworks + "/") }
 
 // oldHost is a host's record in the old layout.
 func (k keys) oldHost(name string) string { return k.prefix + "/" + dirHosts + "/" + name }
@@ -103,7 +132,7 @@ const (
 	kindOther keyKind = iota
 	kindNetwork
 	kindHost
-	kindEndpoint
+	kindEndpoint  // a claim: claims/<network>/<host>/<ip>, or hosts/<host>/endpoints/<network>/<ip> (legacy set)
 	kindOldLayout // a record of the old layout: host is set
 )
 
@@ -114,6 +143,7 @@ type parsedKey struct {
 	network string // endpoint keys
 	ip      netip.Addr
 	host    string // host and endpoint keys
+	legacy  bool   // an endpoint key of the host layout
 }
 
 // parse splits a key under the prefix. Keys of other sub-trees, and names
@@ -136,6 +166,15 @@ func (k keys) parse(key string) (parsedKey, error) {
 		return parsedKey{kind: kindNetwork, name: parts[1]}, nil
 	case dirHosts:
 		return k.parseHostKey(key, parts, bad)
+	case dirClaims:
+		if len(parts) != 4 || parts[1] == "" || parts[2] == "" {
+			return bad("want claims/<network>/<host>/<ip>")
+		}
+		ip, err := parseIP(parts[3])
+		if err != nil {
+			return bad(err.Error())
+		}
+		return parsedKey{kind: kindEndpoint, network: parts[1], ip: ip, host: parts[2]}, nil
 	case dirEndpoints: // old layout: endpoints/<network>/<ip>/<host>
 		if len(parts) != 4 || parts[3] == "" {
 			return bad("want hosts/<host>/endpoints/<network>/<ip>")
@@ -182,13 +221,22 @@ func (k keys) parseHostKey(key string, parts []string, bad func(string) (parsedK
 		if len(parts) != 5 || parts[3] == "" {
 			return bad("want hosts/<host>/endpoints/<network>/<ip>")
 		}
-		ip, err := netip.ParseAddr(parts[4])
-		if err != nil || !ip.Is4() || !dottedQuad(ip, parts[4]) {
-			return bad(fmt.Sprintf("ip %q is not an IPv4 address in dotted-quad form", parts[4]))
+		ip, err := parseIP(parts[4])
+		if err != nil {
+			return bad(err.Error())
 		}
-		return parsedKey{kind: kindEndpoint, network: parts[3], ip: ip, host: parts[1]}, nil
+		return parsedKey{kind: kindEndpoint, network: parts[3], ip: ip, host: parts[1], legacy: true}, nil
 	}
 	return parsedKey{}, nil
+}
+
+// parseIP reads the IP element of a claim's key.
+func parseIP(s string) (netip.Addr, error) {
+	ip, err := netip.ParseAddr(s)
+	if err != nil || !ip.Is4() || !dottedQuad(ip, s) {
+		return netip.Addr{}, fmt.Errorf("ip %q is not an IPv4 address in dotted-quad form", s)
+	}
+	return ip, nil
 }
 
 // dottedQuad reports whether s is ip's canonical form (no leading zeros),
@@ -212,7 +260,8 @@ type HostRecord struct {
 	TunnelIP string `json:"tunnel_ip"`
 }
 
-// EndpointRecord is the value of hosts/<host>/endpoints/<network>/<ip>.
+// EndpointRecord is the value of claims/<network>/<host>/<ip> (and of
+// hosts/<host>/endpoints/<network>/<ip>, the host layout).
 // Name is the endpoint's DNS name (endpoint.KeyName), absent for none:
 // records written before names existed stay valid.
 type EndpointRecord struct {
@@ -374,13 +423,26 @@ func NetworkKey(prefix, name string) string { return keysFor(prefix).network(nam
 // HostKey is the key of a host's record under prefix.
 func HostKey(prefix, name string) string { return keysFor(prefix).host(name) }
 
-// HostPrefix is the prefix under which host name writes all its records
-// (and nothing else does): its etcd role's readwrite range.
+// HostPrefix is the prefix under which host name writes its host record
+// (and nothing else does): one of its etcd role's readwrite ranges.
 func HostPrefix(prefix, name string) string { return keysFor(prefix).hostPrefix(name) }
+
+// ClaimPrefix is the prefix under which host writes its endpoint claims in
+// network (and nothing else does): its etcd role's readwrite range for
+// that network.
+func ClaimPrefix(prefix, network, host string) string {
+	return keysFor(prefix).claimPrefix(network, host)
+}
 
 // EndpointKey is the key of one host's claim on an IP in a network.
 func EndpointKey(prefix, network string, ip netip.Addr, host string) string {
 	return keysFor(prefix).endpoint(network, ip, host)
+}
+
+// HostEndpointKey is the key of the same claim in the host layout, which
+// agents of the previous version write (still read).
+func HostEndpointKey(prefix, network string, ip netip.Addr, host string) string {
+	return keysFor(prefix).hostEndpoint(network, ip, host)
 }
 
 func keysFor(prefix string) keys {

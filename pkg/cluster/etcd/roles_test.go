@@ -171,11 +171,13 @@ func TestRolesConfineHosts(t *testing.T) {
 	for _, key := range []string{
 		HostKey(DefaultPrefix, "host-b"),
 		EndpointKey(DefaultPrefix, "blue", netip.MustParseAddr("10.100.0.9"), "host-b"),
-		HostKey(DefaultPrefix, "host-bb"),   // a name that host-b's prefix starts
-		HostKey(DefaultPrefix, "host-ab"),   // and host-a's
-		NetworkKey(DefaultPrefix, "red"),    // networks are the operators'
-		DefaultPrefix + "/hosts/host-a",     // the old layout, even in its own name
-		DefaultPrefix + "/endpoints/blue/x", // idem
+		EndpointKey(DefaultPrefix, "red", netip.MustParseAddr("10.200.0.9"), "host-a"),      // a network not granted to it
+		HostEndpointKey(DefaultPrefix, "blue", netip.MustParseAddr("10.100.0.9"), "host-b"), // the host layout, in host-b's name
+		HostKey(DefaultPrefix, "host-bb"),                                                   // a name that host-b's prefix starts
+		HostKey(DefaultPrefix, "host-ab"),                                                   // and host-a's
+		NetworkKey(DefaultPrefix, "red"),                                                    // networks are the operators'
+		DefaultPrefix + "/hosts/host-a",                                                     // the old layout, even in its own name
+		DefaultPrefix + "/endpoints/blue/x",                                                 // idem
 	} {
 		_, err := ca.Put(ctx, key, string(EncodeHost(netip.MustParseAddr("198.51.100.1"))))
 		wantDenied(t, "host-a puts "+key, err)
@@ -257,7 +259,7 @@ func TestRolesWithClientCertificates(t *testing.T) {
 		return c
 	}
 	for _, node := range []string{"host-a", "host-b"} {
-		etcdtest.AddHost(t, root, DefaultPrefix, node, "")
+		etcdtest.AddHost(t, root, DefaultPrefix, node, "", "blue")
 	}
 	a := runAgent(t, hostClient("host-a"), "host-a", "192.0.2.1", blueEP(1), nil)
 	b := runAgent(t, hostClient("host-b"), "host-b", "192.0.2.2", blueEP(2), nil)

@@ -192,9 +192,10 @@ func addUser(ctx context.Context, c *clientv3.Client, name, password string) err
 
 // AddHost gives host node the user ofctl-<node> with password (none: it
 // logs in with a client certificate whose CN is ofctl-<node>) and the role
-// of docs/etcd.md: read on prefix/, readwrite on prefix/hosts/<node>/.
-// root is root's client.
-func AddHost(t testing.TB, root *clientv3.Client, prefix, node, password string) {
+// of docs/etcd.md: read on prefix/, readwrite on prefix/hosts/<node>/ and
+// on prefix/claims/<network>/<node>/ for each of networks (the networks
+// the host may have endpoints in). root is root's client.
+func AddHost(t testing.TB, root *clientv3.Client, prefix, node, password string, networks ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -210,9 +211,18 @@ func AddHost(t testing.TB, root *clientv3.Client, prefix, node, password string)
 			_, err := root.RoleGrantPermission(ctx, name, own, clientv3.GetPrefixRangeEnd(own), clientv3.PermissionType(clientv3.PermReadWrite))
 			return err
 		},
+	}
+	for _, n := range networks {
+		claims := prefix + "/claims/" + n + "/" + node + "/"
+		steps = append(steps, func() error {
+			_, err := root.RoleGrantPermission(ctx, name, claims, clientv3.GetPrefixRangeEnd(claims), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		})
+	}
+	steps = append(steps,
 		func() error { return addUser(ctx, root, name, password) },
 		func() error { _, err := root.UserGrantRole(ctx, name, name); return err },
-	}
+	)
 	for _, step := range steps {
 		if err := step(); err != nil {
 			t.Fatalf("etcdtest: host user %s: %v", name, err)
