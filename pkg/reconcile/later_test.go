@@ -104,3 +104,37 @@ func TestSetLater(t *testing.T) {
 		}
 	})
 }
+
+// TestFirstFlowOfAKeyWins: an owner giving one key several times gets the
+// first flow of it installed, the others refused, whatever their number
+// and order (Set and SetLater alike).
+func TestFirstFlowOfAKeyWins(t *testing.T) {
+	for _, later := range []bool{false, true} {
+		var flows []flow.Flow
+		for copyNo := range 5 {
+			for p := uint32(1); p <= 40; p++ { // 40 keys, 5 flows each: the first with cookie 100
+				f := portFlows("1", p)[0]
+				f.Cookie = uint64(100 + copyNo)
+				flows = append(flows, f)
+			}
+		}
+		var errs []error
+		sw := reconciletest.New()
+		r := New(Config{Switch: sw, Regenerate: func(Owner) []flow.Flow { return flows },
+			OnLaterErrors: func(_ Owner, e []error) { errs = append(errs, e...) }})
+		if later {
+			r.SetLater("1")
+		} else {
+			errs = r.Set("1", flows)
+		}
+		flush(t, r)
+		if len(errs) != 160 || len(sw.Flows) != 40 {
+			t.Fatalf("later %v: %d errors (want 160), %d flows (want 40)", later, len(errs), len(sw.Flows))
+		}
+		for k, st := range sw.Flows {
+			if st.Cookie != 100 {
+				t.Errorf("later %v: %v has cookie %d, want the first flow's (100)", later, k, st.Cookie)
+			}
+		}
+	}
+}

@@ -162,6 +162,7 @@ type keyed struct {
 	f       *flow.Flow
 	content flow.Content
 	from    *ownerFlows // a weaker owner holding the key: it yields it
+	pos     int         // the flow's position in the owner's flows
 }
 
 // keyedFlow computes the key record and both hashes of f.
@@ -182,6 +183,7 @@ func (r *Reconciler) compile(o *ownerFlows, flows []flow.Flow) (held, waits []ke
 	for i := range flows {
 		f := &flows[i]
 		e := r.keyedFlow(f, nil)
+		e.pos = i
 		if !o.has(e) && !o.waitsFor(e) { // a flow o already has passed Validate then
 			if err := f.Validate(); err != nil {
 				r.stats.Invalid++
@@ -216,7 +218,9 @@ func (r *Reconciler) compile(o *ownerFlows, flows []flow.Flow) (held, waits []ke
 // pipeline.Build does (and Regenerate finds it first); the others are
 // refused.
 func (r *Reconciler) uniq(o *ownerFlows, entries []keyed, errs *[]error) []keyed {
-	slices.SortStableFunc(entries, func(a, b keyed) int { return cmp.Compare(a.key, b.key) })
+	// Stable by position: the first flow of a key comes first. (A stable
+	// sort moves these large entries many more times.)
+	slices.SortFunc(entries, func(a, b keyed) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.pos, b.pos)) })
 	out := entries[:0]
 	for _, e := range entries {
 		if n := len(out); n > 0 && out[n-1].key == e.key {
