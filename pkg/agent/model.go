@@ -223,7 +223,7 @@ func (m *model) applyLocked(v cluster.View, d *cluster.Delta, active []endpoint.
 	if rangesChanged { // a local endpoint may now be in another host's range, or out of it
 		m.localGen++
 		for _, ep := range active {
-			m.setEndpointLocked(ep)
+			m.setEndpointLocked(ep, false)
 		}
 	}
 	m.refreshNeedLocked(true)
@@ -291,7 +291,7 @@ func (m *model) rebuildLocked(active []endpoint.Endpoint) {
 	clear(m.localNet)
 	m.localGen++
 	for _, ep := range active {
-		if o, ok := m.setEndpointLocked(ep); ok {
+		if o, ok := m.setEndpointLocked(ep, true); ok {
 			want[o] = true
 		}
 	}
@@ -355,11 +355,14 @@ func (m *model) setEndpoint(ep endpoint.Endpoint) {
 	if !m.haveView {
 		return // programmed by setView
 	}
-	m.setEndpointLocked(ep)
+	m.setEndpointLocked(ep, false)
 	m.refreshNeedLocked(true)
 }
 
-func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) {
+// With later, an endpoint the reconciler does not know yet gets its flows
+// built at the next Flush or Sync (reconcile.SetLater: a full load, the
+// flows of many endpoints built in parallel).
+func (m *model) setEndpointLocked(ep endpoint.Endpoint, later bool) (reconcile.Owner, bool) {
 	pe := pipeline.Endpoint{Network: ep.Network, Port: ep.Port, OFPort: ep.OFPort, MAC: ep.MAC, IP: ep.IP,
 		Gateway: ep.Gateway && ep.Port == gateway.PortName(ep.Network)} // the role is honoured on the agent's own ports alone
 	o := endpointOwner(ep.Port)
@@ -385,7 +388,12 @@ func (m *model) setEndpointLocked(ep endpoint.Endpoint) (reconcile.Owner, bool) 
 	if pe.Gateway {
 		name = fmt.Sprintf("gateway %s (%s %s)", pe.Port, pe.Network, pe.IP)
 	}
-	m.own(o, name, func() []flow.Flow { return pipeline.EndpointFlows(n, pe) })
+	build := func() []flow.Flow { return pipeline.EndpointFlows(n, pe) }
+	if later {
+		m.ownLater(o, name, build)
+	} else {
+		m.own(o, name, build)
+	}
 	return o, true
 }
 

@@ -69,7 +69,9 @@ type Config struct {
 	Switch Switch
 	// Regenerate returns the current flows of owner (the same flows the
 	// last Set for it gave). It is called with the reconciler's lock held
-	// (from Flush and Sync): it must not call the Reconciler.
+	// (from Flush and Sync): it must not call the Reconciler. It may be
+	// called from several goroutines at once (owners given with SetLater
+	// are prepared in parallel, prepare.go).
 	Regenerate func(owner Owner) []flow.Flow
 	// Rank orders owners that want the same key: the lowest rank holds it,
 	// ties go to the lowest name. Default: every owner ranks 0.
@@ -113,6 +115,9 @@ type Reconciler struct {
 	// fresh: the owner being compiled was given with SetLater, during a
 	// commit whose deletes are already chosen (compileLater).
 	fresh bool
+	// pre: the flows compile is about to get, keyed and validated by
+	// prepareAll (prepare.go); compile takes it.
+	pre   *prepared
 	stats Stats
 	// What Stats, Failures and Waiting returned the last time they could
 	// take mu (see noWait).
@@ -244,9 +249,12 @@ func (r *Reconciler) compileAllLater() {
 		}
 	}
 	slices.SortFunc(later, byName)
-	for _, o := range later {
-		r.compileLater(o, r.cfg.Regenerate(o.name))
+	pre := r.prepareAll(later) // in parallel (prepare.go)
+	for i, o := range later {
+		r.pre = pre[i]
+		r.compileLater(o, pre[i].flows)
 	}
+	r.pre = nil
 }
 
 func (r *Reconciler) setLocked(owner Owner, flows []flow.Flow) []error {

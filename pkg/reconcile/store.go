@@ -179,13 +179,20 @@ func (r *Reconciler) keyedFlow(f *flow.Flow, buf []byte) keyed {
 // key are refused; a flow that starts waiting or takes a key is reported
 // too (a conflict, once: not again while it keeps waiting).
 func (r *Reconciler) compile(o *ownerFlows, flows []flow.Flow) (held, waits []keyed, errs []error) {
+	pre := r.takePrepared(flows) // keyed and validated already (prepare.go)?
 	held = make([]keyed, 0, len(flows))
 	for i := range flows {
 		f := &flows[i]
-		e := r.keyedFlow(f, nil)
+		e, invalid, ok := pre.at(i)
+		if !ok {
+			e = r.keyedFlow(f, nil)
+		}
 		e.pos = i
 		if !o.has(e) && !o.waitsFor(e) { // a flow o already has passed Validate then
-			if err := f.Validate(); err != nil {
+			if !ok {
+				invalid = f.Validate()
+			}
+			if err := invalid; err != nil {
 				r.stats.Invalid++
 				errs = append(errs, err)
 				continue
