@@ -119,6 +119,10 @@ func (a *Attacher) Attach(ctx context.Context, c Container, o Options) (Attachme
 	return Attachment{Port: host, ContainerID: c.ID, Options: o, Created: true, TxChecksum: tx.String()}, nil
 }
 
+// stepTxOffload is the name of the step that sets the container end's TX
+// checksum offload.
+const stepTxOffload = "set container tx checksum offload"
+
 // plan lists Attach's steps in order.
 func (a *Attacher) plan(c Container, o Options, host string, tx txAction) []step {
 	l := a.links()
@@ -131,7 +135,7 @@ func (a *Attacher) plan(c Container, o Options, host string, tx txAction) []step
 		{name: "configure container interface", do: func(context.Context) error { return l.Configure(c.NetNS, o.IfName, cfg) }},
 	}
 	if tx.set {
-		steps = append(steps, step{name: "set container tx checksum offload", do: func(context.Context) error {
+		steps = append(steps, step{name: stepTxOffload, do: func(context.Context) error {
 			return l.SetTxChecksum(c.NetNS, o.IfName, tx.on)
 		}})
 	}

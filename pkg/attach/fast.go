@@ -31,6 +31,14 @@ func (a *Attacher) attachNew(ctx context.Context, pi PortInserter, c Container, 
 	if _, err := a.links().Inspect(a.HostNS, host); !errors.Is(err, ErrLinkNotFound) {
 		return Attachment{}, false, nil // there, or unknown: the bridge decides
 	}
+	// OVS is asked last, and in the background: its connection may still
+	// be coming up while the address is held and the veth plumbed.
+	tx, mode := &lateTx{done: make(chan struct{})}, o.TxOffload
+	go func() {
+		defer close(tx.done)
+		tx.tx, tx.err = a.resolveTx(ctx, mode)
+	}()
+	defer func() { <-tx.done }()
 	o, release, err := a.address(ctx, c, o)
 	if err != nil {
 		return Attachment{}, true, err
@@ -38,11 +46,7 @@ func (a *Attacher) attachNew(ctx context.Context, pi PortInserter, c Container, 
 	if err := a.checkFree(c, o, host); err != nil {
 		return Attachment{}, true, release(err)
 	}
-	tx, err := a.resolveTx(ctx, o.TxOffload) // OVS last: its connection may still be coming up
-	if err != nil {
-		return Attachment{}, true, release(err)
-	}
-	steps := a.plan(c, o, host, tx)
+	steps := a.withLateTx(a.plan(c, o, host, txAction{set: true}), c, o, tx)
 	add := &steps[len(steps)-1] // add OVS port
 	taken := false
 	add.do = func(ctx context.Context) error {
@@ -69,6 +73,39 @@ func (a *Attacher) attachNew(ctx context.Context, pi PortInserter, c Container, 
 	}
 	o.MAC = o.mac()
 	a.log().Info("attached", "port", host, "container", c.ID, "ifname", o.IfName, "ip", o.IP, "mac", o.MAC,
-		"network", o.Network, "tx_checksum", tx.String())
-	return Attachment{Port: host, ContainerID: c.ID, Options: o, Created: true, TxChecksum: tx.String()}, true, nil
+		"network", o.Network, "tx_checksum", tx.tx.String())
+	return Attachment{Port: host, ContainerID: c.ID, Options: o, Created: true, TxChecksum: tx.tx.String()}, true, nil
+}
+
+// lateTx is the TX offload decision being made in the background.
+type lateTx struct {
+	done chan struct{} // closed once tx or err is set
+	tx   txAction
+	err  error
+}
+
+// withLateTx moves the TX offload step of steps to just before the port is
+// added (the last step), deciding it there from tx.
+func (a *Attacher) withLateTx(steps []step, c Container, o Options, tx *lateTx) []step {
+	var out []step
+	for _, s := range steps {
+		if s.name != stepTxOffload {
+			out = append(out, s)
+		}
+	}
+	late := step{name: stepTxOffload, do: func(ctx context.Context) error {
+		select {
+		case <-tx.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		switch {
+		case tx.err != nil:
+			return tx.err
+		case !tx.tx.set:
+			return nil
+		}
+		return a.links().SetTxChecksum(c.NetNS, o.IfName, tx.tx.on)
+	}}
+	return append(out[:len(out)-1:len(out)-1], late, out[len(out)-1])
 }

@@ -17,7 +17,8 @@ func newInsertingRig() (*rig, *insertingPorts) {
 }
 
 // TestAttachNew: with a PortInserter a new interface is plumbed and its
-// port inserted without reading the bridge; failures roll back as before.
+// port inserted without reading the bridge (TX offload, which asks OVS for
+// the datapath type, decided last); failures roll back as before.
 func TestAttachNew(t *testing.T) {
 	host := HostIfName("c1", "eth1")
 	cases := []struct {
@@ -27,11 +28,12 @@ func TestAttachNew(t *testing.T) {
 		want      string // methods called, in order
 		wantPorts int
 	}{
-		{"new", "", false, "AddVeth,Configure,SetTxChecksum,AddDefaultRoute,SetUp,InsertPort", 1},
+		{"new", "", false, "AddVeth,Configure,AddDefaultRoute,SetUp,SetTxChecksum,InsertPort", 1},
 		{"create veth fails", "AddVeth", false, "AddVeth", 0},
-		{"route fails", "AddDefaultRoute", false, "AddVeth,Configure,SetTxChecksum,AddDefaultRoute,DeleteVeth", 0},
-		{"insert fails", "InsertPort", false, "AddVeth,Configure,SetTxChecksum,AddDefaultRoute,SetUp,InsertPort,DeletePort,DeleteVeth", 0},
-		{"insert's answer lost", "InsertPort", true, "AddVeth,Configure,SetTxChecksum,AddDefaultRoute,SetUp,InsertPort,DeletePort,DeleteVeth", 0},
+		{"route fails", "AddDefaultRoute", false, "AddVeth,Configure,AddDefaultRoute,DeleteVeth", 0},
+		{"tx offload fails", "SetTxChecksum", false, "AddVeth,Configure,AddDefaultRoute,SetUp,SetTxChecksum,DeleteVeth", 0},
+		{"insert fails", "InsertPort", false, "AddVeth,Configure,AddDefaultRoute,SetUp,SetTxChecksum,InsertPort,DeletePort,DeleteVeth", 0},
+		{"insert's answer lost", "InsertPort", true, "AddVeth,Configure,AddDefaultRoute,SetUp,SetTxChecksum,InsertPort,DeletePort,DeleteVeth", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -70,6 +72,23 @@ func TestAttachNew(t *testing.T) {
 	}
 }
 
+// TestAttachNewDatapathUnknown: when OVS cannot say the datapath type, the
+// plumbing is undone and the error returned.
+func TestAttachNewDatapathUnknown(t *testing.T) {
+	r, _ := newInsertingRig()
+	r.ports.datapathErr = errBoom
+	_, err := r.a.Attach(context.Background(), r.c, opts())
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("got %v", err)
+	}
+	if got, want := methods(r.j.calls), "AddVeth,Configure,AddDefaultRoute,SetUp,DeleteVeth"; got != want {
+		t.Errorf("calls %s\nwant  %s", got, want)
+	}
+	if len(r.links.names()) != 0 || len(r.ports.ports) != 0 {
+		t.Errorf("left behind: %v %v", r.links.names(), r.ports.ports)
+	}
+}
+
 // TestAttachNewFallsBack: what may be attached already goes to the bridge:
 // the same attach again (the host end exists) is a no-op, and a port whose
 // name is taken by someone else is refused without being touched, after
@@ -99,7 +118,7 @@ func TestAttachNewFallsBack(t *testing.T) {
 		if !errors.Is(err, ErrInUse) {
 			t.Fatalf("got %v, want ErrInUse", err)
 		}
-		if got, want := methods(r.j.calls), "AddVeth,Configure,SetTxChecksum,AddDefaultRoute,SetUp,InsertPort,DeleteVeth"; got != want {
+		if got, want := methods(r.j.calls), "AddVeth,Configure,AddDefaultRoute,SetUp,SetTxChecksum,InsertPort,DeleteVeth"; got != want {
 			t.Errorf("calls %s\nwant  %s", got, want)
 		}
 		if ip.reads != 1 || r.ports.ports[host]["ofctl-agent.owner"] != "someone" || len(r.links.names()) != 0 {
