@@ -56,6 +56,7 @@ func (fm FieldMatch) libField() openflow13.MatchField {
 
 func libMatch(m Match) openflow13.Match {
 	lm := *openflow13.NewMatch()
+	lm.Fields = make([]openflow13.MatchField, 0, len(m.fs)) // one allocation, not one per growth
 	for _, fm := range m.fs {
 		if fm.err == nil {
 			lm.AddField(fm.libField())
@@ -73,7 +74,13 @@ const (
 // encodeInstructions is apply_actions (if any actions) then goto_table (if
 // any), the order in which OVS returns them.
 func encodeInstructions(actions []Action) ([]byte, error) {
-	b := make([]byte, 8, 8+24*len(actions)+8)
+	return appendInstructions(make([]byte, 0, 8+24*len(actions)+8), actions)
+}
+
+// appendInstructions appends the instructions of actions to dst.
+func appendInstructions(dst []byte, actions []Action) ([]byte, error) {
+	start := len(dst)
+	b := append(dst, 0, 0, 0, 0, 0, 0, 0, 0) // the apply_actions header, written below
 	var gotoTable *GotoTable
 	for _, a := range actions {
 		if g, ok := a.(GotoTable); ok {
@@ -85,11 +92,11 @@ func encodeInstructions(actions []Action) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if len(b) == 8 {
-		b = b[:0]
+	if len(b) == start+8 {
+		b = b[:start]
 	} else {
-		binary.BigEndian.PutUint16(b[0:2], instrApplyActions)
-		binary.BigEndian.PutUint16(b[2:4], uint16(len(b)))
+		binary.BigEndian.PutUint16(b[start:start+2], instrApplyActions)
+		binary.BigEndian.PutUint16(b[start+2:start+4], uint16(len(b)-start))
 	}
 	if gotoTable != nil {
 		b = binary.BigEndian.AppendUint16(b, instrGotoTable)

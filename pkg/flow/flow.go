@@ -121,12 +121,13 @@ type Content string
 
 // Content is the flow's cookie and encoded instructions.
 func (f Flow) Content() Content {
-	instr, err := encodeInstructions(f.Actions)
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+8+24*len(f.Actions)+8), f.Cookie)
+	b, err := appendInstructions(b, f.Actions)
 	if err != nil {
 		// Only invalid actions fail to encode; their text keeps contents distinct.
 		return Content(fmt.Sprintf("%016x|invalid|%s", f.Cookie, ActionsString(f.Actions)))
 	}
-	return makeContent(f.Cookie, instr)
+	return Content(b)
 }
 
 func makeContent(cookie uint64, instr []byte) Content {

@@ -349,3 +349,13 @@ func TestAddFlowModFromContent(t *testing.T) {
 		t.Error("a content without a cookie was accepted")
 	}
 }
+
+// TestMatchKeyPaths: the key sorted on the stack equals the one sorted the
+// general way (used beyond 16 fields), for every case.
+func TestMatchKeyPaths(t *testing.T) {
+	for _, c := range cases {
+		if a, b := matchKey(c.f.Match), matchKeyLong(c.f.Match); a != b {
+			t.Errorf("%s: matchKey %x, matchKeyLong %x", c.name, a, b)
+		}
+	}
+}

@@ -235,20 +235,45 @@ func matchKey(m Match) string {
 	if len(m.fs) == 0 {
 		return ""
 	}
+	// The TLVs are written into a buffer on the stack and sorted as spans
+	// of it: the key is the one allocation (every flow built gets a key).
 	var buf [256]byte
 	b := buf[:0]
-	var ends [16]int
-	cut := ends[:0]
+	var spans [16][2]int // start and end of each TLV in b
+	n := 0
 	for i := range m.fs {
-		if m.fs[i].err == nil {
-			b = m.fs[i].appendTLV(b)
-			cut = append(cut, len(b))
+		if m.fs[i].err != nil {
+			continue
+		}
+		if n == len(spans) {
+			return matchKeyLong(m)
+		}
+		start := len(b)
+		b = m.fs[i].appendTLV(b)
+		spans[n] = [2]int{start, len(b)}
+		n++
+	}
+	for i := 1; i < n; i++ { // a few fields: insertion sort
+		for j := i; j > 0 && bytes.Compare(b[spans[j][0]:spans[j][1]], b[spans[j-1][0]:spans[j-1][1]]) < 0; j-- {
+			spans[j], spans[j-1] = spans[j-1], spans[j]
 		}
 	}
-	tlvs := make([][]byte, len(cut))
-	start := 0
-	for i, end := range cut {
-		tlvs[i], start = b[start:end], end
+	var out strings.Builder
+	out.Grow(len(b))
+	for _, sp := range spans[:n] {
+		out.Write(b[sp[0]:sp[1]])
+	}
+	return out.String()
+}
+
+// matchKeyLong is matchKey for a match of more fields than it sorts on
+// the stack.
+func matchKeyLong(m Match) string {
+	var tlvs [][]byte
+	for i := range m.fs {
+		if m.fs[i].err == nil {
+			tlvs = append(tlvs, m.fs[i].appendTLV(nil))
+		}
 	}
 	return canonicalMatch(tlvs)
 }
@@ -257,6 +282,11 @@ func matchKey(m Match) string {
 func canonicalMatch(tlvs [][]byte) string {
 	slices.SortFunc(tlvs, bytes.Compare)
 	var b strings.Builder
+	n := 0
+	for _, t := range tlvs {
+		n += len(t)
+	}
+	b.Grow(n)
 	for _, t := range tlvs {
 		b.Write(t)
 	}
