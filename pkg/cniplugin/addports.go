@@ -23,6 +23,7 @@ type addPorts struct {
 	dialled chan struct{} // closed once d or dialErr is set
 	d       *ovsdb.Direct
 	dialErr error
+	stop    context.CancelFunc // ends a dial still going (close)
 
 	open      func(context.Context) (Ports, func(), error)
 	mu        sync.Mutex
@@ -38,11 +39,12 @@ var (
 // dialAdd starts dialling the conflist's OVSDB for port's row and returns
 // at once.
 func (p *Plugin) dialAdd(ctx context.Context, c *NetConf, port string) *addPorts {
-	a := &addPorts{dialled: make(chan struct{}),
+	dctx, stop := context.WithCancel(ctx)
+	a := &addPorts{dialled: make(chan struct{}), stop: stop,
 		open: func(ctx context.Context) (Ports, func(), error) { return p.open(ctx, c, port) }}
 	go func() {
 		defer close(a.dialled)
-		a.d, a.dialErr = ovsdb.Dial(ctx, c.OVSDB, c.Bridge, port)
+		a.d, a.dialErr = ovsdb.Dial(dctx, c.OVSDB, c.Bridge, port)
 	}()
 	return a
 }
@@ -81,8 +83,10 @@ func (a *addPorts) full(ctx context.Context) (Ports, error) {
 	return a.view, nil
 }
 
-// close ends both connections (waiting for the dial).
+// close ends both connections (and a dial still going: an ADD that failed
+// before it needed OVS returns without waiting for a slow server).
 func (a *addPorts) close() {
+	a.stop()
 	<-a.dialled
 	if a.d != nil {
 		a.d.Close()
