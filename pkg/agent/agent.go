@@ -272,7 +272,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	// bundle instead of the flows without the port, and the rest after a
 	// second build when the event comes (it then changes nothing).
 	a.knownTunnelPort()
-	a.model.setView(view, a.reg.Active())
+	active := a.reg.Active()
+	a.model.setView(view, active)
 	a.ipam.SetView(view, a.hostGateways(view)) // every port is in: allocations may start
 	a.applyViewNames(view)
 	if a.cfg.Names != nil { // both sources are in: a miss is NXDOMAIN from now on
@@ -290,7 +291,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.runNAT(ctx) }()
 	}
-	a.log.Info("model loaded", "endpoints", len(a.reg.Active()), "networks", len(view.Networks), "hosts", len(view.Hosts))
+	a.log.Info("model loaded", "endpoints", len(active), "networks", len(view.Networks), "hosts", len(view.Hosts))
 	close(a.loaded)
 	a.loop(ctx, sub)
 	return nil

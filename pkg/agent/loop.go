@@ -110,7 +110,11 @@ func (a *Agent) handleInterface(ev ovsdb.InterfaceEvent) bool {
 		// missing port drops, and removing and re-adding every tunnel flow
 		// would cost far more than it protects.
 		if ev.Kind != ovsdb.Deleted && iface.OFPort > 0 {
-			if ofport := uint32(iface.OFPort); a.model.setTunnelPort(ofport, a.reg.Active()) {
+			var active []endpoint.Endpoint // what a rebuild needs: none before the view (start-up)
+			if a.model.loaded() {
+				active = a.reg.Active()
+			}
+			if ofport := uint32(iface.OFPort); a.model.setTunnelPort(ofport, active) {
 				a.log.Info("tunnel port", "name", iface.Name, "ofport", ofport)
 				return true
 			}

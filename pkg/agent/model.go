@@ -257,6 +257,14 @@ func (m *model) addRemoteLocked(e cluster.RemoteEndpoint) {
 	}
 }
 
+// loaded reports whether the model has its first view (setTunnelPort and
+// setEndpoint build nothing before).
+func (m *model) loaded() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.haveView
+}
+
 // setTunnelPort records the GRE port's ofport (0: none) and rebuilds.
 func (m *model) setTunnelPort(ofport uint32, active []endpoint.Endpoint) bool {
 	m.mu.Lock()

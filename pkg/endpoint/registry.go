@@ -3,9 +3,9 @@ package endpoint
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
-	"strings"
 )
 
 // Conflict says why an endpoint is waiting: another port holds its IP or MAC
@@ -65,10 +65,9 @@ func NewRegistry() *Registry {
 // Active returns the active endpoints sorted by port name.
 func (r *Registry) Active() []Endpoint {
 	out := make([]Endpoint, 0, len(r.active))
-	for p := range r.active {
+	for _, p := range slices.Sorted(maps.Keys(r.active)) { // names, not the large structs, are moved
 		out = append(out, r.all[p])
 	}
-	slices.SortFunc(out, func(a, b Endpoint) int { return strings.Compare(a.Port, b.Port) })
 	return out
 }
 
