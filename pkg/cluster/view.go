@@ -36,6 +36,13 @@ type View struct {
 	// static backend counts from 1; an etcd backend uses the store revision.
 	Revision int64
 
+	// Scoped views hold the remote endpoints of the networks in Loaded
+	// alone (sorted): a Source that is a Scoper loads a network's
+	// endpoints while it is told the network is of interest. Unscoped
+	// views hold every network's (Loaded unused).
+	Scoped bool
+	Loaded []string
+
 	// Delta, if set, is what changed from the view of revision Delta.From
 	// to this one, as the Source knows it: a reader holding that view can
 	// apply it instead of computing Diff, which walks both views. Sources
@@ -87,6 +94,23 @@ type Source interface {
 	Updates() <-chan View
 	// Current returns the last good view, if there is one.
 	Current() (View, bool)
+}
+
+// Scoper is a Source that loads the remote endpoints of some networks
+// only (Views are then Scoped): those last set with SetInterest. It never
+// blocks; a view whose Loaded holds the networks follows once they are in.
+type Scoper interface {
+	SetInterest(networks []string)
+}
+
+// IsLoaded reports whether the view holds the remote endpoints of network
+// (always, for an unscoped view).
+func (v View) IsLoaded(network string) bool {
+	if !v.Scoped {
+		return true
+	}
+	_, ok := slices.BinarySearch(v.Loaded, network)
+	return ok
 }
 
 // Normalize sorts the view's lists into their canonical order.

@@ -40,6 +40,16 @@
 // view stays in force (State().Connected is false, a log line says so)
 // and the watch resumes from its last revision when etcd returns.
 //
+// With Config.Scoped (the agent's default) the Source lists and watches
+// the hosts' and networks' records (one range: P/endpoints/ to the end of
+// P/networks/; P/claims/ sorts before it), and the claims of the networks
+// of interest alone (SetInterest: the networks the agent uses), one range
+// read and one watch of P/claims/<network>/ each, started when the
+// interest begins and cancelled when it ends, the network's claims then
+// dropped from the index. Views say which networks are loaded
+// (cluster.View.Loaded). Each watch resumes from its own revision; a
+// compaction behind any of them lists everything again (scope.go).
+//
 // The index costs are proportional to the change, except when networks
 // change (every endpoint is checked again) or a host appears or vanishes
 // (its claims are found by a scan). Each published view holds a new sorted

@@ -377,6 +377,26 @@ func (x *index) dropClaim(id ipKey, host string, legacy bool) {
 	x.dirty[id] = struct{}{}
 }
 
+// dropNetwork removes every claim of network's in the claims layout (a
+// network no longer loaded); the host layout's come with the hosts'
+// records and stay. It scans the IPs.
+func (x *index) dropNetwork(network string) {
+	n, ok := x.netIDs[network]
+	if !ok {
+		return
+	}
+	for id, st := range x.ips {
+		if id.net != n {
+			continue
+		}
+		for _, c := range slices.Clone(st.claims) {
+			if !c.legacy {
+				x.dropClaim(id, c.host, false)
+			}
+		}
+	}
+}
+
 // counts returns how many networks, hosts, endpoint claims and ignored
 // records of the old layout are stored.
 func (x *index) counts() (nets, hosts, claims, old int) {

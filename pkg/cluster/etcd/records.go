@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"strings"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/ofctl-agent/ofctl-agent/pkg/cluster"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 )
@@ -115,12 +113,6 @@ func (k keys) endpoint(network string, ip netip.Addr, host string) string {
 func (k keys) hostEndpoint(network string, ip netip.Addr, host string) string {
 	return k.hostPrefix(host) + dirEndpoints + "/" + network + "/" + ip.String()
 }
-
-// base is the range of the records every host watches, hosts/ and
-// networks/ ("hosts/" < "networks/"; "claims/" sorts before both, "probe"
-// after): [base, baseEnd).
-func (k keys) base() string    { return k.prefix + "/" + dirHosts + "/" }
-func (k keys) baseEnd() string { return clientv3.GetPrefixRangeEnd(k.prefix + "/" + dirNetworks + "/") }
 
 // oldHost is a host's record in the old layout.
 func (k keys) oldHost(name string) string { return k.prefix + "/" + dirHosts + "/" + name }

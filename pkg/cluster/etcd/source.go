@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,10 @@ type Config struct {
 	// of one key that fails when etcd has no quorum. ProbeTimeout bounds
 	// it (default DefaultDialTimeout).
 	ProbeInterval, ProbeTimeout time.Duration
+	// Scoped loads the claims of the networks of interest alone
+	// (SetInterest; scope.go): the agent's default. Unset, the whole
+	// prefix is listed and watched (--all-remote-flows, tools, tests).
+	Scoped bool
 	// PageSize, if set, lists the prefix in pages of that many keys (at
 	// one revision). Default: one range read of the whole prefix, the
 	// fastest by far (etcd counts the rest of the range for every page)
@@ -55,6 +60,8 @@ type State struct {
 	// layout (ignored), and what the view holds.
 	Networks, Hosts, Claims, OldLayout int
 	ViewEndpoints                      int
+	// Loaded is how many networks' claims are loaded (Config.Scoped).
+	Loaded int
 }
 
 // Source is the cluster view kept in etcd (key layout: package doc). It
@@ -72,6 +79,12 @@ type Source struct {
 	current cluster.View
 	have    bool
 	state   State
+
+	// Scoped loading (scope.go): the networks of interest, the kick of
+	// their changes, and the networks loaded (Run's goroutine).
+	interest   map[string]bool
+	kick       chan struct{}
+	loadedNets []string
 
 	// beforeWatch, if set (tests), runs before each watch starts.
 	beforeWatch func(rev int64)
@@ -101,7 +114,7 @@ func New(cfg Config) (*Source, error) {
 		cfg.ProbeTimeout = DefaultDialTimeout
 	}
 	return &Source{cfg: cfg, keys: keys{prefix}, log: cfg.Logger.With("etcd_prefix", prefix),
-		updates: make(chan cluster.View, 1)}, nil
+		updates: make(chan cluster.View, 1), kick: make(chan struct{}, 1)}, nil
 }
 
 // Updates returns the channel of new views (latest wins, never closed).
@@ -126,6 +139,9 @@ func (s *Source) State() State {
 func (s *Source) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("etcd source: already running")
+	}
+	if s.cfg.Scoped {
+		return s.runScoped(ctx)
 	}
 	go s.probe(ctx)
 	var x *index
@@ -269,11 +285,16 @@ func (s *Source) settle(x *index, rev int64, applied bool, err error) (int64, er
 		s.publish(x, rev, false)
 		return rev, err
 	}
-	n, h, c, old := x.counts() // records that did not change the view
+	s.counts(x) // records that did not change the view
+	return rev, err
+}
+
+// counts records the index's counts in the state.
+func (s *Source) counts(x *index) {
+	n, h, c, old := x.counts()
 	s.mu.Lock()
 	s.state.Networks, s.state.Hosts, s.state.Claims, s.state.OldLayout = n, h, c, old
 	s.mu.Unlock()
-	return rev, err
 }
 
 // apply records one response's events; it reports whether any was ours.
@@ -293,6 +314,9 @@ func (s *Source) apply(x *index, events []*clientv3.Event) bool {
 // replacing a view the reader has not taken yet.
 func (s *Source) publish(x *index, rev int64, listed bool) {
 	v := x.view(rev)
+	if s.cfg.Scoped {
+		v.Scoped, v.Loaded = true, s.loadedNets
+	}
 	n, h, c, old := x.counts()
 	s.mu.Lock()
 	if !listed { // a list starts a new index: it knows no delta
@@ -300,10 +324,10 @@ func (s *Source) publish(x *index, rev int64, listed bool) {
 		d.From = s.current.Revision
 		v.Delta = &d
 	}
-	same := s.have && listed && v.Equal(s.current)
+	same := s.have && listed && v.Equal(s.current) && slices.Equal(v.Loaded, s.current.Loaded)
 	s.current, s.have = v, true
 	s.state.Revision, s.state.Networks, s.state.Hosts, s.state.Claims, s.state.OldLayout = rev, n, h, c, old
-	s.state.ViewEndpoints = v.EndpointCount()
+	s.state.ViewEndpoints, s.state.Loaded = v.EndpointCount(), len(v.Loaded)
 	s.mu.Unlock()
 	if same {
 		return // a re-list that found nothing new

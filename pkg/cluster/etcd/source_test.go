@@ -91,9 +91,23 @@ func (h *harness) hasHost(name string) bool {
 
 func startSource(t *testing.T, c *clientv3.Client, hook func(rev int64)) *harness {
 	t.Helper()
+	return startSourceWith(t, c, hook, false)
+}
+
+// forModes runs a test of the Source unscoped (the whole prefix) and
+// scoped with every network of base() of interest: both must behave alike.
+func forModes(t *testing.T, test func(t *testing.T, scoped bool)) {
+	t.Run("all", func(t *testing.T) { test(t, false) })
+	t.Run("scoped", func(t *testing.T) { test(t, true) })
+}
+
+// startSourceWith is startSource, scoped (Config.Scoped) with blue and red
+// of interest when scoped is set: it waits until both are loaded.
+func startSourceWith(t *testing.T, c *clientv3.Client, hook func(rev int64), scoped bool) *harness {
+	t.Helper()
 	h := &harness{}
 	src, err := New(Config{Client: c, Prefix: tp, ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond,
-		PageSize: 3, Logger: testLogger(), OnReject: func(kind string, err error) {
+		Scoped: scoped, PageSize: 3, Logger: testLogger(), OnReject: func(kind string, err error) {
 			h.mu.Lock()
 			h.rep.add(kind, err)
 			h.mu.Unlock()
@@ -103,11 +117,17 @@ func startSource(t *testing.T, c *clientv3.Client, hook func(rev int64)) *harnes
 	}
 	src.beforeWatch = hook
 	h.src = src
+	if scoped {
+		src.SetInterest([]string{"blue", "red"})
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = src.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, 10*time.Second, func() bool { _, ok := src.Current(); return ok }, "no first view")
+	eventually(t, 10*time.Second, func() bool {
+		v, ok := src.Current()
+		return ok && v.Scoped == scoped && (!scoped || slices.Equal(v.Loaded, []string{"blue", "red"}))
+	}, "no first view")
 	return h
 }
 
@@ -119,17 +139,21 @@ func testLogger() *slog.Logger {
 }
 
 func TestSourceListThenWatchMissesNothing(t *testing.T) {
+	forModes(t, testSourceListThenWatchMissesNothing)
+}
+
+func testSourceListThenWatchMissesNothing(t *testing.T, scoped bool) {
 	srv := etcdtest.Start(t)
 	c := srv.Client(t)
 	seed(t, c)
 	var once sync.Once
-	h := startSource(t, c, func(int64) {
+	h := startSourceWith(t, c, func(int64) {
 		// Between the list and the watch: must be seen all the same.
 		once.Do(func() {
 			put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.2"), "hb"), `{"version":1,"mac":"02:00:00:00:00:02"}`)
 			remove(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.1"), "ha"))
 		})
-	})
+	}, scoped)
 	eventually(t, 5*time.Second, func() bool { return h.has("10.100.0.2") && !h.has("10.100.0.1") },
 		"changes made between list and watch were missed")
 	put(t, c, tk.endpoint("red", netip.MustParseAddr("10.200.0.9"), "hc"), `{"version":1,"mac":"02:00:00:00:00:09"}`)
@@ -143,19 +167,21 @@ func TestSourceListThenWatchMissesNothing(t *testing.T) {
 	}
 }
 
-func TestSourceResyncsAfterCompaction(t *testing.T) {
+func TestSourceResyncsAfterCompaction(t *testing.T) { forModes(t, testSourceResyncsAfterCompaction) }
+
+func testSourceResyncsAfterCompaction(t *testing.T, scoped bool) {
 	srv := etcdtest.Start(t)
 	c := srv.Client(t)
 	seed(t, c)
 	var once sync.Once
-	h := startSource(t, c, func(int64) {
+	h := startSourceWith(t, c, func(int64) {
 		// The watch will start from a revision etcd no longer has.
 		once.Do(func() {
 			put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.3"), "hb"), `{"version":1,"mac":"02:00:00:00:00:03"}`)
 			remove(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.1"), "ha"))
 			srv.Compact(t, c)
 		})
-	})
+	}, scoped)
 	eventually(t, 10*time.Second, func() bool { return h.has("10.100.0.3") && !h.has("10.100.0.1") },
 		"changes hidden by a compaction were not picked up")
 	if s := h.src.State(); s.Resyncs != 1 {
@@ -163,11 +189,13 @@ func TestSourceResyncsAfterCompaction(t *testing.T) {
 	}
 }
 
-func TestSourceLeaseExpiryRemovesHost(t *testing.T) {
+func TestSourceLeaseExpiryRemovesHost(t *testing.T) { forModes(t, testSourceLeaseExpiryRemovesHost) }
+
+func testSourceLeaseExpiryRemovesHost(t *testing.T, scoped bool) {
 	srv := etcdtest.Start(t)
 	c := srv.Client(t)
 	seed(t, c)
-	h := startSource(t, c, nil)
+	h := startSourceWith(t, c, nil, scoped)
 	pub, stop := startPublisher(t, c, "hd", "192.0.2.4", 2*time.Second)
 	pub.PublishEndpoints([]endpoint.Endpoint{{Network: "red", IP: netip.MustParseAddr("10.200.0.4"), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 4}}})
 	eventually(t, 5*time.Second, func() bool { return h.hasHost("hd") && h.has("10.200.0.4") }, "published host not seen")
@@ -181,10 +209,14 @@ func TestSourceLeaseExpiryRemovesHost(t *testing.T) {
 }
 
 func TestSourceKeepsViewWhileEtcdIsDown(t *testing.T) {
+	forModes(t, testSourceKeepsViewWhileEtcdIsDown)
+}
+
+func testSourceKeepsViewWhileEtcdIsDown(t *testing.T, scoped bool) {
 	srv := etcdtest.Start(t)
 	c := srv.Client(t)
 	seed(t, c)
-	h := startSource(t, c, nil)
+	h := startSourceWith(t, c, nil, scoped)
 	before, _ := h.src.Current()
 	srv.Stop()
 	eventually(t, 10*time.Second, func() bool { return !h.src.State().Connected }, "etcd down not noticed")
@@ -207,12 +239,14 @@ func TestSourceKeepsViewWhileEtcdIsDown(t *testing.T) {
 	}
 }
 
-func TestSourceCountsBadRecords(t *testing.T) {
+func TestSourceCountsBadRecords(t *testing.T) { forModes(t, testSourceCountsBadRecords) }
+
+func testSourceCountsBadRecords(t *testing.T, scoped bool) {
 	srv := etcdtest.Start(t)
 	c := srv.Client(t)
 	seed(t, c)
 	put(t, c, tp+"/hosts/broken/record", "not json")
-	h := startSource(t, c, nil)
+	h := startSourceWith(t, c, nil, scoped)
 	eventually(t, 5*time.Second, func() bool { return h.count(KindRecord) == 1 }, "a bad listed record was not reported")
 	put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.1"), "hb"), `{"version":1,"mac":"ff:ff:ff:ff:ff:ff"}`)
 	put(t, c, tk.endpoint("blue", netip.MustParseAddr("10.100.0.1"), "hc"), `{"version":1,"mac":"02:00:00:00:00:0c"}`)
@@ -230,13 +264,15 @@ func TestSourceCountsBadRecords(t *testing.T) {
 // TestSourceIgnoresOldLayout: records in the layout of earlier versions
 // (hosts/<host>, endpoints/<network>/<ip>/<host>), which anyone could
 // write in any host's name, are not used, and reported once per host.
-func TestSourceIgnoresOldLayout(t *testing.T) {
+func TestSourceIgnoresOldLayout(t *testing.T) { forModes(t, testSourceIgnoresOldLayout) }
+
+func testSourceIgnoresOldLayout(t *testing.T, scoped bool) {
 	srv := etcdtest.Start(t)
 	c := srv.Client(t)
 	seed(t, c)
 	put(t, c, tp+"/hosts/hz", `{"version":1,"tunnel_ip":"192.0.2.26"}`)
 	put(t, c, tp+"/endpoints/blue/10.100.0.26/hz", `{"version":1,"mac":"02:00:00:00:00:26"}`)
-	h := startSource(t, c, nil)
+	h := startSourceWith(t, c, nil, scoped)
 	put(t, c, tp+"/endpoints/blue/10.100.0.27/hz", `{"version":1,"mac":"02:00:00:00:00:27"}`)
 	put(t, c, tp+"/endpoints/blue/10.100.0.28/hy", `{"version":1,"mac":"02:00:00:00:00:28"}`)
 	eventually(t, 5*time.Second, func() bool { return h.count(KindOldLayout) == 2 && h.src.State().OldLayout == 4 },
