@@ -32,7 +32,9 @@ type Ports interface {
 type Plugin struct {
 	// OpenPorts connects to the configuration's OVSDB and bridge, with a
 	// view of the ports named only (all when empty); close disconnects.
-	// Nil: OpenOVSPorts.
+	// Nil: OpenOVSPorts, and ADD adds its port over a lean connection
+	// (addPorts, ovsdb.Direct), opening the view only when it must read
+	// the bridge; set (tests), ADD uses the view alone.
 	OpenPorts func(ctx context.Context, c *NetConf, only []string) (p Ports, close func(), err error)
 	Links     attach.Links // nil: attach.Netlink{}
 	// CountFlows counts the bridge's flows of a cookie (CHECK); nil:
