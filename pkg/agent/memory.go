@@ -2,30 +2,104 @@ package agent
 
 import (
 	"runtime/debug"
+	"runtime/metrics"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // bigChange is the number of flow_mods after which the agent hands the
-// memory it no longer uses back to the OS (releaseMemory).
+// memory it no longer uses back to the OS at once (releaser).
 const bigChange = 10000
+
+// After smaller changes, memory is released once the agent has made no
+// change for quietRelease, if the heap holds at least minGarbage of dead
+// objects and a quarter of the live heap, and no release ran in the last
+// releaseEvery.
+const (
+	quietRelease = 2 * time.Second
+	minGarbage   = 16 << 20
+	releaseEvery = 10 * time.Second
+)
 
 // releaser returns freed memory to the OS after a large change: loading
 // a large cluster view and sending its flows leaves the Go heap's peak
 // (about twice the live heap with GOGC=100) mapped, and the runtime's
 // background scavenger gives it back over minutes. debug.FreeOSMemory
 // (a full GC and a scavenge, ~0.1 s of CPU at 100k remote endpoints) runs
-// in the background, at most one at a time; small changes never pay it.
+// in the background, at most one at a time. Small changes never pay it
+// while they come: the garbage they leave (up to the live heap's size
+// before the collector runs) is released once they stop (quietRelease),
+// so that an agent between changes holds about its live heap.
 type releaser struct {
 	running atomic.Bool
 	count   atomic.Uint64 // releases done (tests)
 	free    func()        // debug.FreeOSMemory; a seam for tests
+	// heap returns the dead and live bytes of the heap (runtime/metrics);
+	// quiet and every replace quietRelease and releaseEvery: seams for tests.
+	heap         func() (garbage, live uint64)
+	quiet, every time.Duration
+
+	mu    sync.Mutex
+	timer *time.Timer // fires quiet after the last small change
+	last  time.Time   // the last release started
 }
 
 // after notes a change of n flow_mods.
 func (r *releaser) after(n int) {
-	if n < bigChange || !r.running.CompareAndSwap(false, true) {
+	switch {
+	case n >= bigChange:
+		r.release()
+	case n > 0:
+		r.arm()
+	}
+}
+
+// arm (re)starts the wait for a quiet moment.
+func (r *releaser) arm() {
+	quiet := r.quiet
+	if quiet <= 0 {
+		quiet = quietRelease
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.timer == nil {
+		r.timer = time.AfterFunc(quiet, r.onQuiet)
 		return
 	}
+	r.timer.Reset(quiet)
+}
+
+// onQuiet releases memory when enough garbage is left, at most once per
+// releaseEvery.
+func (r *releaser) onQuiet() {
+	heap, every := r.heap, r.every
+	if heap == nil {
+		heap = heapGarbage
+	}
+	if every <= 0 {
+		every = releaseEvery
+	}
+	garbage, live := heap()
+	if garbage < max(minGarbage, live/4) {
+		return
+	}
+	r.mu.Lock()
+	recent := !r.last.IsZero() && time.Since(r.last) < every
+	r.mu.Unlock()
+	if !recent {
+		r.release()
+	}
+}
+
+// release runs debug.FreeOSMemory in the background unless one runs.
+func (r *releaser) release() {
+	if !r.running.CompareAndSwap(false, true) {
+		return
+	}
+	r.mu.Lock()
+	r.last = time.Now()
+	r.mu.Unlock()
 	go func() {
 		defer r.running.Store(false)
 		if r.free != nil {
@@ -35,4 +109,19 @@ func (r *releaser) after(n int) {
 		}
 		r.count.Add(1)
 	}()
+}
+
+// heapGarbage reads the heap's dead objects not yet freed and its live
+// bytes as of the last collection.
+func heapGarbage() (garbage, live uint64) {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+		return 0, 0
+	}
+	objects, live := s[0].Value.Uint64(), s[1].Value.Uint64()
+	if objects < live {
+		return 0, live
+	}
+	return objects - live, live
 }

@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -9,7 +12,7 @@ import (
 // release at a time runs.
 func TestReleaserOnlyAfterLargeChanges(t *testing.T) {
 	block := make(chan struct{})
-	r := releaser{free: func() { <-block }}
+	r := releaser{free: func() { <-block }, heap: func() (uint64, uint64) { return 0, 0 }} // no garbage: no quiet release
 	for _, n := range []int{0, 1, 5, bigChange - 1} {
 		r.after(n)
 	}
@@ -38,3 +41,62 @@ func TestReleaserOnlyAfterLargeChanges(t *testing.T) {
 		t.Fatal("debug.FreeOSMemory never returned")
 	}
 }
+
+// After small changes, memory is released once they stop for the quiet
+// time, only with enough garbage, and not again within the minimum
+// interval.
+func TestReleaserQuietAfterSmallChanges(t *testing.T) {
+	var garbage atomic.Uint64
+	r := releaser{free: func() {}, quiet: 50 * time.Millisecond, every: time.Hour,
+		heap: func() (uint64, uint64) { return garbage.Load(), 40 << 20 }}
+	waitCount := func(want uint64, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for r.count.Load() < want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got := r.count.Load(); got != want {
+			t.Fatalf("%d releases, want %d", got, want)
+		}
+	}
+	garbage.Store(8 << 20) // under minGarbage
+	r.after(3)
+	time.Sleep(200 * time.Millisecond)
+	waitCount(0, 0)
+	garbage.Store(32 << 20)
+	for range 10 { // changes keep coming: no release meanwhile
+		r.after(3)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r.count.Load() != 0 {
+		t.Fatal("a release ran while changes kept coming")
+	}
+	waitCount(1, 10*time.Second)
+	r.after(3) // within every of the last release: none
+	time.Sleep(200 * time.Millisecond)
+	waitCount(1, 0)
+	r.mu.Lock()
+	r.last = time.Now().Add(-2 * time.Hour)
+	r.mu.Unlock()
+	r.after(3)
+	waitCount(2, 10*time.Second)
+}
+
+// heapGarbage reads the runtime's figures: garbage left by an allocation
+// shows until a collection.
+func TestHeapGarbage(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no collection meanwhile
+	runtime.GC()
+	_, live := heapGarbage()
+	if live == 0 {
+		t.Fatal("no live heap")
+	}
+	for range 64 {
+		sink = make([]byte, 1<<20)
+	}
+	if garbage, _ := heapGarbage(); garbage < 16<<20 {
+		t.Errorf("garbage %d after 64 MiB of short-lived allocations", garbage)
+	}
+}
+
+var sink []byte
