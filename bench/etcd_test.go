@@ -139,6 +139,7 @@ func BenchmarkEtcdConverge(b *testing.B) {
 		split.report(b, "")
 		b.ReportMetric(steady.rss, "rss-steady-MiB")
 		b.ReportMetric(steady.live, "heap-steady-MiB")
+		b.ReportMetric(steady.free, "heap-free-steady-MiB")
 		b.ReportMetric(steady.peak, "peak-rss-MiB")
 		b.ReportMetric(mac.mods, "flowmods/mac-change")
 		b.ReportMetric(ms(mac.p50), "mac-change-p50-ms")

@@ -14,8 +14,8 @@ const bigChange = 10000
 
 // After smaller changes, memory is released once the agent has made no
 // change for quietRelease, if the heap holds at least minGarbage of dead
-// objects and a quarter of the live heap, and no release ran in the last
-// releaseEvery.
+// objects and free pages not returned to the OS, and a quarter of the live
+// heap, and no release ran in the last releaseEvery.
 const (
 	quietRelease = 2 * time.Second
 	minGarbage   = 16 << 20
@@ -35,7 +35,7 @@ type releaser struct {
 	running atomic.Bool
 	count   atomic.Uint64 // releases done (tests)
 	free    func()        // debug.FreeOSMemory; a seam for tests
-	// heap returns the dead and live bytes of the heap (runtime/metrics);
+	// heap returns the unused and live bytes of the heap (runtime/metrics);
 	// quiet and every replace quietRelease and releaseEvery: seams for tests.
 	heap         func() (garbage, live uint64)
 	quiet, every time.Duration
@@ -75,13 +75,13 @@ func (r *releaser) arm() {
 func (r *releaser) onQuiet() {
 	heap, every := r.heap, r.every
 	if heap == nil {
-		heap = heapGarbage
+		heap = heapUnused
 	}
 	if every <= 0 {
 		every = releaseEvery
 	}
-	garbage, live := heap()
-	if garbage < max(minGarbage, live/4) {
+	unused, live := heap()
+	if unused < max(minGarbage, live/4) {
 		return
 	}
 	r.mu.Lock()
@@ -111,17 +111,18 @@ func (r *releaser) release() {
 	}()
 }
 
-// heapGarbage reads the heap's dead objects not yet freed and its live
-// bytes as of the last collection.
-func heapGarbage() (garbage, live uint64) {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
+// heapUnused reads what the heap holds without using it, the dead objects
+// not yet collected plus the free pages not returned to the OS, and its
+// live bytes as of the last collection.
+func heapUnused() (unused, live uint64) {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
-		return 0, 0
+	for _, v := range s {
+		if v.Value.Kind() != metrics.KindUint64 {
+			return 0, 0
+		}
 	}
-	objects, live := s[0].Value.Uint64(), s[1].Value.Uint64()
-	if objects < live {
-		return 0, live
-	}
-	return objects - live, live
+	objects, live, free := s[0].Value.Uint64(), s[1].Value.Uint64(), s[2].Value.Uint64()
+	return free + objects - min(objects, live), live
 }

@@ -82,20 +82,20 @@ func TestReleaserQuietAfterSmallChanges(t *testing.T) {
 	waitCount(2, 10*time.Second)
 }
 
-// heapGarbage reads the runtime's figures: garbage left by an allocation
+// heapUnused reads the runtime's figures: garbage left by an allocation
 // shows until a collection.
-func TestHeapGarbage(t *testing.T) {
+func TestHeapUnused(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no collection meanwhile
 	runtime.GC()
-	_, live := heapGarbage()
+	_, live := heapUnused()
 	if live == 0 {
 		t.Fatal("no live heap")
 	}
 	for range 64 {
 		sink = make([]byte, 1<<20)
 	}
-	if garbage, _ := heapGarbage(); garbage < 16<<20 {
-		t.Errorf("garbage %d after 64 MiB of short-lived allocations", garbage)
+	if unused, _ := heapUnused(); unused < 16<<20 {
+		t.Errorf("unused %d after 64 MiB of short-lived allocations", unused)
 	}
 }
 
