@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"testing"
@@ -82,6 +83,9 @@ func (e *agentBed) restart(b *testing.B, wantMods uint64) restartResult {
 	b.Helper()
 	e.fullCheckEvery = time.Second
 	defer func() { e.fullCheckEvery = 0 }()
+	// The agent runs in the test process: start it with the harness's
+	// garbage collected, as a new process would start with an empty heap.
+	runtime.GC()
 	stopProfile := cpuProfile(b, os.Getenv("OFCTL_BENCH_PROFILE_DIR"), fmt.Sprintf("restart-%d", wantMods))
 	r := e.start(b, nil)
 	var res restartResult

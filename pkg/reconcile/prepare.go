@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"maps"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -88,4 +89,19 @@ func (p *prepared) at(i int) (e keyed, invalid error, ok bool) {
 		invalid = p.invalid[i]
 	}
 	return p.entries[i], invalid, true
+}
+
+// growKeys makes room in the key index for the prepared flows at once,
+// rather than by doubling as they are indexed (10,000 owners: 50,000 keys).
+func (r *Reconciler) growKeys(pre []*prepared) {
+	n := 0
+	for _, p := range pre {
+		n += len(p.entries)
+	}
+	if n <= len(r.byKey) {
+		return
+	}
+	grown := make(map[uint64]*ownerFlows, len(r.byKey)+n)
+	maps.Copy(grown, r.byKey)
+	r.byKey = grown
 }

@@ -250,6 +250,7 @@ func (r *Reconciler) compileAllLater() {
 	}
 	slices.SortFunc(later, byName)
 	pre := r.prepareAll(later) // in parallel (prepare.go)
+	r.growKeys(pre)
 	for i, o := range later {
 		r.pre = pre[i]
 		r.compileLater(o, pre[i].flows)
