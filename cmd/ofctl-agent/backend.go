@@ -47,7 +47,7 @@ func newClusterBackend(cfg config.Config, log *slog.Logger, reject func(kind str
 		return nil, err
 	}
 	src, err := etcd.New(etcd.Config{Client: client, Prefix: cfg.Etcd.Prefix, Networks: networks, Logger: log,
-		OnReject: reject, ProbeTimeout: cfg.Etcd.DialTimeout})
+		OnReject: reject, ProbeTimeout: cfg.Etcd.DialTimeout, Scoped: !cfg.AllRemoteFlows})
 	if err != nil {
 		return nil, err
 	}

@@ -96,6 +96,7 @@ type Agent struct {
 	toPublish bool   // active endpoints changed since the last publish (loop-owned)
 	model     *model
 	ipam      *ipam.Allocator // the host's addresses, fed by the loop
+	interest  *interest       // the networks in use, told to a scoped source (interest.go)
 	nat       *natKeeper      // the gateways' packet filter (nil: none); loop-owned
 	names     names           // what Config.Names was given of the views (loop-owned)
 	dns       dnsState        // what Config.DNS serves (loop-owned)
@@ -158,6 +159,7 @@ func New(cfg Config) (*Agent, error) {
 	})
 	a.model = newModel(cfg.NodeName, a.rec, a.reject)
 	a.model.scoped = !cfg.AllRemoteFlows
+	a.interest = newInterest(cfg.Cluster)
 	if cfg.Bridge.TableNames == nil { // name the pipeline's tables in OVS (ovs-ofctl --names)
 		cfg.Bridge.TableNames = map[int]string{}
 		for _, t := range pipeline.Tables() {
@@ -273,8 +275,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	// second build when the event comes (it then changes nothing).
 	a.knownTunnelPort()
 	active := a.reg.Active()
+	view = a.startInterest(ctx, view, active) // a scoped source: the networks in use loaded first
 	a.model.setView(view, active)
 	a.ipam.SetView(view, a.hostGateways(view)) // every port is in: allocations may start
+	a.allocatorView(view)
 	a.applyViewNames(view)
 	if a.cfg.Names != nil { // both sources are in: a miss is NXDOMAIN from now on
 		a.cfg.Names.SetSynced(true)

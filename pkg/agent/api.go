@@ -112,7 +112,8 @@ func (b apiBackend) Network(name string) (agentapi.Network, error) {
 	return agentapi.Network{Name: name, Subnet: subnet, Gateway: gw, MTU: b.a.containerMTU(), DNS: b.a.dnsFor(name)}, nil
 }
 
-func (b apiBackend) Allocate(_ context.Context, r agentapi.AllocateRequest) (agentapi.Allocation, error) {
+func (b apiBackend) Allocate(ctx context.Context, r agentapi.AllocateRequest) (agentapi.Allocation, error) {
+	b.a.loadForAllocation(ctx, r.Network) // the other hosts' claims there, with a scoped source
 	l, err := b.a.ipam.Allocate(r.Network, r.Owner, r.IP)
 	if err != nil {
 		return agentapi.Allocation{}, err

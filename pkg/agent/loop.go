@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
@@ -48,6 +49,7 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 			}
 			flushed := time.Now()
 			n := a.flush(ctx)
+			a.updateInterest() // a network's first endpoint brings its remote endpoints in, its last drops them
 			a.publish()
 			a.applyNAT(a.model.currentView())
 			a.settleMarks()
@@ -58,8 +60,14 @@ func (a *Agent) loop(ctx context.Context, sub *ovsdb.Subscription) {
 			}
 		case v := <-a.cfg.Cluster.Updates():
 			a.log.Info("cluster view changed", "revision", v.Revision, "networks", len(v.Networks), "hosts", len(v.Hosts))
+			loadedBefore := a.model.currentView().Loaded
 			a.model.setView(v, a.reg.Active())
 			a.ipam.SetView(v, a.hostGateways(v))
+			a.allocatorView(v)
+			if !slices.Equal(loadedBefore, v.Loaded) { // installed marks waiting for a network's load
+				a.marks.dirtyAll()
+			}
+			a.updateInterest()
 			a.applyViewNames(v)
 			a.applyDNS(v)
 			a.flush(ctx)

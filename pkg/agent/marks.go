@@ -127,7 +127,7 @@ func (a *Agent) status(name string, row markRow) (endpoint.Status, bool) {
 	if why := a.model.refusal(name); why != "" {
 		return endpoint.Status{Error: why}, true
 	}
-	if a.rec.Installed(endpointOwner(name)) {
+	if a.rec.Installed(endpointOwner(name)) && a.model.loadedFor(name) {
 		return endpoint.Status{Installed: ep.IP.String(), PublishError: a.publishRefusal(name)}, true
 	}
 	return endpoint.Status{}, false

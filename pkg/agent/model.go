@@ -409,13 +409,28 @@ func (m *model) setEndpointLocked(ep endpoint.Endpoint, later bool) (reconcile.O
 // needs ("" none): its own, except for a gateway of a network with NAT
 // (the outside's replies come back to the host that masqueraded them; a
 // routed network's may come to any host's gateway, so it needs them).
-func (m *model) needs(ep endpoint.Endpoint) string {
-	if ep.Gateway {
-		if n, ok := m.view.Network(ep.Network); !ok || !n.NoNAT {
-			return ""
-		}
+func (m *model) needs(ep endpoint.Endpoint) string { return needsNetwork(m.view, ep) }
+
+// neededNetworks is the set of networks the programmed local endpoints
+// need (interest.go).
+func (m *model) neededNetworks() map[string]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]bool, len(m.localNets))
+	for n := range m.localNets {
+		out[n] = true
 	}
-	return ep.Network
+	return out
+}
+
+// loadedFor reports whether the view in force holds the remote endpoints
+// of the network the local endpoint on port needs (a scoped source loads
+// them once the network is of interest): its installed mark waits for it.
+func (m *model) loadedFor(port string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.localNet[port]
+	return n == "" || m.view.IsLoaded(n)
 }
 
 // countLocal records that port needs network ("" none).

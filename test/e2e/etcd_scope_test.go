@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -51,6 +52,15 @@ func TestEtcdScopedFlows(t *testing.T) {
 	if etPrograms(t, ea, g1) {
 		t.Fatal("ea programs eb's green container without a green endpoint of its own")
 	}
+	// ea loads and watches blue's claims alone (its three containers):
+	// green's are not in its index.
+	claims := func() string {
+		return fmt.Sprintf("networks loaded %v, endpoint records %v", etMetric(b.agents[0], "ofctl_agent_etcd_networks_loaded"),
+			etMetric(b.agents[0], `ofctl_agent_etcd_records{kind="endpoint"}`))
+	}
+	if got := claims(); got != "networks loaded 1, endpoint records 3" {
+		t.Fatalf("ea's etcd index without a green endpoint: %s", got)
+	}
 
 	start := time.Now()
 	g2 := etAttachIn(t, ea, "g2", "10.30.1.10/16", etGreen.Name)
@@ -73,10 +83,15 @@ func TestEtcdScopedFlows(t *testing.T) {
 		return ok
 	}, "g2 never reached g1")
 	t.Logf("attach (ovs-vsctl add-port) to installed mark %v, to first answered ping %v", marked, first)
+	if got := claims(); got != "networks loaded 2, endpoint records 5" {
+		t.Errorf("ea's etcd index with a green endpoint: %s", got)
+	}
 
 	ea.Vsctl(t, "del-port", "br-int", g2.HostIf)
 	testbed.Eventually(t, 10*time.Second, func() bool { return !etPrograms(t, ea, g1) },
 		"ea still programs green's remote endpoints after its last green endpoint left")
+	testbed.Eventually(t, 10*time.Second, func() bool { return claims() == "networks loaded 1, endpoint records 3" },
+		"ea still holds green's claims after its last green endpoint left: %s", claims())
 	if !etPrograms(t, ea, b.cs[1]) {
 		t.Error("ea dropped blue's remote endpoints with green's")
 	}

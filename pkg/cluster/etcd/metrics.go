@@ -17,6 +17,7 @@ var collectorHelp = []struct{ name, help string }{
 	{"etcd_resyncs_total", "Full re-lists of the prefix after the first (the watch fell behind a compaction)."},
 	{"etcd_records", "Records stored under the prefix, by kind (network, host, endpoint; old-layout: records of the key layout of earlier versions, ignored)."},
 	{"etcd_view_remote_endpoints", "Endpoints in the cluster view (conflicts resolved, this host's included)."},
+	{"etcd_networks_loaded", "Networks whose endpoint claims this host loads and watches (scoped: the networks it uses)."},
 	{"etcd_publish_pending", "1 while this host's records are not all written to etcd."},
 	{"etcd_publish_failures_total", "Failed attempts to write this host's records (retried)."},
 	{"etcd_lease_grants_total", "Leases granted to this host's records (more than one: a lease expired)."},
@@ -57,6 +58,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("etcd_records", prometheus.GaugeValue, float64(s.Claims), "endpoint")
 	emit("etcd_records", prometheus.GaugeValue, float64(s.OldLayout), "old-layout")
 	emit("etcd_view_remote_endpoints", prometheus.GaugeValue, float64(s.ViewEndpoints))
+	emit("etcd_networks_loaded", prometheus.GaugeValue, float64(s.Loaded))
 	if c.pub == nil {
 		return
 	}
