@@ -58,16 +58,22 @@ func (d *daemon) peakRSS(b *testing.B) float64 {
 // unquoted) of the first line of the agent's text log whose msg is msg.
 func (d *daemon) logLine(b *testing.B, msg string) map[string]string {
 	b.Helper()
+	return d.firstLogLine(b, msg)
+}
+
+// firstLogLine is logLine for the first line whose msg is one of msgs.
+func (d *daemon) firstLogLine(b *testing.B, msgs ...string) map[string]string {
+	b.Helper()
 	data, err := os.ReadFile(d.LogPath)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if attrs := parseLogLine(line); attrs["msg"] == msg {
+		if attrs := parseLogLine(line); slices.Contains(msgs, attrs["msg"]) {
 			return attrs
 		}
 	}
-	b.Fatalf("no %q line in the agent's log %s", msg, d.LogPath)
+	b.Fatalf("no %q line in the agent's log %s", msgs, d.LogPath)
 	return nil
 }
 
