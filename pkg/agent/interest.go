@@ -36,7 +36,8 @@ const (
 
 // interest is the agent's bookkeeping of the networks of interest.
 type interest struct {
-	scoper cluster.Scoper // nil: the source loads everything
+	scoper   cluster.Scoper // nil: the source loads everything
+	loadWait time.Duration  // allocLoadWait (tests shorten it)
 
 	mu    sync.Mutex
 	last  []string             // told to the source, sorted
@@ -48,7 +49,7 @@ type interest struct {
 
 func newInterest(src cluster.Source) *interest {
 	sc, _ := src.(cluster.Scoper)
-	return &interest{scoper: sc, alloc: map[string]time.Time{}}
+	return &interest{scoper: sc, loadWait: allocLoadWait, alloc: map[string]time.Time{}}
 }
 
 // needsNetwork is the network whose remote endpoints a local endpoint
@@ -165,7 +166,7 @@ func (a *Agent) loadForAllocation(ctx context.Context, network string) {
 		return
 	}
 	a.updateInterest()
-	ctx, cancel := context.WithTimeout(ctx, allocLoadWait)
+	ctx, cancel := context.WithTimeout(ctx, in.loadWait)
 	defer cancel()
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
@@ -179,7 +180,7 @@ func (a *Agent) loadForAllocation(ctx context.Context, network string) {
 		select {
 		case <-ctx.Done():
 			a.log.Warn("allocating without the other hosts' claims of the network: they did not load in time",
-				"network", network, "waited", allocLoadWait)
+				"network", network, "waited", in.loadWait)
 			return
 		case <-t.C:
 		}
