@@ -35,11 +35,14 @@ const (
 )
 
 // One network and this host alone: no remote-host flows, so the bridge holds
-// the fixed flows, the network's flow and five flows per endpoint.
+// the fixed flows, the network's flow and five flows per endpoint. No
+// gateway: the agent binary (AgentDaemon) would add one, and its port and
+// flows, on a bridge the in-process agent programmed without.
 const agentCluster = `networks:
   - name: blue
     vni: 100
     subnet: 10.100.0.0/16
+    gateway: false
 hosts:
   - name: self
     tunnel_ip: 192.0.2.1
