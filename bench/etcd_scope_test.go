@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"syscall"
@@ -122,8 +124,12 @@ func BenchmarkEtcdScoped(b *testing.B) {
 			b.ReportMetric(float64(want), fmt.Sprintf("flows/used=%d", used))
 			b.ReportMetric(rss, fmt.Sprintf("rss-MiB/used=%d", used))
 			b.ReportMetric(heap, fmt.Sprintf("heap-MiB/used=%d", used))
+			b.ReportMetric(a.Metric(b, `ofctl_agent_etcd_records{kind="endpoint"}`), fmt.Sprintf("claims/used=%d", used))
 		}
 		report(0)
+		// etcd's traffic to this host: what etcd sends while every claim
+		// of a network the host does not use is rewritten.
+		b.ReportMetric(scopeChurn(b, srv, scopeNets-1), "etcd-sent-KiB/churn-unused-net")
 		var bringIn []time.Duration
 		for k := range scopeNets {
 			ip := scopeLocalIP(k)
@@ -136,6 +142,7 @@ func BenchmarkEtcdScoped(b *testing.B) {
 			bringIn = append(bringIn, time.Since(start))
 			if k == 0 {
 				report(1)
+				b.ReportMetric(scopeChurn(b, srv, 0), "etcd-sent-KiB/churn-used-net")
 			}
 		}
 		report(scopeNets)
@@ -155,10 +162,60 @@ func BenchmarkEtcdScoped(b *testing.B) {
 		etcdWaitFlows(b, node, want, 2*time.Minute)
 		time.Sleep(2 * time.Second)
 		rss, heap := all.memory(b)
+		b.ReportMetric(all.Metric(b, `ofctl_agent_etcd_records{kind="endpoint"}`), "claims/all")
+		b.ReportMetric(scopeChurn(b, srv, scopeNets-1), "etcd-sent-KiB/churn-all")
 		b.ReportMetric(float64(want), "flows/all")
 		b.ReportMetric(rss, "rss-MiB/all")
 		b.ReportMetric(heap, "heap-MiB/all")
 		all.Stop(syscall.SIGTERM)
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// scopeChurn rewrites every claim of network k (same values: each put is
+// one watch event, no view change) and returns what etcd sent its
+// clients meanwhile, in KiB (etcd_network_client_grpc_sent_bytes_total
+// of its /metrics: the watches' events, plus the small answers to these
+// puts and the agent's probes).
+func scopeChurn(b *testing.B, srv *etcdtest.Server, k int) float64 {
+	b.Helper()
+	c := srv.Client(b)
+	var ops []clientv3.Op
+	for h := k; h < scopeHosts; h += scopeNets {
+		for j := range scopePerHost {
+			ip := scopeEndpoint(h, j)
+			ops = append(ops, clientv3.OpPut(etcd.EndpointKey(etcdPrefix, scopeNet(k).Name, ip, etcdHostName(h)),
+				string(etcd.EncodeEndpoint(arp.DerivedMAC(ip)))))
+		}
+	}
+	before := etcdSentBytes(b, srv)
+	for i := 0; i < len(ops); i += etcdTxnOps {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := c.Txn(ctx).Then(ops[i:min(i+etcdTxnOps, len(ops))]...).Commit()
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	time.Sleep(2 * time.Second) // the watches deliver
+	return (etcdSentBytes(b, srv) - before) / 1024
+}
+
+// etcdSentBytes is etcd's etcd_network_client_grpc_sent_bytes_total.
+func etcdSentBytes(b *testing.B, srv *etcdtest.Server) float64 {
+	b.Helper()
+	resp, err := http.Get(srv.Endpoint() + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := testbed.Sample(body, "etcd_network_client_grpc_sent_bytes_total")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
 }
