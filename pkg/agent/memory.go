@@ -71,7 +71,8 @@ func (r *releaser) arm() {
 }
 
 // onQuiet releases memory when enough garbage is left, at most once per
-// releaseEvery.
+// releaseEvery: too soon after the last release, it waits for the rest of
+// that time.
 func (r *releaser) onQuiet() {
 	heap, every := r.heap, r.every
 	if heap == nil {
@@ -85,11 +86,13 @@ func (r *releaser) onQuiet() {
 		return
 	}
 	r.mu.Lock()
-	recent := !r.last.IsZero() && time.Since(r.last) < every
-	r.mu.Unlock()
-	if !recent {
-		r.release()
+	if wait := every - time.Since(r.last); !r.last.IsZero() && wait > 0 {
+		r.timer.Reset(wait)
+		r.mu.Unlock()
+		return
 	}
+	r.mu.Unlock()
+	r.release()
 }
 
 // release runs debug.FreeOSMemory in the background unless one runs.

@@ -44,10 +44,10 @@ func TestReleaserOnlyAfterLargeChanges(t *testing.T) {
 
 // After small changes, memory is released once they stop for the quiet
 // time, only with enough garbage, and not again within the minimum
-// interval.
+// interval, but once it has passed.
 func TestReleaserQuietAfterSmallChanges(t *testing.T) {
 	var garbage atomic.Uint64
-	r := releaser{free: func() {}, quiet: 50 * time.Millisecond, every: time.Hour,
+	r := releaser{free: func() {}, quiet: 300 * time.Millisecond, every: 3 * time.Second,
 		heap: func() (uint64, uint64) { return garbage.Load(), 40 << 20 }}
 	waitCount := func(want uint64, within time.Duration) {
 		t.Helper()
@@ -61,7 +61,7 @@ func TestReleaserQuietAfterSmallChanges(t *testing.T) {
 	}
 	garbage.Store(8 << 20) // under minGarbage
 	r.after(3)
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(time.Second)
 	waitCount(0, 0)
 	garbage.Store(32 << 20)
 	for range 10 { // changes keep coming: no release meanwhile
@@ -72,13 +72,12 @@ func TestReleaserQuietAfterSmallChanges(t *testing.T) {
 		t.Fatal("a release ran while changes kept coming")
 	}
 	waitCount(1, 10*time.Second)
-	r.after(3) // within every of the last release: none
-	time.Sleep(200 * time.Millisecond)
-	waitCount(1, 0)
-	r.mu.Lock()
-	r.last = time.Now().Add(-2 * time.Hour)
-	r.mu.Unlock()
-	r.after(3)
+	released := time.Now()
+	r.after(3) // quiet again within every of the last release: it waits
+	time.Sleep(time.Second)
+	if r.count.Load() != 1 && time.Since(released) < r.every {
+		t.Fatal("released again within the minimum interval")
+	}
 	waitCount(2, 10*time.Second)
 }
 
