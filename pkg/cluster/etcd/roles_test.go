@@ -274,3 +274,28 @@ func TestRolesWithClientCertificates(t *testing.T) {
 		t.Errorf("a certificate of no etcd user reads the prefix: err %v, want permission denied", err)
 	}
 }
+
+// TestRolesNetworkNotGranted: a host with an endpoint in a network its
+// role has no grant for cannot publish that claim (etcd refuses it, the
+// publisher keeps retrying and says so), while its claims in the networks
+// it may join and its host record are written and seen by the others.
+func TestRolesNetworkNotGranted(t *testing.T) {
+	b := startAuthBed(t)
+	a := b.agent(t, "host-a", "192.0.2.1", blueEP(1), nil)
+	bb := b.agent(t, "host-b", "192.0.2.2", blueEP(2), nil)
+	red := endpoint.Endpoint{Network: "red", IP: netip.MustParseAddr("10.200.0.1"), MAC: net.HardwareAddr{2, 0, 0, 0, 2, 1}}
+	a.pub.PublishEndpoints([]endpoint.Endpoint{blueEP(1), red, blueEP(3)})
+	eventually(t, 10*time.Second, func() bool {
+		s := a.pub.State()
+		return sees(bb.src, "host-a", "10.100.0.1") && sees(bb.src, "host-a", "10.100.0.3") && s.Pending && s.Failures > 0
+	}, "host-a's blue claims not published beside the refused red one: %+v", a.pub.State())
+	if v, _ := getKV(t, b.root, EndpointKey(DefaultPrefix, "red", red.IP, "host-a")); v != "" {
+		t.Errorf("host-a's claim in red, a network not granted to it, was written: %s", v)
+	}
+	if v, _ := getKV(t, b.root, HostKey(DefaultPrefix, "host-a")); v == "" {
+		t.Error("host-a's host record is missing")
+	}
+	if s := a.pub.State(); s.ForeignWrites != 0 {
+		t.Errorf("the refusal counted as foreign writes: %+v", s)
+	}
+}
