@@ -32,7 +32,8 @@ func etAttachIn(t *testing.T, n *testbed.Node, name, ip, network string) *testbe
 // added to green on ea brings green's remote endpoints in with its own
 // flows (its installed mark is written after both) and reaches eb's; the
 // time from the attach to the first answered ping is logged; once it
-// leaves, ea drops green's remote endpoints again.
+// leaves, ea drops green's remote endpoints (and claims) again; a restart
+// of ea's agent changes none of its flows.
 func TestEtcdScopedFlows(t *testing.T) {
 	b := etSetup(t)
 	b.pingAll(t, 20*time.Second)
@@ -95,5 +96,18 @@ func TestEtcdScopedFlows(t *testing.T) {
 	if !etPrograms(t, ea, b.cs[1]) {
 		t.Error("ea dropped blue's remote endpoints with green's")
 	}
+
+	// A restart keeps every flow: the start loads the claims of the
+	// networks of the endpoints it finds before its first Sync, which
+	// then removes nothing (without that wait blue's remote endpoints
+	// would go, and come back once loaded).
+	restarted := time.Now()
+	b.agents[0].Restart(t)
+	synced := b.agents[0].Logged(t, `msg="pipeline synchronised"`, restarted)
+	if synced.Attr("deleted") != "0" || synced.Attr("added") != "0" {
+		t.Errorf("ea's restart changed its flows: %s", synced.Line)
+	}
+	loaded := b.agents[0].Logged(t, `msg="remote endpoints of the networks in use loaded"`, restarted)
+	t.Logf("restart: the networks in use loaded in %s", loaded.Attr("took"))
 	b.pingAll(t, 20*time.Second)
 }
