@@ -51,8 +51,9 @@
 // compaction behind any of them lists everything again (scope.go).
 //
 // The index costs are proportional to the change, except when networks
-// change (every endpoint is checked again) or a host appears or vanishes
-// (its claims are found by a scan). Each published view holds a new sorted
+// change (every endpoint is checked again), a host appears or vanishes
+// (its claims are found by a scan) or a network's claims are dropped (a
+// scan of the IPs loaded). Each published view holds a new sorted
 // endpoint list, built by merging the changes into the previous one: one
 // copy of the list per batch of changes.
 package etcd
