@@ -119,6 +119,7 @@ type Agent struct {
 	loaded      chan struct{}              // closed once Run has loaded the model
 	readyCh     chan struct{}              // closed when the agent is first ready
 	pre         atomic.Pointer[prefetched] // the start-up flow dump (prefetch.go)
+	sw          ofSwitch                   // the reconciler's seam to OVS
 
 	mu          sync.Mutex
 	rejects     map[string]uint64
@@ -148,8 +149,9 @@ func New(cfg Config) (*Agent, error) {
 	if a.ipam, err = ipam.New(ipam.Config{Node: cfg.NodeName, TTL: cfg.AllocationTTL, OnExpire: a.allocationExpired}); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	a.sw = ofSwitch{conn: a.conn.Load, maxTable: maxTable}
 	a.rec = reconcile.New(reconcile.Config{
-		Switch:     ofSwitch{conn: a.conn.Load, maxTable: maxTable, prefetched: a.takePrefetched},
+		Switch:     a.sw,
 		Regenerate: func(o reconcile.Owner) []flow.Flow { return a.model.regenerate(o) },
 		Rank:       ownerRank,
 		OnFailure:  a.ownerFailure,

@@ -273,7 +273,13 @@ func (a *Agent) verify(ctx context.Context) time.Duration {
 // sync runs one full Sync and reports it to OnSync.
 func (a *Agent) sync(ctx context.Context) (reconcile.SyncResult, error) {
 	start := a.dumpStart()
-	res, err := a.rec.Sync(ctx)
+	var res reconcile.SyncResult
+	var err error
+	if idx := a.takePrefetched(a.conn.Load()); idx != nil { // the start's dump (prefetch.go)
+		res, err = a.rec.SyncIndexed(ctx, idx)
+	} else {
+		res, err = a.rec.Sync(ctx)
+	}
 	if res.Duration == 0 {
 		res.Duration = time.Since(start) // failed: Sync sets it only on success
 	}

@@ -20,20 +20,11 @@ var errNoSwitch = errors.New("no openflow connection")
 type ofSwitch struct {
 	conn     func() *openflow.Conn // current connection or nil
 	maxTable uint8                 // the agent owns tables 0..maxTable
-	// prefetched, if set, returns (once) a dump of every flow already
-	// taken on the connection (prefetch.go), or nil.
-	prefetched func(*openflow.Conn) *openflow.FlowDump
 }
 
 // DumpFlows calls each for every flow of the agent's tables, foreign ones
-// included, reply by reply as OVS sends them, or from the dump taken on
-// this connection while the model loaded.
+// included, reply by reply as OVS sends them.
 func (s ofSwitch) DumpFlows(ctx context.Context, each func(*flow.Stats) error) error {
-	if c := s.conn(); c != nil && s.prefetched != nil {
-		if d := s.prefetched(c); d != nil {
-			return d.Each(s.ours(each))
-		}
-	}
 	return s.dump(ctx, openflow.FlowStatsFilter{TableID: openflow13.OFPTT_ALL}, each)
 }
 

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/flow"
 	"github.com/ofctl-agent/ofctl-agent/pkg/openflow"
+	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
 )
 
 // At start-up the OpenFlow connection comes up while the agent is still
@@ -22,7 +24,7 @@ import (
 type prefetched struct {
 	conn  *openflow.Conn
 	start time.Time // when the dump was requested
-	dump  *openflow.FlowDump
+	index *reconcile.DumpIndex
 }
 
 // prefetch, on a connection made before the model is loaded, dumps the
@@ -39,6 +41,10 @@ func (a *Agent) prefetch(ctx context.Context, c *openflow.Conn) error {
 	if err != nil {
 		return fmt.Errorf("dump flows: %w", err)
 	}
+	index, err := a.rec.IndexDump(func(each func(*flow.Stats) error) error { return d.Each(a.sw.ours(each)) })
+	if err != nil {
+		return fmt.Errorf("dump flows: %w", err)
+	}
 	a.log.Debug("flows dumped while the model loads", "flows", d.Len(), "took", time.Since(start))
 	select {
 	case <-a.loaded:
@@ -47,15 +53,15 @@ func (a *Agent) prefetch(ctx context.Context, c *openflow.Conn) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	a.pre.Store(&prefetched{conn: c, start: start, dump: d})
+	a.pre.Store(&prefetched{conn: c, start: start, index: index})
 	return nil
 }
 
 // takePrefetched returns, once, the dump prefetch left for connection c
 // (nil if none).
-func (a *Agent) takePrefetched(c *openflow.Conn) *openflow.FlowDump {
+func (a *Agent) takePrefetched(c *openflow.Conn) *reconcile.DumpIndex {
 	if p := a.pre.Swap(nil); p != nil && p.conn == c {
-		return p.dump
+		return p.index
 	}
 	return nil
 }

@@ -30,7 +30,11 @@ func (s SyncResult) Changed() int { return s.Added + s.Modified + s.Deleted }
 // isolate their owners and the rest is committed without them. The dump is
 // compared flow by flow as it arrives; the adds are generated owner by
 // owner while the bundle is sent.
-func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) {
+func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) { return r.sync(ctx, nil) }
+
+// sync is Sync, comparing with idx instead of a dump when it is set
+// (SyncIndexed).
+func (r *Reconciler) sync(ctx context.Context, idx *DumpIndex) (SyncResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
@@ -44,7 +48,12 @@ func (r *Reconciler) Sync(ctx context.Context) (SyncResult, error) {
 	var dels []flow.Key
 	var buf []byte
 	first := true
-	err := r.cfg.Switch.DumpFlows(ctx, func(st *flow.Stats) error {
+	dump := r.cfg.Switch.DumpFlows
+	if idx != nil {
+		dels = r.compareIndex(idx, &res)
+		dump = func(context.Context, func(*flow.Stats) error) error { return nil }
+	}
+	err := dump(ctx, func(st *flow.Stats) error {
 		if first { // OVS holds flows: the owners given with SetLater must be known to compare
 			first = false
 			r.compileAllLater()
