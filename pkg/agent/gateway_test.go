@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
 	"github.com/ofctl-agent/ofctl-agent/pkg/gateway"
+	"github.com/ofctl-agent/ofctl-agent/pkg/ovsdb"
 	"github.com/ofctl-agent/ofctl-agent/pkg/pipeline"
 	"github.com/ofctl-agent/ofctl-agent/pkg/reconcile"
 )
@@ -101,3 +103,23 @@ type noLinks struct{}
 
 func (noLinks) Ensure(gateway.Gateway, int) ([]string, error) { return nil, nil }
 func (noLinks) Prune([]gateway.Gateway) ([]string, error)     { return nil, nil }
+
+// The gateway keeper sees the gateway ports alone: those named as gateways
+// are and those carrying the gateway role (a role set by hand on another
+// port is the keeper's to remove).
+func TestIsGatewayPort(t *testing.T) {
+	for _, tc := range []struct {
+		iface ovsdb.Interface
+		want  bool
+	}{
+		{ovsdb.Interface{Name: gateway.PortName("blue")}, true},
+		{ovsdb.Interface{Name: gateway.PortName("a-very-long-network-name")}, true},
+		{ovsdb.Interface{Name: "vc1", ExternalIDs: map[string]string{endpoint.KeyRole: endpoint.RoleGateway}}, true},
+		{ovsdb.Interface{Name: "vc1", ExternalIDs: map[string]string{endpoint.KeyNetwork: "blue"}}, false},
+		{ovsdb.Interface{Name: "gre0"}, false},
+	} {
+		if got := isGatewayPort(&tc.iface); got != tc.want {
+			t.Errorf("%s %v: %v, want %v", tc.iface.Name, tc.iface.ExternalIDs, got, tc.want)
+		}
+	}
+}

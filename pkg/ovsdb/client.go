@@ -487,6 +487,22 @@ func (c *Client) Interface(name string) (Interface, bool) {
 	return Interface{}, false
 }
 
+// InterfacesWhere returns the interfaces on the bridge that keep accepts,
+// as Interfaces does (copies, by name): a caller that needs a few of many
+// interfaces, often, need not copy them all.
+func (c *Client) InterfacesWhere(keep func(*Interface) bool) []Interface {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Interface
+	for _, i := range c.known {
+		if keep(&i) {
+			out = append(out, i.clone())
+		}
+	}
+	slices.SortFunc(out, func(a, b Interface) int { return compareIfaces(&a, &b) })
+	return out
+}
+
 func (c *Client) snapshotLocked() []Interface {
 	out := make([]Interface, 0, len(c.known))
 	for _, i := range c.known {

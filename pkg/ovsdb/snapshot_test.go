@@ -83,3 +83,25 @@ func TestFramer(t *testing.T) {
 		t.Fatalf("cut message: %q, %v", msg, err)
 	}
 }
+
+// InterfacesWhere returns the accepted interfaces alone, by name, as
+// copies the caller may change.
+func TestInterfacesWhere(t *testing.T) {
+	c, err := New(Config{Endpoint: "unix:/nowhere", NodeName: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.known = map[string]Interface{
+		"u3": {UUID: "u3", Name: "ofgw-red", ExternalIDs: map[string]string{"k": "v"}},
+		"u1": {UUID: "u1", Name: "d1"},
+		"u2": {UUID: "u2", Name: "ofgw-blue"},
+	}
+	got := c.InterfacesWhere(func(i *Interface) bool { return strings.HasPrefix(i.Name, "ofgw-") })
+	if len(got) != 2 || got[0].Name != "ofgw-blue" || got[1].Name != "ofgw-red" {
+		t.Fatalf("got %+v, want ofgw-blue then ofgw-red", got)
+	}
+	got[1].ExternalIDs["k"] = "changed"
+	if c.known["u3"].ExternalIDs["k"] != "v" {
+		t.Fatal("InterfacesWhere returned the client's own map")
+	}
+}
