@@ -356,6 +356,11 @@ func (a *Agent) startOVSDB(ctx context.Context, wg *sync.WaitGroup) {
 			return
 		}
 		start()
+		select {
+		case <-a.db.Monitored(): // its initial load, after ready: give the memory it used back
+			a.memory.after(bigChange)
+		case <-ctx.Done():
+		}
 	}()
 }
 

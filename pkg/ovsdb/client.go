@@ -63,6 +63,9 @@ type Client struct {
 	stats      Stats
 	synced     chan struct{} // closed after the first read of the bridge's interfaces
 	syncedOnce sync.Once
+	// monitored is closed after the monitor's first full read (Monitored).
+	monitored     chan struct{}
+	monitoredOnce sync.Once
 	// snapRestore is flow-restore-wait as the snapshot read it, until the
 	// first connection (FlowRestoreWait answers from it before; nil: none).
 	snapRestore *bool
@@ -80,17 +83,18 @@ func New(cfg Config) (*Client, error) {
 	}
 	log := cfg.Logger.With("component", "ovsdb", "bridge", cfg.Bridge.Name)
 	return &Client{
-		cfg:     cfg,
-		log:     log,
-		logr:    newLogr(log),
-		dbModel: m,
-		dirty:   make(chan struct{}, 1),
-		closing: make(chan struct{}),
-		up:      make(chan struct{}),
-		known:   map[string]Interface{},
-		subs:    map[*Subscription]struct{}{},
-		synced:  make(chan struct{}),
-		ids:     idWriter{kick: make(chan struct{}, 1)},
+		cfg:       cfg,
+		log:       log,
+		logr:      newLogr(log),
+		dbModel:   m,
+		dirty:     make(chan struct{}, 1),
+		closing:   make(chan struct{}),
+		up:        make(chan struct{}),
+		known:     map[string]Interface{},
+		subs:      map[*Subscription]struct{}{},
+		synced:    make(chan struct{}),
+		monitored: make(chan struct{}),
+		ids:       idWriter{kick: make(chan struct{}, 1)},
 	}, nil
 }
 
@@ -466,6 +470,11 @@ func (c *Client) publishDelta(dirty map[string]struct{}, now map[string]Interfac
 // has no interfaces: a caller that acts on their absence (removes flows)
 // must wait for it.
 func (c *Client) Synced() <-chan struct{} { return c.synced }
+
+// Monitored is closed once the monitor (Run) has read the bridge's rows
+// for the first time. Without Preload it comes with Synced; after one, it
+// marks the end of the monitor's initial load.
+func (c *Client) Monitored() <-chan struct{} { return c.monitored }
 
 // Interfaces returns the interfaces on the bridge as last seen, by name.
 func (c *Client) Interfaces() []Interface {

@@ -60,6 +60,11 @@ func TestSnapshotMatchesTheMonitor(t *testing.T) {
 	if got := byUUID(c.Interfaces()); !reflect.DeepEqual(got, mon) {
 		t.Fatalf("interfaces after Preload: %+v, want %+v", got, mon)
 	}
+	select {
+	case <-c.Monitored():
+		t.Fatal("Monitored before Run")
+	default:
+	}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(context.Background()) }()
 	t.Cleanup(func() {
@@ -70,6 +75,11 @@ func TestSnapshotMatchesTheMonitor(t *testing.T) {
 	})
 
 	testbed.Eventually(t, 20*time.Second, func() bool { return c.Stats().Connected }, "libovsdb never connected")
+	select {
+	case <-c.Monitored():
+	case <-time.After(20 * time.Second):
+		t.Fatal("Monitored not closed after the monitor's first read")
+	}
 	if _, err := c.Preload(ctx); err == nil {
 		t.Error("Preload after Run: no error")
 	}

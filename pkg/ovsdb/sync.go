@@ -14,7 +14,8 @@ import (
 func (c *Client) sync(ctx context.Context, cl client.Client) error {
 	ch := c.changes.take()
 	var err error
-	if ch.full || c.index == nil {
+	full := ch.full || c.index == nil
+	if full {
 		err = c.syncFull(ctx, cl)
 	} else {
 		err = c.syncDelta(ctx, cl, ch)
@@ -24,6 +25,9 @@ func (c *Client) sync(ctx context.Context, cl client.Client) error {
 		return err
 	}
 	c.syncedOnce.Do(func() { close(c.synced) })
+	if full {
+		c.monitoredOnce.Do(func() { close(c.monitored) })
+	}
 	return c.reconcile(ctx, cl)
 }
 
