@@ -103,7 +103,9 @@ func etcdWantFlows() int {
 // etcd client and the view included, etcd itself not) with where the RSS
 // goes (memSplit), the RSS and live heap again after the changes without a
 // forced GC (steady) and the peak RSS, and the flow_mods and latency of
-// single remote-endpoint changes.
+// single remote-endpoint changes: polled with ovs-ofctl dump-flows (p50,
+// of which one dump is dump-p50-ms) and as OVS's flow monitor reports the
+// flow (ovs-p50).
 func BenchmarkEtcdConverge(b *testing.B) {
 	testbed.Require(b)
 	srv := etcdtest.Start(b)
@@ -145,6 +147,9 @@ func BenchmarkEtcdConverge(b *testing.B) {
 		b.ReportMetric(ms(mac.p50), "mac-change-p50-ms")
 		b.ReportMetric(move.mods, "flowmods/move")
 		b.ReportMetric(ms(move.p50), "move-p50-ms")
+		b.ReportMetric(ms(mac.ovsP50), "mac-change-ovs-p50-ms")
+		b.ReportMetric(ms(move.ovsP50), "move-ovs-p50-ms")
+		b.ReportMetric(ms(min(mac.dumpP50, move.dumpP50)), "dump-p50-ms")
 		b.ReportMetric(gone.mods, "flowmods/host-gone")
 		b.ReportMetric(ms(gone.p50), "host-gone-p50-ms")
 		b.ReportMetric(float64(want), "flows")
@@ -240,25 +245,34 @@ func etcdWaitFlows(b *testing.B, node *testbed.Node, want int, timeout time.Dura
 type changeResult struct {
 	mods float64 // flow_mods per change (mean)
 	p50  time.Duration
+	// ovsP50: the etcd write to OVS's flow monitor reporting the flow
+	// (l2Events); dumpP50: one ovs-ofctl dump-flows of the flow, the
+	// polled p50's floor (single changes only).
+	ovsP50, dumpP50 time.Duration
 }
 
 // etcdChangeOne changes single records and waits for OVS to show each:
 // first a MAC change (same host), then a move to another host. The flow
-// checked is the endpoint's l2_forward flow (dl_dst=MAC, reg2=host).
+// checked is the endpoint's l2_forward flow (dl_dst=MAC, reg2=host), by
+// polling ovs-ofctl dump-flows (p50) and by OVS's flow monitor (ovsP50).
 func etcdChangeOne(b *testing.B, c *clientv3.Client, node *testbed.Node, a *daemon) (mac, move changeResult) {
 	b.Helper()
+	events := watchL2(b, node)
+	defer events.stop()
 	run := func(change func(i int) (m net.HardwareAddr, host int)) changeResult {
-		var lat []time.Duration
+		var lat, ovs, dumps []time.Duration
 		before := a.Metric(b, "ofctl_agent_flow_mods_total")
 		for i := range etcdChanges {
 			start := time.Now()
 			m, host := change(i)
-			etcdWaitFlow(b, node, m, host)
+			dump := etcdWaitFlow(b, node, m, host)
 			lat = append(lat, time.Since(start))
+			ovs = append(ovs, events.added(b, m, etcdHostHex(host), start).Sub(start))
+			dumps = append(dumps, dump)
 		}
 		time.Sleep(time.Second) // a late flush would count too
 		mods := (a.Metric(b, "ofctl_agent_flow_mods_total") - before) / etcdChanges
-		return changeResult{mods: mods, p50: quantile(lat, 0.5)}
+		return changeResult{mods: mods, p50: quantile(lat, 0.5), ovsP50: quantile(ovs, 0.5), dumpP50: quantile(dumps, 0.5)}
 	}
 	mac = run(func(i int) (net.HardwareAddr, int) {
 		h, j := i*37%etcdHosts, i%etcdPerHost
@@ -321,22 +335,31 @@ func etcdPutCtx(b *testing.B, c *clientv3.Client, key, value string) {
 	}
 }
 
-// etcdWaitFlow waits until the l2_forward flow for mac sends to host.
-func etcdWaitFlow(b *testing.B, node *testbed.Node, mac net.HardwareAddr, host int) {
-	b.Helper()
+// etcdHostHex is host's tunnel IP as l2_forward flows load it into reg2.
+func etcdHostHex(host int) string {
 	ip := etcdHostIP(host).As4()
-	want := fmt.Sprintf("%#x", uint32(ip[0])<<24|uint32(ip[1])<<16|uint32(ip[2])<<8|uint32(ip[3]))
+	return fmt.Sprintf("%#x", uint32(ip[0])<<24|uint32(ip[1])<<16|uint32(ip[2])<<8|uint32(ip[3]))
+}
+
+// etcdWaitFlow waits until the l2_forward flow for mac sends to host, and
+// returns how long the dump that showed it took (ovs-ofctl's process and
+// ovs-vswitchd's walk of the table's 100,000 flows).
+func etcdWaitFlow(b *testing.B, node *testbed.Node, mac net.HardwareAddr, host int) time.Duration {
+	b.Helper()
+	want := etcdHostHex(host)
 	match := fmt.Sprintf("table=%d,dl_dst=%s", pipeline.L2Forward.ID(), mac)
 	deadline := time.Now().Add(30 * time.Second)
 	var out string
 	for time.Now().Before(deadline) {
 		var err error
+		asked := time.Now()
 		if out, err = node.OfctlErr("dump-flows", agentBridge, match); err == nil && strings.Contains(out, want) {
-			return
+			return time.Since(asked)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	b.Fatalf("no l2_forward flow for %s to %s after 30s:\n%s", mac, want, out)
+	return 0
 }
 
 // etcdListTook is the agent's initial list time, from its log.
