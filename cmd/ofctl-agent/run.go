@@ -166,6 +166,10 @@ func newAgent(cfg config.Config, log *slog.Logger, loop *metrics.LoopMetrics, dn
 	return a, backend, nil
 }
 
+// metricsConnDelay bounds how long the metrics' own OpenFlow connection
+// waits for the agent to be ready.
+const metricsConnDelay = 2 * time.Second
+
 // serveHTTP starts the HTTP server: /metrics, /healthz, /readyz,
 // /debug/pprof/ (with --pprof), and /healthz and /readyz on
 // --health-listen; the debug API mounts its handlers with srv.Mount. extra
@@ -177,9 +181,12 @@ func serveHTTP(ctx context.Context, cfg config.Config, ag *agent.Agent, loop *me
 	handlers map[string]http.Handler, extra ...prometheus.Collector) (srv *httpserver.Server, closeHTTP func(), err error) {
 	// The OVS collectors read on a connection of their own (the agent's
 	// while it is down): on the agent's, its flow_mods would wait behind
-	// their replies.
-	sw, stopSwitch, err := metrics.OwnSwitch(ctx, openflow.Config{Addr: cfg.OpenFlow, EchoInterval: cfg.EchoInterval,
-		DeadInterval: cfg.DeadInterval, Logger: log.With("connection", "metrics")}, metrics.AgentSwitch(ag))
+	// their replies. It connects once the agent is ready (or
+	// metricsConnDelay after the start): a start's dump needs Open
+	// vSwitch, and both cores, to itself.
+	sw, stopSwitch, err := metrics.OwnSwitchAfter(ctx, openflow.Config{Addr: cfg.OpenFlow, EchoInterval: cfg.EchoInterval,
+		DeadInterval: cfg.DeadInterval, Logger: log.With("connection", "metrics")}, metrics.AgentSwitch(ag),
+		ag.FirstReady(), metricsConnDelay)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -430,6 +430,10 @@ func (a *Agent) Status() Status {
 // connection, after its first Sync). It reads one flag: /readyz.
 func (a *Agent) Ready() bool { return a.ready.Load() }
 
+// FirstReady is closed when the agent is first ready (its first Sync done):
+// for what can wait until then, e.g. the metrics' reads of Open vSwitch.
+func (a *Agent) FirstReady() <-chan struct{} { return a.readyCh }
+
 // Desired returns the flows the agent wants in OVS, grouped by owner with a
 // readable name (for /debug/flows and tests). The result is shared until
 // the model changes: read it, do not modify it.

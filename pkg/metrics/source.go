@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ofctl-agent/ofctl-agent/pkg/agent"
 	"github.com/ofctl-agent/ofctl-agent/pkg/endpoint"
@@ -20,6 +21,16 @@ import (
 // reply of a megabyte at 10,000 ports. stop closes the connection and
 // returns once its goroutine has ended (nothing logs after it).
 func OwnSwitch(ctx context.Context, cfg openflow.Config, fallback func() Switch) (get func() Switch, stop func(), err error) {
+	return OwnSwitchAfter(ctx, cfg, fallback, nil, 0)
+}
+
+// OwnSwitchAfter is OwnSwitch connecting only once after is closed, or
+// maxWait later if it never is (after nil: at once): an agent's start,
+// which needs Open vSwitch's every cycle for its own dump, does not share
+// it with a connection that only serves scrapes. Until then get returns
+// the fallback, so a scrape before is still answered from the switch.
+func OwnSwitchAfter(ctx context.Context, cfg openflow.Config, fallback func() Switch,
+	after <-chan struct{}, maxWait time.Duration) (get func() Switch, stop func(), err error) {
 	if cfg.SentHistory == 0 {
 		cfg.SentHistory = 64 // requests only: no flow_mod for an error to name
 	}
@@ -29,7 +40,20 @@ func OwnSwitch(ctx context.Context, cfg openflow.Config, fallback func() Switch)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); _ = cl.Run(ctx) }()
+	go func() {
+		defer close(done)
+		if after != nil {
+			t := time.NewTimer(maxWait)
+			defer t.Stop()
+			select {
+			case <-after:
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+		_ = cl.Run(ctx)
+	}()
 	get = func() Switch {
 		if c := cl.Current(); c != nil && c.Err() == nil {
 			return c
