@@ -57,6 +57,7 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	relaxGCUntilReady(ctx, ag.FirstReady(), log)
 	plugin, err := newDockerPlugin(cfg, ag, backend.source.Current, log)
 	if err != nil {
 		log.Error("cannot start the docker plugin", "err", err)
