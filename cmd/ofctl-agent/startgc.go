@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"math"
 	"os"
 	"runtime/debug"
 	"time"
@@ -17,13 +18,26 @@ import (
 // as the memory is given back after ready).
 const startGCPercent = 400
 
+// startMemoryCap bounds what startGCPercent costs in memory: while the
+// agent starts with no memory limit of its own, the runtime gets this soft
+// limit, so that the collector still runs before the heap reaches it. At
+// 100k remote endpoints GOGC 400 alone took the start's peak RSS from
+// 137-154 to 297-298 MiB; with the cap the peak is 150-171 MiB and the
+// convergence as fast (EtcdConverge, load 0.4: 1.91-1.97 s, 1.06-1.17x the
+// floor, vs 1.92-1.94 s, 1.10-1.12x uncapped). A live heap larger than the
+// cap makes the collector work harder for at most startGCMax (the runtime
+// bounds its CPU), as at the default GOGC.
+const startMemoryCap = 160 << 20
+
 // startGCMax bounds how long the start's GOGC lasts if the agent is never
 // ready.
 const startGCMax = 10 * time.Second
 
-// relaxGCUntilReady sets GOGC to startGCPercent until ready is closed (or
-// startGCMax, or ctx ends), then back to what it was; restored is closed
-// once it is. An operator's GOGC environment variable is left alone.
+// relaxGCUntilReady sets GOGC to startGCPercent, and the soft memory limit
+// to startMemoryCap when none is set, until ready is closed (or
+// startGCMax, or ctx ends), then both back to what they were; restored is
+// closed once they are. An operator's GOGC environment variable leaves
+// both alone.
 func relaxGCUntilReady(ctx context.Context, ready <-chan struct{}, log *slog.Logger) (restored <-chan struct{}) {
 	done := make(chan struct{})
 	if _, ok := os.LookupEnv("GOGC"); ok {
@@ -31,6 +45,10 @@ func relaxGCUntilReady(ctx context.Context, ready <-chan struct{}, log *slog.Log
 		return done
 	}
 	old := debug.SetGCPercent(startGCPercent)
+	capped := debug.SetMemoryLimit(-1) == math.MaxInt64
+	if capped {
+		debug.SetMemoryLimit(startMemoryCap)
+	}
 	go func() {
 		defer close(done)
 		t := time.NewTimer(startGCMax)
@@ -41,7 +59,10 @@ func relaxGCUntilReady(ctx context.Context, ready <-chan struct{}, log *slog.Log
 		case <-ctx.Done():
 		}
 		debug.SetGCPercent(old)
-		log.Debug("start's GOGC restored", "gogc", old)
+		if capped {
+			debug.SetMemoryLimit(math.MaxInt64)
+		}
+		log.Debug("start's GOGC restored", "gogc", old, "memory_cap_lifted", capped)
 	}()
 	return done
 }
