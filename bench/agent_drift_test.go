@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -132,9 +131,7 @@ func (w *eventWatch) total() int {
 func (e *agentBed) watchEvents(b *testing.B) *eventWatch {
 	b.Helper()
 	w := &eventWatch{seen: map[string][]time.Time{}}
-	cmd := exec.Command("ovs-ofctl", "-O", "OpenFlow13", "monitor", agentBridge, "watch:!initial")
-	cmd.Env = append(cmd.Environ(), "OVS_RUNDIR="+e.node.Dir)
-	follow(b, cmd, func(now time.Time, line string) {
+	follow(b, flowMonitor(e.node.Dir), func(now time.Time, line string) {
 		// " event=DELETED reason=delete table=5 cookie=0xfca0... ..."
 		f := strings.Fields(line)
 		if len(f) < 3 || !strings.HasPrefix(f[0], "event=") {

@@ -1,11 +1,8 @@
 package bench
 
 import (
-	"bufio"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -22,8 +19,7 @@ import (
 // whose one dump of a 100,000-flow table costs ovs-vswitchd 13-25 ms, it
 // times when OVS holds the flow, not when a dump could show it.
 type l2Events struct {
-	cmd  *exec.Cmd
-	done chan struct{}
+	stop func() // ends the monitor (before the benchmark's large changes: it would take 201,009 events at the floor's bundle); may be called twice
 
 	mu    sync.Mutex
 	lines []l2Event
@@ -38,54 +34,24 @@ type l2Event struct {
 // watching) or 5 s passed.
 func watchL2(b *testing.B, node *testbed.Node) *l2Events {
 	b.Helper()
-	cmd := exec.Command("ovs-ofctl", "-O", "OpenFlow13", "monitor", agentBridge, "watch:!initial")
-	cmd.Env = append(cmd.Environ(), "OVS_RUNDIR="+node.Dir)
-	r, w, err := os.Pipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = w, w
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		r.Close()
-		b.Fatal(err)
-	}
-	e := &l2Events{cmd: cmd, done: make(chan struct{})}
+	e := &l2Events{}
 	first := make(chan struct{})
-	go func() {
-		defer close(e.done)
-		defer r.Close()
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		once := sync.OnceFunc(func() { close(first) })
-		for sc.Scan() {
-			once()
-			now, line := time.Now(), sc.Text()
-			if strings.Contains(line, "event=DELETED") || !strings.Contains(line, fmt.Sprintf("table=%d ", pipeline.L2Forward.ID())) {
-				continue
-			}
-			e.mu.Lock()
-			e.lines = append(e.lines, l2Event{at: now, line: line})
-			e.mu.Unlock()
+	once := sync.OnceFunc(func() { close(first) })
+	l2 := fmt.Sprintf("table=%d ", pipeline.L2Forward.ID())
+	e.stop = follow(b, flowMonitor(node.Dir), func(now time.Time, line string) {
+		once()
+		if strings.Contains(line, "event=DELETED") || !strings.Contains(line, l2) {
+			return
 		}
-	}()
+		e.mu.Lock()
+		e.lines = append(e.lines, l2Event{at: now, line: line})
+		e.mu.Unlock()
+	})
 	select {
 	case <-first:
 	case <-time.After(5 * time.Second):
 	}
-	b.Cleanup(e.stop)
 	return e
-}
-
-// stop ends the monitor (before the benchmark's large changes: it would
-// take 201,009 events at the floor's bundle). It may be called twice.
-func (e *l2Events) stop() {
-	if e.cmd.ProcessState == nil {
-		_ = e.cmd.Process.Kill() // by its pid
-		_ = e.cmd.Wait()
-	}
-	<-e.done
 }
 
 // added waits up to 30 s for the line of mac's l2_forward flow sending to

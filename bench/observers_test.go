@@ -68,9 +68,7 @@ type flowWatch struct {
 func (e *agentBed) watchFlows(b *testing.B) *flowWatch {
 	b.Helper()
 	w := &flowWatch{added: map[uint64]int{}, last: map[uint64]time.Time{}}
-	cmd := exec.Command("ovs-ofctl", "-O", "OpenFlow13", "monitor", agentBridge, "watch:!initial")
-	cmd.Env = append(cmd.Environ(), "OVS_RUNDIR="+e.node.Dir)
-	follow(b, cmd, func(now time.Time, line string) {
+	follow(b, flowMonitor(e.node.Dir), func(now time.Time, line string) {
 		// " event=ADDED table=1 cookie=0xfca0030012345678 in_port=7 ..."
 		if !strings.HasPrefix(line, " event=ADDED ") {
 			return
@@ -100,10 +98,21 @@ func (w *flowWatch) seen(cookie uint64) (int, time.Time) {
 	return w.added[cookie], w.last[cookie]
 }
 
+// flowMonitor is `ovs-ofctl monitor br-int watch:!initial` against the OVS
+// of the node whose run directory is dir: OVS's flow monitor (the ONF
+// extension for OpenFlow 1.3), pushed by ovs-vswitchd as it applies changes.
+func flowMonitor(dir string) *exec.Cmd {
+	cmd := exec.Command("ovs-ofctl", "-O", "OpenFlow13", "monitor", agentBridge, "watch:!initial")
+	cmd.Env = append(cmd.Environ(), "OVS_RUNDIR="+dir)
+	return cmd
+}
+
 // follow starts cmd and hands each line of its output (stdout and stderr:
 // ovs-ofctl monitor prints the messages it receives to stderr), with its
-// arrival time, to f on one goroutine. The process is killed in b's cleanup.
-func follow(b *testing.B, cmd *exec.Cmd, f func(now time.Time, line string)) {
+// arrival time, to f on one goroutine. stop kills the process (by its pid)
+// and returns once f has had the last line; it may be called more than
+// once, and runs in b's cleanup.
+func follow(b *testing.B, cmd *exec.Cmd, f func(now time.Time, line string)) (stop func()) {
 	b.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -117,7 +126,8 @@ func follow(b *testing.B, cmd *exec.Cmd, f func(now time.Time, line string)) {
 		b.Fatal(err)
 	}
 	done := make(chan struct{})
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); <-done; r.Close() })
+	stop = sync.OnceFunc(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); <-done; r.Close() })
+	b.Cleanup(stop)
 	go func() {
 		defer close(done)
 		sc := bufio.NewScanner(r)
@@ -126,4 +136,5 @@ func follow(b *testing.B, cmd *exec.Cmd, f func(now time.Time, line string)) {
 			f(time.Now(), sc.Text())
 		}
 	}()
+	return stop
 }
