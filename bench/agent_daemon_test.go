@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
@@ -160,27 +159,7 @@ func (e *agentBed) checkFlows(b *testing.B, when string, w *eventWatch) {
 // rest of the wall time is mostly ovsdb-server.
 func (e *agentBed) ovsdbSelect(b *testing.B) (wall, cpu time.Duration) {
 	b.Helper()
-	var out, stderr bytes.Buffer
-	cmd := exec.Command("ovsdb-client", "transact", e.node.DBAddr(), ovsdbSelectTxn)
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	wall = time.Since(start)
-	if err != nil {
-		b.Fatalf("ovsdb-client transact: %v: %s", err, stderr.Bytes())
-	}
-	var results []struct {
-		Rows  []json.RawMessage `json:"rows"`
-		Error string            `json:"error"`
-	}
-	if err := json.Unmarshal(out.Bytes(), &results); err != nil || len(results) != 2 || results[0].Error+results[1].Error != "" {
-		b.Fatalf("ovsdb-client select: %v: %.500s", err, out.Bytes())
-	}
-	// Every endpoint has an Interface and a Port row.
-	if n := len(results[0].Rows) + len(results[1].Rows); n < 2*benchEndpoints {
-		b.Fatalf("ovsdb-client select returned %d rows, want at least %d", n, 2*benchEndpoints)
-	}
-	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return e.timedSelect(b, ovsdbSelectTxn, 2, 1, 0)
 }
 
 // waitMarked waits until every endpoint's Interface carries its installed

@@ -92,8 +92,18 @@ func (r *floorRun) report(b *testing.B, prefix string) {
 // endpoint's Port and Interface row came back.
 func (e *agentBed) selectAgentColumns(b *testing.B) (wall, cpu time.Duration) {
 	b.Helper()
+	return e.timedSelect(b, agentColumnsTxn, 5, 3, 4)
+}
+
+// timedSelect runs txn, a transaction of selects, with ovsdb-client and
+// returns its wall time and the client's own CPU (user + system). It checks
+// that txn's results operations all answered without an error and that
+// the results ports and ifaces (their indexes) hold a row for each
+// endpoint.
+func (e *agentBed) timedSelect(b *testing.B, txn string, results, ports, ifaces int) (wall, cpu time.Duration) {
+	b.Helper()
 	var out, stderr bytes.Buffer
-	cmd := exec.Command("ovsdb-client", "transact", e.node.DBAddr(), agentColumnsTxn)
+	cmd := exec.Command("ovsdb-client", "transact", e.node.DBAddr(), txn)
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	start := time.Now()
 	err := cmd.Run()
@@ -101,19 +111,19 @@ func (e *agentBed) selectAgentColumns(b *testing.B) (wall, cpu time.Duration) {
 	if err != nil {
 		b.Fatalf("ovsdb-client transact: %v: %s", err, stderr.Bytes())
 	}
-	var results []struct {
+	var got []struct {
 		Rows  []json.RawMessage `json:"rows"`
 		Error string            `json:"error"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &results); err != nil || len(results) != 5 {
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || len(got) != results {
 		b.Fatalf("ovsdb-client select: %v: %.500s", err, out.Bytes())
 	}
-	for _, r := range results {
+	for _, r := range got {
 		if r.Error != "" {
 			b.Fatalf("ovsdb-client select: %s", r.Error)
 		}
 	}
-	if n := len(results[3].Rows) + len(results[4].Rows); n < 2*benchEndpoints {
+	if n := len(got[ports].Rows) + len(got[ifaces].Rows); n < 2*benchEndpoints {
 		b.Fatalf("ovsdb-client select returned %d Port and Interface rows, want at least %d", n, 2*benchEndpoints)
 	}
 	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
