@@ -85,9 +85,18 @@ func TestDirect(t *testing.T) {
 	}
 	n.Vsctl(t, "set", "Interface", "mine0", "external_ids:"+endpoint.KeyError+"=bad-port")
 	n.Vsctl(t, "remove", "Interface", "mine0", "external_ids", endpoint.KeyInstalled)
+	// The connection learns of the two changes when the server's update
+	// arrives: until then its row still carries the installed mark, and
+	// WaitInstalled rightly answers from it. Ask again until it has them.
 	var refused *RefusedError
-	if err := d.WaitInstalled(ctx, "mine0", ip); !errors.As(err, &refused) || refused.Reason != "bad-port" {
-		t.Fatalf("WaitInstalled with the agent's error: %v", err)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		err := d.WaitInstalled(ctx, "mine0", ip)
+		if errors.As(err, &refused) && refused.Reason == "bad-port" {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("WaitInstalled with the agent's error: %v", err)
+		}
 	}
 
 	if err := d.DeletePort(ctx, "theirs0"); !errors.Is(err, ErrPortConflict) {
