@@ -38,11 +38,13 @@ func TestDNSHandoff(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Names first, as the agent does: a query waiting in an inherited
+		// socket is answered as soon as SetNetwork serves it.
+		_ = s.Names().Set("blue", resolver.Record{Key: "k", Name: "c2", Addr: netip.MustParseAddr("10.100.0.6")})
+		s.Names().SetSynced(true)
 		if err := s.SetNetwork("blue", addr, netip.MustParsePrefix("127.0.0.0/8")); err != nil {
 			t.Fatal(err)
 		}
-		_ = s.Names().Set("blue", resolver.Record{Key: "k", Name: "c2", Addr: netip.MustParseAddr("10.100.0.6")})
-		s.Names().SetSynced(true)
 		return s
 	}
 	old := serve(nil)
