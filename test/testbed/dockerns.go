@@ -83,8 +83,18 @@ func (d *Docker) destroy(t testing.TB) {
 // cgroup directories.
 func killDockerNS(mntNS, cgroup string) {
 	if mntNS != "" {
-		for _, pid := range pidsInMountNS(mntNS) {
-			killPid(pid, time.Second)
+		// Again until none is left: a dying engine can start a process
+		// (a shim's clean-up) after the list was taken, and a killed one
+		// stays in the namespace until it has exited.
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+			pids := pidsInMountNS(mntNS)
+			if len(pids) == 0 {
+				break
+			}
+			for _, pid := range pids {
+				killPid(pid, time.Second)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	if cgroup == "" || strings.ContainsAny(cgroup, "/.") {
