@@ -46,13 +46,16 @@ func newClusterBackend(cfg config.Config, log *slog.Logger, reject func(kind str
 	if err != nil {
 		return nil, err
 	}
-	src, err := etcd.New(etcd.Config{Client: client, Prefix: cfg.Etcd.Prefix, Networks: networks, Logger: log,
-		OnReject: reject, ProbeTimeout: cfg.Etcd.DialTimeout, Scoped: !cfg.AllRemoteFlows})
+	pub, err := etcd.NewPublisher(etcd.PublisherConfig{Client: client, Prefix: cfg.Etcd.Prefix, Host: cfg.NodeName,
+		TunnelIP: netip.MustParseAddr(cfg.TunnelIP), TTL: cfg.Etcd.LeaseTTL, Logger: log}) // tunnel-ip: validated by config
 	if err != nil {
 		return nil, err
 	}
-	pub, err := etcd.NewPublisher(etcd.PublisherConfig{Client: client, Prefix: cfg.Etcd.Prefix, Host: cfg.NodeName,
-		TunnelIP: netip.MustParseAddr(cfg.TunnelIP), TTL: cfg.Etcd.LeaseTTL, Logger: log}) // tunnel-ip: validated by config
+	// The hosts of the previous version the source finds decide whether
+	// the publisher writes its claims in the host layout too.
+	src, err := etcd.New(etcd.Config{Client: client, Prefix: cfg.Etcd.Prefix, Networks: networks, Logger: log,
+		OnReject: reject, ProbeTimeout: cfg.Etcd.DialTimeout, Scoped: !cfg.AllRemoteFlows,
+		OnHostLayoutReaders: pub.SetHostLayoutReaders})
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,7 @@
 // records with "version": 1 (others are rejected):
 //
 //	P/networks/<name>                {"version":1,"vni":100,"subnet":"10.100.0.0/16"}   written by operators
-//	P/hosts/<host>/record            {"version":1,"tunnel_ip":"192.0.2.1"}              leased by the host's agent
+//	P/hosts/<host>/record            {"version":1,"tunnel_ip":"192.0.2.1","claims_layout":true}  leased by the host's agent
 //	P/claims/<network>/<host>/<ip>   {"version":1,"mac":"02:00:00:00:00:01"}            leased by the host's agent
 //
 // A host writes only under P/hosts/<host>/ and P/claims/<network>/<host>/,
@@ -18,8 +18,13 @@
 // its own prefixes and undoes (and reports) any change it did not make
 // (guard.go). Claims of the previous version's host layout
 // (P/hosts/<host>/endpoints/<network>/<ip>) are still read; a host's
-// claim in the claims layout wins over its own in the host layout, and an
-// upgraded agent deletes its host-layout claims at start. Records of the
+// claim in the claims layout wins over its own in the host layout. The
+// previous version reads the host layout alone, and its host records lack
+// claims_layout: while one of those is alive (the Source tells the
+// Publisher, Config.OnHostLayoutReaders), upgraded agents write a copy of
+// each claim in the host layout too, and delete the copies when none is
+// left, so that a rolling upgrade keeps every host's endpoints in every
+// view. Records of the
 // older layout (P/hosts/<host>, P/endpoints/...) are
 // ignored and reported once per host (kind "etcd-old-layout"); an agent
 // removes its own at start. Conflicts are settled the same way

@@ -353,11 +353,19 @@ func (p *Publisher) watched(ctx context.Context, r guardResp) bool {
 	return p.undo(ctx, changes)
 }
 
-// wanted returns the desired value of a key.
+// wanted returns the desired value of a key: a record, or the host
+// layout's copy of a claim while another host reads that layout alone.
 func (p *Publisher) wanted(key string) ([]byte, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	v, ok := p.desired[key]
+	if v, ok := p.desired[key]; ok || len(p.readers) == 0 {
+		return v, ok
+	}
+	pk, err := p.keys.parse(key)
+	if err != nil || pk.kind != kindEndpoint || !pk.legacy || pk.host != p.cfg.Host {
+		return nil, false
+	}
+	v, ok := p.desired[p.keys.endpoint(pk.network, pk.ip, pk.host)]
 	return v, ok
 }
 

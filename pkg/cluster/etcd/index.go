@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"cmp"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -117,6 +118,11 @@ type index struct {
 	// host has.
 	oldKeys  map[string]string
 	oldHosts map[string]int
+	// hostReaders holds the hosts whose valid record lacks ClaimsLayout:
+	// agents of the previous version, which read the host layout alone.
+	// readersChanged is set when it changes (and for a new index).
+	hostReaders    map[string]struct{}
+	readersChanged bool
 
 	netView   map[string]cluster.Network
 	hostView  map[string]cluster.Host
@@ -140,8 +146,8 @@ func newIndex(k keys, static []cluster.Network, report func(string, error)) *ind
 		nets: map[string]netRec{}, hosts: map[string]hostRec{}, ips: map[ipKey]ipState{},
 		macs: newMacIndex(0), netIDs: map[string]uint32{}, byHost: map[string][]ipKey{}, names: map[string]string{}, netView: map[string]cluster.Network{},
 		hostView: map[string]cluster.Host{}, dirty: map[ipKey]struct{}{}, reported: map[string]string{},
-		oldKeys: map[string]string{}, oldHosts: map[string]int{},
-		netsDirty: true, hostsDirty: true}
+		oldKeys: map[string]string{}, oldHosts: map[string]int{}, hostReaders: map[string]struct{}{},
+		readersChanged: true, netsDirty: true, hostsDirty: true}
 	for _, n := range static {
 		x.static[n.Name] = n
 	}
@@ -216,15 +222,17 @@ func (x *index) put(key string, value []byte, create int64) {
 		x.unnote("record:", key)
 		x.nets[x.intern(pk.name)] = netRec{n, create}
 	case kindHost:
-		h, err := parseHost(key, pk.host, value)
+		h, claims, err := parseHost(key, pk.host, value)
 		x.hostsDirty = true
 		if err != nil {
 			x.note("record:"+key, KindRecord, err)
 			delete(x.hosts, pk.host)
+			x.setHostReader(pk.host, false)
 			return
 		}
 		x.unnote("record:", key)
 		x.hosts[x.intern(pk.host)] = hostRec{h, create}
+		x.setHostReader(pk.host, !claims)
 	case kindEndpoint:
 		mac, name, err := parseEndpoint(key, value)
 		id := ipKey{x.netID(pk.network), pk.ip.As4()}
@@ -279,6 +287,7 @@ func (x *index) del(key string) {
 	case kindHost:
 		delete(x.hosts, pk.host)
 		x.hostsDirty = true
+		x.setHostReader(pk.host, false)
 	case kindEndpoint:
 		x.unnote("endpoint:", key)
 		if pk.legacy { // reports name the claims layout's key
@@ -292,6 +301,29 @@ func (x *index) del(key string) {
 	case kindOldLayout:
 		x.delOld(key)
 	}
+}
+
+// setHostReader notes whether host reads the host layout alone.
+func (x *index) setHostReader(host string, reader bool) {
+	if _, was := x.hostReaders[host]; was == reader {
+		return
+	}
+	if reader {
+		x.hostReaders[x.intern(host)] = struct{}{}
+	} else {
+		delete(x.hostReaders, host)
+	}
+	x.readersChanged = true
+}
+
+// takeHostReaders returns the hosts that read the host layout alone,
+// sorted, if that set changed since the last call (always on the first).
+func (x *index) takeHostReaders() ([]string, bool) {
+	if !x.readersChanged {
+		return nil, false
+	}
+	x.readersChanged = false
+	return slices.Sorted(maps.Keys(x.hostReaders)), true
 }
 
 func (x *index) setClaim(id ipKey, c claim) {

@@ -13,7 +13,7 @@ func benchIndex(b *testing.B, hosts, perHost int) *index {
 	x := newIndex(tk, nil, nil)
 	x.put(tk.network("blue"), []byte(`{"version":1,"vni":100,"subnet":"10.0.0.0/8"}`), 1)
 	for h := range hosts {
-		x.put(tk.host(fmt.Sprintf("h%04d", h)), []byte(fmt.Sprintf(`{"version":1,"tunnel_ip":"172.16.%d.%d"}`, h>>8, h&255)), 2)
+		x.put(tk.host(fmt.Sprintf("h%04d", h)), []byte(fmt.Sprintf(`{"version":1,"tunnel_ip":"172.16.%d.%d","claims_layout":true}`, h>>8, h&255)), 2)
 		for j := range perHost {
 			n := h*perHost + j + 1
 			ip := netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})
@@ -55,7 +55,7 @@ func BenchmarkIndexHostGone(b *testing.B) {
 		if i%2 == 0 {
 			x.del(tk.host("h0500"))
 		} else {
-			x.put(tk.host("h0500"), []byte(`{"version":1,"tunnel_ip":"172.16.1.244"}`), 2)
+			x.put(tk.host("h0500"), []byte(`{"version":1,"tunnel_ip":"172.16.1.244","claims_layout":true}`), 2)
 		}
 		x.resolve()
 	}
@@ -69,7 +69,7 @@ func loadRecords(hosts, perHost int) (keys []string, values [][]byte) {
 	for h := range hosts {
 		host := fmt.Sprintf("h%04d", h)
 		keys = append(keys, tk.host(host))
-		values = append(values, []byte(fmt.Sprintf(`{"version":1,"tunnel_ip":"172.16.%d.%d"}`, h>>8, h&255)))
+		values = append(values, []byte(fmt.Sprintf(`{"version":1,"tunnel_ip":"172.16.%d.%d","claims_layout":true}`, h>>8, h&255)))
 		for j := range perHost {
 			n := h*perHost + j + 1
 			ip := netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})

@@ -312,7 +312,7 @@ func TestNetworkRecordNAT(t *testing.T) {
 
 func TestRecordErrorsAreTyped(t *testing.T) {
 	var re *RecordError
-	_, err := parseHost("k", "h", []byte("nope"))
+	_, _, err := parseHost("k", "h", []byte("nope"))
 	if !errors.As(err, &re) || re.Key != "k" {
 		t.Errorf("parseHost error %v is not a *RecordError for k", err)
 	}

@@ -22,7 +22,7 @@ func BenchmarkList(b *testing.B) {
 	ops = append(ops, clientv3.OpPut(tk.network("blue"), `{"version":1,"vni":100,"subnet":"10.0.0.0/8"}`))
 	for h := range 1000 {
 		host := fmt.Sprintf("h%04d", h)
-		ops = append(ops, clientv3.OpPut(tk.host(host), fmt.Sprintf(`{"version":1,"tunnel_ip":"172.16.%d.%d"}`, h>>8, h&255)))
+		ops = append(ops, clientv3.OpPut(tk.host(host), fmt.Sprintf(`{"version":1,"tunnel_ip":"172.16.%d.%d","claims_layout":true}`, h>>8, h&255)))
 		for j := range 100 {
 			n := h*100 + j + 1
 			ip := netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})

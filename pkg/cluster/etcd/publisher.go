@@ -57,10 +57,18 @@ type PublisherState struct {
 // agent does not make every other host drop and re-add its endpoints.
 //
 // It also watches those prefixes (guard.go): a change there that it did
-// not make is logged, counted (State().ForeignWrites) and undone. Its
-// claims of the host layout (hosts/<host>/endpoints/..., written by the
-// previous version) are under its host prefix: found at start and deleted
-// in the transactions that write their replacements.
+// not make is logged, counted (State().ForeignWrites) and undone.
+//
+// Rolling upgrades from the host layout: agents of the previous version
+// read claims under hosts/<host>/endpoints/<network>/<ip> alone. While
+// another host is one of those (SetHostLayoutReaders), every claim is
+// also written there, a copy under this host's prefix (after the claims
+// layout's keys); once none is left, the copies are deleted. Until the
+// first SetHostLayoutReaders, copies found at start (an earlier run's, or
+// the previous version's claims) are kept, written again under this
+// run's lease, and no new ones are made. Claims of the host layout no
+// longer wanted are deleted in the transactions that write the host
+// prefix, after the claims layout's replacements.
 type Publisher struct {
 	cfg     PublisherConfig
 	keys    keys
@@ -70,9 +78,13 @@ type Publisher struct {
 
 	mu      sync.Mutex
 	desired map[string][]byte // key -> value
-	gen     uint64            // changes of desired
-	state   PublisherState
-	failing bool // the last round failed
+	gen     uint64            // changes of desired (or of the copies wanted)
+	// readers are the other hosts that read the host layout alone
+	// (SetHostLayoutReaders); readersKnown: they were set once.
+	readers      []string
+	readersKnown bool
+	state        PublisherState
+	failing      bool // the last round failed
 
 	// Owned by Run.
 	lease clientv3.LeaseID
@@ -97,7 +109,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	case !cfg.TunnelIP.Is4():
 		return nil, errors.New("etcd publisher: the host's tunnel IP is required")
 	}
-	if _, err := parseHost("", cfg.Host, EncodeHost(cfg.TunnelIP)); err != nil {
+	if _, _, err := parseHost("", cfg.Host, EncodeHost(cfg.TunnelIP)); err != nil {
 		return nil, fmt.Errorf("etcd publisher: host %q: %w", cfg.Host, err)
 	}
 	if cfg.TTL <= 0 {
@@ -134,6 +146,60 @@ func (p *Publisher) PublishEndpoints(eps []endpoint.Endpoint) {
 	case p.kick <- struct{}{}:
 	default:
 	}
+}
+
+// SetHostLayoutReaders sets the other hosts that read claims in the host
+// layout alone (Config.OnHostLayoutReaders of the Source); this host's
+// own name is left out (its record is the previous run's until written
+// again). It never blocks.
+func (p *Publisher) SetHostLayoutReaders(hosts []string) {
+	hosts = slices.DeleteFunc(slices.Clone(hosts), func(h string) bool { return h == p.cfg.Host })
+	p.mu.Lock()
+	was, known := len(p.readers) > 0, p.readersKnown
+	p.readers, p.readersKnown = hosts, true
+	now := len(hosts) > 0
+	if known && was == now {
+		p.mu.Unlock()
+		return
+	}
+	p.gen++
+	p.state.Pending = true
+	p.mu.Unlock()
+	const shown = 5
+	switch {
+	case now:
+		p.log.Info("etcd: hosts run an agent that reads the host layout alone; this host's claims are written "+
+			"in both layouts until they are upgraded (docs/etcd.md, Upgrading from the host layout)",
+			"hosts", hosts[:min(len(hosts), shown)], "count", len(hosts))
+	case known:
+		p.log.Info("etcd: every host reads the claims layout; this host's claims of the host layout are deleted")
+	}
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// withCopies returns desired with the host layout's copy of each claim
+// that needs one: all of them while another host reads the host layout
+// alone; before that is known, those whose key exists already (found by
+// the first read of the host prefix, or written since).
+func (p *Publisher) withCopies(desired map[string][]byte, known, readers bool) map[string][]byte {
+	if known && !readers {
+		return desired
+	}
+	out := maps.Clone(desired)
+	for k, v := range desired {
+		pk, err := p.keys.parse(k)
+		if err != nil || pk.kind != kindEndpoint || pk.legacy {
+			continue
+		}
+		hk := p.keys.hostEndpoint(pk.network, pk.ip, pk.host)
+		if _, found := p.published[hk]; readers || found {
+			out[hk] = v
+		}
+	}
+	return out
 }
 
 // State returns the publisher's progress.
@@ -291,8 +357,9 @@ func (p *Publisher) setLease(id clientv3.LeaseID) {
 // restored.
 func (p *Publisher) sync(ctx context.Context) error {
 	p.mu.Lock()
-	desired, gen := p.desired, p.gen
+	desired, gen, known, readers := p.desired, p.gen, p.readersKnown, len(p.readers) > 0
 	p.mu.Unlock()
+	desired = p.withCopies(desired, known, readers)
 	type op struct {
 		group string
 		op    clientv3.Op

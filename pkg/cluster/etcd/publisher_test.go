@@ -92,9 +92,12 @@ func TestPublisherSurvivesEtcdRestart(t *testing.T) {
 }
 
 // TestPublisherMovesHostLayoutClaims: an agent upgraded from the host
-// layout finds its claims under hosts/<host>/endpoints/ at start, writes
-// them in the claims layout and deletes the old keys; another host's
-// host-layout claims are left alone.
+// layout finds its claims under hosts/<host>/endpoints/ at start and
+// writes them in the claims layout. Until it knows whether other hosts
+// read the host layout alone, it keeps (under its new lease) the old keys
+// of the claims it still makes and deletes the others; once it knows that
+// none does, it deletes them all. Another host's host-layout claims are
+// left alone.
 func TestPublisherMovesHostLayoutClaims(t *testing.T) {
 	srv := etcdtest.Start(t)
 	c := srv.Client(t)
@@ -113,8 +116,16 @@ func TestPublisherMovesHostLayoutClaims(t *testing.T) {
 	put(t, c, other, string(EncodeEndpoint(net.HardwareAddr{2, 0, 0, 0, 0, 3})))
 	pub, _ := startPublisher(t, c, "ha", "192.0.2.1", 5*time.Second)
 	pub.PublishEndpoints([]endpoint.Endpoint{{Network: "blue", IP: ip1, MAC: mac1}})
-	want := []string{other, tk.endpoint("blue", ip1, "ha"), tk.host("ha")}
+	kept := tk.hostEndpoint("blue", ip1, "ha")
+	want := []string{other, kept, tk.endpoint("blue", ip1, "ha"), tk.host("ha")}
 	slices.Sort(want)
+	eventually(t, 10*time.Second, func() bool {
+		got := keysOf(t, c)
+		return slices.Equal(slices.Sorted(maps.Keys(got)), want) && got[kept] == int64(pub.State().Lease) && got[kept] != int64(g.ID)
+	}, "keys %v, want %v, the host layout's claim kept under the new lease", keysOf(t, c), want)
+	eventually(t, 5*time.Second, func() bool { s := pub.State(); return !s.Pending }, "state %+v", pub.State())
+	pub.SetHostLayoutReaders([]string{"ha"}) // its own record, of the previous run: not another host
+	want = slices.DeleteFunc(want, func(k string) bool { return k == kept })
 	eventually(t, 10*time.Second, func() bool {
 		return slices.Equal(slices.Sorted(maps.Keys(keysOf(t, c))), want)
 	}, "keys %v, want %v", keysOf(t, c), want)

@@ -28,7 +28,7 @@ const (
 	dirNetworks  = "networks"
 	dirHosts     = "hosts"
 	dirClaims    = "claims"
-	dirEndpoints = "endpoints" // under hosts/<host>/: the host layout (read, no longer written); at the top: the old layout
+	dirEndpoints = "endpoints" // under hosts/<host>/: the host layout (read; written as copies while old agents run); at the top: the old layout
 	nameRecord   = "record"    // hosts/<host>/record
 )
 
@@ -109,7 +109,8 @@ func (k keys) endpoint(network string, ip netip.Addr, host string) string {
 
 // hostEndpoint is the key of the same claim in the host layout
 // (hosts/<host>/endpoints/<network>/<ip>), which agents of the previous
-// version write: still read, no longer written.
+// version write and read: still read, and written as a copy of the claim
+// while a host of the previous version is alive (Publisher).
 func (k keys) hostEndpoint(network string, ip netip.Addr, host string) string {
 	return k.hostPrefix(host) + dirEndpoints + "/" + network + "/" + ip.String()
 }
@@ -247,9 +248,16 @@ type NetworkRecord struct {
 }
 
 // HostRecord is the value of hosts/<name>/record.
+// ClaimsLayout says that the host's agent reads claims in the claims
+// layout; the previous version's agents read the host layout alone and
+// write records without it (they ignore it when they read, as any field
+// they do not know). While a host without it is alive, upgraded
+// publishers write their claims in both layouts (docs/etcd.md, Upgrading
+// from the host layout).
 type HostRecord struct {
-	Version  int    `json:"version"`
-	TunnelIP string `json:"tunnel_ip"`
+	Version      int    `json:"version"`
+	TunnelIP     string `json:"tunnel_ip"`
+	ClaimsLayout bool   `json:"claims_layout,omitempty"`
 }
 
 // EndpointRecord is the value of claims/<network>/<host>/<ip> (and of
@@ -291,22 +299,23 @@ func parseNetwork(key, name string, value []byte) (cluster.Network, error) {
 	return n, nil
 }
 
-// parseHost decodes and validates a host record.
-func parseHost(key, name string, value []byte) (cluster.Host, error) {
+// parseHost decodes and validates a host record; claims is its
+// ClaimsLayout.
+func parseHost(key, name string, value []byte) (h cluster.Host, claims bool, err error) {
 	var r HostRecord
 	if err := decode(key, value, &r, func() int { return r.Version }); err != nil {
-		return cluster.Host{}, err
+		return cluster.Host{}, false, err
 	}
-	h := cluster.Host{Name: name}
+	h = cluster.Host{Name: name}
 	ip, err := netip.ParseAddr(r.TunnelIP)
 	if err != nil {
-		return h, &RecordError{Key: key, Reason: fmt.Sprintf("tunnel_ip %q is not an IPv4 address", r.TunnelIP)}
+		return h, false, &RecordError{Key: key, Reason: fmt.Sprintf("tunnel_ip %q is not an IPv4 address", r.TunnelIP)}
 	}
 	h.TunnelIP = ip
 	if err := cluster.Validate(cluster.View{Hosts: []cluster.Host{h}}); err != nil {
-		return h, &RecordError{Key: key, Reason: err.Error()}
+		return h, false, &RecordError{Key: key, Reason: err.Error()}
 	}
-	return h, nil
+	return h, r.ClaimsLayout, nil
 }
 
 // parseEndpoint decodes an endpoint record into a unicast MAC and its DNS
@@ -385,9 +394,10 @@ func EncodeNetwork(n cluster.Network) []byte {
 	return mustJSON(NetworkRecord{Version: RecordVersion, VNI: n.VNI, Subnet: n.Subnet.String()})
 }
 
-// EncodeHost returns the record of a host.
+// EncodeHost returns the record of a host whose agent reads the claims
+// layout (this version's).
 func EncodeHost(tunnelIP netip.Addr) []byte {
-	return mustJSON(HostRecord{Version: RecordVersion, TunnelIP: tunnelIP.String()})
+	return mustJSON(HostRecord{Version: RecordVersion, TunnelIP: tunnelIP.String(), ClaimsLayout: true})
 }
 
 // EncodeEndpoint returns the record of an endpoint without a name.
@@ -432,7 +442,8 @@ func EndpointKey(prefix, network string, ip netip.Addr, host string) string {
 }
 
 // HostEndpointKey is the key of the same claim in the host layout, which
-// agents of the previous version write (still read).
+// agents of the previous version write and read (still read; written as a
+// copy while such agents run).
 func HostEndpointKey(prefix, network string, ip netip.Addr, host string) string {
 	return keysFor(prefix).hostEndpoint(network, ip, host)
 }

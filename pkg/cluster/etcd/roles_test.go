@@ -116,7 +116,7 @@ func runAgent(t *testing.T, c *clientv3.Client, node, tunnelIP string, ep endpoi
 	if hook != nil {
 		hook(pub)
 	}
-	src, err := New(Config{Client: c, Logger: testLogger()})
+	src, err := New(Config{Client: c, Logger: testLogger(), OnHostLayoutReaders: pub.SetHostLayoutReaders})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,5 +297,33 @@ func TestRolesNetworkNotGranted(t *testing.T) {
 	}
 	if s := a.pub.State(); s.ForeignWrites != 0 {
 		t.Errorf("the refusal counted as foreign writes: %+v", s)
+	}
+}
+
+// TestRolesRollingUpgrade: with the roles of docs/etcd.md, host-a runs the
+// previous version (its records written as that version wrote them, with
+// its own credentials) and host-b the upgraded agent: host-b's role lets
+// it write its claims' copies in the host layout, which host-a reads, and
+// host-b sees host-a's endpoint.
+func TestRolesRollingUpgrade(t *testing.T) {
+	b := startAuthBed(t)
+	ca := b.hostClient(t, "host-a")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g, err := ca.Grant(ctx, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, ca, HostKey(DefaultPrefix, "host-a"), `{"version":1,"tunnel_ip":"192.0.2.1"}`, clientv3.WithLease(g.ID))
+	put(t, ca, HostEndpointKey(DefaultPrefix, "blue", blueEP(1).IP, "host-a"), string(EncodeEndpoint(blueEP(1).MAC)), clientv3.WithLease(g.ID))
+	bb := b.agent(t, "host-b", "192.0.2.2", blueEP(2), nil)
+	copyB := HostEndpointKey(DefaultPrefix, "blue", blueEP(2).IP, "host-b")
+	eventually(t, 10*time.Second, func() bool {
+		v, lease := getKV(t, ca, copyB) // read as host-a reads it
+		return v == string(EncodeEndpoint(blueEP(2).MAC)) && lease == int64(bb.pub.State().Lease) && !bb.pub.State().Pending &&
+			sees(bb.src, "host-a", "10.100.0.1")
+	}, "host-b's copy in the host layout not readable by host-a, or host-a not seen: %+v", bb.pub.State())
+	if s := bb.pub.State(); s.ForeignWrites != 0 {
+		t.Errorf("host-b's publisher: %+v", s)
 	}
 }

@@ -41,6 +41,13 @@ type Config struct {
 	// (SetInterest; scope.go): the agent's default. Unset, the whole
 	// prefix is listed and watched (--all-remote-flows, tools, tests).
 	Scoped bool
+	// OnHostLayoutReaders is called with the hosts whose records say they
+	// read the host layout alone (agents of the previous version: records
+	// without HostRecord.ClaimsLayout), sorted, after the first list and
+	// whenever that set changes: the agent passes them to its Publisher
+	// (SetHostLayoutReaders). It runs on Run's goroutine and must not
+	// block.
+	OnHostLayoutReaders func(hosts []string)
 	// PageSize, if set, lists the prefix in pages of that many keys (at
 	// one revision). Default: one range read of the whole prefix, the
 	// fastest by far (etcd counts the rest of the range for every page)
@@ -85,6 +92,10 @@ type Source struct {
 	interest   map[string]bool
 	kick       chan struct{}
 	loadedNets []string
+	// readers is what OnHostLayoutReaders was last given; told: it was
+	// called (Run's goroutine).
+	readers []string
+	told    bool
 
 	// beforeWatch, if set (tests), runs before each watch starts.
 	beforeWatch func(rev int64)
@@ -291,6 +302,7 @@ func (s *Source) settle(x *index, rev int64, applied bool, err error) (int64, er
 
 // counts records the index's counts in the state.
 func (s *Source) counts(x *index) {
+	s.tellReaders(x)
 	n, h, c, old := x.counts()
 	s.mu.Lock()
 	s.state.Networks, s.state.Hosts, s.state.Claims, s.state.OldLayout = n, h, c, old
@@ -313,6 +325,7 @@ func (s *Source) apply(x *index, events []*clientv3.Event) bool {
 // publish makes the index's view current and offers it on Updates,
 // replacing a view the reader has not taken yet.
 func (s *Source) publish(x *index, rev int64, listed bool) {
+	s.tellReaders(x)
 	v := x.view(rev)
 	if s.cfg.Scoped {
 		v.Scoped, v.Loaded = true, s.loadedNets
@@ -335,6 +348,20 @@ func (s *Source) publish(x *index, rev int64, listed bool) {
 	s.log.Debug("cluster view from etcd", "revision", rev, "networks", len(v.Networks), "hosts", len(v.Hosts),
 		"endpoints", v.EndpointCount())
 	cluster.Offer(s.updates, v)
+}
+
+// tellReaders passes the hosts that read the host layout alone to
+// Config.OnHostLayoutReaders when they changed (a new index after a
+// re-list knows them all again: only a difference is passed on).
+func (s *Source) tellReaders(x *index) {
+	hosts, changed := x.takeHostReaders()
+	if !changed || s.told && slices.Equal(hosts, s.readers) {
+		return
+	}
+	s.readers, s.told = hosts, true
+	if s.cfg.OnHostLayoutReaders != nil {
+		s.cfg.OnHostLayoutReaders(hosts)
+	}
 }
 
 // setConnected records the connection state and logs its changes.

@@ -72,6 +72,13 @@ func (h *harness) String() string {
 	return fmt.Sprintf("%q", []string(h.rep))
 }
 
+// reject records a problem the source reports (Config.OnReject).
+func (h *harness) reject(kind string, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.rep.add(kind, err)
+}
+
 func (h *harness) count(kind string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -107,11 +114,7 @@ func startSourceWith(t *testing.T, c *clientv3.Client, hook func(rev int64), sco
 	t.Helper()
 	h := &harness{}
 	src, err := New(Config{Client: c, Prefix: tp, ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond,
-		Scoped: scoped, PageSize: 3, Logger: testLogger(), OnReject: func(kind string, err error) {
-			h.mu.Lock()
-			h.rep.add(kind, err)
-			h.mu.Unlock()
-		}})
+		Scoped: scoped, PageSize: 3, Logger: testLogger(), OnReject: h.reject})
 	if err != nil {
 		t.Fatal(err)
 	}
