@@ -40,7 +40,7 @@
 //
 // The Source lists the prefix in one range read, then watches
 // from the next revision, so nothing is missed in between; a watch that
-// falls behind a compaction lists again. Watch responses that arrive
+// falls behind a compaction lists the prefix again. Watch responses that arrive
 // together are folded into one view. While etcd is unreachable the last
 // view stays in force (State().Connected is false, a log line says so)
 // and the watch resumes from its last revision when etcd returns.
@@ -53,7 +53,9 @@
 // interest begins and cancelled when it ends, the network's claims then
 // dropped from the index. Views say which networks are loaded
 // (cluster.View.Loaded). Each watch resumes from its own revision; a
-// compaction behind any of them lists everything again (scope.go).
+// watch behind a compaction lists its own range again, alone (one
+// network's claims, or the hosts' and networks' records), replacing what
+// the index holds of that range (scope.go).
 //
 // The index costs are proportional to the change, except when networks
 // change (every endpoint is checked again), a host appears or vanishes

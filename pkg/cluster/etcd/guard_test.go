@@ -76,8 +76,9 @@ func TestPublisherUndoesForeignWrites(t *testing.T) {
 	}
 }
 
-// metricValue returns the value of an unlabelled metric of c.
-func metricValue(t *testing.T, c prometheus.Collector, name string) float64 {
+// metricValue returns the value of a metric of c: the one without
+// labels, or with label (name, value) if given.
+func metricValue(t *testing.T, c prometheus.Collector, name string, label ...string) float64 {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
@@ -86,12 +87,17 @@ func metricValue(t *testing.T, c prometheus.Collector, name string) float64 {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			m := mf.GetMetric()[0]
-			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			lp := m.GetLabel()
+			if len(label) == 0 && len(lp) == 0 || len(label) == 2 && len(lp) == 1 && lp[0].GetName() == label[0] && lp[0].GetValue() == label[1] {
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
 		}
 	}
-	t.Fatalf("no metric %s", name)
+	t.Fatalf("no metric %s%q", name, label)
 	return 0
 }
 

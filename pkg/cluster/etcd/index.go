@@ -429,6 +429,53 @@ func (x *index) dropNetwork(network string) {
 	}
 }
 
+// held returns the keys of sp's records the index holds, records
+// reported as bad included: what a new listing of sp must find again, or
+// delete (Source.relist). sp is baseSpan or a claimSpan: a network's
+// claims in the claims layout are all in it or none. It scans the IPs.
+func (x *index) held(sp span) map[string]struct{} {
+	keys := map[string]struct{}{}
+	add := func(key string) {
+		if key >= sp.key && key < sp.end {
+			keys[key] = struct{}{}
+		}
+	}
+	for name := range x.nets {
+		add(x.keys.network(name))
+	}
+	for name := range x.hosts {
+		add(x.keys.host(name))
+	}
+	for key := range x.oldKeys {
+		add(key)
+	}
+	for subject := range x.reported {
+		if key, ok := strings.CutPrefix(subject, "record:"); ok {
+			add(key)
+		}
+	}
+	inSpan := map[uint32]bool{} // per network: its claims are in sp
+	for id, st := range x.ips {
+		for _, c := range st.claims {
+			network := x.network(id)
+			if c.legacy {
+				add(x.keys.hostEndpoint(network, id.addr(), c.host))
+				continue
+			}
+			in, ok := inSpan[id.net]
+			if !ok {
+				p := x.keys.claims(network)
+				in = p >= sp.key && p < sp.end
+				inSpan[id.net] = in
+			}
+			if in {
+				keys[x.keys.endpoint(network, id.addr(), c.host)] = struct{}{}
+			}
+		}
+	}
+	return keys
+}
+
 // counts returns how many networks, hosts, endpoint claims and ignored
 // records of the old layout are stored.
 func (x *index) counts() (nets, hosts, claims, old int) {

@@ -14,7 +14,7 @@ type Collector struct {
 var collectorHelp = []struct{ name, help string }{
 	{"etcd_connected", "1 while etcd answers (list, watch or the periodic probe); the last view stays in force otherwise."},
 	{"etcd_revision", "etcd revision of the cluster view in force."},
-	{"etcd_resyncs_total", "Full re-lists of the prefix after the first (the watch fell behind a compaction)."},
+	{"etcd_resyncs_total", "Ranges listed again because their watch fell behind a compaction, by range: all (the whole prefix, --all-remote-flows), base (the hosts' and networks' records), claims (one network's claims)."},
 	{"etcd_records", "Records stored under the prefix, by kind (network, host, endpoint; old-layout: records of the key layout of earlier versions, ignored)."},
 	{"etcd_view_remote_endpoints", "Endpoints in the cluster view (conflicts resolved, this host's included)."},
 	{"etcd_networks_loaded", "Networks whose endpoint claims this host loads and watches (scoped: the networks it uses)."},
@@ -29,8 +29,11 @@ func NewCollector(src *Source, pub *Publisher) *Collector {
 	c := &Collector{src: src, pub: pub, descs: map[string]*prometheus.Desc{}}
 	for _, h := range collectorHelp {
 		var labels []string
-		if h.name == "etcd_records" {
+		switch h.name {
+		case "etcd_records":
 			labels = []string{"kind"}
+		case "etcd_resyncs_total":
+			labels = []string{"range"}
 		}
 		c.descs[h.name] = prometheus.NewDesc("ofctl_agent_"+h.name, h.help, labels, nil)
 	}
@@ -52,7 +55,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.src.State()
 	emit("etcd_connected", prometheus.GaugeValue, b2f(s.Connected))
 	emit("etcd_revision", prometheus.GaugeValue, float64(s.Revision))
-	emit("etcd_resyncs_total", prometheus.CounterValue, float64(s.Resyncs))
+	emit("etcd_resyncs_total", prometheus.CounterValue, float64(s.Resyncs), "all")
+	emit("etcd_resyncs_total", prometheus.CounterValue, float64(s.BaseResyncs), "base")
+	emit("etcd_resyncs_total", prometheus.CounterValue, float64(s.ClaimResyncs), "claims")
 	emit("etcd_records", prometheus.GaugeValue, float64(s.Networks), "network")
 	emit("etcd_records", prometheus.GaugeValue, float64(s.Hosts), "host")
 	emit("etcd_records", prometheus.GaugeValue, float64(s.Claims), "endpoint")

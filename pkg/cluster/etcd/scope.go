@@ -17,8 +17,13 @@ import (
 // of interest alone (SetInterest), one range read and one watch of
 // claims/<network>/ each, started when the interest begins; when it ends
 // the watch is cancelled and the network's claims leave the index. Each
-// watch resumes from its own revision after an outage; a compaction that
-// any of them falls behind lists everything again (a new session).
+// watch resumes from its own revision after an outage. A watch that falls
+// behind a compaction lists its own range again, alone (relist): one range
+// read of that network's claims, or of baseSpan, at the current revision,
+// whose records replace those the index holds of the range (what was
+// added, changed or deleted meanwhile comes out right, what did not change
+// changes nothing downstream); the other watches go on. A fresh listing
+// of every range would give the same view.
 
 // span is a range of keys, [key, end).
 type span struct{ key, end string }
@@ -71,6 +76,9 @@ type scopedWatch struct {
 	network string // "" for the base span
 	sp      span
 	cancel  context.CancelFunc
+	// behind: the watch fell behind a compaction and ended; its range is
+	// to be listed again (session.catchUp), then watched by a new one.
+	behind bool
 }
 
 // watchMsg is one response of a session's watch, or its end (err set).
@@ -90,50 +98,37 @@ type session struct {
 	max  int64 // the highest etcd revision applied
 }
 
-// runScoped is Run with Config.Scoped.
+// runScoped is Run with Config.Scoped: one session, started again while
+// its first listing fails.
 func (s *Source) runScoped(ctx context.Context) error {
 	go s.probe(ctx)
-	var reported map[string]string
 	delay := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		var err error
-		var listed bool
-		reported, listed, err = s.session(ctx, reported)
-		switch {
-		case ctx.Err() != nil:
-		case errors.Is(err, errResync):
-			s.log.Warn("etcd watch fell behind a compaction; listing again")
-			s.mu.Lock()
-			s.state.Resyncs++
-			s.mu.Unlock()
-			delay = 100 * time.Millisecond
-		default:
-			if listed {
-				delay = 100 * time.Millisecond
-			}
-			s.setConnected(false, err)
-			sleep(ctx, delay)
-			delay = min(2*delay, 5*time.Second)
+		err := s.session(ctx)
+		if ctx.Err() != nil {
+			break
 		}
+		s.setConnected(false, err)
+		sleep(ctx, delay)
+		delay = min(2*delay, 5*time.Second)
 	}
 	return nil
 }
 
 // session lists the base span and the networks of interest into a new
 // index, publishes its view and follows the watches and the interest
-// until a compaction (errResync) or ctx ends. It returns the problems
-// reported, for the next session, and whether the listing succeeded.
-func (s *Source) session(ctx context.Context, reported map[string]string) (map[string]string, bool, error) {
+// until ctx ends (nil); it ends early only when the first listing fails.
+// A watch behind a compaction lists its own range again (catchUp).
+func (s *Source) session(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel() // every watch of the session
 	start := time.Now()
 	x := newIndex(s.keys, s.cfg.Networks, s.cfg.OnReject)
-	x.previous = reported
 	ss := &session{s: s, x: x, nets: map[string]*scopedWatch{}, msgs: make(chan watchMsg, 64)}
 	ss.base = &scopedWatch{sp: s.keys.baseSpan()}
-	rev, err := s.listSpan(sctx, x, ss.base.sp, true)
+	rev, err := s.listSpan(sctx, x, ss.base.sp, true, nil)
 	if err != nil {
-		return reported, false, err
+		return err
 	}
 	ss.max = rev
 	s.setConnected(true, nil)
@@ -151,12 +146,12 @@ func (s *Source) session(ctx context.Context, reported map[string]string) (map[s
 	for {
 		select {
 		case <-ctx.Done():
-			return x.reported, true, nil
+			return nil
 		case <-s.kick:
 		case <-retry.C:
 		case m := <-ss.msgs:
-			if err := ss.received(m); err != nil {
-				return x.reported, true, err
+			if !ss.received(sctx, m) {
+				retry.Reset(time.Second)
 			}
 			continue
 		}
@@ -170,14 +165,17 @@ func (s *Source) session(ctx context.Context, reported map[string]string) (map[s
 }
 
 // received applies a watch response and those queued behind it (at most
-// maxCoalesce), then publishes a changed view.
-func (ss *session) received(m watchMsg) error {
-	changed := false
+// maxCoalesce), lists again the ranges of those that fell behind a
+// compaction, then publishes a changed view. It reports false when a
+// range could not be listed again (retried).
+func (ss *session) received(ctx context.Context, m watchMsg) bool {
+	changed, behind := false, false
 	for n := 0; ; n++ {
 		if ss.current(m.w) {
 			switch {
 			case m.resp.CompactRevision != 0:
-				return errResync
+				ss.fellBehind(m.w, m.resp.CompactRevision)
+				behind = true
 			case m.err != nil:
 				ss.s.setConnected(false, m.err)
 			default:
@@ -191,22 +189,90 @@ func (ss *session) received(m watchMsg) error {
 		}
 		m = <-ss.msgs
 	}
+	ok := true
+	if behind {
+		var relisted bool
+		relisted, ok = ss.catchUp(ctx)
+		changed = changed || relisted
+	}
 	if changed && ss.x.resolve() {
 		ss.publish(false)
 	} else if changed {
 		ss.s.counts(ss.x)
 	}
-	return nil
+	return ok
 }
 
 // current reports whether w is one of the session's live watches (a
 // cancelled one's responses may still be queued).
 func (ss *session) current(w *scopedWatch) bool {
-	return w == ss.base || w.network != "" && ss.nets[w.network] == w
+	return !w.behind && (w == ss.base || w.network != "" && ss.nets[w.network] == w)
 }
 
-// follow loads the networks of interest not loaded yet and drops those no
-// longer of interest; it reports false when a load failed (retried).
+// fellBehind ends w, whose watch fell behind a compaction, and counts it:
+// its range is to be listed again (catchUp).
+func (ss *session) fellBehind(w *scopedWatch, compacted int64) {
+	w.cancel()
+	w.behind = true
+	s := ss.s
+	s.mu.Lock()
+	if w.network == "" {
+		s.state.BaseResyncs++
+	} else {
+		s.state.ClaimResyncs++
+	}
+	s.mu.Unlock()
+	s.log.Warn("etcd watch fell behind a compaction; listing its range again", "range", w.what(),
+		"compact_revision", compacted)
+}
+
+// what names w's range in log lines.
+func (w *scopedWatch) what() string {
+	if w.network == "" {
+		return "hosts and networks"
+	}
+	return "claims of " + w.network
+}
+
+// catchUp lists again the range of each watch behind a compaction (the
+// base first) and watches it from there. It reports whether any was
+// listed (the index changed) and false in ok when one failed (retried).
+func (ss *session) catchUp(ctx context.Context) (listed, ok bool) {
+	ok = true
+	ws := []*scopedWatch{ss.base}
+	for _, n := range ss.loaded() {
+		ws = append(ws, ss.nets[n])
+	}
+	for _, w := range ws {
+		if !w.behind {
+			continue
+		}
+		start := time.Now()
+		rev, err := ss.s.relist(ctx, ss.x, w.sp)
+		if err != nil {
+			ss.s.log.Warn("etcd: cannot list a range again after a compaction; retrying", "range", w.what(), "err", err)
+			ss.s.setConnected(false, err)
+			ok = false
+			continue
+		}
+		listed = true
+		ss.max = max(ss.max, rev)
+		nw := &scopedWatch{network: w.network, sp: w.sp}
+		if w.network == "" {
+			ss.base = nw
+		} else {
+			ss.nets[w.network] = nw
+		}
+		ss.watch(ctx, nw, rev)
+		ss.s.log.Info("etcd: range listed again after a compaction", "range", w.what(), "revision", rev,
+			"took", time.Since(start))
+	}
+	return listed, ok
+}
+
+// follow loads the networks of interest not loaded yet, drops those no
+// longer of interest and lists again the ranges whose watch fell behind a
+// compaction; it reports false when a load failed (retried).
 func (ss *session) follow(ctx context.Context) bool {
 	want := ss.s.interestSet()
 	for _, n := range slices.Sorted(maps.Keys(ss.nets)) {
@@ -217,14 +283,14 @@ func (ss *session) follow(ctx context.Context) bool {
 			ss.s.log.Debug("etcd: claims of a network no longer used dropped", "network", n)
 		}
 	}
-	ok := true
+	_, ok := ss.catchUp(ctx)
 	for _, n := range slices.Sorted(maps.Keys(want)) {
 		if ss.nets[n] != nil {
 			continue
 		}
 		start := time.Now()
 		w := &scopedWatch{network: n, sp: ss.s.keys.claimSpan(n)}
-		rev, err := ss.s.listSpan(ctx, ss.x, w.sp, false)
+		rev, err := ss.s.listSpan(ctx, ss.x, w.sp, false, nil)
 		if err != nil {
 			ss.s.log.Warn("etcd: cannot load a network's claims; retrying", "network", n, "err", err)
 			ss.s.setConnected(false, err)
@@ -270,6 +336,9 @@ func (ss *session) watch(ctx context.Context, w *scopedWatch, rev int64) {
 	go func() {
 		delay := 100 * time.Millisecond
 		for wctx.Err() == nil {
+			if h := ss.s.beforeFollow; h != nil {
+				h(w.network, rev)
+			}
 			err := ss.follow1(wctx, w, &rev)
 			if wctx.Err() != nil {
 				return
@@ -286,7 +355,8 @@ func (ss *session) watch(ctx context.Context, w *scopedWatch, rev int64) {
 }
 
 // follow1 runs one etcd watch of w's range from after *rev, passing its
-// responses on; it returns why it ended (nil: a compaction, passed on).
+// responses on; it returns why it ended. A compaction is passed on, and
+// the watch then waits for the session to end it (fellBehind).
 func (ss *session) follow1(ctx context.Context, w *scopedWatch, rev *int64) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
@@ -306,7 +376,7 @@ func (ss *session) follow1(ctx context.Context, w *scopedWatch, rev *int64) erro
 			return ctx.Err()
 		}
 		if resp.CompactRevision != 0 {
-			<-ctx.Done() // the session ends
+			<-ctx.Done() // fellBehind cancels it
 			return ctx.Err()
 		}
 	}
@@ -314,8 +384,9 @@ func (ss *session) follow1(ctx context.Context, w *scopedWatch, rev *int64) erro
 }
 
 // listSpan reads one range at one revision into x (one range read, or
-// pages with Config.PageSize) and returns the revision.
-func (s *Source) listSpan(ctx context.Context, x *index, sp span, first bool) (int64, error) {
+// pages with Config.PageSize) and returns the revision. Each key read is
+// taken out of stale (may be nil).
+func (s *Source) listSpan(ctx context.Context, x *index, sp span, first bool, stale map[string]struct{}) (int64, error) {
 	key := sp.key
 	var rev int64
 	for {
@@ -343,6 +414,7 @@ func (s *Source) listSpan(ctx context.Context, x *index, sp span, first bool) (i
 			key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 		}
 		for i, kv := range resp.Kvs {
+			delete(stale, string(kv.Key))
 			x.put(string(kv.Key), kv.Value, kv.CreateRevision)
 			resp.Kvs[i] = nil // indexed: the collector may take it
 		}
@@ -350,4 +422,22 @@ func (s *Source) listSpan(ctx context.Context, x *index, sp span, first bool) (i
 			return rev, nil
 		}
 	}
+}
+
+// relist lists sp again into x, its watch having fallen behind a
+// compaction: the records x holds of sp that the listing does not find
+// were deleted meanwhile and are deleted from x; those it finds are put
+// again (the index settles only what differs from the view). It returns
+// the listing's revision; on an error x may hold some of the new records,
+// and none is deleted.
+func (s *Source) relist(ctx context.Context, x *index, sp span) (int64, error) {
+	stale := x.held(sp)
+	rev, err := s.listSpan(ctx, x, sp, false, stale)
+	if err != nil {
+		return 0, err
+	}
+	for key := range stale {
+		x.del(key)
+	}
+	return rev, nil
 }

@@ -61,8 +61,11 @@ type State struct {
 	Connected bool
 	Since     time.Time // when Connected last changed
 	LastError string
-	Revision  int64  // etcd revision of the view in force
-	Resyncs   uint64 // full re-lists after the first (compaction)
+	Revision  int64 // etcd revision of the view in force
+	// Re-lists after a watch fell behind a compaction: of the whole
+	// prefix (unscoped), of the hosts' and networks' records and of one
+	// network's claims (Config.Scoped: each range is listed again alone).
+	Resyncs, BaseResyncs, ClaimResyncs uint64
 	// Records stored (valid or not yet resolved), records of the old key
 	// layout (ignored), and what the view holds.
 	Networks, Hosts, Claims, OldLayout int
@@ -99,6 +102,10 @@ type Source struct {
 
 	// beforeWatch, if set (tests), runs before each watch starts.
 	beforeWatch func(rev int64)
+	// beforeFollow, if set (tests), runs on a scoped watch's goroutine
+	// before each etcd watch of its range (network, "" for the base) from
+	// after rev: it may hold one watch back while the others go on.
+	beforeFollow func(network string, rev int64)
 }
 
 var _ cluster.Source = (*Source)(nil)

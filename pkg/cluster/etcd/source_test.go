@@ -187,8 +187,25 @@ func testSourceResyncsAfterCompaction(t *testing.T, scoped bool) {
 	}, scoped)
 	eventually(t, 10*time.Second, func() bool { return h.has("10.100.0.3") && !h.has("10.100.0.1") },
 		"changes hidden by a compaction were not picked up")
-	if s := h.src.State(); s.Resyncs != 1 {
-		t.Errorf("resyncs %d, want 1", s.Resyncs)
+	// Unscoped: the prefix is listed again. Scoped: the base's watch and
+	// blue's (the hook ran before blue's watch, red was listed after the
+	// compaction) each list their range again.
+	want := State{Resyncs: 1}
+	if scoped {
+		want = State{BaseResyncs: 1, ClaimResyncs: 1}
+	}
+	eventually(t, 10*time.Second, func() bool {
+		s := h.src.State()
+		return s.Resyncs == want.Resyncs && s.BaseResyncs == want.BaseResyncs && s.ClaimResyncs == want.ClaimResyncs
+	}, "resyncs %+v, want %+v", h.src.State(), want)
+	col := NewCollector(h.src, nil)
+	for _, r := range []struct {
+		label string
+		want  uint64
+	}{{"all", want.Resyncs}, {"base", want.BaseResyncs}, {"claims", want.ClaimResyncs}} {
+		if got := metricValue(t, col, "ofctl_agent_etcd_resyncs_total", "range", r.label); got != float64(r.want) {
+			t.Errorf("ofctl_agent_etcd_resyncs_total{range=%q} %v, want %d", r.label, got, r.want)
+		}
 	}
 }
 
