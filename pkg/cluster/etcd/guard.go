@@ -356,9 +356,10 @@ func (p *Publisher) watched(ctx context.Context, r guardResp) bool {
 // wanted returns the desired value of a key: a record, or the host
 // layout's copy of a claim while another host reads that layout alone.
 func (p *Publisher) wanted(key string) ([]byte, bool) {
+	_, copies, _ := p.copyMode()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if v, ok := p.desired[key]; ok || len(p.readers) == 0 {
+	if v, ok := p.desired[key]; ok || !copies {
 		return v, ok
 	}
 	pk, err := p.keys.parse(key)

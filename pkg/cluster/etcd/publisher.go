@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -25,6 +26,13 @@ const DefaultLeaseTTL = 10 * time.Second
 
 // maxTxnOps stays under etcd's default --max-txn-ops (128).
 const maxTxnOps = 100
+
+// copiesDropSpread spreads over time the deletion of the host layout's
+// copies once no host needs them: each host waits a delay of its own, up
+// to this, derived from its name, so that 1,000 hosts do not all delete
+// theirs (and every agent receive every deletion) at one moment; an old
+// agent that returns meanwhile finds them still there.
+const copiesDropSpread = 30 * time.Second
 
 // PublisherConfig configures a Publisher.
 type PublisherConfig struct {
@@ -63,7 +71,8 @@ type PublisherState struct {
 // read claims under hosts/<host>/endpoints/<network>/<ip> alone. While
 // another host is one of those (SetHostLayoutReaders), every claim is
 // also written there, a copy under this host's prefix (after the claims
-// layout's keys); once none is left, the copies are deleted. Until the
+// layout's keys); once none is left, the copies are deleted after a
+// delay of this host's (up to copiesDropSpread), unless one returns. Until the
 // first SetHostLayoutReaders, copies found at start (an earlier run's, or
 // the previous version's claims) are kept, written again under this
 // run's lease, and no new ones are made. Claims of the host layout no
@@ -83,8 +92,13 @@ type Publisher struct {
 	// (SetHostLayoutReaders); readersKnown: they were set once.
 	readers      []string
 	readersKnown bool
-	state        PublisherState
-	failing      bool // the last round failed
+	// dropAt is when the copies are deleted, once no other host needs
+	// them; zero: not scheduled. dropSpread is copiesDropSpread (tests
+	// change it before Run).
+	dropAt     time.Time
+	dropSpread time.Duration
+	state      PublisherState
+	failing    bool // the last round failed
 
 	// Owned by Run.
 	lease clientv3.LeaseID
@@ -120,7 +134,8 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	}
 	k := keys{prefix}
 	p := &Publisher{cfg: cfg, keys: k, log: cfg.Logger.With("etcd_prefix", prefix), kick: make(chan struct{}, 1),
-		desired: map[string][]byte{k.host(cfg.Host): EncodeHost(cfg.TunnelIP)}, published: map[string][]byte{}}
+		desired: map[string][]byte{k.host(cfg.Host): EncodeHost(cfg.TunnelIP)}, published: map[string][]byte{},
+		dropSpread: copiesDropSpread}
 	p.guard = newGuard()
 	p.state.Pending = true
 	return p, nil
@@ -162,6 +177,12 @@ func (p *Publisher) SetHostLayoutReaders(hosts []string) {
 		p.mu.Unlock()
 		return
 	}
+	var wait time.Duration
+	p.dropAt = time.Time{}
+	if known && !now { // copies of every claim exist: deleted after a delay
+		wait = p.dropDelay()
+		p.dropAt = time.Now().Add(wait)
+	}
 	p.gen++
 	p.state.Pending = true
 	p.mu.Unlock()
@@ -172,12 +193,34 @@ func (p *Publisher) SetHostLayoutReaders(hosts []string) {
 			"in both layouts until they are upgraded (docs/etcd.md, Upgrading from the host layout)",
 			"hosts", hosts[:min(len(hosts), shown)], "count", len(hosts))
 	case known:
-		p.log.Info("etcd: every host reads the claims layout; this host's claims of the host layout are deleted")
+		p.log.Info("etcd: every host reads the claims layout; this host's claims of the host layout are deleted soon",
+			"in", wait.Round(time.Millisecond))
 	}
 	select {
 	case p.kick <- struct{}{}:
 	default:
 	}
+}
+
+// dropDelay is this host's wait before it deletes its copies: a share of
+// dropSpread set by its name (FNV-1a), so that hosts spread evenly.
+func (p *Publisher) dropDelay() time.Duration {
+	if p.dropSpread <= 0 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(p.cfg.Host))
+	return time.Duration(uint64(h.Sum32()) * uint64(p.dropSpread) >> 32)
+}
+
+// copyMode returns whether the host layout's other readers are known and
+// whether copies are needed: while another host reads that layout alone,
+// or until the copies' deletion is due; due is how long until then.
+func (p *Publisher) copyMode() (known, readers bool, due time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	due = time.Until(p.dropAt)
+	return p.readersKnown, len(p.readers) > 0 || !p.dropAt.IsZero() && due > 0, due
 }
 
 // withCopies returns desired with the host layout's copy of each claim
@@ -247,8 +290,12 @@ func (p *Publisher) Run(ctx context.Context) error {
 			continue
 		}
 		delay = 100 * time.Millisecond
-		if wait, ok := p.guard.held(); ok {
-			retry.Reset(wait) // foreign writes wait for their restore
+		wait, held := p.guard.held() // foreign writes wait for their restore
+		if _, copies, due := p.copyMode(); copies && due > 0 && (!held || due < wait) {
+			wait, held = due, true // the copies' deletion
+		}
+		if held {
+			retry.Reset(wait)
 		}
 	}
 }
@@ -356,8 +403,9 @@ func (p *Publisher) setLease(id clientv3.LeaseID) {
 // deleted. Keys a foreign write changed wait until the guard lets them be
 // restored.
 func (p *Publisher) sync(ctx context.Context) error {
+	known, readers, _ := p.copyMode()
 	p.mu.Lock()
-	desired, gen, known, readers := p.desired, p.gen, p.readersKnown, len(p.readers) > 0
+	desired, gen := p.desired, p.gen
 	p.mu.Unlock()
 	desired = p.withCopies(desired, known, readers)
 	type op struct {

@@ -162,7 +162,8 @@ func TestRolesConfineHosts(t *testing.T) {
 	a := b.agent(t, "host-a", "192.0.2.1", blueEP(1), nil)
 	bb := b.agent(t, "host-b", "192.0.2.2", blueEP(2), nil)
 	eventually(t, 10*time.Second, func() bool {
-		return sees(a.src, "host-b", "10.100.0.2") && sees(bb.src, "host-a", "10.100.0.1") && sees(a.src, "host-a", "10.100.0.1")
+		return sees(a.src, "host-b", "10.100.0.2") && sees(bb.src, "host-a", "10.100.0.1") && sees(a.src, "host-a", "10.100.0.1") &&
+			sees(bb.src, "host-b", "10.100.0.2") // each its own too: the views are compared below
 	}, "agents with per-host roles do not see each other: %+v %+v", a.pub.State(), bb.pub.State())
 
 	ca := b.hostClient(t, "host-a")

@@ -308,9 +308,18 @@ func testSourceIgnoresOldLayout(t *testing.T, scoped bool) {
 
 func startPublisher(t *testing.T, c *clientv3.Client, host, ip string, ttl time.Duration) (*Publisher, func()) {
 	t.Helper()
+	return startPublisherWith(t, c, host, ip, ttl, nil)
+}
+
+// startPublisherWith is startPublisher with hook run before Run.
+func startPublisherWith(t *testing.T, c *clientv3.Client, host, ip string, ttl time.Duration, hook func(*Publisher)) (*Publisher, func()) {
+	t.Helper()
 	pub, err := NewPublisher(PublisherConfig{Client: c, Prefix: tp, Host: host, TunnelIP: netip.MustParseAddr(ip), TTL: ttl, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hook != nil {
+		hook(pub)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -67,9 +67,9 @@ type upgradedAgent struct {
 	h   *harness
 }
 
-func startUpgraded(t *testing.T, c *clientv3.Client, host, ip string, scoped bool) upgradedAgent {
+func startUpgraded(t *testing.T, c *clientv3.Client, host, ip string, scoped bool, dropSpread time.Duration) upgradedAgent {
 	t.Helper()
-	pub, _ := startPublisher(t, c, host, ip, 5*time.Second)
+	pub, _ := startPublisherWith(t, c, host, ip, 5*time.Second, func(p *Publisher) { p.dropSpread = dropSpread })
 	h := &harness{}
 	src, err := New(Config{Client: c, Prefix: tp, Scoped: scoped, Logger: testLogger(), OnHostLayoutReaders: pub.SetHostLayoutReaders,
 		OnReject: h.reject})
@@ -124,7 +124,7 @@ func (a upgradedAgent) sees(host, ip, mac string) bool {
 // its records written as it wrote them) and an upgraded one (hb) each see
 // the other's endpoint: hb's claim is also written in the host layout
 // while ha's record is of the previous version, and deleted once ha is
-// upgraded or gone. The copies are neither foreign writes to hb nor
+// upgraded (after hb's delay, not before) or gone. The copies are neither foreign writes to hb nor
 // problems to report, and the upgraded readers hold one claim per IP.
 func TestRollingUpgradeFromHostLayout(t *testing.T) {
 	forModes(t, testRollingUpgradeFromHostLayout)
@@ -144,7 +144,8 @@ func testRollingUpgradeFromHostLayout(t *testing.T, scoped bool) {
 	put(t, c, tk.host("ha"), oldHostRecord("192.0.2.1"), clientv3.WithLease(old.ID))
 	put(t, c, tk.hostEndpoint("blue", netip.MustParseAddr("10.100.0.1"), "ha"), `{"version":1,"mac":"`+macA+`"}`, clientv3.WithLease(old.ID))
 
-	b := startUpgraded(t, c, "hb", "192.0.2.2", scoped)
+	b := startUpgraded(t, c, "hb", "192.0.2.2", scoped, 4*time.Second)
+	delay := b.pub.dropDelay()
 	mac, _ := net.ParseMAC(macB)
 	b.pub.PublishEndpoints([]endpoint.Endpoint{{Network: "blue", IP: netip.MustParseAddr("10.100.0.2"), MAC: mac}})
 	copyB := tk.hostEndpoint("blue", netip.MustParseAddr("10.100.0.2"), "hb")
@@ -174,9 +175,15 @@ func testRollingUpgradeFromHostLayout(t *testing.T, scoped bool) {
 	}
 
 	// ha upgraded: its record says so (its claims move as
-	// TestPublisherMovesHostLayoutClaims shows). hb's copy goes, its claim
-	// stays.
+	// TestPublisherMovesHostLayoutClaims shows). hb's copy goes after hb's
+	// delay (hb learns of the record after this put: never earlier), its
+	// claim stays.
 	put(t, c, tk.host("ha"), string(EncodeHost(netip.MustParseAddr("192.0.2.1"))), clientv3.WithLease(old.ID))
+	upgraded := time.Now()
+	time.Sleep(delay / 2)
+	if v, _ := getKV(t, c, copyB); v == "" && time.Since(upgraded) < delay {
+		t.Fatalf("hb's copy deleted within %v of ha's upgrade, before hb's delay of %v", time.Since(upgraded), delay)
+	}
 	eventually(t, 20*time.Second, func() bool {
 		v, _ := getKV(t, c, copyB)
 		return v == "" && !b.pub.State().Pending
@@ -203,6 +210,50 @@ func testRollingUpgradeFromHostLayout(t *testing.T, scoped bool) {
 	for _, h := range []*harness{b.h, observer} {
 		if s := h.src.State(); s.OldLayout != 0 || h.String() != "[]" {
 			t.Errorf("old-layout records %d, reports %v", s.OldLayout, h)
+		}
+	}
+}
+
+// TestPublisherCopiesLinger: once no other host reads the host layout
+// alone, the copies stay until this host's delay has passed (an hour
+// here): claims published meanwhile get copies too, and a host of the
+// previous version returning cancels the deletion. Observed with a watch
+// of the host layout from the first copy's revision: no deletion.
+func TestPublisherCopiesLinger(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	pub, _ := startPublisherWith(t, c, "hb", "192.0.2.2", 5*time.Second, func(p *Publisher) { p.dropSpread = time.Hour })
+	ep := func(last byte) endpoint.Endpoint {
+		return endpoint.Endpoint{Network: "blue", IP: netip.AddrFrom4([4]byte{10, 100, 0, last}), MAC: net.HardwareAddr{2, 0, 0, 0, 0, last}}
+	}
+	copyOf := func(last byte) string {
+		return tk.hostEndpoint("blue", netip.AddrFrom4([4]byte{10, 100, 0, last}), "hb")
+	}
+	pub.SetHostLayoutReaders([]string{"ha"})
+	pub.PublishEndpoints([]endpoint.Endpoint{ep(2)})
+	eventually(t, 10*time.Second, func() bool { v, _ := getKV(t, c, copyOf(2)); return v != "" }, "no copy while ha reads the host layout")
+	if d := pub.dropDelay(); d <= 0 || d >= time.Hour {
+		t.Fatalf("hb's delay %v is not within the spread", d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	w := c.Watch(ctx, tp+"/hosts/hb/endpoints/", clientv3.WithPrefix(), clientv3.WithRev(etcdtest.Revision(t, c)))
+
+	pub.SetHostLayoutReaders(nil) // ha upgraded
+	pub.PublishEndpoints([]endpoint.Endpoint{ep(2), ep(3)})
+	eventually(t, 10*time.Second, func() bool { v, _ := getKV(t, c, copyOf(3)); return v != "" },
+		"a claim published during the delay has no copy: %v", keysOf(t, c))
+	pub.SetHostLayoutReaders([]string{"hc"}) // another old host returns
+	pub.SetHostLayoutReaders(nil)
+	pub.PublishEndpoints([]endpoint.Endpoint{ep(2), ep(3), ep(4)})
+	eventually(t, 10*time.Second, func() bool { v, _ := getKV(t, c, copyOf(4)); return v != "" && !pub.State().Pending },
+		"copies: %v", keysOf(t, c))
+	cancel()
+	for resp := range w {
+		for _, ev := range resp.Events {
+			if ev.Type == clientv3.EventTypeDelete {
+				t.Errorf("%s deleted during the delay", ev.Kv.Key)
+			}
 		}
 	}
 }
