@@ -412,6 +412,7 @@ func (p *Publisher) sync(ctx context.Context) error {
 		group string
 		op    clientv3.Op
 		done  func()
+		claim string // a copy's claim in the claims layout: the copy is written once it is
 	}
 	var ops []op
 	for _, k := range slices.Sorted(maps.Keys(desired)) {
@@ -420,23 +421,30 @@ func (p *Publisher) sync(ctx context.Context) error {
 			continue
 		}
 		ops = append(ops, op{p.group(k), clientv3.OpPut(k, string(v), clientv3.WithLease(p.lease)),
-			func() { p.published[k] = v; p.guard.restored(k) }})
+			func() { p.published[k] = v; p.guard.restored(k) }, p.claimOfCopy(k)})
 	}
 	for _, k := range slices.Sorted(maps.Keys(p.published)) {
 		if _, ok := desired[k]; !ok && !p.guard.waits(k) {
-			ops = append(ops, op{p.group(k), clientv3.OpDelete(k), func() { delete(p.published, k); p.guard.restored(k) }})
+			ops = append(ops, op{p.group(k), clientv3.OpDelete(k), func() { delete(p.published, k); p.guard.restored(k) }, ""})
 		}
 	}
 	slices.SortStableFunc(ops, func(a, b op) int { return strings.Compare(a.group, b.group) })
 	var denied error
 	for len(ops) > 0 {
-		n := 1
-		for n < len(ops) && n < maxTxnOps && ops[n].group == ops[0].group {
-			n++
+		// A copy waits for its claim (written by an earlier transaction:
+		// claims/ sorts before hosts/), so that a claim etcd refuses (no
+		// grant for its network) is not published through its copy.
+		var batch []clientv3.Op
+		var sent []op
+		n := 0
+		for ; n < len(ops) && len(batch) < maxTxnOps && ops[n].group == ops[0].group; n++ {
+			if o := ops[n]; o.claim == "" || bytes.Equal(p.published[o.claim], o.op.ValueBytes()) {
+				batch, sent = append(batch, o.op), append(sent, o)
+			}
 		}
-		batch := make([]clientv3.Op, n)
-		for i := range n {
-			batch[i] = ops[i].op
+		if len(batch) == 0 {
+			ops = ops[n:]
+			continue
 		}
 		err := p.commit(ctx, batch)
 		switch {
@@ -451,7 +459,7 @@ func (p *Publisher) sync(ctx context.Context) error {
 		case err != nil:
 			return err
 		default:
-			for _, o := range ops[:n] {
+			for _, o := range sent {
 				o.done()
 			}
 		}
@@ -469,6 +477,16 @@ func (p *Publisher) sync(ctx context.Context) error {
 	p.state.Pending = gen != p.gen || p.guard.pending()
 	p.mu.Unlock()
 	return nil
+}
+
+// claimOfCopy returns the claim that key is the host layout's copy of, ""
+// if it is not one.
+func (p *Publisher) claimOfCopy(key string) string {
+	pk, err := p.keys.parse(key)
+	if err != nil || pk.kind != kindEndpoint || !pk.legacy {
+		return ""
+	}
+	return p.keys.endpoint(pk.network, pk.ip, pk.host)
 }
 
 // group is the prefix of this host's that key is under: its claims of one

@@ -305,7 +305,8 @@ func TestRolesNetworkNotGranted(t *testing.T) {
 // previous version (its records written as that version wrote them, with
 // its own credentials) and host-b the upgraded agent: host-b's role lets
 // it write its claims' copies in the host layout, which host-a reads, and
-// host-b sees host-a's endpoint.
+// host-b sees host-a's endpoint. A claim in a network not granted to
+// host-b gets no copy either: the host layout does not bypass the grant.
 func TestRolesRollingUpgrade(t *testing.T) {
 	b := startAuthBed(t)
 	ca := b.hostClient(t, "host-a")
@@ -318,13 +319,19 @@ func TestRolesRollingUpgrade(t *testing.T) {
 	put(t, ca, HostKey(DefaultPrefix, "host-a"), `{"version":1,"tunnel_ip":"192.0.2.1"}`, clientv3.WithLease(g.ID))
 	put(t, ca, HostEndpointKey(DefaultPrefix, "blue", blueEP(1).IP, "host-a"), string(EncodeEndpoint(blueEP(1).MAC)), clientv3.WithLease(g.ID))
 	bb := b.agent(t, "host-b", "192.0.2.2", blueEP(2), nil)
+	red := endpoint.Endpoint{Network: "red", IP: netip.MustParseAddr("10.200.0.2"), MAC: net.HardwareAddr{2, 0, 0, 0, 2, 2}}
+	bb.pub.PublishEndpoints([]endpoint.Endpoint{blueEP(2), red})
 	copyB := HostEndpointKey(DefaultPrefix, "blue", blueEP(2).IP, "host-b")
 	eventually(t, 10*time.Second, func() bool {
 		v, lease := getKV(t, ca, copyB) // read as host-a reads it
-		return v == string(EncodeEndpoint(blueEP(2).MAC)) && lease == int64(bb.pub.State().Lease) && !bb.pub.State().Pending &&
+		s := bb.pub.State()
+		return v == string(EncodeEndpoint(blueEP(2).MAC)) && lease == int64(s.Lease) && s.Failures > 0 &&
 			sees(bb.src, "host-a", "10.100.0.1")
 	}, "host-b's copy in the host layout not readable by host-a, or host-a not seen: %+v", bb.pub.State())
-	if s := bb.pub.State(); s.ForeignWrites != 0 {
-		t.Errorf("host-b's publisher: %+v", s)
+	if v, _ := getKV(t, b.root, HostEndpointKey(DefaultPrefix, "red", red.IP, "host-b")); v != "" {
+		t.Errorf("host-b's claim in red, a network not granted to it, was copied to the host layout: %s", v)
+	}
+	if s := bb.pub.State(); s.ForeignWrites != 0 || !s.Pending {
+		t.Errorf("host-b's publisher: %+v (the refused red claim keeps it pending)", s)
 	}
 }
