@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,7 @@ type Server struct {
 	etcd      *embed.Etcd
 	pki       *pki               // StartTLS
 	tls       *transport.TLSInfo // StartTLS: the client listener's
+	started   bool               // Start succeeded once: the ports are the member's
 }
 
 // Start runs a new member and stops it in t.Cleanup.
@@ -68,11 +70,7 @@ func (s *Server) Start() {
 	cfg := embed.NewConfig()
 	cfg.Name = "etcdtest"
 	cfg.Dir = s.dir
-	cfg.ListenClientUrls = []url.URL{s.clientURL}
-	cfg.AdvertiseClientUrls = []url.URL{s.clientURL}
-	cfg.ListenPeerUrls = []url.URL{s.peerURL}
-	cfg.AdvertisePeerUrls = []url.URL{s.peerURL}
-	cfg.InitialCluster = fmt.Sprintf("%s=%s", cfg.Name, s.peerURL.String())
+	s.setURLs(cfg)
 	if s.tls != nil {
 		cfg.ClientTLSInfo = *s.tls
 	}
@@ -86,6 +84,14 @@ func (s *Server) Start() {
 		if e, err = embed.StartEtcd(cfg); err == nil {
 			break
 		}
+		if !s.started && strings.Contains(err.Error(), "address already in use") {
+			// Taken since freeURL saw them free (by another process's
+			// connection, say): a first start may take others.
+			scheme := s.clientURL.Scheme // https with StartTLS
+			s.clientURL, s.peerURL = freeURL(s.t), freeURL(s.t)
+			s.clientURL.Scheme = scheme
+			s.setURLs(cfg)
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
@@ -97,7 +103,16 @@ func (s *Server) Start() {
 		e.Close()
 		s.t.Fatal("etcdtest: etcd not ready after 30s")
 	}
-	s.etcd = e
+	s.etcd, s.started = e, true
+}
+
+// setURLs sets the member's URLs in cfg.
+func (s *Server) setURLs(cfg *embed.Config) {
+	cfg.ListenClientUrls = []url.URL{s.clientURL}
+	cfg.AdvertiseClientUrls = []url.URL{s.clientURL}
+	cfg.ListenPeerUrls = []url.URL{s.peerURL}
+	cfg.AdvertisePeerUrls = []url.URL{s.peerURL}
+	cfg.InitialCluster = fmt.Sprintf("%s=%s", cfg.Name, s.peerURL.String())
 }
 
 // Stop stops the member; its data stays for Start. Safe to call twice.
