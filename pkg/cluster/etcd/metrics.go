@@ -18,6 +18,7 @@ var collectorHelp = []struct{ name, help string }{
 	{"etcd_records", "Records stored under the prefix, by kind (network, host, endpoint; old-layout: records of the key layout of earlier versions, ignored)."},
 	{"etcd_view_remote_endpoints", "Endpoints in the cluster view (conflicts resolved, this host's included)."},
 	{"etcd_networks_loaded", "Networks whose endpoint claims this host loads and watches (scoped: the networks it uses)."},
+	{"etcd_host_layout_readers", "Hosts whose record says their agent reads the host layout alone (the previous version); while above 0, upgraded hosts also write their claims there (docs/etcd.md, Upgrading from the host layout)."},
 	{"etcd_publish_pending", "1 while this host's records are not all written to etcd."},
 	{"etcd_publish_failures_total", "Failed attempts to write this host's records (retried)."},
 	{"etcd_lease_grants_total", "Leases granted to this host's records (more than one: a lease expired)."},
@@ -64,6 +65,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("etcd_records", prometheus.GaugeValue, float64(s.OldLayout), "old-layout")
 	emit("etcd_view_remote_endpoints", prometheus.GaugeValue, float64(s.ViewEndpoints))
 	emit("etcd_networks_loaded", prometheus.GaugeValue, float64(s.Loaded))
+	emit("etcd_host_layout_readers", prometheus.GaugeValue, float64(s.HostLayoutReaders))
 	if c.pub == nil {
 		return
 	}

@@ -72,6 +72,9 @@ type State struct {
 	ViewEndpoints                      int
 	// Loaded is how many networks' claims are loaded (Config.Scoped).
 	Loaded int
+	// HostLayoutReaders is how many hosts' records say they read the host
+	// layout alone (agents of the previous version).
+	HostLayoutReaders int
 }
 
 // Source is the cluster view kept in etcd (key layout: package doc). It
@@ -366,6 +369,9 @@ func (s *Source) tellReaders(x *index) {
 		return
 	}
 	s.readers, s.told = hosts, true
+	s.mu.Lock()
+	s.state.HostLayoutReaders = len(hosts)
+	s.mu.Unlock()
 	if s.cfg.OnHostLayoutReaders != nil {
 		s.cfg.OnHostLayoutReaders(hosts)
 	}

@@ -173,6 +173,12 @@ func testRollingUpgradeFromHostLayout(t *testing.T, scoped bool) {
 			t.Errorf("claims %d (want 2: hb's copy is the same claim), old-layout records %d, reports %v", s.Claims, s.OldLayout, h)
 		}
 	}
+	readers := func() float64 {
+		return metricValue(t, NewCollector(b.h.src, b.pub), "ofctl_agent_etcd_host_layout_readers")
+	}
+	if got := readers(); got != 1 {
+		t.Errorf("ofctl_agent_etcd_host_layout_readers %v while ha runs the previous version, want 1", got)
+	}
 
 	// ha upgraded: its record says so (its claims move as
 	// TestPublisherMovesHostLayoutClaims shows). hb's copy goes after hb's
@@ -190,6 +196,9 @@ func testRollingUpgradeFromHostLayout(t *testing.T, scoped bool) {
 	}, "hb's copy in the host layout not deleted after ha's upgrade: %v", keysOf(t, c))
 	if v, _ := getKV(t, c, claimB); v == "" || !b.sees("hb", "10.100.0.2", macB) || !observer.has("10.100.0.2") {
 		t.Errorf("hb's claim lost with its copy: %q", v)
+	}
+	if got := readers(); got != 0 {
+		t.Errorf("ofctl_agent_etcd_host_layout_readers %v once ha is upgraded, want 0", got)
 	}
 
 	// ha back to the previous version (a rollback), then gone.
