@@ -22,12 +22,16 @@ const startGCPercent = 400
 // agent starts with no memory limit of its own, the runtime gets this soft
 // limit, so that the collector still runs before the heap reaches it. At
 // 100k remote endpoints GOGC 400 alone took the start's peak RSS from
-// 137-154 to 297-298 MiB; with the cap the peak is 150-171 MiB and the
-// convergence as fast (EtcdConverge, load 0.4: 1.91-1.97 s, 1.06-1.17x the
-// floor, vs 1.92-1.94 s, 1.10-1.12x uncapped). A live heap larger than the
-// cap makes the collector work harder for at most startGCMax (the runtime
-// bounds its CPU), as at the default GOGC.
-const startMemoryCap = 160 << 20
+// 137-154 to 297-298 MiB; a cap of 160 MiB gave 167-172 MiB, this one 138
+// MiB with the same convergence (bench/README.md, "The start's peak at
+// 100k remote endpoints"). The peak is about the cap plus the binary's
+// pages (~23 MiB): the live heap during the load is at most ~58 MB, the
+// rest is garbage not yet collected. A lower cap makes the collector run
+// more often during the load's ~600 MB of allocations, and it shows: 112
+// MiB 2.9 s and 1.68x the floor, 100 MiB 6.1 s and 3.3x (one run each).
+// A live heap larger than the cap makes the collector work harder for at
+// most startGCMax (the runtime bounds its CPU), as at the default GOGC.
+const startMemoryCap = 128 << 20
 
 // startGCMax bounds how long the start's GOGC lasts if the agent is never
 // ready.
